@@ -1,0 +1,139 @@
+"""The target matrix, loaded from targets.toml (the one source of truth).
+
+Everything else (env files, Dockerfiles, dev containers, nox sessions, the CI workflow, the
+README table) is generated from `load()` or checked against it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import MISSING, dataclass, fields
+from functools import cache
+from pathlib import Path
+
+from torchenv.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[2]
+MATRIX_FILE = ROOT / "targets.toml"
+FLAVORS = ("runtime", "dev")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    variant: str  # cpu, cu118, cu128, cu130 ...
+    torch: str
+    torchvision: str
+    torchaudio: str
+    python: str
+    base_image: str
+    base_digest: str
+    micromamba_image: str
+    micromamba_digest: str
+    image_repo: str
+    cuda: str | None = None  # "11.8"; None for cpu
+    index_url: str | None = None  # None: pip's default index
+    min_driver: str | None = None  # minimum NVIDIA Linux driver; None for cpu
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.cuda is not None
+
+    @property
+    def env_file(self) -> Path:
+        return ROOT / "envs" / f"{self.name}.yml"
+
+    @property
+    def dockerfile(self) -> Path:
+        return ROOT / "docker" / f"{self.name}.Dockerfile"
+
+    @property
+    def pip_lock(self) -> Path:
+        """Hashed requirements for the pip installer (written by `invoke lock`)."""
+        return ROOT / "envs" / f"{self.name}.pip.lock.txt"
+
+    @property
+    def conda_lock(self) -> Path:
+        """conda-lock unified lock for the conda installer (written by `invoke lock`)."""
+        return ROOT / "envs" / f"{self.name}.conda-lock.yml"
+
+    @property
+    def base_ref(self) -> str:
+        return f"{self.base_image}@{self.base_digest}"
+
+    @property
+    def micromamba_ref(self) -> str:
+        return f"{self.micromamba_image}@{self.micromamba_digest}"
+
+    @property
+    def nvidia_require_cuda(self) -> str | None:
+        return f"cuda>={self.cuda}" if self.cuda else None
+
+    def image(self, flavor: str = "runtime") -> str:
+        if flavor not in FLAVORS:
+            raise UserError(f"unknown flavor {flavor!r}: choose one of {', '.join(FLAVORS)}")
+        suffix = "" if flavor == "runtime" else f"-{flavor}"
+        return f"{self.image_repo}/{self.name}:{self.torch}-{self.variant}{suffix}"
+
+    def smoke_expectations(self) -> list[str]:
+        """The smoke-suite arguments that say what this target promises."""
+        return [
+            "--expect-variant", self.variant,
+            "--expect-torch", self.torch,
+            "--expect-torchvision", self.torchvision,
+            "--expect-torchaudio", self.torchaudio,
+            "--expect-python", self.python,
+        ]  # fmt: skip
+
+
+_FIELDS = {f.name for f in fields(Target)}
+_REQUIRED = {f.name for f in fields(Target) if f.default is MISSING} - {"name"}
+
+
+def parse(text: str, source: str = "targets.toml") -> dict[str, Target]:
+    """Parse matrix TOML text into targets (in file order); UserError on anything malformed."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{source}: {exc}; fix the TOML syntax") from None
+    defaults = data.get("defaults", {})
+    raw_targets = data.get("targets")
+    if not isinstance(raw_targets, dict) or not raw_targets:
+        raise UserError(f"{source}: no [targets.<name>] tables; define at least one target")
+    targets = {}
+    for name, raw in raw_targets.items():
+        values = {**defaults, **raw, "name": name}
+        unknown = set(values) - _FIELDS
+        if unknown:
+            raise UserError(
+                f"{source}: target {name!r} has unknown key(s) {', '.join(sorted(unknown))}; "
+                f"valid keys: {', '.join(sorted(_FIELDS - {'name'}))}"
+            )
+        missing = _REQUIRED - set(values)
+        if missing:
+            raise UserError(f"{source}: target {name!r} lacks {', '.join(sorted(missing))}")
+        targets[name] = Target(**values)
+    return targets
+
+
+@cache
+def load(path: Path = MATRIX_FILE) -> dict[str, Target]:
+    """All targets, keyed by name, in the order of targets.toml."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read the target matrix {path}: {exc.strerror}") from None
+    return parse(text, source=str(path.name))
+
+
+def names() -> list[str]:
+    return list(load())
+
+
+def get(name: str) -> Target:
+    """The named target, or a UserError that lists the valid names."""
+    targets = load()
+    if name not in targets:
+        raise UserError(f"unknown target {name!r}: choose one of {', '.join(targets)}")
+    return targets[name]
