@@ -32,9 +32,11 @@ class Target:
     micromamba_image: str
     micromamba_digest: str
     image_repo: str
+    dev_packages: tuple[str, ...]
     cuda: str | None = None  # "11.8"; None for cpu
     index_url: str | None = None  # None: pip's default index
     min_driver: str | None = None  # minimum NVIDIA Linux driver; None for cpu
+    image_size_gb: float | None = None  # runtime image size as measured by benchmarks/build_speed.py
 
     @property
     def is_cuda(self) -> bool:
@@ -113,6 +115,7 @@ def parse(text: str, source: str = "targets.toml") -> dict[str, Target]:
         missing = _REQUIRED - set(values)
         if missing:
             raise UserError(f"{source}: target {name!r} lacks {', '.join(sorted(missing))}")
+        values["dev_packages"] = tuple(values["dev_packages"])
         targets[name] = Target(**values)
     return targets
 
@@ -137,3 +140,19 @@ def get(name: str) -> Target:
     if name not in targets:
         raise UserError(f"unknown target {name!r}: choose one of {', '.join(targets)}")
     return targets[name]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m torchenv.matrix [--json]`: the target names (a JSON list for CI matrices)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m torchenv.matrix", description=main.__doc__)
+    parser.add_argument("--json", action="store_true", help="print a JSON list (default: lines)")
+    args = parser.parse_args(argv)
+    print(json.dumps(names()) if args.json else "\n".join(names()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""Which torch / torchvision / torchaudio / CUDA / Python combinations can exist.
+
+The facts come from the PyTorch release notes and wheel indexes (see ../shared/docs/versions.md).
+`problems(target)` lists every reason a target's pins cannot be installed; the build refuses such a
+target before anything is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torchenv.errors import UserError
+from torchenv.matrix import Target
+
+
+@dataclass(frozen=True)
+class Release:
+    torchvision: str  # the torchvision minor built for this torch minor
+    torchaudio: str | None  # the torchaudio minor of the same release; None: no new torchaudio
+    variants: tuple[str, ...]  # builds on the PyTorch wheel index (cpu included)
+    python: tuple[str, str]  # supported CPython range, inclusive
+
+
+_CU_2_9 = ("cpu", "cu126", "cu128", "cu130")
+RELEASES: dict[str, Release] = {
+    "2.7": Release("0.22", "2.7", ("cpu", "cu118", "cu126", "cu128"), ("3.9", "3.13")),
+    "2.8": Release("0.23", "2.8", ("cpu", "cu126", "cu128", "cu129"), ("3.9", "3.13")),
+    "2.9": Release("0.24", "2.9", _CU_2_9, ("3.10", "3.14")),
+    "2.10": Release("0.25", "2.10", _CU_2_9, ("3.10", "3.14")),
+    "2.11": Release("0.26", "2.11", _CU_2_9, ("3.10", "3.14")),
+    "2.12": Release("0.27", None, ("cpu", "cu126", "cu130", "cu132"), ("3.10", "3.14")),
+    "2.13": Release("0.28", None, ("cpu", "cu126", "cu130"), ("3.10", "3.15")),
+    "2.14": Release("0.29", None, ("cpu", "cu126", "cu130", "cu132"), ("3.10", "3.15")),
+}
+# torchvision from this minor on is ABI-stable: one wheel works with any torch >= its own release.
+ABI_STABLE_TORCHVISION = "0.29"
+# The last torchaudio release; torchaudio is in maintenance mode.
+LAST_TORCHAUDIO = "2.11"
+# What pip's default index serves for Linux: a CUDA build, never CPU.
+DEFAULT_INDEX_VARIANT = {"2.11": "cu130", "2.12": "cu130", "2.13": "cu130", "2.14": "cu130"}
+
+
+def minor(version: str) -> str:
+    """'2.7.1+cu118' -> '2.7'."""
+    parts = version.split("+", 1)[0].split(".")
+    return ".".join(parts[:2])
+
+
+def _key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("."))
+
+
+def problems(t: Target) -> list[str]:
+    """Every reason the target's pins cannot exist (empty when they can)."""
+    out: list[str] = []
+    torch_minor = minor(t.torch)
+    release = RELEASES.get(torch_minor)
+    if release is None:
+        known = ", ".join(RELEASES)
+        return [f"torch {t.torch} is not in torchenv's release table (known: {known})"]
+    if (t.variant == "cpu") != (t.cuda is None):
+        out.append(f"variant {t.variant} and cuda {t.cuda} disagree (cpu has no cuda)")
+    elif t.cuda and t.variant != "cu" + t.cuda.replace(".", ""):
+        out.append(f"variant {t.variant} is not the build for CUDA {t.cuda}")
+    if t.variant not in release.variants:
+        hint = ""
+        if t.variant == "cu118":
+            hint = " (torch 2.7.1 is the last CUDA 11.8 release)"
+        out.append(
+            f"torch {t.torch} has no {t.variant} build{hint}; "
+            f"its builds: {', '.join(release.variants)}"
+        )
+    if t.index_url is None:
+        served = DEFAULT_INDEX_VARIANT.get(torch_minor)
+        if served != t.variant:
+            what = f"serves the {served} build" if served else "has no matching Linux build"
+            out.append(
+                f"pip's default index {what} of torch {t.torch}, not {t.variant}: "
+                f"set index_url to https://download.pytorch.org/whl/{t.variant}"
+            )
+    elif not t.index_url.rstrip("/").endswith(f"/{t.variant}"):
+        out.append(f"index_url {t.index_url} does not end in /{t.variant}")
+    tv_minor = minor(t.torchvision)
+    if tv_minor != release.torchvision and not (
+        _key(tv_minor) >= _key(ABI_STABLE_TORCHVISION) and _key(torch_minor) >= _key("2.14")
+    ):
+        out.append(
+            f"torchvision {t.torchvision} does not match torch {t.torch} "
+            f"(torch {torch_minor} pairs with torchvision {release.torchvision}.x)"
+        )
+    out += _torchaudio_problems(t, torch_minor, release)
+    low, high = release.python
+    if not _key(low) <= _key(t.python) <= _key(high):
+        out.append(f"torch {t.torch} supports Python {low} to {high}, not {t.python}")
+    return out
+
+
+def _torchaudio_problems(t: Target, torch_minor: str, release: Release) -> list[str]:
+    ta_minor = minor(t.torchaudio)
+    if ta_minor == release.torchaudio:
+        return []
+    if release.torchaudio is not None or ta_minor != LAST_TORCHAUDIO:
+        want = release.torchaudio or LAST_TORCHAUDIO
+        return [f"torchaudio {t.torchaudio} does not pair with torch {t.torch} (use {want}.x)"]
+    # A newer torch with the last torchaudio: it loads only when both have the same CUDA build.
+    audio_variants = RELEASES[LAST_TORCHAUDIO].variants
+    served_audio = DEFAULT_INDEX_VARIANT.get(LAST_TORCHAUDIO)
+    audio_variant = served_audio if t.index_url is None else t.variant
+    if audio_variant not in audio_variants or audio_variant != t.variant:
+        return [
+            f"torchaudio {t.torchaudio} has no {t.variant} build: torchaudio refuses to load "
+            f"when its CUDA version differs from torch's (minor included)"
+        ]
+    return []
+
+
+def check(t: Target) -> None:
+    """Raise UserError (one line) when the target's pins cannot exist."""
+    found = problems(t)
+    if found:
+        raise UserError(f"target {t.name}: pins cannot exist: {'; '.join(found)}")
