@@ -212,19 +212,20 @@ def clean(c, target=None, dry_run=False):
 
 @task(
     help={
-        "require_gpu": "fail when no GPU/driver is found (default: warn)",
+        "target": "check only this target's needs (default: all targets)",
+        "require_gpu": "fail when no usable GPU/driver is found (default: warn)",
     }
 )
-def doctor(c, require_gpu=False):
+def doctor(c, target=None, require_gpu=False):
     """Check this host before a build: engine, BuildKit, disk, driver, GPU runtime, shm, proxy."""
     from torchenv import doctor as doctors
 
     with user_errors():
-        rows = doctors.run_checks(require_gpu=require_gpu)
+        targets = [_target(target)] if target else None
+        rows = doctors.run_checks(targets=targets, require_gpu=require_gpu)
         print(doctors.render(rows))
-        code = doctors.exit_code(rows)
-        if code:
-            raise Exit("doctor found problems: see the fixes above", code=code)
+        if doctors.exit_code(rows):
+            raise Exit("doctor found problems: each failed row above says how to fix it", code=1)
 
 
 ns = Collection(list_, generate_, build, smoke, shell, lint, clean, doctor)

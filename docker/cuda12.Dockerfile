@@ -79,7 +79,9 @@ RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
 FROM env-${INSTALLER} AS env
 
 FROM env AS dev-deps
-# Dev flavor: git, and a C/C++ compiler so torch.compile works.
+# Dev flavor: git, and a C/C++ compiler so torch.compile works. Versions follow the pinned base's
+# Debian release (exact apt pins would break at each Debian point release).
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         g++ \

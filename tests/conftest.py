@@ -7,6 +7,9 @@ machine without one, and fail instead when the CI variable is set (CI must prove
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +33,17 @@ def docker_engine() -> engines.Engine:
 def _engine_marker(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("engine"):
         request.getfixturevalue("docker_engine")
+
+
+@pytest.fixture(scope="session")
+def tool():
+    """Path of a command-line tool from this environment (or PATH); skip with why when absent."""
+
+    def find(name: str) -> str:
+        here = Path(sys.executable).parent / name
+        found = str(here) if here.exists() else shutil.which(name)
+        if found is None:
+            pytest.skip(f"{name} is not installed (pip install -e '.[dev]' provides it)")
+        return found
+
+    return find

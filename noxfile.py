@@ -1,0 +1,58 @@
+"""nox sessions: `nox -l`. The image sessions come from the target matrix (targets.toml)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+sys.path.insert(0, str(Path(__file__).parent / "src"))
+from torchenv import matrix  # noqa: E402
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+TARGETS = matrix.names()
+# The only index this project's CI machines reach is pip's default one, whose torch is cu130.
+CI_BUILDABLE = [t for t in TARGETS if matrix.get(t).index_url is None]
+
+
+def install_project(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint the Python (ruff), the Dockerfiles (hadolint) and check generated files are current."""
+    install_project(session)
+    session.run("invoke", "lint")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (engine tests skip without Docker, and fail when CI is set)."""
+    install_project(session)
+    # torch for the smoke suite's own tests: a CPU build where one is offered locally.
+    session.install("torch")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(default=False)
+@nox.parametrize(
+    "target",
+    [nox.param(t, id=t, tags=["buildable"] if t in CI_BUILDABLE else []) for t in TARGETS],
+)
+def image(session: nox.Session, target: str) -> None:
+    """Build a target's image, then run the smoke suite in a container (GPU checks skip without one)."""
+    install_project(session)
+    build_args = [a for a in session.posargs if a != "--require-gpu"]
+    smoke_args = ["--require-gpu"] if "--require-gpu" in session.posargs else []
+    session.run("invoke", "build", "--target", target, *build_args)
+    session.run("invoke", "smoke", "--target", target, "--reports", "reports", *smoke_args)
+
+
+if __name__ == "__main__":
+    nox.main()

@@ -1,0 +1,123 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from torchenv import build, matrix
+from torchenv.engine import Engine
+from torchenv.errors import UserError
+
+BUILTIN = Engine("/usr/bin/docker", "20.10.24", "20.10.24", "builtin")
+BUILDX = Engine("/usr/local/bin/docker", "28.2.2", "28.2.2", "buildx")
+CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def request(**changes):
+    return build.BuildRequest(target=matrix.get("cuda13"), **changes)
+
+
+def test_default_command_with_engine_builtin_buildkit():
+    argv, env = build.build_command(request(), BUILTIN, environ={})
+    assert env == {"DOCKER_BUILDKIT": "1"}
+    assert argv == [
+        "/usr/bin/docker", "build", "--progress=plain",
+        "--file", "docker/cuda13.Dockerfile", "--target", "runtime",
+        "--tag", "torchenv/cuda13:2.11.0-cu130",
+        "--build-arg", "INSTALLER=conda", "--build-arg", "USER_UID=1000",
+        "--build-arg", "USER_GID=1000", ".",
+    ]  # fmt: skip
+
+
+def test_buildx_client_loads_the_image_into_the_engine():
+    argv, env = build.build_command(request(), BUILDX, environ={})
+    assert argv[:4] == ["/usr/local/bin/docker", "buildx", "build", "--load"] and env == {}
+
+
+def test_network_options_become_build_args_and_a_secret_never_a_value_in_history():
+    req = request(
+        installer="pip", ca_cert=Path(CA), base_image="local/base:1", index_url="http://mirror/simple",
+        conda_channel_alias="http://conda-mirror", no_cache=True, flavor="dev",
+    )  # fmt: skip
+    environ = {"HTTPS_PROXY": "http://user:pw@proxy:3128", "NO_PROXY": "localhost"}
+    argv, _ = build.build_command(req, BUILTIN, labels={"REVISION": "abc"}, environ=environ)
+    line = " ".join(argv)
+    assert "--target dev --tag torchenv/cuda13:2.11.0-cu130-dev" in line
+    assert "--build-arg INSTALLER=pip" in line
+    assert f"--secret id=ca_cert,src={CA}" in line
+    assert "--build-arg BASE_IMAGE=local/base:1" in line
+    assert "--build-arg TORCHENV_INDEX_URL=http://mirror/simple" in line
+    assert "--build-arg CONDA_CHANNEL_ALIAS=http://conda-mirror" in line
+    # proxies pass by name only: the value (with its password) is not on the command line
+    assert "--build-arg HTTPS_PROXY --build-arg NO_PROXY" in line and "pw@" not in line
+    assert "--build-arg REVISION=abc" in line
+    assert argv[-2:] == ["--no-cache", "."]
+
+
+def test_dry_run_prints_the_exact_commands_without_an_engine():
+    req = request(installer="pip", ca_cert=Path(CA), base_image="x/y:1", allow_unpinned_base=True)
+    commands = build.run_build(req, BUILTIN, dry_run=True)
+    assert commands[0].startswith("DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain")
+    assert "sha256sum /opt/torchenv/manifest.json" in commands[1]
+
+
+def test_is_pinned():
+    assert build.is_pinned("python:3.11-slim-bookworm@sha256:" + "a" * 64)
+    assert not build.is_pinned("python:3.11-slim-bookworm")
+    assert not build.is_pinned("python@sha256:abc")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (dict(base_image="python:3.11"), "given by tag alone: pin it by digest .* --allow-unpinned-base"),
+        (dict(installer="poetry"), "unknown installer 'poetry': choose one of conda, pip"),
+        (dict(flavor="slim"), "unknown flavor 'slim'"),
+        (dict(ca_cert=Path("/nonexistent/ca.pem")), "--ca-cert /nonexistent/ca.pem: cannot read it"),
+        (dict(ca_cert=Path(__file__)), "not a PEM certificate bundle"),
+        (dict(wheelhouse=Path(__file__).parent), "no \\*.whl files there"),
+    ],
+    ids=["base by tag alone", "unknown installer", "unknown flavor", "missing CA file",
+         "CA that is not PEM", "empty wheelhouse"],
+)  # fmt: skip
+def test_bad_requests_are_refused_before_building(changes, message):
+    with pytest.raises(UserError, match=message):
+        build.validate(request(**changes))
+
+
+def test_pins_that_cannot_exist_are_refused_before_building():
+    t = dataclasses.replace(matrix.get("cuda118"), torch="2.8.0", torchvision="0.23.0", torchaudio="2.8.0")
+    with pytest.raises(UserError, match="torch 2.8.0 has no cu118 build"):
+        build.validate(build.BuildRequest(target=t))
+
+
+def test_env_file_that_disagrees_with_the_matrix_is_refused():
+    t = dataclasses.replace(matrix.get("cuda13"), torch="2.12.0", torchvision="0.27.0")
+    with pytest.raises(UserError, match="envs/cuda13.yml does not match targets.toml: run `invoke generate`"):
+        build.validate(build.BuildRequest(target=t, base_image="x@sha256:" + "0" * 64))
+
+
+@pytest.mark.parametrize(
+    ("output", "hint"),
+    [
+        ("ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED]", "--ca-cert PATH"),
+        ("ERROR: No matching distribution found for torch==9.9", "check the pins"),
+        ("Failed to establish a new connection: [Errno 111] Connection refused", "--index-url MIRROR"),
+        ("failed to resolve source metadata for docker.io/library/python", "--base-image"),
+        ("BuildKit is enabled but the buildx component is missing or broken", "buildx plugin"),
+    ],
+    ids=["TLS proxy without CA", "unknown version", "index unreachable", "base not pullable", "no buildx"],
+)  # fmt: skip
+def test_failed_builds_are_explained(output, hint):
+    assert hint in build.diagnose("...\n" + output + "\n...")
+
+
+def test_unknown_failure_has_no_made_up_cause():
+    assert build.diagnose("something else broke") is None
+
+
+def test_staged_wheelhouse_links_then_removes(tmp_path: Path):
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not really a wheel")
+    with build.StagedWheelhouse(tmp_path) as staged:
+        assert (build.WHEELHOUSE / wheel.name).exists() and staged.linked
+    assert not (build.WHEELHOUSE / wheel.name).exists()

@@ -1,0 +1,85 @@
+from pathlib import Path
+
+import pytest
+
+from torchenv import matrix, pins
+from torchenv.errors import UserError
+
+GOOD = """
+[defaults]
+python = "3.11"
+image_repo = "torchenv"
+base_image = "b"
+base_digest = "sha256:x"
+micromamba_image = "m"
+micromamba_digest = "sha256:y"
+dev_packages = ["ipykernel==1"]
+
+[targets.cuda13]
+description = "d"
+cuda = "13.0"
+variant = "cu130"
+torch = "2.11.0"
+torchvision = "0.26.0"
+torchaudio = "2.11.0"
+"""
+
+
+def test_the_committed_matrix_has_the_four_targets_and_their_pins_can_exist():
+    targets = matrix.load()
+    assert list(targets) == ["cpu", "cuda118", "cuda12", "cuda13"]
+    for t in targets.values():
+        assert pins.problems(t) == [], t.name
+    assert targets["cuda118"].torch == "2.7.1"  # the last CUDA 11.8 release
+    assert targets["cuda13"].variant == "cu130" and targets["cuda13"].index_url is None
+
+
+def test_derived_paths_and_image_names():
+    t = matrix.get("cuda13")
+    assert t.env_file == matrix.ROOT / "envs" / "cuda13.yml"
+    assert t.dockerfile == matrix.ROOT / "docker" / "cuda13.Dockerfile"
+    assert t.image() == "torchenv/cuda13:2.11.0-cu130"
+    assert t.image("dev") == "torchenv/cuda13:2.11.0-cu130-dev"
+    assert t.nvidia_require_cuda == "cuda>=13.0"
+    assert matrix.get("cpu").nvidia_require_cuda is None
+
+
+def test_unknown_target_lists_the_valid_ones():
+    with pytest.raises(UserError, match="unknown target 'cuda99': choose one of cpu, cuda118"):
+        matrix.get("cuda99")
+
+
+def test_unknown_flavor_is_refused():
+    with pytest.raises(UserError, match="unknown flavor 'slim'"):
+        matrix.get("cpu").image("slim")
+
+
+def test_parse_fills_defaults():
+    t = matrix.parse(GOOD)["cuda13"]
+    assert t.python == "3.11" and t.dev_packages == ("ipykernel==1",) and t.min_driver is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[targets.x\n", "fix the TOML syntax"),
+        ("[defaults]\n", "no \\[targets.<name>\\] tables"),
+        (GOOD.replace('torch = "2.11.0"', 'torch = "2.11.0"\ncolour = "red"'), "unknown key.*colour"),
+        (GOOD.replace('torchaudio = "2.11.0"\n', ""), "lacks torchaudio"),
+    ],
+    ids=["broken TOML", "no targets", "unknown key", "missing pin"],
+)
+def test_malformed_matrix_is_one_clear_line(text, message):
+    with pytest.raises(UserError, match=message) as info:
+        matrix.parse(text)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_matrix_file(tmp_path: Path):
+    with pytest.raises(UserError, match="cannot read the target matrix"):
+        matrix.load.__wrapped__(tmp_path / "nope.toml")
+
+
+def test_cli_prints_names_as_json(capsys):
+    assert matrix.main(["--json"]) == 0
+    assert capsys.readouterr().out.strip() == '["cpu", "cuda118", "cuda12", "cuda13"]'

@@ -1,0 +1,59 @@
+import re
+import subprocess
+
+import pytest
+
+from torchenv import generate, matrix, render
+
+
+def test_committed_generated_files_are_current():
+    assert generate.stale() == [], "run `invoke generate`"
+
+
+def _instructions(text: str) -> list[str]:
+    """The Dockerfile's instructions (keyword and stage name), in order."""
+    out = []
+    for line in text.splitlines():
+        match = re.match(r"^(FROM|RUN|COPY|USER|ARG|ENV|LABEL|WORKDIR|CMD|SHELL)\b(.*)", line)
+        if match:
+            stage = re.search(r" AS (\S+)", match.group(2))
+            out.append(match.group(1) + (f" {stage.group(1)}" if stage else ""))
+    return out
+
+
+@pytest.mark.parametrize("name", matrix.names())
+def test_dockerfiles_share_one_body(name):
+    """Every target's Dockerfile has the same instructions and stages, in the same order."""
+    assert _instructions(render.dockerfile(matrix.get(name))) == _instructions(
+        render.dockerfile(matrix.get("cuda13"))
+    )
+
+
+def test_cuda_dockerfile_sets_nvidia_variables_and_nothing_secret():
+    text = render.dockerfile(matrix.get("cuda118"))
+    assert 'NVIDIA_REQUIRE_CUDA="cuda>=11.8"' in text
+    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in text
+    assert "--mount=type=secret,id=ca_cert" in text
+    for forbidden in ("ssl_verify", "COPY --from", "PIP_CERT=", "ADD "):
+        assert forbidden not in text
+    assert "NVIDIA_" not in render.dockerfile(matrix.get("cpu"))
+
+
+def test_layer_order_dependencies_before_source():
+    text = render.dockerfile(matrix.get("cuda13"))
+    runtime = text[text.index("AS runtime") :]
+    assert text.index("install-env.sh pip cuda13") < text.index("AS runtime")
+    assert runtime.index("COPY src/torchsmoke") < runtime.index("--only env --json")
+    assert runtime.rstrip().endswith('CMD ["python", "-m", "torchsmoke"]')
+    assert text.rstrip().endswith('CMD ["python", "-m", "torchsmoke"]')  # runtime is the default
+
+
+def test_base_is_pinned_by_digest_in_every_dockerfile():
+    for t in matrix.load().values():
+        assert f"ARG BASE_IMAGE={t.base_image}@sha256:" in render.dockerfile(t)
+
+
+def test_hadolint_passes_on_every_dockerfile(tool):
+    files = [str(t.dockerfile) for t in matrix.load().values()]
+    done = subprocess.run([tool("hadolint"), *files], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,0 +1,58 @@
+import sys
+
+from torchenv.runner import NOT_FOUND, TIMED_OUT, FakeRunner, Result, reply, subprocess_runner
+
+PY = sys.executable
+
+
+def test_subprocess_runner_captures_output_and_status():
+    result = subprocess_runner(
+        [PY, "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(3)"]
+    )
+    assert result.args[0] == PY
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    assert not result.ok
+    assert result.first_error_line() == "err"
+
+
+def test_subprocess_runner_missing_executable_is_127():
+    result = subprocess_runner(["/nonexistent/torchenv-no-such-tool", "--version"])
+    assert result.returncode == NOT_FOUND
+    assert result.stderr == "not found: /nonexistent/torchenv-no-such-tool"
+
+
+def test_subprocess_runner_timeout_is_124():
+    result = subprocess_runner(
+        [PY, "-c", "import time; print('started', flush=True); time.sleep(30)"], timeout=1
+    )
+    assert result.returncode == TIMED_OUT
+    assert "timed out after 1s" in result.stderr
+
+
+def test_subprocess_runner_env_adds_to_inherited(monkeypatch):
+    monkeypatch.setenv("TORCHENV_INHERITED", "kept")
+    code = "import os; print(os.environ['TORCHENV_INHERITED'], os.environ['TORCHENV_EXTRA'])"
+    result = subprocess_runner([PY, "-c", code], env={"TORCHENV_EXTRA": "added"})
+    assert result.stdout.split() == ["kept", "added"]
+
+
+def test_fake_runner_longest_prefix_wins_and_records_calls():
+    fake = FakeRunner(
+        {
+            ("docker",): reply("generic"),
+            ("docker", "version"): reply("specific", returncode=1, stderr="boom"),
+            ("echo",): lambda argv: reply(" ".join(argv[1:])),
+        }
+    )
+    assert fake(["docker", "version", "--format", "x"]).stdout == "specific"
+    assert fake(["docker", "info"]).stdout == "generic"
+    echoed = fake(["echo", "a", "b"], timeout=5, env={"K": "V"})
+    assert echoed == Result(("echo", "a", "b"), 0, "a b", "")
+    assert fake.calls[2].timeout == 5 and fake.calls[2].env == {"K": "V"}
+    assert fake.ran("docker", "info") and not fake.ran("docker", "buildx")
+
+
+def test_fake_runner_unknown_command_looks_missing():
+    result = FakeRunner()(["nvidia-smi"])
+    assert result.returncode == NOT_FOUND and result.stderr == "not found: nvidia-smi"
+    assert result.first_error_line() == "not found: nvidia-smi"
