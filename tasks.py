@@ -76,6 +76,7 @@ BUILD_HELP = {
     "no_cache": "build without the build cache (default: use it)",
     "uid": "UID of the image's user (default: 1000)",
     "gid": "GID of the image's user (default: 1000)",
+    "tag": "tag the image with this name (default: the matrix's image name)",
     "dry_run": "print the exact commands without running them (default: run)",
 }
 
@@ -84,7 +85,7 @@ BUILD_HELP = {
 def build(
     c, target=None, flavor="runtime", installer="conda", ca_cert=None, wheelhouse=None,
     base_image=None, allow_unpinned_base=False, index_url=None, conda_channel_alias=None,
-    no_cache=False, uid=1000, gid=1000, dry_run=False,
+    no_cache=False, uid=1000, gid=1000, tag=None, dry_run=False,
 ):  # fmt: skip
     """Build a target's image (invoke build --target cuda13)."""
     with user_errors():
@@ -94,6 +95,7 @@ def build(
             wheelhouse=Path(wheelhouse) if wheelhouse else None,
             base_image=base_image, allow_unpinned_base=allow_unpinned_base, index_url=index_url,
             conda_channel_alias=conda_channel_alias, no_cache=no_cache, uid=int(uid), gid=int(gid),
+            tag=tag,
         )  # fmt: skip
         eng = _dry_engine() if dry_run else engine.detect()
         for line in builds.run_build(req, eng, dry_run=dry_run):

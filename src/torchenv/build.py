@@ -172,15 +172,13 @@ def format_command(argv: list[str], env: dict[str, str]) -> str:
     return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(argv)])
 
 
-# What a failed build printed -> the likely cause and what to do.
+# What a failed build printed -> the likely cause and what to do; the first match wins, so
+# network causes come before "No matching distribution", which pip also prints after them.
 _DIAGNOSES = (
     ("CERTIFICATE_VERIFY_FAILED",
      "TLS verification failed: behind a TLS-inspecting proxy pass --ca-cert PATH "
      "(for example /etc/ssl/certs/ca-certificates.crt)"),
     ("THESE PACKAGES DO NOT MATCH THE HASHES", None),  # explained by lock.explain_hash_mismatch
-    ("No matching distribution found",
-     "the index has no such version: check the pins (invoke list), or point --index-url at a "
-     "mirror that has them"),
     ("Failed to establish a new connection",
      "cannot reach the package index: set HTTPS_PROXY/NO_PROXY, use --index-url MIRROR, or "
      "--wheelhouse DIR for an offline build"),
@@ -189,6 +187,9 @@ _DIAGNOSES = (
      "or --wheelhouse DIR"),
     ("ProxyError",
      "the proxy refused the connection: check HTTPS_PROXY/NO_PROXY, or use --index-url MIRROR"),
+    ("No matching distribution found",
+     "the index has no such version: check the pins (invoke list), or point --index-url at a "
+     "mirror that has them"),
     ("failed to resolve source metadata",
      "cannot pull the base image: no registry reachable? pass --base-image with a local image "
      "(and --allow-unpinned-base if it has no digest)"),

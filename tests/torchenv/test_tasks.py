@@ -1,0 +1,91 @@
+"""The invoke tasks as a user runs them: real `invoke` processes, dry runs, one-line errors."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from torchenv.matrix import ROOT
+
+STANDIN = "torchenv-standin/python:3.11-slim-bookworm"
+
+
+def invoke(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, text: str) -> None:
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and text in lines[0], done.stderr
+
+
+def test_every_task_has_help():
+    listing = invoke("--list").stdout
+    for name in ("build", "smoke", "shell", "lint", "list", "clean", "doctor", "generate"):
+        assert f"  {name} " in listing
+        helptext = invoke("--help", name).stdout
+        options = helptext.split("Options:", 1)[1].splitlines()
+        flags = [line for line in options if line.strip().startswith("-")]
+        for line in flags:  # every flag has help text after its name
+            assert len(line.strip().split(None, 1)) == 2 and "  " in line.strip(), (name, line)
+
+
+@pytest.mark.parametrize("task", ["build", "smoke", "shell", "clean"])
+def test_unknown_target_lists_the_valid_ones(task):
+    done = invoke(task, "--target", "cuda99", *(["--dry-run"] if task != "smoke" else []))
+    assert_one_line_error(done, "unknown target 'cuda99': choose one of cpu, cuda118, cuda12, cuda13")
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda118", "cuda12", "cuda13"])
+def test_build_dry_run_for_every_target(target):
+    done = invoke("build", "--target", target, "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert f"--file docker/{target}.Dockerfile --target runtime" in done.stdout
+    assert "build" in done.stdout.splitlines()[0]
+
+
+def test_build_refuses_a_tag_only_base():
+    done = invoke("build", "--target", "cuda13", "--base-image", "python:3.11", "--dry-run")
+    assert_one_line_error(done, "pin it by digest")
+
+
+def test_smoke_dry_run_requests_gpus_and_expectations():
+    done = invoke("smoke", "--target", "cuda118", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "--gpus=all" in done.stdout and "--expect-variant cu118 --expect-torch 2.7.1" in done.stdout
+    done = invoke("smoke", "--target", "cuda118", "--no-gpu", "--dry-run")
+    assert "--gpus" not in done.stdout
+
+
+def test_shell_dry_run_mounts_the_workspace_as_the_caller():
+    done = invoke("shell", "--target", "cuda13", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert f"--user {os.getuid()}:{os.getgid()}" in done.stdout
+    assert "--volume" in done.stdout and ":/workspace" in done.stdout and "--shm-size=2g" in done.stdout
+
+
+def test_list_shows_the_matrix():
+    out = invoke("list").stdout
+    assert "cuda118  2.7.1" in out and "520.61.05" in out
+
+
+def test_missing_daemon_is_one_clear_line():
+    done = invoke("smoke", "--target", "cpu", env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert_one_line_error(done, "Docker daemon")
+
+
+def test_generate_check_passes_on_the_committed_tree():
+    done = invoke("generate", "--check")
+    assert done.returncode == 0, done.stderr
+
+
+def test_doctor_real_run_exits_zero_here_or_explains(tmp_path):
+    done = invoke("doctor", "--target", "cpu")
+    assert "Docker daemon" in done.stdout
+    assert "Traceback" not in done.stderr
