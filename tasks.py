@@ -48,7 +48,10 @@ def list_(c, format="text"):
             raise UserError(f"unknown format {format!r}: choose text, json or markdown")
 
 
-@task(name="generate", help={"check": "only check that the generated files are current (default: write them)"})
+@task(
+    name="generate",
+    help={"check": "only check that the generated files are current (default: write them)"},
+)
 def generate_(c, check=False):
     """Write the env files, Dockerfiles, dev containers and README table from targets.toml."""
     with user_errors():
@@ -202,7 +205,14 @@ def clean(c, target=None, dry_run=False):
         images = [t.image(f) for t in targets for f in matrix.FLAVORS]
         client_path = "docker" if dry_run else engine.detect().client
         commands = [
-            [client_path, "container", "prune", "--force", "--filter", f"label={smokes.SMOKE_LABEL}"],
+            [
+                client_path,
+                "container",
+                "prune",
+                "--force",
+                "--filter",
+                f"label={smokes.SMOKE_LABEL}",
+            ],
             [client_path, "image", "rm", "--force", *images],
         ]
         for argv in commands:

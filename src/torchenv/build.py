@@ -65,7 +65,9 @@ def validate(req: BuildRequest) -> None:
     t = req.target
     pins.check(t)
     if req.installer not in INSTALLERS:
-        raise UserError(f"unknown installer {req.installer!r}: choose one of {', '.join(INSTALLERS)}")
+        raise UserError(
+            f"unknown installer {req.installer!r}: choose one of {', '.join(INSTALLERS)}"
+        )
     t.image(req.flavor)  # validates the flavor
     parsed = envfile.parse(t.env_file)
     expected = envfile.parse_text(render.env_file(t), str(t.env_file))
@@ -213,7 +215,9 @@ def diagnose(output: str) -> str | None:
     return None
 
 
-def stream(argv: list[str], env: dict[str, str], cwd: Path = ROOT, tail: int = 400) -> tuple[int, str]:
+def stream(
+    argv: list[str], env: dict[str, str], cwd: Path = ROOT, tail: int = 400
+) -> tuple[int, str]:
     """Run a command, echoing its output live; returns (exit code, the last lines)."""
     lines: deque[str] = deque(maxlen=tail)
     try:
@@ -222,7 +226,9 @@ def stream(argv: list[str], env: dict[str, str], cwd: Path = ROOT, tail: int = 4
             stderr=subprocess.STDOUT, text=True, errors="replace",
         )  # fmt: skip
     except FileNotFoundError:
-        raise UserError(f"{argv[0]} not found: install Docker (apt-get install docker.io)") from None
+        raise UserError(
+            f"{argv[0]} not found: install Docker (apt-get install docker.io)"
+        ) from None
     try:
         assert proc.stdout is not None
         for line in proc.stdout:

@@ -117,7 +117,9 @@ def parse_text(text: str, source: str) -> EnvFile:
         if not value
     ]  # fmt: skip
     if missing:
-        raise EnvFileError(f"{source}: missing {', '.join(missing)}; regenerate with `invoke generate`")
+        raise EnvFileError(
+            f"{source}: missing {', '.join(missing)}; regenerate with `invoke generate`"
+        )
     return EnvFile(name, tuple(channels), python, index_url, pins)  # type: ignore[arg-type]
 
 

@@ -32,7 +32,10 @@ def outputs() -> Iterable[tuple[Path, Callable[[], str]]]:
     for t in matrix.load().values():
         yield t.env_file, lambda t=t: render.env_file(t)
         yield t.dockerfile, lambda t=t: render.dockerfile(t)
-        yield ROOT / ".devcontainer" / t.name / "devcontainer.json", lambda t=t: devcontainer.render(t)
+        yield (
+            ROOT / ".devcontainer" / t.name / "devcontainer.json",
+            lambda t=t: devcontainer.render(t),
+        )
     if README.exists():
         yield README, lambda: _readme(README.read_text())
 

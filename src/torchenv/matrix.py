@@ -6,10 +6,11 @@ README table) is generated from `load()` or checked against it.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import MISSING, dataclass, fields
 from functools import cache
 from pathlib import Path
+
+import tomllib
 
 from torchenv.errors import UserError
 
@@ -36,7 +37,9 @@ class Target:
     cuda: str | None = None  # "11.8"; None for cpu
     index_url: str | None = None  # None: pip's default index
     min_driver: str | None = None  # minimum NVIDIA Linux driver; None for cpu
-    image_size_gb: float | None = None  # runtime image size as measured by benchmarks/build_speed.py
+    image_size_gb: float | None = (
+        None  # runtime image size as measured by benchmarks/build_speed.py
+    )
 
     @property
     def is_cuda(self) -> bool:

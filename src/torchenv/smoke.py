@@ -135,7 +135,11 @@ def run(req: SmokeRequest, client, gpu: bool) -> int:
             req.reports.mkdir(parents=True, exist_ok=True)
             for ext in ("json", "xml"):
                 try:
-                    _copy_out(container, f"{REPORT_DIR}/smoke.{ext}", req.reports / f"smoke-{req.target.name}.{ext}")
+                    _copy_out(
+                        container,
+                        f"{REPORT_DIR}/smoke.{ext}",
+                        req.reports / f"smoke-{req.target.name}.{ext}",
+                    )
                 except docker.errors.NotFound:
                     print(f"torchenv: the suite wrote no smoke.{ext} report")
         return code

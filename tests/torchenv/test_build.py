@@ -85,14 +85,18 @@ def test_bad_requests_are_refused_before_building(changes, message):
 
 
 def test_pins_that_cannot_exist_are_refused_before_building():
-    t = dataclasses.replace(matrix.get("cuda118"), torch="2.8.0", torchvision="0.23.0", torchaudio="2.8.0")
+    t = dataclasses.replace(
+        matrix.get("cuda118"), torch="2.8.0", torchvision="0.23.0", torchaudio="2.8.0"
+    )
     with pytest.raises(UserError, match="torch 2.8.0 has no cu118 build"):
         build.validate(build.BuildRequest(target=t))
 
 
 def test_env_file_that_disagrees_with_the_matrix_is_refused():
     t = dataclasses.replace(matrix.get("cuda13"), torch="2.12.0", torchvision="0.27.0")
-    with pytest.raises(UserError, match="envs/cuda13.yml does not match targets.toml: run `invoke generate`"):
+    with pytest.raises(
+        UserError, match="envs/cuda13.yml does not match targets.toml: run `invoke generate`"
+    ):
         build.validate(build.BuildRequest(target=t, base_image="x@sha256:" + "0" * 64))
 
 

@@ -28,7 +28,15 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 TARGET = matrix.get("cuda13")
 STANDIN = os.environ.get("TORCHENV_STANDIN_BASE", "torchenv-standin/python:3.11-slim-bookworm")
 CA = os.environ.get("TORCHENV_CA_CERT", "/etc/ssl/certs/ca-certificates.crt")
-BUILD = ["--target", "cuda13", "--installer", "pip", "--base-image", STANDIN, "--allow-unpinned-base"]
+BUILD = [
+    "--target",
+    "cuda13",
+    "--installer",
+    "pip",
+    "--base-image",
+    STANDIN,
+    "--allow-unpinned-base",
+]
 SECRET_MARK = "-----BEGIN CERTIFICATE-----"
 
 
@@ -100,7 +108,9 @@ def test_env_report_is_baked_in(docker_engine, image):
 
 
 def test_ca_certificate_never_lands_in_the_image(docker_engine, image, inspect):
-    history = docker(docker_engine, "history", "--no-trunc", "--format", "{{.CreatedBy}}", image).stdout
+    history = docker(
+        docker_engine, "history", "--no-trunc", "--format", "{{.CreatedBy}}", image
+    ).stdout
     assert SECRET_MARK not in history and "ca-certificates.crt" not in history
     assert not [e for e in inspect["Config"]["Env"] if e.startswith(("PIP_CERT", "SSL_CERT_FILE"))]
     done = docker(docker_engine, "run", "--rm", image, "bash", "-c",
@@ -142,7 +152,9 @@ def test_ctrl_c_during_smoke_leaves_no_container(docker_engine, image):
 
 def test_unreachable_index_fails_with_a_hint_and_leaves_nothing(docker_engine, image):
     tag = "torchenv-test/unreachable:0"
-    done = invoke("build", *BUILD, "--index-url", "http://127.0.0.1:9/simple", "--tag", tag, timeout=600)
+    done = invoke(
+        "build", *BUILD, "--index-url", "http://127.0.0.1:9/simple", "--tag", tag, timeout=600
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "cannot reach the package index" in done.stderr, done.stderr
     assert docker(docker_engine, "image", "inspect", tag).returncode != 0

@@ -64,7 +64,10 @@ def test_parse_fills_defaults():
     [
         ("[targets.x\n", "fix the TOML syntax"),
         ("[defaults]\n", "no \\[targets.<name>\\] tables"),
-        (GOOD.replace('torch = "2.11.0"', 'torch = "2.11.0"\ncolour = "red"'), "unknown key.*colour"),
+        (
+            GOOD.replace('torch = "2.11.0"', 'torch = "2.11.0"\ncolour = "red"'),
+            "unknown key.*colour",
+        ),
         (GOOD.replace('torchaudio = "2.11.0"\n', ""), "lacks torchaudio"),
     ],
     ids=["broken TOML", "no targets", "unknown key", "missing pin"],

@@ -35,7 +35,9 @@ def test_last_torchaudio_with_a_newer_torch_needs_the_same_cuda_minor():
         "cuda13", torch="2.14.1", torchvision="0.29.2", cuda="13.2", variant="cu132",
         index_url="https://download.pytorch.org/whl/cu132",
     )  # fmt: skip
-    assert any("different from torch's" in p or "differs from torch's" in p for p in pins.problems(bad))
+    assert any(
+        "different from torch's" in p or "differs from torch's" in p for p in pins.problems(bad)
+    )
 
 
 def test_default_index_serves_cuda_builds_only():
@@ -49,7 +51,9 @@ def test_abi_stable_torchvision_works_with_any_newer_torch():
 
 
 def test_check_raises_one_line_naming_the_target():
-    with pytest.raises(UserError, match=r"^target cuda118: pins cannot exist: torch 2.8.0 has no cu118"):
+    with pytest.raises(
+        UserError, match=r"^target cuda118: pins cannot exist: torch 2.8.0 has no cu118"
+    ):
         pins.check(variant_of("cuda118", torch="2.8.0", torchvision="0.23.0", torchaudio="2.8.0"))
 
 

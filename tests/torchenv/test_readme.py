@@ -75,4 +75,6 @@ def test_readme_starts_with_the_two_commands():
     lines = [line for line in first_block.splitlines() if line and not line.startswith("#")]
     assert lines[0].endswith("invoke build --target cuda13 && invoke smoke --target cuda13")
     assert lines[1] == "pytest"
-    assert lines[1] in (ROOT / ".ci" / "run").read_text().splitlines()  # CI runs the README's command
+    assert (
+        lines[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+    )  # CI runs the README's command

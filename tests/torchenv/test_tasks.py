@@ -39,7 +39,9 @@ def test_every_task_has_help():
 @pytest.mark.parametrize("task", ["build", "smoke", "shell", "clean"])
 def test_unknown_target_lists_the_valid_ones(task):
     done = invoke(task, "--target", "cuda99", *(["--dry-run"] if task != "smoke" else []))
-    assert_one_line_error(done, "unknown target 'cuda99': choose one of cpu, cuda118, cuda12, cuda13")
+    assert_one_line_error(
+        done, "unknown target 'cuda99': choose one of cpu, cuda118, cuda12, cuda13"
+    )
 
 
 @pytest.mark.parametrize("target", ["cpu", "cuda118", "cuda12", "cuda13"])
@@ -58,7 +60,9 @@ def test_build_refuses_a_tag_only_base():
 def test_smoke_dry_run_requests_gpus_and_expectations():
     done = invoke("smoke", "--target", "cuda118", "--dry-run")
     assert done.returncode == 0, done.stderr
-    assert "--gpus=all" in done.stdout and "--expect-variant cu118 --expect-torch 2.7.1" in done.stdout
+    assert (
+        "--gpus=all" in done.stdout and "--expect-variant cu118 --expect-torch 2.7.1" in done.stdout
+    )
     done = invoke("smoke", "--target", "cuda118", "--no-gpu", "--dry-run")
     assert "--gpus" not in done.stdout
 
@@ -67,7 +71,11 @@ def test_shell_dry_run_mounts_the_workspace_as_the_caller():
     done = invoke("shell", "--target", "cuda13", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert f"--user {os.getuid()}:{os.getgid()}" in done.stdout
-    assert "--volume" in done.stdout and ":/workspace" in done.stdout and "--shm-size=2g" in done.stdout
+    assert (
+        "--volume" in done.stdout
+        and ":/workspace" in done.stdout
+        and "--shm-size=2g" in done.stdout
+    )
 
 
 def test_list_shows_the_matrix():
