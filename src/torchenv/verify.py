@@ -1,0 +1,218 @@
+"""Does a built image hold exactly what its lock says? (`invoke verify --target X`)
+
+The image carries /opt/torchenv/manifest.json (written at build time by torchsmoke/manifest.py:
+every installed distribution with the sha256 of each of its files) and the label
+io.torchenv.manifest.sha256 with the sha256 of that file's bytes. Verifying reads the file out of
+the image without running it (a created, never started container, always removed), then checks:
+
+1. the label matches the file's bytes, and the manifest's own digests match its content;
+2. every locked package is installed with the locked version (missing / different version);
+3. nothing else is installed (extra), except the packages in ALLOWED_EXTRA.
+
+ALLOWED_EXTRA: `pip` (and `setuptools`, `wheel`) come with the venv or the conda env that the
+lock is installed into and are not the lock's to pin; the lock still pins them when the
+environment needs them (torch 2.11 depends on setuptools), and then their version is checked like
+any other. `torchsmoke`, the project's smoke suite, is project code, not a dependency.
+
+The comparison (`compare`, `verify_manifest`) is pure; `verify_image` adds the I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Iterable, Mapping
+
+from torchenv import lock as locks
+from torchenv import matrix
+from torchenv.errors import UserError
+from torchenv.matrix import Target
+
+MANIFEST_PATH = "/opt/torchenv/manifest.json"
+MANIFEST_LABEL = "io.torchenv.manifest.sha256"
+BUILD_INFO_PATH = "/opt/torchenv/build-info.json"  # {"installer": "pip" | "conda", ...}
+ALLOWED_EXTRA = frozenset({"pip", "setuptools", "wheel", "torchsmoke"})
+
+
+def check_label(manifest_bytes: bytes, label: str | None) -> list[str]:
+    """The image label against the sha256 of the manifest file's bytes."""
+    actual = hashlib.sha256(manifest_bytes).hexdigest()
+    if not label:
+        return [f"the image has no {MANIFEST_LABEL} label (file sha256 {actual[:12]}...)"]
+    recorded = label.removeprefix("sha256:")
+    if recorded != actual:
+        return [
+            f"label {MANIFEST_LABEL}={recorded[:12]}... but {MANIFEST_PATH} has sha256 "
+            f"{actual[:12]}...: the file was changed after the build"
+        ]
+    return []
+
+
+def installed(manifest: Mapping) -> dict[str, list[str]]:
+    """{normalized name: [versions]} of the manifest's distributions."""
+    found: dict[str, list[str]] = {}
+    for dist in manifest.get("distributions", []):
+        found.setdefault(locks.normalize_name(dist["name"]), []).append(str(dist["version"]))
+    return found
+
+
+def compare(
+    manifest: Mapping,
+    packages: Iterable[locks.LockedPackage],
+    allowed_extra: Iterable[str] = ALLOWED_EXTRA,
+) -> list[str]:
+    """Every difference between the installed distributions and the locked packages.
+
+    Locked pip packages must be installed at exactly their version; locked conda packages are
+    checked where they are Python distributions (python itself, openssl ... are not). Anything
+    installed that the lock does not name is extra, unless it is in `allowed_extra`.
+    """
+    have = installed(manifest)
+    pip_locked = {p.name: p for p in packages if p.manager == "pip"}
+    conda_locked = {p.name: p for p in packages if p.manager == "conda"}
+    differences = []
+    for name, versions in sorted(have.items()):
+        if len(versions) > 1:
+            differences.append(f"{name}: installed {len(versions)} times ({', '.join(versions)})")
+    for name, pkg in sorted(pip_locked.items()):
+        if name not in have:
+            differences.append(f"missing: {name}=={pkg.version} is locked, not installed")
+        elif pkg.version not in have[name]:
+            differences.append(
+                f"different version: {name} {', '.join(have[name])} installed, {pkg.version} locked"
+            )
+    for name, pkg in sorted(conda_locked.items()):
+        if name in have and name not in pip_locked and pkg.version not in have[name]:
+            differences.append(
+                f"different version: {name} {', '.join(have[name])} installed, "
+                f"{pkg.version} locked (conda)"
+            )
+    allowed = {locks.normalize_name(n) for n in allowed_extra}
+    for name in sorted(set(have) - set(pip_locked) - set(conda_locked) - allowed):
+        differences.append(f"extra: {name} {', '.join(have[name])} is installed, not locked")
+    return differences
+
+
+def diff_manifests(first: Mapping, second: Mapping) -> list[str]:
+    """Every difference between two manifests: distributions, versions, files and their hashes."""
+
+    def by_key(manifest: Mapping) -> dict[tuple[str, str], Mapping]:
+        return {(d["name"], d.get("location", "")): d for d in manifest.get("distributions", [])}
+
+    a, b = by_key(first), by_key(second)
+    differences = [
+        f"only in the first: {n} {a[(n, loc)]['version']}" for n, loc in sorted(a.keys() - b.keys())
+    ]
+    differences += [
+        f"only in the second: {n} {b[(n, loc)]['version']}"
+        for n, loc in sorted(b.keys() - a.keys())
+    ]
+    for key in sorted(a.keys() & b.keys()):
+        one, two = a[key], b[key]
+        name = key[0]
+        if one["version"] != two["version"]:
+            differences.append(f"{name}: version {one['version']} vs {two['version']}")
+        files_a, files_b = one.get("files", {}), two.get("files", {})
+        for path in sorted(files_a.keys() ^ files_b.keys()):
+            side = "first" if path in files_a else "second"
+            differences.append(f"{name}: {path} only in the {side}")
+        for path in sorted(files_a.keys() & files_b.keys()):
+            if files_a[path] != files_b[path]:
+                differences.append(f"{name}: {path} differs")
+        for field in ("installer", "missing", "modified"):
+            if one.get(field) != two.get(field):
+                differences.append(f"{name}: {field} {one.get(field)} vs {two.get(field)}")
+    if first.get("python") != second.get("python"):
+        differences.append(f"python: {first.get('python')} vs {second.get('python')}")
+    return differences
+
+
+def verify_manifest(manifest_bytes: bytes, label: str | None, lock: locks.Lock) -> list[str]:
+    """All checks on a manifest file read from an image: label, own digests, lock."""
+    from torchsmoke import manifest as manifests
+
+    try:
+        manifest = json.loads(manifest_bytes)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return [f"{MANIFEST_PATH} is not valid JSON ({exc})"]
+    if not isinstance(manifest, dict) or manifest.get("format") != manifests.FORMAT:
+        return [f"{MANIFEST_PATH} is not a {manifests.FORMAT} manifest"]
+    return (
+        check_label(manifest_bytes, label)
+        + manifests.check(manifest)
+        + compare(manifest, lock.packages.values())
+    )
+
+
+def read_image(image: str, client=None) -> tuple[dict[str, bytes | None], dict[str, str]]:
+    """The manifest and build-info files (None: absent) and the image's labels.
+
+    The files are copied out of a created, never started container, which is always removed.
+    """
+    import docker
+
+    from torchenv import engine
+
+    client = client or engine.docker_sdk_client()
+    try:
+        labels = client.images.get(image).labels or {}
+    except docker.errors.ImageNotFound:
+        raise UserError(f"no image {image}: build it first (invoke build)") from None
+    files: dict[str, bytes | None] = {}
+    container = client.containers.create(image, command=["/nonexistent"], network_disabled=True)
+    try:
+        for path in (MANIFEST_PATH, BUILD_INFO_PATH):
+            try:
+                stream, _ = container.get_archive(path)
+            except docker.errors.NotFound:
+                files[path] = None
+                continue
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                member = tar.extractfile(tar.getmembers()[0])
+                files[path] = member.read() if member else None
+    finally:
+        container.remove(force=True)
+    if files[MANIFEST_PATH] is None:
+        raise UserError(f"{image} has no {MANIFEST_PATH}: it was built without one; rebuild it")
+    return files, labels
+
+
+def image_installer(build_info: bytes | None) -> str | None:
+    """The installer recorded in /opt/torchenv/build-info.json, if any."""
+    try:
+        value = json.loads(build_info or b"{}").get("installer")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return value if value in locks.INSTALLERS else None
+
+
+def lock_for(target: Target, installer: str | None) -> locks.Lock:
+    """The target's lock for the image's installer (the pip lock when unknown and it exists)."""
+    if installer is None:
+        installer = "pip" if target.pip_lock.exists() or not target.conda_lock.exists() else "conda"
+    path = locks.lock_path(target, installer)
+    if not path.exists():
+        raise UserError(
+            f"{locks.rel(path)} does not exist: nothing to verify against; lock first "
+            f"(invoke lock --target {target.name} --installer {installer})"
+        )
+    return locks.read_lock(path, target.name)
+
+
+def verify_image(
+    target: Target | str, image: str | None = None, installer: str | None = None, client=None
+) -> list[str]:
+    """What `invoke verify --target X [--image IMAGE]` calls: every difference, [] when none.
+
+    `image` defaults to the target's runtime image. `installer` picks the lock to compare with:
+    default the one recorded in the image's build-info.json, else the pip lock when it exists, else the
+    conda lock. The task prints each difference and fails when there is any; UserError (one
+    line) when the image, its manifest or the lock cannot be read.
+    """
+    t = matrix.get(target) if isinstance(target, str) else target
+    image = image or t.image()
+    files, labels = read_image(image, client)
+    lock = lock_for(t, installer or image_installer(files[BUILD_INFO_PATH]))
+    return verify_manifest(files[MANIFEST_PATH] or b"", labels.get(MANIFEST_LABEL), lock)

@@ -1,0 +1,228 @@
+"""invoke verify: an image's manifest against its lock, every difference named."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import uuid
+
+import pytest
+
+from torchenv import lock, matrix, verify
+from torchenv.errors import UserError
+from torchenv.lock import LockedPackage
+from torchsmoke import manifest as manifests
+
+SHA = "a" * 64
+
+
+def make_manifest(dists: dict[str, str]) -> dict:
+    """A manifest as torchsmoke.manifest writes it, for distributions {name: version}."""
+    entries = []
+    for name, version in sorted(dists.items()):
+        entry = {
+            "name": name,
+            "version": version,
+            "installer": "pip",
+            "location": "lib",
+            "record": True,
+            "files": {},
+            "missing": [],
+            "modified": [],
+        }
+        entry["digest"] = manifests.digest(entry)
+        entries.append(entry)
+    result = {"format": manifests.FORMAT, "python": {}, "distributions": entries}
+    result["digest"] = manifests.manifest_digest(result)
+    return result
+
+
+def as_file(manifest: dict) -> tuple[bytes, str]:
+    data = (manifests.render(manifest) + "\n").encode()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def cuda13_lock() -> lock.Lock:
+    return lock.read_lock(matrix.get("cuda13").pip_lock, "cuda13")
+
+
+def installed_as_locked(extra: dict[str, str] | None = None) -> dict:
+    dists = {p.name: p.version for p in cuda13_lock().packages.values()}
+    return make_manifest({**dists, "pip": "23.0.1", **(extra or {})})
+
+
+def test_an_image_built_from_its_lock_matches():
+    data, label = as_file(installed_as_locked())
+    assert verify.verify_manifest(data, label, cuda13_lock()) == []
+    assert verify.verify_manifest(data, "sha256:" + label, cuda13_lock()) == []
+
+
+def test_changing_one_pin_is_caught():
+    """The image has torch 2.11.0; the lock (after changing the pin and locking) has 2.12.0."""
+    locked = cuda13_lock()
+    packages = {**locked.packages, "torch": LockedPackage("torch", "2.12.0", (SHA,))}
+    data, label = as_file(installed_as_locked())
+    assert verify.verify_manifest(data, label, lock.Lock(locked.path, "pip", {}, packages)) == [
+        "different version: torch 2.11.0 installed, 2.12.0 locked"
+    ]
+
+
+def test_every_kind_of_difference_is_listed():
+    packages = [
+        LockedPackage("torch", "2.11.0"),
+        LockedPackage("numpy", "2.4.6"),
+        LockedPackage("sympy", "1.14.0"),
+    ]
+    installed = make_manifest({"torch": "2.11.0", "numpy": "2.4.5", "requests": "2.0", "pip": "25"})
+    assert verify.compare(installed, packages) == [
+        "different version: numpy 2.4.5 installed, 2.4.6 locked",
+        "missing: sympy==1.14.0 is locked, not installed",
+        "extra: requests 2.0 is installed, not locked",
+    ]
+    assert "extra: pip 25 is installed, not locked" in verify.compare(
+        installed, packages, allowed_extra=()
+    )
+
+
+def test_a_locked_pip_is_checked_like_any_package():
+    packages = [LockedPackage("pip", "24.0"), LockedPackage("setuptools", "81.0.0")]
+    installed = make_manifest({"pip": "23.0.1", "setuptools": "81.0.0"})
+    assert verify.compare(installed, packages) == [
+        "different version: pip 23.0.1 installed, 24.0 locked"
+    ]
+
+
+def test_twice_installed_distribution_is_a_difference():
+    installed = make_manifest({"torch": "2.11.0"})
+    installed["distributions"].append(dict(installed["distributions"][0], version="2.10.0"))
+    assert verify.compare(installed, [LockedPackage("torch", "2.11.0")]) == [
+        "torch: installed 2 times (2.11.0, 2.10.0)"
+    ]
+
+
+def test_conda_lock_entries_are_checked_where_they_are_python_distributions():
+    packages = [
+        LockedPackage("torch", "2.7.1+cu118", manager="pip"),
+        LockedPackage("python", "3.11.14", manager="conda"),
+        LockedPackage("pip", "25.2", manager="conda"),
+        LockedPackage("openssl", "3.5.0", manager="conda"),
+    ]
+    installed = make_manifest({"torch": "2.7.1+cu118", "pip": "25.1"})
+    assert verify.compare(installed, packages) == [
+        "different version: pip 25.1 installed, 25.2 locked (conda)"
+    ]
+
+
+def test_label_and_manifest_digests_are_checked():
+    data, label = as_file(installed_as_locked())
+    assert verify.check_label(data, None)[0].startswith("the image has no io.torchenv.manifest")
+    wrong = verify.check_label(data, "0" * 64)
+    assert wrong and "was changed after the build" in wrong[0]
+    edited = json.loads(data)
+    edited["distributions"][0]["version"] = "0"
+    edited_data = (manifests.render(edited) + "\n").encode()
+    problems = verify.verify_manifest(
+        edited_data, hashlib.sha256(edited_data).hexdigest(), cuda13_lock()
+    )
+    assert f"{edited['distributions'][0]['name']}: its digest does not match its entry" in problems
+    assert "the manifest digest does not match its content" in problems
+
+
+def test_not_a_manifest():
+    assert verify.verify_manifest(b"{", None, cuda13_lock())[0].startswith(
+        "/opt/torchenv/manifest.json is not valid JSON"
+    )
+    assert verify.verify_manifest(b"{}", None, cuda13_lock()) == [
+        "/opt/torchenv/manifest.json is not a torchenv-manifest/1 manifest"
+    ]
+
+
+def test_installer_from_build_info():
+    assert verify.image_installer(b'{"target": "cuda13", "installer": "conda"}') == "conda"
+    assert verify.image_installer(b"not json") is None
+    assert verify.image_installer(None) is None
+
+
+def test_no_lock_to_verify_against():
+    with pytest.raises(UserError, match=r"envs/cpu.pip.lock.txt does not exist.*invoke lock"):
+        verify.lock_for(matrix.get("cpu"), "pip")
+
+
+# --- against a real engine ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_image():
+    """Images FROM scratch holding a manifest, a build-info file and the label (no pull)."""
+    import docker
+
+    client = docker.from_env()
+    made = []
+
+    def build(manifest: dict | None, label: str | None = None) -> str:
+        tag = f"torchenv-test/verify:{uuid.uuid4().hex[:12]}"
+        files = {"build-info.json": b'{"target": "cuda13", "installer": "pip"}\n'}
+        dockerfile = "FROM scratch\nCOPY build-info.json /opt/torchenv/build-info.json\n"
+        if manifest is not None:
+            data, digest = as_file(manifest)
+            files["manifest.json"] = data
+            dockerfile += "COPY manifest.json /opt/torchenv/manifest.json\n"
+            label = label or digest
+        if label:
+            dockerfile += f'LABEL io.torchenv.manifest.sha256="{label}"\n'
+        files["Dockerfile"] = dockerfile.encode()
+        context = io.BytesIO()
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        context.seek(0)
+        client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True)
+        made.append(tag)
+        return tag
+
+    yield build
+    for tag in made:
+        client.images.remove(tag, force=True)
+
+
+@pytest.mark.engine
+def test_verify_image_reads_the_manifest_without_leaving_a_container(tiny_image):
+    import docker
+
+    client = docker.from_env()
+    before = {c.id for c in client.containers.list(all=True)}
+    good = tiny_image(installed_as_locked())
+    assert verify.verify_image("cuda13", image=good) == []
+    bad = tiny_image(installed_as_locked({"requests": "2.0"}))
+    assert verify.verify_image("cuda13", image=bad) == [
+        "extra: requests 2.0 is installed, not locked"
+    ]
+    relabelled = tiny_image(installed_as_locked(), label="0" * 64)
+    assert "was changed after the build" in verify.verify_image("cuda13", image=relabelled)[0]
+    empty = tiny_image(None)
+    with pytest.raises(UserError, match="has no /opt/torchenv/manifest.json"):
+        verify.verify_image("cuda13", image=empty)
+    with pytest.raises(UserError, match="no image torchenv-test/absent:0"):
+        verify.verify_image("cuda13", image="torchenv-test/absent:0")
+    assert {c.id for c in client.containers.list(all=True)} == before
+
+
+def test_diff_manifests_names_every_difference():
+    one = make_manifest({"torch": "2.11.0", "numpy": "2.4.6"})
+    one["distributions"][1]["files"] = {"torch/a.py": {"sha256": SHA, "size": 1}}
+    two = json.loads(json.dumps(one))
+    assert verify.diff_manifests(one, two) == []
+    two["distributions"][1]["files"]["torch/a.py"]["sha256"] = "b" * 64
+    two["distributions"][1]["files"]["torch/b.py"] = {"sha256": SHA, "size": 1}
+    two["distributions"][0]["version"] = "2.4.7"
+    two["distributions"].append(dict(two["distributions"][0], name="extra"))
+    assert verify.diff_manifests(one, two) == [
+        "only in the second: extra 2.4.7",
+        "numpy: version 2.4.6 vs 2.4.7",
+        "torch: torch/b.py only in the second",
+        "torch: torch/a.py differs",
+    ]
