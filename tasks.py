@@ -240,5 +240,74 @@ def doctor(c, target=None, require_gpu=False):
             raise Exit("doctor found problems: each failed row above says how to fix it", code=1)
 
 
-ns = Collection(list_, generate_, build, smoke, shell, lint, clean, doctor)
+@task(
+    help={
+        "target": "lock this target (default with --check: all targets)",
+        "check": "only check that env files and locks agree (drift), write nothing (default: write)",
+        "installer": "pip or conda (default: both)",
+        "index_url": "resolve against this mirror of the target's index (default: the target's)",
+        "dry_run": "print the resolver commands without running them (default: run)",
+    }
+)
+def lock(c, target=None, check=False, installer=None, index_url=None, dry_run=False):
+    """Write a target's locks (exact versions, sha256) next to its env file; --check for drift."""
+    from torchenv import lock as locks
+
+    with user_errors():
+        if check:
+            targets = [_target(target)] if target else list(matrix.load().values())
+            problems = locks.check_all(targets)
+            for problem in problems:
+                print(problem)
+            if problems:
+                raise Exit("locks and env files disagree: run `invoke lock --target X`", code=1)
+            print("locks agree with their env files")
+            return
+        if dry_run:
+            for line in locks.planned_commands(_target(target), installer, index_url):
+                print(line)
+            return
+        for line in locks.lock_target(_target(target), installer=installer, index_url=index_url):
+            print(line)
+
+
+@task(
+    help={
+        "target": f"the target whose image to verify: {', '.join(matrix.names())}",
+        "image": "verify this image (default: the target's runtime image)",
+    }
+)
+def verify(c, target=None, image=None):
+    """Compare a built image's package manifest with the target's lock; fail on any difference."""
+    from torchenv import verify as verifies
+
+    with user_errors():
+        t = _target(target)
+        differences = verifies.verify_image(t, image=image)
+        for line in differences:
+            print(line)
+        if differences:
+            raise Exit(f"{image or t.image()} differs from its lock ({len(differences)})", code=1)
+        print(f"{image or t.image()} matches its lock")
+
+
+@task(
+    name="refresh-digest",
+    help={
+        "key": "base_digest (default) or micromamba_digest",
+        "image": "resolve this tag (default: the matrix's base_image / micromamba_image)",
+    },
+)
+def refresh_digest(c, key="base_digest", image=None):
+    """Re-pin a base image: resolve its tag's digest on a registry and rewrite targets.toml."""
+    from torchenv import lock as locks
+
+    with user_errors():
+        digest = locks.refresh_digest(image, key=key)
+        print(f"{key} = {digest}; now run `invoke generate`")
+
+
+ns = Collection(
+    list_, generate_, build, smoke, shell, lint, clean, doctor, lock, verify, refresh_digest
+)
 ns.configure({"run": {"echo": True}})

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torchenv import envfile, pins, render
+from torchenv.lock import explain_hash_mismatch, is_pinned
 from torchenv.engine import Engine
 from torchenv.errors import UserError
 from torchenv.matrix import ROOT, Target
@@ -52,12 +53,6 @@ class BuildRequest:
     @property
     def base(self) -> str:
         return self.base_image or self.target.base_ref
-
-
-def is_pinned(ref: str) -> bool:
-    """A reference pinned by digest (name@sha256:<64 hex>)."""
-    _, sep, digest = ref.partition("@sha256:")
-    return bool(sep) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)
 
 
 def validate(req: BuildRequest) -> None:
@@ -208,9 +203,7 @@ def diagnose(output: str) -> str | None:
     for needle, hint in _DIAGNOSES:
         if needle in output:
             if hint is None:
-                from torchenv import lock
-
-                return lock.explain_hash_mismatch(output)
+                return explain_hash_mismatch(output)
             return hint
     return None
 

@@ -60,12 +60,6 @@ def test_dry_run_prints_the_exact_commands_without_an_engine():
     assert "sha256sum /opt/torchenv/manifest.json" in commands[1]
 
 
-def test_is_pinned():
-    assert build.is_pinned("python:3.11-slim-bookworm@sha256:" + "a" * 64)
-    assert not build.is_pinned("python:3.11-slim-bookworm")
-    assert not build.is_pinned("python@sha256:abc")
-
-
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

@@ -33,12 +33,30 @@ def run(argv: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
                           env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}, check=False)  # fmt: skip
 
 
-def check(command: str) -> None:
+# Tasks that run as written (they build nothing); tasks that need a registry or remote index.
+AS_IS_TASKS = ("list", "doctor", "verify")
+NETWORK_TASKS = ("refresh-digest",)
+
+
+def check(command: str, request: pytest.FixtureRequest) -> None:
     argv = shlex.split(command)
     head = argv[0]
-    if head == "invoke":
-        task = argv[1]
-        extra = [] if task == "list" or "--dry-run" in argv else ["--dry-run"]
+    if head == "invoke" and argv[1] in NETWORK_TASKS:
+        # These reach a registry or an index our machines cannot: their refusal must be one line.
+        done = run([str(BIN / "invoke"), *argv[1:]])
+        assert done.returncode == 0 or (
+            "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        ), (command, done.stderr)
+    elif head == "invoke" and argv[1] in AS_IS_TASKS:
+        if argv[1] == "verify":
+            request.getfixturevalue("docker_engine")
+        done = run([str(BIN / "invoke"), *argv[1:]])
+        if argv[1] == "verify" and "is not built" in done.stderr + done.stdout:
+            pytest.skip("the cuda13 image is not built yet (tests/torchenv/test_image.py builds it)")
+        assert done.returncode == 0 or argv[1] == "doctor", (command, done.stdout, done.stderr)
+        assert done.stdout.strip(), command
+    elif head == "invoke":
+        extra = [] if "--dry-run" in argv else ["--dry-run"]
         done = run([str(BIN / "invoke"), *argv[1:], *extra])
         assert done.returncode == 0, (command, done.stderr)
         assert done.stdout.strip(), command
@@ -66,8 +84,8 @@ def check(command: str) -> None:
 
 
 @pytest.mark.parametrize("command", commands())
-def test_readme_command(command):
-    check(command)
+def test_readme_command(command, request):
+    check(command, request)
 
 
 def test_readme_starts_with_the_two_commands():
