@@ -16,6 +16,9 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG USER_NAME=torch
 ARG USER_UID=1000
 ARG USER_GID=1000
+# The group that owns the environment: the user is a member, so `pip install` keeps working when a
+# dev container changes the user's UID/GID to the host's (updateRemoteUserUID).
+ARG ENV_GID=2000
 # CUDA comes from the torch wheels: the image needs only the NVIDIA container variables.
 ENV LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1 \
@@ -23,11 +26,13 @@ ENV LANG=C.UTF-8 \
     ENV_PREFIX=/opt/env \
     PATH=/opt/env/bin:$PATH \
     TORCHENV_TARGET=cpu
-# The environment belongs to the user, so `pip install` works without root.
-RUN groupadd --gid "${USER_GID}" "${USER_NAME}" \
-    && useradd --no-log-init --create-home --shell /bin/bash \
-        --uid "${USER_UID}" --gid "${USER_GID}" "${USER_NAME}" \
-    && install -d -o "${USER_UID}" -g "${USER_GID}" /opt/env /opt/torchenv /workspace
+# /opt/env is setgid and group-writable: what the installer writes there stays the group's.
+RUN groupadd --gid "${ENV_GID}" torchenv \
+    && groupadd --gid "${USER_GID}" "${USER_NAME}" \
+    && useradd --no-log-init --create-home --shell /bin/bash --uid "${USER_UID}" \
+        --gid "${USER_GID}" --groups torchenv "${USER_NAME}" \
+    && install -d -o "${USER_UID}" -g "${ENV_GID}" -m 2775 /opt/env \
+    && install -d -o "${USER_UID}" -g "${USER_GID}" /opt/torchenv /workspace
 
 FROM base AS env-conda
 ENV CONDA_PREFIX=/opt/env

@@ -12,6 +12,8 @@
 #   /run/secrets/ca_cert                    a CA bundle for TLS-inspecting proxies (BuildKit secret)
 # Honours TORCHENV_INDEX_URL (a mirror of the target's pip index) and CONDA_CHANNEL_ALIAS.
 set -euo pipefail
+# Group-writable files: the environment's group (see the Dockerfile) can install into it.
+umask 0002
 
 installer=$1
 target=$2

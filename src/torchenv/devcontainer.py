@@ -1,0 +1,123 @@
+"""Dev container configurations, one per target: `.devcontainer/<target>/devcontainer.json`.
+
+VS Code (and the Dev Containers CLI) lists every folder under `.devcontainer/` as its own
+configuration, so the targets appear side by side. Each builds the `dev` stage of that target's
+Dockerfile: the runtime environment plus ipykernel, TensorBoard, git and a C compiler.
+
+Choices, each for a problem users report (items 1, 3 and 12 of the project's users notes):
+- Shared memory: `--shm-size` rather than `--ipc=host`. DataLoader workers pass batches through
+  /dev/shm and die with "bus error" on Docker's 64 MB default; a sized tmpfs fixes that and keeps
+  the container in its own IPC namespace. The size is a ceiling, not a reservation.
+- GPUs: `hostRequirements.gpu = "optional"`, and no `--gpus all` in runArgs. The Dev Containers
+  tooling adds `--gpus all` itself when the engine has the NVIDIA runtime, and leaves it out
+  otherwise, so one configuration opens on hosts with and without a GPU. A hard-coded
+  `--gpus all` would make the container fail to start on a host without the NVIDIA toolkit.
+  Where detection misses a GPU (the `nvidia` runtime not registered with the engine), the
+  CLI's `--gpu-availability all` or VS Code's `dev.containers.gpuAvailability` setting forces it.
+- Files in the workspace: the image runs as the non-root user `torch`, and
+  `updateRemoteUserUID` gives it the UID/GID of the user who opens the container on Linux, so
+  files written to the bind-mounted workspace belong to that user. (For a root caller it changes
+  nothing: UID 0 exists in every image.) It does not re-own /opt/env, which keeps the image's
+  build-time UID.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from torchenv.matrix import ROOT, Target, load
+
+DEVCONTAINER_DIR = ".devcontainer"
+ENV_PREFIX = "/opt/env"
+REMOTE_USER = "torch"
+SHM_SIZE = "2g"
+WORKSPACE_FOLDER = "/workspaces/${localWorkspaceFolderBasename}"
+EXTENSIONS = ("ms-python.python", "ms-toolsai.jupyter")
+# The smoke suite's quick mode; on a host without a GPU its cuda check skips (with the reason).
+POST_CREATE_COMMAND = "python -m torchsmoke --quick"
+DEFAULT_INSTALLER = "conda"
+
+
+def config_path(name: str, root: Path = ROOT) -> Path:
+    return root / DEVCONTAINER_DIR / name / "devcontainer.json"
+
+
+def display_name(target: Target) -> str:
+    """What VS Code shows in its list, e.g. 'torchenv cuda13 (CUDA 13.0, torch 2.11.0)'."""
+    accel = f"CUDA {target.cuda}" if target.is_cuda else "CPU"
+    return f"torchenv {target.name} ({accel}, torch {target.torch})"
+
+
+def config(target: Target) -> dict:
+    """The devcontainer.json content for one target, as a dict (key order is the file's)."""
+    data: dict = {
+        "name": display_name(target),
+        "build": {
+            # Paths are relative to .devcontainer/<target>/.
+            "dockerfile": f"../../docker/{target.name}.Dockerfile",
+            "context": "../..",
+            "target": "dev",
+            "args": {
+                "BASE_IMAGE": target.base_ref,
+                "INSTALLER": DEFAULT_INSTALLER,
+            },
+        },
+        "runArgs": [f"--shm-size={SHM_SIZE}"],
+        "remoteUser": REMOTE_USER,
+        "updateRemoteUserUID": True,
+        "workspaceFolder": WORKSPACE_FOLDER,
+        # tini as PID 1 reaps DataLoader workers orphaned by a killed training run.
+        "init": True,
+    }
+    if target.is_cuda:
+        data["hostRequirements"] = {"gpu": "optional"}
+    data["customizations"] = {
+        "vscode": {
+            "extensions": list(EXTENSIONS),
+            "settings": {
+                "python.defaultInterpreterPath": f"{ENV_PREFIX}/bin/python",
+                # The environment is already on PATH; activating it would look for conda.
+                "python.terminal.activateEnvironment": False,
+            },
+        }
+    }
+    data["postCreateCommand"] = POST_CREATE_COMMAND
+    return data
+
+
+def render(target: Target) -> str:
+    """The JSON text of `.devcontainer/<target>/devcontainer.json` (valid JSON, newline-ended)."""
+    return json.dumps(config(target), indent=2) + "\n"
+
+
+def write_all(root: Path = ROOT) -> list[Path]:
+    """Write every target's devcontainer.json; return the paths whose content changed."""
+    changed = []
+    for target in load().values():
+        path = config_path(target.name, root)
+        text = render(target)
+        if not path.is_file() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            changed.append(path)
+    return changed
+
+
+def check_all(root: Path = ROOT) -> list[str]:
+    """Problems with the committed configurations: missing, out of date, or for no target."""
+    targets = load()
+    problems = []
+    for target in targets.values():
+        path = config_path(target.name, root)
+        rel = path.relative_to(root)
+        if not path.is_file():
+            problems.append(f"{rel} is missing: run `invoke generate`")
+        elif path.read_text() != render(target):
+            problems.append(f"{rel} is out of date: run `invoke generate`")
+    for path in sorted((root / DEVCONTAINER_DIR).glob("*/devcontainer.json")):
+        if path.parent.name not in targets:
+            problems.append(
+                f"{path.relative_to(root)} belongs to no target in targets.toml: delete it"
+            )
+    return problems

@@ -1,0 +1,161 @@
+"""The dev container configurations: current with targets.toml, and saying what users need.
+
+No JSON schema for devcontainer.json is available offline (check-jsonschema vendors none), so
+these tests check the keys the configurations rely on; test_devcontainer_cli.py has the Dev
+Containers CLI read every file and bring one up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from torchenv import devcontainer, matrix
+
+TARGETS = matrix.load()
+NAMES = list(TARGETS)
+BUILD_ARGS = {"BASE_IMAGE", "INSTALLER", "USER_UID", "USER_GID"}
+
+
+def committed(name: str) -> dict:
+    return json.loads(devcontainer.config_path(name).read_text())
+
+
+def test_committed_files_are_current():
+    assert devcontainer.check_all() == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_render_is_json_with_a_trailing_newline_and_deterministic(name):
+    text = devcontainer.render(TARGETS[name])
+    assert text.endswith("}\n")
+    assert json.loads(text) == devcontainer.config(TARGETS[name])
+    assert devcontainer.render(TARGETS[name]) == text
+
+
+def test_names_differ_and_say_target_accelerator_and_torch():
+    names = {name: committed(name)["name"] for name in NAMES}
+    assert len(set(names.values())) == len(names)
+    for name, shown in names.items():
+        target = TARGETS[name]
+        assert shown.startswith(f"torchenv {name} (")
+        assert f"torch {target.torch}" in shown
+        assert (f"CUDA {target.cuda}" if target.is_cuda else "CPU") in shown
+
+
+def test_display_name_examples():
+    any_target = next(iter(TARGETS.values()))
+    cuda = replace(any_target, name="cuda13", cuda="13.0", torch="2.11.0")
+    cpu = replace(any_target, name="cpu", cuda=None, torch="2.11.0")
+    assert devcontainer.display_name(cuda) == "torchenv cuda13 (CUDA 13.0, torch 2.11.0)"
+    assert devcontainer.display_name(cpu) == "torchenv cpu (CPU, torch 2.11.0)"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_builds_the_dev_stage_of_the_targets_dockerfile(name):
+    path = devcontainer.config_path(name)
+    build = committed(name)["build"]
+    assert (path.parent / build["dockerfile"]).resolve() == TARGETS[name].dockerfile
+    assert (path.parent / build["context"]).resolve() == matrix.ROOT
+    assert build["target"] == "dev"
+    assert set(build["args"]) <= BUILD_ARGS
+    assert build["args"]["BASE_IMAGE"] == TARGETS[name].base_ref
+    assert build["args"]["INSTALLER"] in {"conda", "pip"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_dockerfile_has_the_dev_stage_and_the_build_args(name):
+    dockerfile = TARGETS[name].dockerfile
+    if not dockerfile.is_file():
+        pytest.skip(f"{dockerfile.relative_to(matrix.ROOT)} is not generated yet")
+    text = dockerfile.read_text()
+    assert re.search(r"^FROM\s+\S+\s+AS\s+dev\s*$", text, re.MULTILINE | re.IGNORECASE), (
+        "no `FROM ... AS dev` stage"
+    )
+    for arg in committed(name)["build"]["args"]:
+        assert re.search(rf"^ARG\s+{arg}\b", text, re.MULTILINE), f"no `ARG {arg}`"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_files_in_the_workspace_belong_to_the_user_not_root(name):
+    data = committed(name)
+    assert data["remoteUser"] == "torch"
+    assert data.get("containerUser", "torch") != "root"
+    assert data["updateRemoteUserUID"] is True
+    # Where the default workspace mount puts the folder: the two must agree.
+    assert data["workspaceFolder"] == "/workspaces/${localWorkspaceFolderBasename}"
+    assert "workspaceMount" not in data
+
+
+def _shm_bytes(run_args: list[str]) -> int:
+    units = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+    for arg in run_args:
+        match = re.fullmatch(r"--shm-size[= ](\d+)([bkmg]?)", arg.lower())
+        if match:
+            return int(match[1]) * units[match[2]]
+    return 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_enough_shared_memory_for_dataloader_workers(name):
+    run_args = committed(name)["runArgs"]
+    assert "--ipc=host" in run_args or _shm_bytes(run_args) >= 2**30
+
+
+def test_shm_size_parser():
+    assert _shm_bytes(["--init", "--shm-size=2g"]) == 2 * 2**30
+    assert _shm_bytes(["--shm-size=512m"]) == 512 * 2**20
+    assert _shm_bytes(["--gpus", "all"]) == 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_config_serves_hosts_with_and_without_a_gpu(name):
+    data = committed(name)
+    # The tooling adds `--gpus all` when the host has the NVIDIA runtime; hard-coded, it would
+    # stop the container from starting on a host without one.
+    assert not any(arg.startswith("--gpus") for arg in data["runArgs"])
+    if TARGETS[name].is_cuda:
+        assert data["hostRequirements"]["gpu"] == "optional"
+    else:
+        assert "gpu" not in data.get("hostRequirements", {})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vscode_gets_python_and_jupyter_and_the_image_interpreter(name):
+    vscode = committed(name)["customizations"]["vscode"]
+    assert {"ms-python.python", "ms-toolsai.jupyter"} <= set(vscode["extensions"])
+    assert vscode["settings"]["python.defaultInterpreterPath"] == "/opt/env/bin/python"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_post_create_runs_the_quick_smoke_suite_without_requiring_a_gpu(name):
+    command = committed(name)["postCreateCommand"]
+    assert command.startswith("python -m torchsmoke --quick")
+    assert "--require-gpu" not in command
+
+
+def test_write_all_then_check_all_in_a_fresh_tree(tmp_path: Path):
+    written = devcontainer.write_all(tmp_path)
+    assert sorted(p.parent.name for p in written) == sorted(NAMES)
+    assert devcontainer.check_all(tmp_path) == []
+    assert devcontainer.write_all(tmp_path) == []  # nothing to change the second time
+
+
+def test_check_all_reports_missing_stale_and_orphaned_files(tmp_path: Path):
+    devcontainer.write_all(tmp_path)
+    first, second = NAMES[0], NAMES[1]
+    devcontainer.config_path(first, tmp_path).unlink()
+    devcontainer.config_path(second, tmp_path).write_text("{}\n")
+    orphan = devcontainer.config_path("retired", tmp_path)
+    orphan.parent.mkdir()
+    orphan.write_text("{}\n")
+    problems = devcontainer.check_all(tmp_path)
+    assert problems == [
+        f".devcontainer/{first}/devcontainer.json is missing: run `invoke generate`",
+        f".devcontainer/{second}/devcontainer.json is out of date: run `invoke generate`",
+        ".devcontainer/retired/devcontainer.json belongs to no target in targets.toml: delete it",
+    ]
