@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torchenv import envfile, pins, render
-from torchenv.lock import explain_hash_mismatch, is_pinned
 from torchenv.engine import Engine
 from torchenv.errors import UserError
+from torchenv.lock import explain_hash_mismatch, is_pinned
 from torchenv.matrix import ROOT, Target
 
 INSTALLERS = ("conda", "pip")

@@ -24,7 +24,10 @@ def rows(targets: Iterable[Target]) -> list[tuple[str, ...]]:
 def text(targets: Iterable[Target]) -> str:
     body = [COLUMNS, *rows(targets)]
     widths = [max(len(row[i]) for row in body) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in body]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in body
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -52,7 +52,9 @@ def check(command: str, request: pytest.FixtureRequest) -> None:
             request.getfixturevalue("docker_engine")
         done = run([str(BIN / "invoke"), *argv[1:]])
         if argv[1] == "verify" and "is not built" in done.stderr + done.stdout:
-            pytest.skip("the cuda13 image is not built yet (tests/torchenv/test_image.py builds it)")
+            pytest.skip(
+                "the cuda13 image is not built yet (tests/torchenv/test_image.py builds it)"
+            )
         assert done.returncode == 0 or argv[1] == "doctor", (command, done.stdout, done.stderr)
         assert done.stdout.strip(), command
     elif head == "invoke":
