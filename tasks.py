@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from invoke import Collection, Exit, task
@@ -182,13 +183,19 @@ def shell(c, target=None, flavor="dev", no_gpu=False, dry_run=False):
         c.run(shlex.join(argv), pty=True, echo=True)
 
 
+def _tool(name: str) -> str:
+    """A linter from this Python's environment (works without activating the venv)."""
+    here = Path(sys.executable).parent / name
+    return shlex.quote(str(here)) if here.exists() else name
+
+
 @task
 def lint(c):
     """Lint: ruff on the Python, hadolint on the Dockerfiles, generated files current."""
     dockerfiles = " ".join(str(t.dockerfile.relative_to(ROOT)) for t in matrix.load().values())
-    c.run("ruff check .", echo=True)
-    c.run("ruff format --check .", echo=True)
-    c.run(f"hadolint {dockerfiles}", echo=True)
+    c.run(f"{_tool('ruff')} check .", echo=True)
+    c.run(f"{_tool('ruff')} format --check .", echo=True)
+    c.run(f"{_tool('hadolint')} {dockerfiles}", echo=True)
     generate_(c, check=True)
 
 

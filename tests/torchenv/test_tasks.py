@@ -97,3 +97,16 @@ def test_doctor_real_run_exits_zero_here_or_explains(tmp_path):
     done = invoke("doctor", "--target", "cpu")
     assert "Docker daemon" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_lint_passes_on_the_committed_tree():
+    done = invoke("lint")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "generated files are current" in done.stdout
+
+
+def test_lock_check_passes_and_lock_dry_run_shows_the_resolver():
+    assert invoke("lock", "--check").returncode == 0
+    done = invoke("lock", "--target", "cuda13", "--dry-run")
+    assert done.returncode == 0 and "pip install --dry-run" in done.stdout
+    assert "--python-version 3.11" in done.stdout
