@@ -87,6 +87,9 @@ def version_tuple(version: str) -> tuple[int, ...]:
 
 
 def image_gb(target: Target) -> float:
+    """The measured size from targets.toml (image_size_gb) where there is one, else the estimate."""
+    if target.image_size_gb:
+        return target.image_size_gb
     default = UNKNOWN_CUDA_GB if target.is_cuda else UNKNOWN_CPU_GB
     return IMAGE_GB.get(target.variant, default)
 

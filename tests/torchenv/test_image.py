@@ -158,3 +158,17 @@ def test_unreachable_index_fails_with_a_hint_and_leaves_nothing(docker_engine, i
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "cannot reach the package index" in done.stderr, done.stderr
     assert docker(docker_engine, "image", "inspect", tag).returncode != 0
+
+
+def test_wheelhouse_build_is_offline_and_leaves_no_links(docker_engine, image, tmp_path):
+    """With --wheelhouse, pip uses only those wheels: a wheelhouse without torch must fail for
+    want of it (never by reaching an index), and the staged links are gone afterwards."""
+    wheel = tmp_path / "placeholder-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    tag = "torchenv-test/offline:0"
+    done = invoke("build", *BUILD, "--wheelhouse", str(tmp_path), "--tag", tag, timeout=600)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "offline: installing from the wheelhouse only" in done.stdout
+    assert "No matching distribution found" in done.stdout  # nothing was fetched from an index
+    assert not (ROOT / "wheelhouse" / wheel.name).exists()
+    assert docker(docker_engine, "image", "inspect", tag).returncode != 0
