@@ -7,9 +7,8 @@ before removal, so no host directory needs to be writable by the container's use
 from __future__ import annotations
 
 import io
-import json
+import shlex
 import tarfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,8 +84,6 @@ def describe(kwargs: dict) -> str:
         command = kwargs["entrypoint"][1:] + kwargs["command"]
     else:
         command = kwargs["command"]
-    import shlex
-
     return shlex.join([*parts, kwargs["image"], *command])
 
 
@@ -145,18 +142,3 @@ def run(req: SmokeRequest, client, gpu: bool) -> int:
         return code
     finally:
         container.remove(force=True)
-
-
-def summary(report_path: Path) -> dict:
-    """The summary of a JSON report written by the suite."""
-    return json.loads(report_path.read_text())["summary"]
-
-
-def wait_removed(client, label_value: str, timeout: float = 10.0) -> list:
-    """Containers still carrying the smoke label for a target (should be none)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = client.containers.list(all=True, filters={"label": f"{SMOKE_LABEL}={label_value}"})
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.2)

@@ -172,3 +172,17 @@ def test_wheelhouse_build_is_offline_and_leaves_no_links(docker_engine, image, t
     assert "No matching distribution found" in done.stdout  # nothing was fetched from an index
     assert not (ROOT / "wheelhouse" / wheel.name).exists()
     assert docker(docker_engine, "image", "inspect", tag).returncode != 0
+
+
+def test_verify_matches_the_lock_and_catches_a_changed_pin(image):
+    from torchenv import lock as locks
+    from torchenv import verify
+
+    assert verify.verify_image(TARGET, image=image) == []
+    files, labels = verify.read_image(image)
+    text = TARGET.pip_lock.read_text().replace("torch==2.11.0", "torch==2.12.0")
+    changed = locks.parse_pip_lock(text, TARGET.pip_lock, TARGET.name)
+    found = verify.verify_manifest(
+        files[verify.MANIFEST_PATH], labels.get(verify.MANIFEST_LABEL), changed
+    )
+    assert any("torch" in line and "2.12.0" in line for line in found), found
