@@ -1,0 +1,108 @@
+"""`compile`: torch.compile (inductor) on a small function, equal to eager.
+
+Inductor needs a C++ compiler on CPU (g++, or $CXX) and triton needs a C compiler on CUDA;
+runtime images have neither, so without one the check skips with that reason (a failure with
+--require-compiler). It compiles into a fresh cache directory, so the result proves the compiler
+works now rather than replaying kernels cached by an earlier run, and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import tempfile
+
+import torch
+
+from torchsmoke.core import (
+    CheckFailed,
+    CheckSkipped,
+    Context,
+    Outcome,
+    check,
+    error_summary,
+    passed,
+    require,
+)
+
+_COMPILER_ERROR = re.compile(
+    r"InvalidCxxCompiler|No working C\+\+ compiler|CppCompileError|Failed to find C compiler"
+    r"|C compiler",
+    re.I,
+)
+
+
+def missing_compiler(compilers: dict[str, str | None], device: torch.device) -> str | None:
+    """Why torch.compile cannot work here, or None when the needed compiler is on PATH."""
+    if device.type == "cpu" and not compilers.get("cxx"):
+        if not compilers.get("cc"):
+            return (
+                "no C compiler (cc/gcc) on PATH: torch.compile needs one; "
+                "use the dev image flavor or install gcc"
+            )
+        return (
+            "no C++ compiler (g++, or $CXX) on PATH: torch.compile on CPU needs one; "
+            "use the dev image flavor or install g++"
+        )
+    if device.type == "cuda" and not compilers.get("cc"):
+        return (
+            "no C compiler (cc/gcc) on PATH: torch.compile (triton) needs one; "
+            "use the dev image flavor or install gcc"
+        )
+    return None
+
+
+def _function(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.sin(x) * y + torch.cos(x).relu()
+
+
+@check("compile", "torch.compile on a small function gives the eager result")
+def torch_compile(ctx: Context) -> Outcome:
+    if ctx.quick:
+        raise CheckSkipped("skipped in --quick mode")  # a cold compile takes 10-20 s
+    device = ctx.device
+    problem = missing_compiler(ctx.env.compilers, device)
+    if problem:
+        if ctx.options.require_compiler:
+            raise CheckFailed(f"{problem} (--require-compiler was given)")
+        raise CheckSkipped(problem)
+    if device.type == "cuda" and torch.cuda.get_device_capability(device) < (7, 0):
+        major, minor = torch.cuda.get_device_capability(device)
+        raise CheckSkipped(
+            f"torch.compile on CUDA (triton) needs compute capability >= 7.0; "
+            f"this GPU has {major}.{minor}"
+        )
+
+    dynamo = importlib.import_module("torch._dynamo")
+    inductor_config = importlib.import_module("torch._inductor.config")
+
+    gen = ctx.generator()
+    x, y = (torch.randn(64, 32, generator=gen).to(device) for _ in range(2))
+    threads = inductor_config.compile_threads
+    with tempfile.TemporaryDirectory(prefix="torchsmoke-inductor-") as cache:
+        # The runner restores os.environ; compile in-process, no worker pool to start.
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        os.environ["TRITON_CACHE_DIR"] = os.path.join(cache, "triton")
+        inductor_config.compile_threads = 1
+        dynamo.reset()
+        try:
+            compiled = torch.compile(_function, backend="inductor", fullgraph=True)
+            got = compiled(x, y)
+        except Exception as exc:
+            if _COMPILER_ERROR.search(f"{type(exc).__name__} {exc}"):
+                raise CheckFailed(
+                    f"{error_summary(exc)}; likely cause: the C/C++ compiler does not work "
+                    "(install gcc and g++, or use the dev image flavor)"
+                ) from exc
+            raise
+        finally:
+            inductor_config.compile_threads = threads
+            dynamo.reset()
+    expected = _function(x, y)
+    err = (got - expected).abs().max().item()
+    require(
+        torch.allclose(got, expected, rtol=1e-5, atol=1e-5),
+        f"the compiled function differs from eager (max error {err:.3g})",
+    )
+    return passed({"device": str(device), "backend": "inductor", "max_error": err})

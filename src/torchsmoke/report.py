@@ -1,0 +1,111 @@
+"""The run's outputs: the result lines, the summary table, the JSON report and JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from torchsmoke.core import FAIL, PASS, SKIP, Result
+
+SCHEMA = "torchsmoke/report/v1"
+_LABELS = {PASS: "PASS", FAIL: "FAIL", SKIP: "SKIP"}
+
+
+def result_line(result: Result, name_width: int = 12) -> str:
+    """`PASS  mlp           1.23s  reason`: printed as each check finishes."""
+    line = f"{_LABELS[result.status]:<4}  {result.name:<{name_width}} {result.duration_s:7.2f}s"
+    return f"{line}  {result.reason}" if result.reason else line
+
+
+def summary(results: list[Result], duration_s: float) -> dict[str, Any]:
+    counts = {status: sum(r.status == status for r in results) for status in (PASS, FAIL, SKIP)}
+    return {**counts, "duration_s": round(duration_s, 3)}
+
+
+def table(results: list[Result], duration_s: float, reason_width: int = 100) -> str:
+    """The summary table: one row a check, then the counts."""
+    name_width = max([len("check"), *(len(r.name) for r in results)])
+    rows = [f"{'check':<{name_width}}  status  {'time':>8}  reason"]
+    rows.append("-" * len(rows[0]))
+    for r in results:
+        reason = r.reason or ""
+        if len(reason) > reason_width:
+            reason = reason[: reason_width - 3] + "..."
+        rows.append(
+            f"{r.name:<{name_width}}  {r.status:<6}  {r.duration_s:7.2f}s  {reason}".rstrip()
+        )
+    s = summary(results, duration_s)
+    rows.append("-" * len(rows[0]))
+    rows.append(f"{s[PASS]} passed, {s[FAIL]} failed, {s[SKIP]} skipped in {s['duration_s']:.1f} s")
+    return "\n".join(rows)
+
+
+def build(
+    results: list[Result], env: dict[str, Any], argv: list[str], duration_s: float
+) -> dict[str, Any]:
+    """The versioned JSON report (the shape others rely on; see the package docstring)."""
+    return {
+        "schema": SCHEMA,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "argv": list(argv),
+        "env": env,
+        "checks": [asdict(r) for r in results],
+        "summary": summary(results, duration_s),
+    }
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # default=str: a detail that is not JSON (a dtype, a device) is written as its text.
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+def junit(report: dict[str, Any]) -> ET.ElementTree:
+    """One testcase a check; failure/skipped elements carry the reason."""
+    s = report["summary"]
+    suites = ET.Element("testsuites")
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name="torchsmoke",
+        tests=str(len(report["checks"])),
+        failures=str(s[FAIL]),
+        skipped=str(s[SKIP]),
+        errors="0",
+        time=f"{s['duration_s']:.3f}",
+        timestamp=report["created"],
+    )
+    props = ET.SubElement(suite, "properties")
+    env = report["env"] or {}
+    for key, value in (
+        ("python", (env.get("python") or {}).get("version")),
+        ("torch", (env.get("torch") or {}).get("version")),
+        ("variant", (env.get("torch") or {}).get("variant")),
+    ):
+        ET.SubElement(props, "property", name=key, value=str(value))
+    for check in report["checks"]:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname="torchsmoke",
+            name=check["name"],
+            time=f"{check['duration_s']:.3f}",
+        )
+        if check["status"] == FAIL:
+            failure = ET.SubElement(case, "failure", message=check["reason"] or "failed")
+            failure.text = check["details"].get("traceback") or check["reason"]
+        elif check["status"] == SKIP:
+            ET.SubElement(case, "skipped", message=check["reason"] or "skipped")
+        elif check["reason"]:
+            ET.SubElement(case, "system-out").text = check["reason"]
+    ET.indent(suites)
+    return ET.ElementTree(suites)
+
+
+def write_junit(report: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    junit(report).write(path, encoding="utf-8", xml_declaration=True)
