@@ -84,14 +84,18 @@ RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
 FROM env-${INSTALLER} AS env
 
 FROM env AS dev-deps
-# Dev flavor: git, and a C/C++ compiler so torch.compile works. Versions follow the pinned base's
-# Debian release (exact apt pins would break at each Debian point release).
+# Dev flavor: git, and a C/C++ compiler so torch.compile works; inductor also needs Python.h,
+# which a base whose Python is Debian's own (not python:*, not conda) lacks: python3-dev then.
+# Versions follow the pinned base's Debian release (exact apt pins break at each point release).
 # hadolint ignore=DL3008
-RUN apt-get update \
+RUN headers="$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" \
+    && if [ -f "$headers" ]; then extra=""; else extra=python3-dev; fi \
+    && apt-get update \
     && apt-get install -y --no-install-recommends \
         g++ \
         git \
         libc6-dev \
+        ${extra:+"$extra"} \
     && rm -rf /var/lib/apt/lists/*
 ARG USER_UID=1000
 ARG USER_GID=1000

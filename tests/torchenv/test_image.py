@@ -186,3 +186,16 @@ def test_verify_matches_the_lock_and_catches_a_changed_pin(image):
         files[verify.MANIFEST_PATH], labels.get(verify.MANIFEST_LABEL), changed
     )
     assert any("torch" in line and "2.12.0" in line for line in found), found
+
+
+def test_dev_flavor_passes_every_non_gpu_check_compile_included(docker_engine, image, tmp_path):
+    """The dev flavor adds a C/C++ compiler: torch.compile must work there (it skips, with the
+    reason, in the lean runtime image)."""
+    args = [*BUILD, "--flavor", "dev", *(["--ca-cert", CA] if Path(CA).exists() else [])]
+    done = invoke("build", *args)
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
+    done = invoke("smoke", "--target", "cuda13", "--flavor", "dev", "--reports", str(tmp_path))
+    assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
+    checks = json.loads((tmp_path / "smoke-cuda13.json").read_text())["checks"]
+    not_passed = {c["name"]: c["reason"] for c in checks if c["status"] != "pass"}
+    assert list(not_passed) == ["cuda"], not_passed
