@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import shlex
+import signal
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,8 +102,23 @@ def _copy_out(container, src: str, dest: Path) -> None:
             dest.write_bytes(member.read())
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run(req: SmokeRequest, client, gpu: bool) -> int:
-    """Run the suite, stream its output, copy the reports out; returns the suite's exit code."""
+    """Run the suite, stream its output, copy the reports out; returns the suite's exit code.
+
+    SIGTERM (a cancelled CI job) is handled like Ctrl-C: the container is removed either way.
+    """
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(req, client, gpu)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(req: SmokeRequest, client, gpu: bool) -> int:
     import docker.errors
 
     kwargs = run_kwargs(req, gpu)

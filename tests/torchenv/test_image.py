@@ -131,20 +131,23 @@ def test_smoke_on_an_image_not_built_says_how_to_build_it():
     assert "is not built yet: run `invoke build --target cuda13`" in done.stderr
 
 
-def test_ctrl_c_during_smoke_leaves_no_container(docker_engine, image):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_interrupted_smoke_leaves_no_container(docker_engine, image, signum):
     import docker as sdk
 
     client = sdk.from_env()
+    # As from a terminal: a process a script starts in the background inherits SIGINT ignored.
     proc = subprocess.Popen(
         [sys.executable, "-m", "invoke", "smoke", "--target", "cuda13", "--reports", ""],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     flt = {"label": f"{SMOKE_LABEL}=cuda13"}
     deadline = time.monotonic() + 60
     while not client.containers.list(filters=flt) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert client.containers.list(filters=flt), "the smoke container never started"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "Traceback" not in err
     assert client.containers.list(all=True, filters=flt) == []
