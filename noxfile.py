@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -35,8 +36,9 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite (engine tests skip without Docker, and fail when CI is set)."""
     install_project(session)
-    # torch for the smoke suite's own tests: a CPU build where one is offered locally.
-    session.install("torch")
+    # torch for the smoke suite's own tests (any build runs them on the CPU); TORCHENV_TEST_TORCH
+    # picks another requirement, e.g. a CPU wheel from https://download.pytorch.org/whl/cpu.
+    session.install(*os.environ.get("TORCHENV_TEST_TORCH", "torch==2.13.0").split())
     session.run("pytest", *(session.posargs or ["-q"]))
 
 
