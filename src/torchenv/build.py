@@ -12,16 +12,15 @@ import shlex
 import subprocess
 import sys
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchenv import envfile, pins, render
 from torchenv.engine import Engine
 from torchenv.errors import UserError
-from torchenv.lock import explain_hash_mismatch, is_pinned
+from torchenv.lock import INSTALLERS, explain_hash_mismatch, is_pinned, unreachable_reason
 from torchenv.matrix import ROOT, Target
 
-INSTALLERS = ("conda", "pip")
 WHEELHOUSE = ROOT / "wheelhouse"
 # Passed through by name only (`--build-arg NAME`): the value comes from the environment, and
 # Docker keeps these predefined proxy arguments out of the image history.
@@ -61,7 +60,7 @@ def validate(req: BuildRequest) -> None:
     pins.check(t)
     if req.installer not in INSTALLERS:
         raise UserError(
-            f"unknown installer {req.installer!r}: choose one of {', '.join(INSTALLERS)}"
+            f"unknown installer {req.installer!r}: choose one of {', '.join(sorted(INSTALLERS))}"
         )
     t.image(req.flavor)  # validates the flavor
     parsed = envfile.parse(t.env_file)
@@ -169,21 +168,18 @@ def format_command(argv: list[str], env: dict[str, str]) -> str:
     return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(argv)])
 
 
-# What a failed build printed -> the likely cause and what to do; the first match wins, so
-# network causes come before "No matching distribution", which pip also prints after them.
+TLS_HINT = (
+    "TLS verification failed: behind a TLS-inspecting proxy pass --ca-cert PATH "
+    "(for example /etc/ssl/certs/ca-certificates.crt)"
+)
+# Network failures are recognised by the same table the lock task uses (lock.unreachable_reason);
+# they come first, because pip also prints "No matching distribution" after them.
+NETWORK_HINT = (
+    "cannot reach the package index ({reason}): set HTTPS_PROXY/NO_PROXY, use --index-url "
+    "MIRROR, or --wheelhouse DIR for an offline build"
+)
+# What else a failed build printed -> the likely cause and what to do; the first match wins.
 _DIAGNOSES = (
-    ("CERTIFICATE_VERIFY_FAILED",
-     "TLS verification failed: behind a TLS-inspecting proxy pass --ca-cert PATH "
-     "(for example /etc/ssl/certs/ca-certificates.crt)"),
-    ("THESE PACKAGES DO NOT MATCH THE HASHES", None),  # explained by lock.explain_hash_mismatch
-    ("Failed to establish a new connection",
-     "cannot reach the package index: set HTTPS_PROXY/NO_PROXY, use --index-url MIRROR, or "
-     "--wheelhouse DIR for an offline build"),
-    ("Temporary failure in name resolution",
-     "cannot resolve the package index: check DNS/proxy (HTTPS_PROXY), use --index-url MIRROR, "
-     "or --wheelhouse DIR"),
-    ("ProxyError",
-     "the proxy refused the connection: check HTTPS_PROXY/NO_PROXY, or use --index-url MIRROR"),
     ("No matching distribution found",
      "the index has no such version: check the pins (invoke list), or point --index-url at a "
      "mirror that has them"),
@@ -200,12 +196,14 @@ _DIAGNOSES = (
 
 def diagnose(output: str) -> str | None:
     """The likely cause of a failed build, from what it printed; None when unknown."""
-    for needle, hint in _DIAGNOSES:
-        if needle in output:
-            if hint is None:
-                return explain_hash_mismatch(output)
-            return hint
-    return None
+    if "THESE PACKAGES DO NOT MATCH THE HASHES" in output:
+        return explain_hash_mismatch(output)
+    reason = unreachable_reason(output)
+    if reason == "TLS verification failed":
+        return TLS_HINT
+    if reason:
+        return NETWORK_HINT.format(reason=reason)
+    return next((hint for needle, hint in _DIAGNOSES if needle in output), None)
 
 
 def stream(
@@ -239,10 +237,9 @@ class StagedWheelhouse:
     """Links the wheels of --wheelhouse DIR into wheelhouse/ for one build, then removes them."""
 
     source: Path | None
-    linked: list[Path] | None = None
+    linked: list[Path] = field(default_factory=list)
 
     def __enter__(self) -> StagedWheelhouse:
-        self.linked = []
         if self.source is None or Path(self.source).resolve() == WHEELHOUSE.resolve():
             return self
         for wheel in sorted(Path(self.source).glob("*.whl")):
@@ -257,7 +254,7 @@ class StagedWheelhouse:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for path in self.linked or []:
+        for path in self.linked:
             path.unlink(missing_ok=True)
 
 
@@ -286,7 +283,8 @@ def run_build(req: BuildRequest, engine: Engine, dry_run: bool = False) -> list[
         env={**os.environ, **prefix_env}, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode != 0:
-        raise UserError(f"labelling {req.image} failed: {done.stderr.strip().splitlines()[-1:]}")
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"labelling {req.image} failed: {last}")
     print(f"torchenv: built {req.image} ({MANIFEST_LABEL}={digest[:12]}...)")
     return commands
 

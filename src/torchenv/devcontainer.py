@@ -17,8 +17,8 @@ Choices, each for a problem users report (items 1, 3 and 12 of the project's use
 - Files in the workspace: the image runs as the non-root user `torch`, and
   `updateRemoteUserUID` gives it the UID/GID of the user who opens the container on Linux, so
   files written to the bind-mounted workspace belong to that user. (For a root caller it changes
-  nothing: UID 0 exists in every image.) It does not re-own /opt/env, which keeps the image's
-  build-time UID.
+  nothing: UID 0 exists in every image.) /opt/env belongs to a group the user is a member of,
+  so `pip install` keeps working after the UID change.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from torchenv.files import write_atomic
 from torchenv.matrix import ROOT, Target, load
+from torchenv.smoke import SHM_SIZE  # the same shared memory as `invoke smoke` gives
 
 DEVCONTAINER_DIR = ".devcontainer"
 ENV_PREFIX = "/opt/env"
 REMOTE_USER = "torch"
-SHM_SIZE = "2g"
 WORKSPACE_FOLDER = "/workspaces/${localWorkspaceFolderBasename}"
 EXTENSIONS = ("ms-python.python", "ms-toolsai.jupyter")
 # The smoke suite's quick mode; on a host without a GPU its cuda check skips (with the reason).
@@ -98,8 +99,7 @@ def write_all(root: Path = ROOT) -> list[Path]:
         path = config_path(target.name, root)
         text = render(target)
         if not path.is_file() or path.read_text() != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            write_atomic(path, text)
             changed.append(path)
     return changed
 

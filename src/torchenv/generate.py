@@ -6,12 +6,11 @@ is not what the matrix and the templates give.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from torchenv import devcontainer, matrix, render, table
+from torchenv.files import write_atomic
 from torchenv.matrix import ROOT
 
 README = ROOT / "README.md"
@@ -33,27 +32,11 @@ def outputs() -> Iterable[tuple[Path, Callable[[], str]]]:
         yield t.env_file, lambda t=t: render.env_file(t)
         yield t.dockerfile, lambda t=t: render.dockerfile(t)
         yield (
-            ROOT / ".devcontainer" / t.name / "devcontainer.json",
+            devcontainer.config_path(t.name),
             lambda t=t: devcontainer.render(t),
         )
     if README.exists():
         yield README, lambda: _readme(README.read_text())
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a failure never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from image builds
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def stale() -> list[Path]:

@@ -47,7 +47,10 @@ from pathlib import Path
 import tomllib
 
 from torchenv import matrix
+from torchenv.envfile import EnvFile
+from torchenv.envfile import parse as read_env  # the env file, as the build reads it
 from torchenv.errors import UserError
+from torchenv.files import write_atomic
 from torchenv.matrix import ROOT, Target
 from torchenv.runner import NOT_FOUND, Result, Runner, subprocess_runner
 
@@ -139,23 +142,9 @@ def lock_path(target: Target, installer: str) -> Path:
 # --- the env file side ------------------------------------------------------------------------
 
 
-def read_env(path: Path):
-    """The parsed env file (torchenv.envfile.EnvFile: .python, .index_url, .pins)."""
-    from torchenv import envfile
-
-    return envfile.parse(path)
-
-
-def env_pins(env) -> dict[str, str]:
+def env_pins(env: EnvFile) -> dict[str, str]:
     """The env file's pip pins as {normalized name: version}."""
-    pins = env.pins
-    if isinstance(pins, Mapping):
-        return {normalize_name(k): str(v) for k, v in pins.items()}
-    found = {}
-    for pin in pins:  # "name==version" strings
-        name, _, version = str(pin).partition("==")
-        found[normalize_name(name)] = version
-    return found
+    return {normalize_name(name): version for name, version in env.pins.items()}
 
 
 def env_fingerprint(env) -> str:
@@ -425,22 +414,6 @@ def check_all(targets: Iterable[Target | str]) -> list[str]:
 # --- making locks -----------------------------------------------------------------------------
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one rename: readers see the old file or the new one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_lock(path: Path, text: str, count: int) -> str:
     """Write a lock unless only its date would change; returns what happened, in words."""
 
@@ -449,7 +422,7 @@ def _write_lock(path: Path, text: str, count: int) -> str:
 
     if path.exists() and undated(path.read_text()) == undated(text):
         return f"{rel(path)}: up to date ({count} packages), left as it was"
-    atomic_write(path, text)
+    write_atomic(path, text)
     return f"wrote {rel(path)} ({count} packages)"
 
 
@@ -837,7 +810,7 @@ def refresh_digest(
         if not image_tag:
             raise UserError(f"{matrix_file.name}: no {_IMAGE_KEYS[key]} in [defaults]")
     digest = resolve_digest(image_tag, runner, client)
-    atomic_write(Path(matrix_file), set_toml_value(text, key, digest, matrix_file.name))
+    write_atomic(Path(matrix_file), set_toml_value(text, key, digest, matrix_file.name))
     matrix.load.cache_clear()
     return digest
 

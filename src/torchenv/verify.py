@@ -27,11 +27,10 @@ from collections.abc import Iterable, Mapping
 
 from torchenv import lock as locks
 from torchenv import matrix
+from torchenv.build import MANIFEST_LABEL, MANIFEST_PATH  # where the build puts them
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 
-MANIFEST_PATH = "/opt/torchenv/manifest.json"
-MANIFEST_LABEL = "io.torchenv.manifest.sha256"
 BUILD_INFO_PATH = "/opt/torchenv/build-info.json"  # {"installer": "pip" | "conda", ...}
 ALLOWED_EXTRA = frozenset({"pip", "setuptools", "wheel", "torchsmoke"})
 
