@@ -57,10 +57,11 @@ def generate_(c, check=False):
     """Write the env files, Dockerfiles, dev containers and README table from targets.toml."""
     with user_errors():
         if check:
-            stale = generate.stale()
-            if stale:
-                names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
-                raise UserError(f"stale generated files: {names}: run `invoke generate`")
+            problems = generate.problems()
+            for line in problems:
+                print(line)
+            if problems:
+                raise UserError(f"{len(problems)} generated file(s) need attention (above)")
             print("generated files are current")
             return
         for path in generate.write_all():
@@ -258,12 +259,12 @@ def doctor(c, target=None, require_gpu=False):
 )
 def lock(c, target=None, check=False, installer=None, index_url=None, dry_run=False):
     """Write a target's locks (exact versions, sha256) next to its env file; --check for drift."""
-    from torchenv import lock as locks
+    from torchenv import drift, resolve
 
     with user_errors():
         if check:
             targets = [_target(target)] if target else list(matrix.load().values())
-            problems = locks.check_all(targets)
+            problems = drift.check_all(targets)
             for problem in problems:
                 print(problem)
             if problems:
@@ -271,10 +272,10 @@ def lock(c, target=None, check=False, installer=None, index_url=None, dry_run=Fa
             print("locks agree with their env files")
             return
         if dry_run:
-            for line in locks.planned_commands(_target(target), installer, index_url):
+            for line in resolve.planned_commands(_target(target), installer, index_url):
                 print(line)
             return
-        for line in locks.lock_target(_target(target), installer=installer, index_url=index_url):
+        for line in resolve.lock_target(_target(target), installer=installer, index_url=index_url):
             print(line)
 
 
@@ -307,10 +308,10 @@ def verify(c, target=None, image=None):
 )
 def refresh_digest(c, key="base_digest", image=None):
     """Re-pin a base image: resolve its tag's digest on a registry and rewrite targets.toml."""
-    from torchenv import lock as locks
+    from torchenv import digests
 
     with user_errors():
-        digest = locks.refresh_digest(image, key=key)
+        digest = digests.refresh_digest(image, key=key)
         print(f"{key} = {digest}; now run `invoke generate`")
 
 

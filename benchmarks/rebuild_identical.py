@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from torchenv import lock, matrix, verify  # noqa: E402
+from torchenv import drift, matrix, verify  # noqa: E402
 from torchenv.errors import UserError  # noqa: E402
 
 STANDIN_BASE = "torchenv-standin/python:3.11-slim-bookworm"
@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     for needed in (target.dockerfile, ROOT / "tasks.py", target.pip_lock):
         if not needed.exists():
             raise SystemExit(f"{needed.relative_to(ROOT)} is missing: nothing to benchmark yet")
-    drift = lock.check_target(target)
-    if drift:
-        raise SystemExit("the lock is not in step with the env file:\n" + "\n".join(drift))
+    problems = drift.check_target(target)
+    if problems:
+        raise SystemExit("the lock is not in step with the env file:\n" + "\n".join(problems))
     image = target.image()
 
     runs = []

@@ -39,6 +39,7 @@ ENV CONDA_PREFIX=/opt/env
 # A mirror of the target's pip index, and a conda channel alias; empty: the defaults.
 ARG TORCHENV_INDEX_URL=""
 ARG CONDA_CHANNEL_ALIAS=""
+ARG PYTHON_VERSION=3.11
 ARG USER_UID=1000
 ARG USER_GID=1000
 # Sources are bind-mounted, the CA is a secret the user can read, caches are shared
@@ -46,8 +47,7 @@ ARG USER_GID=1000
 # works as the image's user.
 RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
     --mount=type=bind,source=wheelhouse,target=/tmp/ctx/wheelhouse \
-    --mount=type=bind,source=src/torchenv/envfile.py,target=/tmp/ctx/envfile.py \
-    --mount=type=bind,source=src/torchsmoke/manifest.py,target=/tmp/ctx/manifest.py \
+    --mount=type=bind,source=src/torchbuild,target=/tmp/ctx/torchbuild \
     --mount=type=bind,source=docker/install-env.sh,target=/tmp/ctx/install-env.sh \
     --mount=type=secret,id=ca_cert,mode=0444 \
     --mount=type=cache,id=torchenv-pip,target=/tmp/pip-cache,mode=0777,sharing=locked \
@@ -67,8 +67,7 @@ ARG USER_GID=1000
 # works as the image's user.
 RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
     --mount=type=bind,source=wheelhouse,target=/tmp/ctx/wheelhouse \
-    --mount=type=bind,source=src/torchenv/envfile.py,target=/tmp/ctx/envfile.py \
-    --mount=type=bind,source=src/torchsmoke/manifest.py,target=/tmp/ctx/manifest.py \
+    --mount=type=bind,source=src/torchbuild,target=/tmp/ctx/torchbuild \
     --mount=type=bind,source=docker/install-env.sh,target=/tmp/ctx/install-env.sh \
     --mount=type=secret,id=ca_cert,mode=0444 \
     --mount=type=cache,id=torchenv-pip,target=/tmp/pip-cache,mode=0777,sharing=locked \
@@ -98,8 +97,7 @@ ARG USER_GID=1000
 # Notebooks (ipykernel) and TensorBoard, pinned in targets.toml.
 RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
     --mount=type=bind,source=wheelhouse,target=/tmp/ctx/wheelhouse \
-    --mount=type=bind,source=src/torchenv/envfile.py,target=/tmp/ctx/envfile.py \
-    --mount=type=bind,source=src/torchsmoke/manifest.py,target=/tmp/ctx/manifest.py \
+    --mount=type=bind,source=src/torchbuild,target=/tmp/ctx/torchbuild \
     --mount=type=bind,source=docker/install-env.sh,target=/tmp/ctx/install-env.sh \
     --mount=type=secret,id=ca_cert,mode=0444 \
     --mount=type=cache,id=torchenv-pip,target=/tmp/pip-cache,mode=0777,sharing=locked \
@@ -107,7 +105,8 @@ RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
     bash /tmp/ctx/install-env.sh extras cpu ipykernel==7.4.0 tensorboard==2.21.0
 
 FROM dev-deps AS dev
-# The smoke package changes most often: it comes last.
+# The smoke package changes most often: it comes last (with the stdlib helpers it uses).
+COPY src/torchbuild /opt/torchenv/lib/torchbuild
 COPY src/torchsmoke /opt/torchenv/lib/torchsmoke
 ARG USER_UID=1000
 ARG USER_GID=1000
@@ -134,7 +133,8 @@ WORKDIR /workspace
 CMD ["python", "-m", "torchsmoke"]
 
 FROM env AS runtime
-# The smoke package changes most often: it comes last.
+# The smoke package changes most often: it comes last (with the stdlib helpers it uses).
+COPY src/torchbuild /opt/torchenv/lib/torchbuild
 COPY src/torchsmoke /opt/torchenv/lib/torchsmoke
 ARG USER_UID=1000
 ARG USER_GID=1000

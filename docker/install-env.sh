@@ -5,12 +5,15 @@
 #   install-env.sh extras TARGET PKG==V...  add pinned packages to it (the dev flavor)
 #
 # Reads (bind-mounted from the build context, never copied into a layer):
+#   /tmp/ctx/torchbuild/                    the stdlib-only build helpers (env file parser, manifest,
+#                                           build-info), run as `python -m torchbuild.<module>`
 #   /tmp/ctx/envs/TARGET.yml                the env file (python + pinned pip section)
 #   /tmp/ctx/envs/TARGET.pip.lock.txt       hashed lock for the pip installer, when present
 #   /tmp/ctx/envs/TARGET.conda-lock.yml     conda-lock unified lock for the conda installer, when present
 #   /tmp/ctx/wheelhouse/*.whl               wheels for offline builds, when present
 #   /run/secrets/ca_cert                    a CA bundle for TLS-inspecting proxies (BuildKit secret)
-# Honours TORCHENV_INDEX_URL (a mirror of the target's pip index) and CONDA_CHANNEL_ALIAS.
+# Honours TORCHENV_INDEX_URL (a mirror of the target's pip index) and CONDA_CHANNEL_ALIAS; the conda
+# installer takes the Python version from PYTHON_VERSION (rendered from the matrix, like the env file).
 set -euo pipefail
 # Group-writable files: the environment's group (see the Dockerfile) can install into it.
 umask 0002
@@ -21,6 +24,8 @@ ctx=/tmp/ctx
 env_file=$ctx/envs/$target.yml
 prefix=${ENV_PREFIX:?ENV_PREFIX must be set}
 info=/opt/torchenv/build-info.json
+# The build helpers run as modules of the mounted torchbuild package.
+helper() { PYTHONPATH=$ctx "$prefix/bin/python" -m "torchbuild.$1" "${@:2}"; }
 
 # The build runs this as root; the environment must belong to the image's user (so that the user
 # can `pip install` into it), so the caches are handed to that user and the work is done as it.
@@ -59,7 +64,7 @@ pins=()
 read_pins() {
     # The pins from the env file, through the same parser the host uses (envfile.py, stdlib only).
     local args
-    args=$("$prefix/bin/python" "$ctx/envfile.py" pip-args "$env_file")
+    args=$(helper envfile pip-args "$env_file")
     mapfile -t pins <<< "$args"
     if [[ ${pins[0]:-} == --index-url ]]; then
         index_args=("${pins[@]:0:2}")
@@ -101,8 +106,8 @@ case $installer in
             loud "no lock for $target: installing from pins only, NOT reproducible (run: invoke lock --target $target)"
             lock_mode=pins-only
             # The conda part is python and pip; the pins then go through pip, as for the pip installer.
-            python=$(sed -n 's/^  - python=\([0-9.]*\)$/\1/p' "$env_file")
-            "${mm[@]}" create --prefix "$prefix" --channel conda-forge "python=$python" pip
+            "${mm[@]}" create --prefix "$prefix" --channel conda-forge \
+                "python=${PYTHON_VERSION:?PYTHON_VERSION must be set}" pip
             read_pins
             "$prefix/bin/python" -m pip install "${index_args[@]}" "${pip_source[@]}" "${pins[@]}"
         fi
@@ -111,8 +116,8 @@ case $installer in
         # Pinned extras from pip's default index (or the wheelhouse); not covered by the lock.
         shift 2
         "$prefix/bin/python" -m pip install "${pip_source[@]}" "$@"
-        lock_mode=$(sed -n 's/.*"lock": "\([a-z-]*\)".*/\1/p' "$info")+extras
-        installer=$(sed -n 's/.*"installer": "\([a-z]*\)".*/\1/p' "$info")
+        lock_mode=$(helper buildinfo get "$info" lock)+extras
+        installer=$(helper buildinfo get "$info" installer)
         ;;
     *)
         echo "torchenv: unknown installer '$installer' (conda or pip)" >&2
@@ -124,8 +129,7 @@ esac
 site=$("$prefix/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo /opt/torchenv/lib > "$site/torchenv.pth"
 
-# What this image holds: every installed file's hash (see torchsmoke/manifest.py).
-"$prefix/bin/python" "$ctx/manifest.py" --out /opt/torchenv/manifest.json
-printf '{"target": "%s", "installer": "%s", "lock": "%s"}\n' \
-    "$target" "$installer" "$lock_mode" > "$info"
+# What this image holds: every installed file's hash (see torchbuild/manifest.py).
+helper manifest --out /opt/torchenv/manifest.json
+helper buildinfo write "$info" "target=$target" "installer=$installer" "lock=$lock_mode"
 say "environment ready at $prefix ($installer, $lock_mode)"

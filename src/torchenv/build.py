@@ -15,11 +15,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torchenv import envfile, pins, render
+from torchbuild import envfile
+from torchenv import pins, render
+from torchenv.digests import is_pinned
 from torchenv.engine import Engine
 from torchenv.errors import UserError
-from torchenv.lock import INSTALLERS, explain_hash_mismatch, is_pinned, unreachable_reason
-from torchenv.matrix import ROOT, Target
+from torchenv.hints import diagnose_build
+from torchenv.matrix import INSTALLERS, ROOT, Target
 
 WHEELHOUSE = ROOT / "wheelhouse"
 # Passed through by name only (`--build-arg NAME`): the value comes from the environment, and
@@ -168,44 +170,6 @@ def format_command(argv: list[str], env: dict[str, str]) -> str:
     return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(argv)])
 
 
-TLS_HINT = (
-    "TLS verification failed: behind a TLS-inspecting proxy pass --ca-cert PATH "
-    "(for example /etc/ssl/certs/ca-certificates.crt)"
-)
-# Network failures are recognised by the same table the lock task uses (lock.unreachable_reason);
-# they come first, because pip also prints "No matching distribution" after them.
-NETWORK_HINT = (
-    "cannot reach the package index ({reason}): set HTTPS_PROXY/NO_PROXY, use --index-url "
-    "MIRROR, or --wheelhouse DIR for an offline build"
-)
-# What else a failed build printed -> the likely cause and what to do; the first match wins.
-_DIAGNOSES = (
-    ("No matching distribution found",
-     "the index has no such version: check the pins (invoke list), or point --index-url at a "
-     "mirror that has them"),
-    ("failed to resolve source metadata",
-     "cannot pull the base image: no registry reachable? pass --base-image with a local image "
-     "(and --allow-unpinned-base if it has no digest)"),
-    ("pull access denied",
-     "cannot pull the base image: pass --base-image with an image you have locally"),
-    ("buildx component is missing",
-     "this docker client needs the buildx plugin for BuildKit: install it, or use engine "
-     "20.10's own client /usr/bin/docker"),
-)  # fmt: skip
-
-
-def diagnose(output: str) -> str | None:
-    """The likely cause of a failed build, from what it printed; None when unknown."""
-    if "THESE PACKAGES DO NOT MATCH THE HASHES" in output:
-        return explain_hash_mismatch(output)
-    reason = unreachable_reason(output)
-    if reason == "TLS verification failed":
-        return TLS_HINT
-    if reason:
-        return NETWORK_HINT.format(reason=reason)
-    return next((hint for needle, hint in _DIAGNOSES if needle in output), None)
-
-
 def stream(
     argv: list[str], env: dict[str, str], cwd: Path = ROOT, tail: int = 400
 ) -> tuple[int, str]:
@@ -271,7 +235,7 @@ def run_build(req: BuildRequest, engine: Engine, dry_run: bool = False) -> list[
         print(f"torchenv: {commands[0]}", flush=True)
         code, output = stream(argv, env)
     if code != 0:
-        cause = diagnose(output)
+        cause = diagnose_build(output)
         raise UserError(
             f"building {req.image} failed (exit {code})"
             + (f": {cause}" if cause else ": see the build output above")

@@ -26,8 +26,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from torchenv.files import write_atomic
-from torchenv.matrix import ROOT, Target, load
+from torchenv.matrix import ROOT, Target
 from torchenv.smoke import SHM_SIZE  # the same shared memory as `invoke smoke` gives
 
 DEVCONTAINER_DIR = ".devcontainer"
@@ -90,34 +89,3 @@ def config(target: Target) -> dict:
 def render(target: Target) -> str:
     """The JSON text of `.devcontainer/<target>/devcontainer.json` (valid JSON, newline-ended)."""
     return json.dumps(config(target), indent=2) + "\n"
-
-
-def write_all(root: Path = ROOT) -> list[Path]:
-    """Write every target's devcontainer.json; return the paths whose content changed."""
-    changed = []
-    for target in load().values():
-        path = config_path(target.name, root)
-        text = render(target)
-        if not path.is_file() or path.read_text() != text:
-            write_atomic(path, text)
-            changed.append(path)
-    return changed
-
-
-def check_all(root: Path = ROOT) -> list[str]:
-    """Problems with the committed configurations: missing, out of date, or for no target."""
-    targets = load()
-    problems = []
-    for target in targets.values():
-        path = config_path(target.name, root)
-        rel = path.relative_to(root)
-        if not path.is_file():
-            problems.append(f"{rel} is missing: run `invoke generate`")
-        elif path.read_text() != render(target):
-            problems.append(f"{rel} is out of date: run `invoke generate`")
-    for path in sorted((root / DEVCONTAINER_DIR).glob("*/devcontainer.json")):
-        if path.parent.name not in targets:
-            problems.append(
-                f"{path.relative_to(root)} belongs to no target in targets.toml: delete it"
-            )
-    return problems

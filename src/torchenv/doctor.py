@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from torchbuild import versions
 from torchenv import engine, matrix
 from torchenv.errors import UserError
 from torchenv.matrix import Target
@@ -79,11 +80,6 @@ def read_text(path: str) -> str | None:
             return handle.read()
     except OSError:
         return None
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    """(575, 51, 3) for "575.51.03": numeric parts compare as numbers."""
-    return tuple(int(part) for part in re.findall(r"\d+", version))
 
 
 def image_gb(target: Target) -> float:
@@ -232,16 +228,12 @@ def _driver_rows(
             )
             continue
         gpus = ", ".join(sorted(set(gpu.names)))
-        if version_tuple(gpu.driver) >= version_tuple(minimum):
+        if versions.at_least(gpu.driver, minimum):
             rows.append(
                 Row(name, "ok", f"driver {gpu.driver} >= {minimum} (CUDA {target.cuda}); {gpus}")
             )
             continue
-        fits = [
-            t.name
-            for t in all_cuda
-            if version_tuple(gpu.driver) >= version_tuple(t.min_driver or "0")
-        ]
+        fits = [t.name for t in all_cuda if versions.at_least(gpu.driver, t.min_driver or "0")]
         other = f", or use {' / '.join(fits)}" if fits else ""
         rows.append(
             Row(

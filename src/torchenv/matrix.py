@@ -6,17 +6,26 @@ README table) is generated from `load()` or checked against it.
 
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import MISSING, dataclass, fields
 from functools import cache
 from pathlib import Path
 
-import tomllib
-
+from torchbuild import versions
 from torchenv.errors import UserError
+from torchenv.files import write_atomic
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 MATRIX_FILE = ROOT / "targets.toml"
 FLAVORS = ("runtime", "dev")
+# How an image's environment is made: micromamba (conda) or a venv filled by pip.
+INSTALLERS = ("pip", "conda")
 
 
 @dataclass(frozen=True)
@@ -36,7 +45,6 @@ class Target:
     dev_packages: tuple[str, ...]
     cuda: str | None = None  # "11.8"; None for cpu
     index_url: str | None = None  # None: pip's default index
-    min_driver: str | None = None  # minimum NVIDIA Linux driver; None for cpu
     image_size_gb: float | None = (
         None  # runtime image size as measured by benchmarks/build_speed.py
     )
@@ -44,6 +52,11 @@ class Target:
     @property
     def is_cuda(self) -> bool:
         return self.cuda is not None
+
+    @property
+    def min_driver(self) -> str | None:
+        """The minimum NVIDIA Linux driver of the target's CUDA (torchbuild.versions); None: cpu."""
+        return versions.min_driver(self.cuda)
 
     @property
     def env_file(self) -> Path:
@@ -119,6 +132,12 @@ def parse(text: str, source: str = "targets.toml") -> dict[str, Target]:
         if missing:
             raise UserError(f"{source}: target {name!r} lacks {', '.join(sorted(missing))}")
         values["dev_packages"] = tuple(values["dev_packages"])
+        cuda = values.get("cuda")
+        if cuda is not None and versions.min_driver(str(cuda)) is None:
+            raise UserError(
+                f"{source}: target {name!r} has cuda = {cuda!r}, whose minimum driver torchenv "
+                f"does not know: use one of {', '.join(versions.MIN_DRIVER)}"
+            )
         targets[name] = Target(**values)
     return targets
 
@@ -131,6 +150,39 @@ def load(path: Path = MATRIX_FILE) -> dict[str, Target]:
     except OSError as exc:
         raise UserError(f"cannot read the target matrix {path}: {exc.strerror}") from None
     return parse(text, source=str(path.name))
+
+
+def set_value(key: str, value: str, path: Path = MATRIX_FILE) -> None:
+    """Rewrite the one `key = "..."` line of the matrix file, comments and layout kept.
+
+    The file is replaced in one rename, and `load` forgets what it had read. UserError when the
+    key is not there exactly once.
+    """
+    text = path.read_text()
+    pattern = re.compile(rf'(?m)^(?P<lead>{re.escape(key)}\s*=\s*)"[^"\n]*"')
+    found = len(pattern.findall(text))
+    if found != 1:
+        raise UserError(f"{path.name}: expected one {key} line, found {found}; edit it by hand")
+    parse(pattern.sub(lambda m: f'{m["lead"]}"{value}"', text), source=path.name)  # still valid
+    write_atomic(path, pattern.sub(lambda m: f'{m["lead"]}"{value}"', text))
+    load.cache_clear()
+
+
+def defaults(path: Path = MATRIX_FILE) -> dict[str, object]:
+    """The [defaults] table of the matrix file."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"cannot read the [defaults] of {path.name}: {exc}") from None
+    return dict(data.get("defaults", {}))
+
+
+def rel(path: Path) -> str:
+    """A path as the user knows it: relative to the repository when it is inside."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def names() -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torchbuild import versions
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 
@@ -40,20 +41,10 @@ LAST_TORCHAUDIO = "2.11"
 DEFAULT_INDEX_VARIANT = {"2.11": "cu130", "2.12": "cu130", "2.13": "cu130", "2.14": "cu130"}
 
 
-def minor(version: str) -> str:
-    """'2.7.1+cu118' -> '2.7'."""
-    parts = version.split("+", 1)[0].split(".")
-    return ".".join(parts[:2])
-
-
-def _key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split("."))
-
-
 def problems(t: Target) -> list[str]:
     """Every reason the target's pins cannot exist (empty when they can)."""
     out: list[str] = []
-    torch_minor = minor(t.torch)
+    torch_minor = versions.minor(t.torch)
     release = RELEASES.get(torch_minor)
     if release is None:
         known = ", ".join(RELEASES)
@@ -80,9 +71,10 @@ def problems(t: Target) -> list[str]:
             )
     elif not t.index_url.rstrip("/").endswith(f"/{t.variant}"):
         out.append(f"index_url {t.index_url} does not end in /{t.variant}")
-    tv_minor = minor(t.torchvision)
+    tv_minor = versions.minor(t.torchvision)
     if tv_minor != release.torchvision and not (
-        _key(tv_minor) >= _key(ABI_STABLE_TORCHVISION) and _key(torch_minor) >= _key("2.14")
+        versions.parse(tv_minor) >= versions.parse(ABI_STABLE_TORCHVISION)
+        and versions.parse(torch_minor) >= versions.parse("2.14")
     ):
         out.append(
             f"torchvision {t.torchvision} does not match torch {t.torch} "
@@ -90,13 +82,13 @@ def problems(t: Target) -> list[str]:
         )
     out += _torchaudio_problems(t, torch_minor, release)
     low, high = release.python
-    if not _key(low) <= _key(t.python) <= _key(high):
+    if not versions.parse(low) <= versions.parse(t.python) <= versions.parse(high):
         out.append(f"torch {t.torch} supports Python {low} to {high}, not {t.python}")
     return out
 
 
 def _torchaudio_problems(t: Target, torch_minor: str, release: Release) -> list[str]:
-    ta_minor = minor(t.torchaudio)
+    ta_minor = versions.minor(t.torchaudio)
     if ta_minor == release.torchaudio:
         return []
     if release.torchaudio is not None or ta_minor != LAST_TORCHAUDIO:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from torchenv import envfile
+from torchbuild import envfile
 from torchenv.matrix import ROOT, Target
 
 TEMPLATE = ROOT / "docker" / "Dockerfile.in"
@@ -18,8 +18,7 @@ _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)(?::([a-z-]+))?(?::([a-z-]+))?\}\}")
 _CONTEXT_MOUNTS = (
     ("envs", "/tmp/ctx/envs"),
     ("wheelhouse", "/tmp/ctx/wheelhouse"),
-    ("src/torchenv/envfile.py", "/tmp/ctx/envfile.py"),
-    ("src/torchsmoke/manifest.py", "/tmp/ctx/manifest.py"),
+    ("src/torchbuild", "/tmp/ctx/torchbuild"),
     ("docker/install-env.sh", "/tmp/ctx/install-env.sh"),
 )
 _SHARED_MOUNTS = (
@@ -63,6 +62,7 @@ def _install(t: Target, installer: str) -> str:
             "# A mirror of the target's pip index, and a conda channel alias; empty: the defaults.",
             'ARG TORCHENV_INDEX_URL=""',
             'ARG CONDA_CHANNEL_ALIAS=""',
+            *([f"ARG PYTHON_VERSION={t.python}"] if installer == "conda" else []),
             "ARG USER_UID=1000",
             "ARG USER_GID=1000",
             "# Sources are bind-mounted, the CA is a secret the user can read, caches are shared",
@@ -94,7 +94,8 @@ def _finish(t: Target, parent: str, stage: str) -> str:
         [
             "",
             f"FROM {parent} AS {stage}",
-            "# The smoke package changes most often: it comes last.",
+            "# The smoke package changes most often: it comes last (with the stdlib helpers it uses).",
+            "COPY src/torchbuild /opt/torchenv/lib/torchbuild",
             "COPY src/torchsmoke /opt/torchenv/lib/torchsmoke",
             "ARG USER_UID=1000",
             "ARG USER_GID=1000",

@@ -25,13 +25,15 @@ import json
 import tarfile
 from collections.abc import Iterable, Mapping
 
-from torchenv import lock as locks
+from torchbuild import buildinfo
+from torchbuild import manifest as manifests
+from torchenv import lockfile as locks
 from torchenv import matrix
 from torchenv.build import MANIFEST_LABEL, MANIFEST_PATH  # where the build puts them
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 
-BUILD_INFO_PATH = "/opt/torchenv/build-info.json"  # {"installer": "pip" | "conda", ...}
+BUILD_INFO_PATH = buildinfo.PATH  # {"installer": "pip" | "conda", ...}
 ALLOWED_EXTRA = frozenset({"pip", "setuptools", "wheel", "torchsmoke"})
 
 
@@ -130,7 +132,6 @@ def diff_manifests(first: Mapping, second: Mapping) -> list[str]:
 
 def verify_manifest(manifest_bytes: bytes, label: str | None, lock: locks.Lock) -> list[str]:
     """All checks on a manifest file read from an image: label, own digests, lock."""
-    from torchsmoke import manifest as manifests
 
     try:
         manifest = json.loads(manifest_bytes)
@@ -184,7 +185,7 @@ def image_installer(build_info: bytes | None) -> str | None:
         value = json.loads(build_info or b"{}").get("installer")
     except (json.JSONDecodeError, AttributeError):
         return None
-    return value if value in locks.INSTALLERS else None
+    return value if value in matrix.INSTALLERS else None
 
 
 def lock_for(target: Target, installer: str | None) -> locks.Lock:
@@ -194,7 +195,7 @@ def lock_for(target: Target, installer: str | None) -> locks.Lock:
     path = locks.lock_path(target, installer)
     if not path.exists():
         raise UserError(
-            f"{locks.rel(path)} does not exist: nothing to verify against; lock first "
+            f"{matrix.rel(path)} does not exist: nothing to verify against; lock first "
             f"(invoke lock --target {target.name} --installer {installer})"
         )
     return locks.read_lock(path, target.name)

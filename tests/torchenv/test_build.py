@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from torchenv import build, matrix
+from torchenv import build, hints, matrix
 from torchenv.engine import Engine
 from torchenv.errors import UserError
 
@@ -106,11 +106,11 @@ def test_env_file_that_disagrees_with_the_matrix_is_refused():
     ids=["TLS proxy without CA", "unknown version", "index unreachable", "base not pullable", "no buildx"],
 )  # fmt: skip
 def test_failed_builds_are_explained(output, hint):
-    assert hint in build.diagnose("...\n" + output + "\n...")
+    assert hint in hints.diagnose_build("...\n" + output + "\n...")
 
 
 def test_unknown_failure_has_no_made_up_cause():
-    assert build.diagnose("something else broke") is None
+    assert hints.diagnose_build("something else broke") is None
 
 
 def test_staged_wheelhouse_links_then_removes(tmp_path: Path):

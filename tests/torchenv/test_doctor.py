@@ -2,8 +2,9 @@ import json
 
 import pytest
 
+from torchbuild.versions import parse as version_tuple
 from torchenv import doctor, engine, matrix
-from torchenv.doctor import Row, exit_code, parse_size, render, run_checks, version_tuple
+from torchenv.doctor import Row, exit_code, parse_size, render, run_checks
 from torchenv.runner import FakeRunner, reply
 
 DOCKER = "/usr/bin/docker"

@@ -178,7 +178,7 @@ def test_wheelhouse_build_is_offline_and_leaves_no_links(docker_engine, image, t
 
 
 def test_verify_matches_the_lock_and_catches_a_changed_pin(image):
-    from torchenv import lock as locks
+    from torchenv import lockfile as locks
     from torchenv import verify
 
     assert verify.verify_image(TARGET, image=image) == []

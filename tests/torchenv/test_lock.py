@@ -6,13 +6,14 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
-from torchenv import lock, matrix
+from torchenv import digests, drift, hints, lockfile, matrix, resolve
 from torchenv.errors import UserError
-from torchenv.lock import LockedPackage
+from torchenv.lockfile import LockedPackage
 from torchenv.runner import FakeRunner, reply
 
 REAL_ROOT = matrix.ROOT
@@ -89,8 +90,7 @@ def tree(tmp_path, monkeypatch):
     shutil.copytree(REAL_ROOT / "envs", tmp_path / "envs")
     shutil.copy(REAL_ROOT / "targets.toml", tmp_path / "targets.toml")
     monkeypatch.setattr(matrix, "ROOT", tmp_path)
-    monkeypatch.setattr(lock, "ROOT", tmp_path)
-    monkeypatch.setattr(lock, "check_host", lambda python: None)
+    monkeypatch.setattr(resolve, "check_host", lambda python: None)
     return tmp_path
 
 
@@ -118,11 +118,11 @@ def report_for(packages: dict[str, str], url: str = "https://example.invalid/{}.
 def pip_runner(report: dict) -> FakeRunner:
     """A runner whose pip writes `report` where --report points, like a successful resolve."""
 
-    def resolve(argv):
+    def write_report(argv):
         Path(argv[argv.index("--report") + 1]).write_text(json.dumps(report))
         return reply("Would install ...\n")
 
-    return FakeRunner({("env",): resolve, (lock.sys.executable,): resolve})
+    return FakeRunner({("env",): write_report, (sys.executable,): write_report})
 
 
 RESOLVED = {
@@ -139,13 +139,13 @@ RESOLVED = {
 
 def test_committed_locks_agree_with_their_env_files():
     """`invoke lock --check` over the whole matrix."""
-    assert lock.check_all(matrix.load().values()) == []
+    assert drift.check_all(matrix.load().values()) == []
 
 
 def test_committed_cuda13_lock_is_complete_hashed_and_names_no_host():
     target = matrix.get("cuda13")
     text = target.pip_lock.read_text()
-    parsed = lock.parse_pip_lock(text, target.pip_lock, "cuda13")
+    parsed = lockfile.parse_pip_lock(text, target.pip_lock, "cuda13")
     pkgs = parsed.packages
     assert {pkgs[n].version for n in ("torch", "torchaudio")} == {"2.11.0"}
     assert pkgs["torchvision"].version == "0.26.0"
@@ -165,7 +165,7 @@ def test_resolving_again_gives_the_committed_lock(tree):
     """Only until a new release of an unpinned dependency (numpy, sympy ...) appears."""
     target = matrix.get("cuda13")
     before = target.pip_lock.read_text()
-    lock.lock_pip(target)
+    resolve.lock_pip(target)
     assert target.pip_lock.read_text() == before
 
 
@@ -174,29 +174,29 @@ def test_resolving_again_gives_the_committed_lock(tree):
 
 def test_fingerprint_ignores_comments_and_order_but_not_pins(tree):
     env_file = tree / "envs" / "cuda118.yml"
-    base = lock.env_fingerprint(lock.read_env(env_file))
+    base = lockfile.env_fingerprint(drift.read_env(env_file))
     text = env_file.read_text()
     lines = text.splitlines()
     i = lines.index("      - torch==2.7.1")
     lines[i], lines[i + 1] = lines[i + 1], lines[i]
     env_file.write_text("# another comment\n" + "\n".join(lines) + "\n")
-    assert lock.env_fingerprint(lock.read_env(env_file)) == base
+    assert lockfile.env_fingerprint(drift.read_env(env_file)) == base
     set_pin(env_file, "torch", "2.7.0")
-    assert lock.env_fingerprint(lock.read_env(env_file)) != base
+    assert lockfile.env_fingerprint(drift.read_env(env_file)) != base
 
 
 def test_changing_one_pin_is_drift(tree):
     target = matrix.get("cuda13")
-    assert lock.check_target(target) == []
+    assert drift.check_target(target) == []
     set_pin(target.env_file, "torchvision", "0.26.1")
-    problems = lock.lock_target(target, check=True)
+    problems = resolve.lock_target(target, check=True)
     assert len(problems) == 2
     assert "older than its env file" in problems[0]
     assert problems[1] == (
         "envs/cuda13.pip.lock.txt: envs/cuda13.yml pins torchvision==0.26.1, the lock has "
         "torchvision==0.26.0; regenerate with invoke lock --target cuda13"
     )
-    assert lock.check_all(["cuda13"]) == problems
+    assert drift.check_all(["cuda13"]) == problems
 
 
 def test_env_file_changed_without_pin_change_is_drift_too(tree):
@@ -206,7 +206,7 @@ def test_env_file_changed_without_pin_change_is_drift_too(tree):
         "  - pip:\n", "  - pip:\n      - --index-url https://download.pytorch.org/whl/cu130\n"
     )
     target.env_file.write_text(text)
-    problems = lock.check_target(target)
+    problems = drift.check_target(target)
     assert len(problems) == 1 and "env-sha256" in problems[0]
 
 
@@ -214,27 +214,27 @@ def test_lock_without_env_sha256_is_drift(tree):
     target = matrix.get("cuda13")
     text = re.sub(r"(?m)^# env-sha256: .*\n", "", target.pip_lock.read_text())
     target.pip_lock.write_text(text)
-    assert "no env-sha256" in lock.check_target(target)[0]
+    assert "no env-sha256" in drift.check_target(target)[0]
 
 
 def test_missing_env_file_and_corrupt_lock_are_problems_not_tracebacks(tree):
     target = matrix.get("cuda13")
     target.pip_lock.write_text(target.pip_lock.read_text().replace("--hash=sha256:", "--hash=", 1))
-    problems = lock.check_target(target)
+    problems = drift.check_target(target)
     assert len(problems) == 1 and problems[0].startswith("envs/cuda13.pip.lock.txt:")
     target.env_file.unlink()
-    assert "env file envs/cuda13.yml is missing" in lock.check_target(target)[0]
+    assert "env file envs/cuda13.yml is missing" in drift.check_target(target)[0]
 
 
 def test_no_lock_is_not_drift(tree):
-    assert lock.check_target(matrix.get("cpu")) == []
+    assert drift.check_target(matrix.get("cpu")) == []
 
 
 def test_pin_matches_local_labels():
-    assert lock.pin_matches("2.7.1", "2.7.1+cu118")
-    assert lock.pin_matches("2.7.1+cu118", "2.7.1+cu118")
-    assert not lock.pin_matches("2.7.1", "2.7.10")
-    assert not lock.pin_matches("2.7.1+cu118", "2.7.1")
+    assert lockfile.pin_matches("2.7.1", "2.7.1+cu118")
+    assert lockfile.pin_matches("2.7.1+cu118", "2.7.1+cu118")
+    assert not lockfile.pin_matches("2.7.1", "2.7.10")
+    assert not lockfile.pin_matches("2.7.1+cu118", "2.7.1")
 
 
 # --- the pip lock file format -------------------------------------------------------------------
@@ -245,7 +245,7 @@ def valid_lock_text() -> str:
         LockedPackage("torch", "2.11.0", (SHA_A, SHA_B)),
         LockedPackage("numpy", "2.4.6", (SHA_A,)),
     ]
-    return lock.render_pip_lock("# env-sha256: " + "e" * 64 + "\n# python: 3.11\n", pkgs)
+    return lockfile.render_pip_lock("# env-sha256: " + "e" * 64 + "\n# python: 3.11\n", pkgs)
 
 
 def test_render_and_parse_round_trip():
@@ -257,7 +257,7 @@ def test_render_and_parse_round_trip():
         f"    --hash=sha256:{SHA_A} \\",
         f"    --hash=sha256:{SHA_B}",
     ]
-    parsed = lock.parse_pip_lock(text, Path("envs/x.pip.lock.txt"), "x")
+    parsed = lockfile.parse_pip_lock(text, Path("envs/x.pip.lock.txt"), "x")
     assert parsed.packages["torch"] == LockedPackage("torch", "2.11.0", (SHA_A, SHA_B))
     assert parsed.header == {"env-sha256": "e" * 64, "python": "3.11"}
 
@@ -278,8 +278,8 @@ def test_render_and_parse_round_trip():
     ],
 )
 def test_corrupt_lock_names_its_line(edit, line, what):
-    with pytest.raises(lock.LockError) as exc:
-        lock.parse_pip_lock(edit(valid_lock_text()), Path("envs/cuda13.pip.lock.txt"), "cuda13")
+    with pytest.raises(lockfile.LockError) as exc:
+        lockfile.parse_pip_lock(edit(valid_lock_text()), Path("envs/cuda13.pip.lock.txt"), "cuda13")
     message = str(exc.value)
     assert message.startswith(f"envs/cuda13.pip.lock.txt:{line}: ")
     assert what in message
@@ -288,8 +288,8 @@ def test_corrupt_lock_names_its_line(edit, line, what):
 
 
 def test_empty_lock_is_an_error():
-    with pytest.raises(lock.LockError, match="no packages"):
-        lock.parse_pip_lock("# only a comment\n", Path("envs/x.pip.lock.txt"), "x")
+    with pytest.raises(lockfile.LockError, match="no packages"):
+        lockfile.parse_pip_lock("# only a comment\n", Path("envs/x.pip.lock.txt"), "x")
 
 
 # --- the conda lock file format -----------------------------------------------------------------
@@ -297,16 +297,17 @@ def test_empty_lock_is_an_error():
 
 def test_conda_lock_parses_and_checks_against_env_file(tree):
     target = matrix.get("cuda118")
-    env = lock.read_env(target.env_file)
-    header = lock.render_header(target, "conda", env, "2026-11-23", "linux-64")
+    env = drift.read_env(target.env_file)
+    header = lockfile.render_header(target, "conda", env, "2026-11-23", "linux-64")
     target.conda_lock.write_text(header + CONDA_LOCK)
-    parsed = lock.read_lock(target.conda_lock, "cuda118")
+    parsed = lockfile.read_lock(target.conda_lock, "cuda118")
     assert parsed.packages["torch"] == LockedPackage("torch", "2.7.1+cu118", (SHA_B,), "pip")
     assert parsed.packages["conda:python"].manager == "conda"
-    assert lock.check_target(target) == []
+    assert drift.check_target(target) == []
     set_pin(target.env_file, "torch", "2.7.0")
     assert any(
-        "pins torch==2.7.0, the lock has torch==2.7.1+cu118" in p for p in lock.check_target(target)
+        "pins torch==2.7.0, the lock has torch==2.7.1+cu118" in p
+        for p in drift.check_target(target)
     )
 
 
@@ -320,8 +321,8 @@ def test_conda_lock_parses_and_checks_against_env_file(tree):
     ],
 )
 def test_corrupt_conda_lock_is_a_clear_error(text, where, what):
-    with pytest.raises(lock.LockError) as exc:
-        lock.parse_conda_lock(text, Path("envs/cuda118.conda-lock.yml"), "cuda118")
+    with pytest.raises(lockfile.LockError) as exc:
+        lockfile.parse_conda_lock(text, Path("envs/cuda118.conda-lock.yml"), "cuda118")
     assert str(exc.value).startswith(f"envs/cuda118.conda-lock.yml{where}")
     assert what in str(exc.value) and "invoke lock --target cuda118" in str(exc.value)
 
@@ -334,10 +335,10 @@ def test_lock_pip_writes_a_hashed_lock_from_pips_report(tree, monkeypatch):
     monkeypatch.setenv("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")
     target = matrix.get("cuda13")
     runner = pip_runner(report_for(RESOLVED))
-    assert lock.lock_pip(target, runner) == "wrote envs/cuda13.pip.lock.txt (5 packages)"
+    assert resolve.lock_pip(target, runner) == "wrote envs/cuda13.pip.lock.txt (5 packages)"
     (call,) = runner.calls
     argv = call.args
-    assert argv[: argv.index(lock.sys.executable)].count("-u") >= 1
+    assert argv[: argv.index(resolve.sys.executable)].count("-u") >= 1
     assert "PIP_FIND_LINKS" in argv and "PIP_CERT" not in argv  # dropped, kept
     assert call.env == {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INPUT": "1"}
     assert "--index-url" not in argv  # cuda13: pip's default index
@@ -352,17 +353,17 @@ def test_lock_pip_writes_a_hashed_lock_from_pips_report(tree, monkeypatch):
     text = target.pip_lock.read_text()
     assert "jinja2==3.1.6 \\\n" in text and "typing-extensions==4.16.0" in text
     assert "example.invalid" not in text
-    assert lock.check_target(target) == []
+    assert drift.check_target(target) == []
     assert [p.name for p in tree.joinpath("envs").iterdir() if p.name.startswith(".")] == []
 
 
 def test_lock_pip_leaves_an_unchanged_lock_alone(tree):
     target = matrix.get("cuda13")
     runner = pip_runner(report_for(RESOLVED))
-    lock.lock_pip(target, runner)
+    resolve.lock_pip(target, runner)
     dated = re.sub(r"locked-on: \S+", "locked-on: 2020-01-01", target.pip_lock.read_text())
     target.pip_lock.write_text(dated)
-    assert "up to date (5 packages)" in lock.lock_pip(target, runner)
+    assert "up to date (5 packages)" in resolve.lock_pip(target, runner)
     assert target.pip_lock.read_text() == dated
 
 
@@ -373,14 +374,14 @@ def test_lock_pip_passes_the_targets_index(tree):
         )
     )
     target = matrix.get("cuda118")
-    lock.lock_pip(target, runner)
+    resolve.lock_pip(target, runner)
     argv = runner.calls[0].args
     assert argv[argv.index("--index-url") + 1] == "https://download.pytorch.org/whl/cu118"
-    parsed = lock.read_lock(target.pip_lock, "cuda118")
+    parsed = lockfile.read_lock(target.pip_lock, "cuda118")
     assert parsed.header["index"] == "https://download.pytorch.org/whl/cu118"
     assert parsed.packages["torch"].version == "2.7.1+cu118"
-    assert lock.check_target(target) == []
-    lock.lock_pip(target, runner, index_url="https://mirror.invalid/cu118")
+    assert drift.check_target(target) == []
+    resolve.lock_pip(target, runner, index_url="https://mirror.invalid/cu118")
     argv = runner.calls[-1].args
     assert argv[argv.index("--index-url") + 1] == "https://mirror.invalid/cu118"
     assert "mirror.invalid" not in target.pip_lock.read_text()
@@ -391,11 +392,11 @@ def test_unreachable_index_is_one_line_and_writes_nothing(tree):
     runner = FakeRunner(
         {
             ("env",): reply(returncode=1, stderr=UNREACHABLE),
-            (lock.sys.executable,): reply(returncode=1, stderr=UNREACHABLE),
+            (resolve.sys.executable,): reply(returncode=1, stderr=UNREACHABLE),
         }
     )
     with pytest.raises(UserError) as exc:
-        lock.lock_target(target, runner=runner, installer="pip")
+        resolve.lock_target(target, runner=runner, installer="pip")
     message = str(exc.value)
     assert "https://download.pytorch.org/whl/cu118 is unreachable from here" in message
     assert "mirror" in message and "proxy" in message and "CA bundle" in message
@@ -412,11 +413,11 @@ def test_unreachable_keeps_an_existing_lock(tree):
     runner = FakeRunner(
         {
             ("env",): reply(returncode=1, stderr=UNREACHABLE),
-            (lock.sys.executable,): reply(returncode=1, stderr=UNREACHABLE),
+            (resolve.sys.executable,): reply(returncode=1, stderr=UNREACHABLE),
         }
     )
     with pytest.raises(UserError, match="pip's default index is unreachable"):
-        lock.lock_pip(target, runner)
+        resolve.lock_pip(target, runner)
     assert target.pip_lock.read_text() == before
 
 
@@ -425,33 +426,33 @@ def test_a_version_that_does_not_exist_is_not_called_unreachable(tree):
     runner = FakeRunner(
         {
             ("env",): reply(returncode=1, stderr=stderr),
-            (lock.sys.executable,): reply(returncode=1, stderr=stderr),
+            (resolve.sys.executable,): reply(returncode=1, stderr=stderr),
         }
     )
     with pytest.raises(UserError, match="pip could not resolve the pins: ERROR: No matching"):
-        lock.lock_pip(matrix.get("cuda13"), runner)
+        resolve.lock_pip(matrix.get("cuda13"), runner)
 
 
 def test_a_local_wheel_never_gets_into_a_lock(tree):
     runner = pip_runner(report_for(RESOLVED, url="file:///opt/wheels/{}.whl"))
     with pytest.raises(UserError, match="from file, not from an index"):
-        lock.lock_pip(matrix.get("cuda13"), runner)
+        resolve.lock_pip(matrix.get("cuda13"), runner)
 
 
 def test_resolved_version_must_match_the_pin(tree):
     runner = pip_runner(report_for({**RESOLVED, "torch": "2.13.0+cpu"}))
     with pytest.raises(UserError, match="resolved torch to 2.13.0"):
-        lock.lock_pip(matrix.get("cuda13"), runner)
+        resolve.lock_pip(matrix.get("cuda13"), runner)
 
 
 def test_wrong_host_is_refused(monkeypatch):
-    monkeypatch.setattr(lock.sys, "platform", "darwin")
+    monkeypatch.setattr(resolve.sys, "platform", "darwin")
     with pytest.raises(UserError, match="Linux x86_64 with Python 3.11"):
-        lock.check_host("3.11")
+        resolve.check_host("3.11")
 
 
 def test_clean_pip_env_keeps_network_settings_only():
-    prefix, env = lock.clean_pip_env(
+    prefix, env = resolve.clean_pip_env(
         {
             "PIP_FIND_LINKS": "/opt/wheels",
             "PIP_EXTRA_INDEX_URL": "file:///x",
@@ -462,22 +463,22 @@ def test_clean_pip_env_keeps_network_settings_only():
     )
     assert prefix == ["env", "-u", "PIP_EXTRA_INDEX_URL", "-u", "PIP_FIND_LINKS", "-u", "PIP_PRE"]
     assert env["PIP_CONFIG_FILE"] == os.devnull
-    assert lock.clean_pip_env({"PIP_CERT": "/ca.pem"})[0] == []
+    assert resolve.clean_pip_env({"PIP_CERT": "/ca.pem"})[0] == []
 
 
 # --- making the conda lock ----------------------------------------------------------------------
 
 
 def test_conda_lock_command_for_cuda_and_cpu(tree):
-    argv, env = lock.conda_lock_command(matrix.get("cuda118"), Path("/x/out.yml"))
+    argv, env = resolve.conda_lock_command(matrix.get("cuda118"), Path("/x/out.yml"))
     assert argv[1:7] == ["lock", "--kind", "lock", "-p", "linux-64", "-f"]
     assert argv[argv.index("--with-cuda") + 1] == "11.8" and env == {"CONDA_OVERRIDE_CUDA": "11.8"}
-    argv, env = lock.conda_lock_command(matrix.get("cpu"), Path("/x/out.yml"))
+    argv, env = resolve.conda_lock_command(matrix.get("cpu"), Path("/x/out.yml"))
     assert "--without-cuda" in argv and env == {}
 
 
 def test_lock_conda_writes_the_unified_lock_with_a_header(tree, monkeypatch):
-    monkeypatch.setattr(lock, "conda_lock_executable", lambda: "conda-lock")
+    monkeypatch.setattr(resolve, "conda_lock_executable", lambda: "conda-lock")
     target = matrix.get("cuda118")
 
     def conda_lock(argv):
@@ -485,17 +486,17 @@ def test_lock_conda_writes_the_unified_lock_with_a_header(tree, monkeypatch):
         return reply()
 
     runner = FakeRunner({("conda-lock", "lock"): conda_lock})
-    assert lock.lock_conda(target, runner) == "wrote envs/cuda118.conda-lock.yml (4 packages)"
+    assert resolve.lock_conda(target, runner) == "wrote envs/cuda118.conda-lock.yml (4 packages)"
     assert runner.calls[0].env == {"CONDA_OVERRIDE_CUDA": "11.8"}
     text = target.conda_lock.read_text()
     assert text.startswith("# torchenv lock of target cuda118 for the conda installer")
     assert text.endswith(CONDA_LOCK)
-    assert lock.check_target(target) == []
+    assert drift.check_target(target) == []
     assert not list((tree / "envs").glob(".*"))
 
 
 def test_lock_conda_unreachable_leaves_no_partial_file(tree, monkeypatch):
-    monkeypatch.setattr(lock, "conda_lock_executable", lambda: "conda-lock")
+    monkeypatch.setattr(resolve, "conda_lock_executable", lambda: "conda-lock")
 
     def offline(argv):
         Path(argv[argv.index("--lockfile") + 1]).write_text("half")
@@ -506,7 +507,7 @@ def test_lock_conda_unreachable_leaves_no_partial_file(tree, monkeypatch):
         )
 
     with pytest.raises(UserError) as exc:
-        lock.lock_conda(matrix.get("cuda13"), FakeRunner({("conda-lock", "lock"): offline}))
+        resolve.lock_conda(matrix.get("cuda13"), FakeRunner({("conda-lock", "lock"): offline}))
     assert str(exc.value).startswith(
         "the conda-forge channel (conda-lock) is unreachable from here"
     )
@@ -514,18 +515,18 @@ def test_lock_conda_unreachable_leaves_no_partial_file(tree, monkeypatch):
 
 
 def test_conda_lock_not_installed(tree, monkeypatch):
-    monkeypatch.setattr(lock, "conda_lock_executable", lambda: None)
+    monkeypatch.setattr(resolve, "conda_lock_executable", lambda: None)
     with pytest.raises(UserError, match="conda-lock is not installed: pip install conda-lock"):
-        lock.lock_conda(matrix.get("cuda13"), FakeRunner())
+        resolve.lock_conda(matrix.get("cuda13"), FakeRunner())
 
 
 def test_lock_target_reports_what_was_written_and_what_failed(tree, monkeypatch):
-    monkeypatch.setattr(lock, "conda_lock_executable", lambda: None)
+    monkeypatch.setattr(resolve, "conda_lock_executable", lambda: None)
     with pytest.raises(UserError) as exc:
-        lock.lock_target("cuda13", runner=pip_runner(report_for(RESOLVED)))
+        resolve.lock_target("cuda13", runner=pip_runner(report_for(RESOLVED)))
     assert str(exc.value).startswith("wrote envs/cuda13.pip.lock.txt (5 packages); conda lock of")
     with pytest.raises(UserError, match="unknown installer 'uv'"):
-        lock.lock_target("cuda13", installer="uv")
+        resolve.lock_target("cuda13", installer="uv")
 
 
 # --- build helpers ------------------------------------------------------------------------------
@@ -547,7 +548,7 @@ someone may have tampered with them.
 
 
 def test_explain_hash_mismatch_names_the_packages():
-    message = lock.explain_hash_mismatch(PIP_MISMATCH)
+    message = hints.explain_hash_mismatch(PIP_MISMATCH)
     assert message is not None and message.startswith(
         "hash mismatch for mpmath==1.3.0 (locked sha256 aaaaaaaaaaaa..., downloaded "
         "bbbbbbbbbbbb...), torch==2.11.0 (locked sha256 bbbbbbbbbbbb..."
@@ -557,17 +558,17 @@ def test_explain_hash_mismatch_names_the_packages():
 
 def test_explain_hash_mismatch_in_buildkit_output():
     prefixed = "".join(f"#14 12.{i} {line}\n" for i, line in enumerate(PIP_MISMATCH.splitlines()))
-    assert "mpmath==1.3.0" in (lock.explain_hash_mismatch(prefixed) or "")
-    assert lock.explain_hash_mismatch("ERROR: No matching distribution found") is None
+    assert "mpmath==1.3.0" in (hints.explain_hash_mismatch(prefixed) or "")
+    assert hints.explain_hash_mismatch("ERROR: No matching distribution found") is None
 
 
 def test_is_pinned():
     digest = "sha256:" + "0123456789abcdef" * 4
-    assert lock.is_pinned(f"python:3.11-slim-bookworm@{digest}")
-    assert lock.is_pinned(f"registry.example:5000/python@{digest}")
-    assert not lock.is_pinned("python:3.11-slim-bookworm")
-    assert not lock.is_pinned(f"python@{digest[:-1]}")
-    assert not lock.is_pinned(f"python@{digest.upper()}")
+    assert digests.is_pinned(f"python:3.11-slim-bookworm@{digest}")
+    assert digests.is_pinned(f"registry.example:5000/python@{digest}")
+    assert not digests.is_pinned("python:3.11-slim-bookworm")
+    assert not digests.is_pinned(f"python@{digest[:-1]}")
+    assert not digests.is_pinned(f"python@{digest.upper()}")
 
 
 # --- base image digests -------------------------------------------------------------------------
@@ -588,7 +589,7 @@ def test_refresh_digest_without_registry_is_one_line_and_keeps_the_file(tree):
     )
     before = (tree / "targets.toml").read_text()
     with pytest.raises(UserError) as exc:
-        lock.refresh_digest(runner=runner, matrix_file=tree / "targets.toml")
+        digests.refresh_digest(runner=runner, matrix_file=tree / "targets.toml")
     assert str(exc.value).startswith(
         "cannot resolve the digest of python:3.11-slim-bookworm: no registry reachable"
     )
@@ -596,16 +597,16 @@ def test_refresh_digest_without_registry_is_one_line_and_keeps_the_file(tree):
 
 
 def test_refresh_digest_by_pull_rewrites_only_that_line(tree):
-    digests = json.dumps(["python@" + NEW_DIGEST, "mirror.invalid/python@sha256:" + "d" * 64])
+    repo_digests = json.dumps(["python@" + NEW_DIGEST, "mirror.invalid/python@sha256:" + "d" * 64])
     runner = FakeRunner(
         {
             ("docker", "pull"): reply("Status: Downloaded newer image\n"),
-            ("docker", "image", "inspect"): reply(digests + "\n"),
+            ("docker", "image", "inspect"): reply(repo_digests + "\n"),
         }
     )
     toml = tree / "targets.toml"
     before = toml.read_text()
-    assert lock.refresh_digest(runner=runner, matrix_file=toml) == NEW_DIGEST
+    assert digests.refresh_digest(runner=runner, matrix_file=toml) == NEW_DIGEST
     changed = [
         (a, b)
         for a, b in zip(before.splitlines(), toml.read_text().splitlines(), strict=True)
@@ -623,15 +624,19 @@ def test_refresh_digest_with_buildx_for_micromamba(tree):
         }
     )
     toml = tree / "targets.toml"
-    lock.refresh_digest(runner=runner, key="micromamba_digest", matrix_file=toml)
+    digests.refresh_digest(runner=runner, key="micromamba_digest", matrix_file=toml)
     assert f'micromamba_digest = "{NEW_DIGEST}"' in toml.read_text()
     assert runner.ran("docker", "buildx", "imagetools", "inspect", "mambaorg/micromamba:2.3.3")
     assert not runner.ran("docker", "pull")
 
 
-def test_set_toml_value_needs_exactly_one_line():
+def test_matrix_set_value_needs_exactly_one_line(tmp_path):
+    toml = tmp_path / "targets.toml"
+    text = (REAL_ROOT / "targets.toml").read_text()
+    toml.write_text(text + 'base_digest = "y"\n')
     with pytest.raises(UserError, match="expected one base_digest line, found 2"):
-        lock.set_toml_value('base_digest = "x"\nbase_digest = "y"\n', "base_digest", "z")
-    assert lock.set_toml_value('a = 1\nbase_digest = "x"  # c\n', "base_digest", "z") == (
-        'a = 1\nbase_digest = "z"  # c\n'
-    )
+        matrix.set_value("base_digest", "z", toml)
+    toml.write_text(text)
+    matrix.set_value("base_digest", "sha256:" + "1" * 64, toml)
+    changed = toml.read_text()
+    assert changed == text.replace(matrix.get("cuda13").base_digest, "sha256:" + "1" * 64)

@@ -56,7 +56,15 @@ def test_unknown_flavor_is_refused():
 
 def test_parse_fills_defaults():
     t = matrix.parse(GOOD)["cuda13"]
-    assert t.python == "3.11" and t.dev_packages == ("ipykernel==1",) and t.min_driver is None
+    assert t.python == "3.11" and t.dev_packages == ("ipykernel==1",)
+    assert t.min_driver == "580.65.06"  # CUDA 13.0's, from torchbuild.versions
+
+
+def test_a_cuda_version_without_a_known_driver_is_refused():
+    with pytest.raises(
+        UserError, match="cuda = '13.7', whose minimum driver torchenv does not know"
+    ):
+        matrix.parse(GOOD.replace('cuda = "13.0"', 'cuda = "13.7"'))
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@ import dataclasses
 
 import pytest
 
+from torchbuild import versions
 from torchenv import matrix, pins
 from torchenv.errors import UserError
 
@@ -58,4 +59,4 @@ def test_check_raises_one_line_naming_the_target():
 
 
 def test_minor():
-    assert pins.minor("2.7.1+cu118") == "2.7"
+    assert versions.minor("2.7.1+cu118") == "2.7"

@@ -10,10 +10,10 @@ import uuid
 
 import pytest
 
-from torchenv import lock, matrix, verify
+from torchbuild import manifest as manifests
+from torchenv import lockfile, matrix, verify
 from torchenv.errors import UserError
-from torchenv.lock import LockedPackage
-from torchsmoke import manifest as manifests
+from torchenv.lockfile import LockedPackage
 
 SHA = "a" * 64
 
@@ -44,8 +44,8 @@ def as_file(manifest: dict) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def cuda13_lock() -> lock.Lock:
-    return lock.read_lock(matrix.get("cuda13").pip_lock, "cuda13")
+def cuda13_lock() -> lockfile.Lock:
+    return lockfile.read_lock(matrix.get("cuda13").pip_lock, "cuda13")
 
 
 def installed_as_locked(extra: dict[str, str] | None = None) -> dict:
@@ -64,7 +64,7 @@ def test_changing_one_pin_is_caught():
     locked = cuda13_lock()
     packages = {**locked.packages, "torch": LockedPackage("torch", "2.12.0", (SHA,))}
     data, label = as_file(installed_as_locked())
-    assert verify.verify_manifest(data, label, lock.Lock(locked.path, "pip", {}, packages)) == [
+    assert verify.verify_manifest(data, label, lockfile.Lock(locked.path, "pip", {}, packages)) == [
         "different version: torch 2.11.0 installed, 2.12.0 locked"
     ]
 

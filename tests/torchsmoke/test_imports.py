@@ -1,4 +1,6 @@
-"""torchsmoke runs in every image: it may import only the standard library and torch's family."""
+"""torchsmoke runs in every image: it may import only the standard library and torch's family
+(and torchbuild, the stdlib-only helpers the images carry beside it); torchbuild only the
+standard library."""
 
 from __future__ import annotations
 
@@ -6,10 +8,13 @@ import ast
 import sys
 from pathlib import Path
 
+import torchbuild
 import torchsmoke
 
-ALLOWED = set(sys.stdlib_module_names) | {"torch", "torchvision", "torchaudio", "torchsmoke"}
+STDLIB = set(sys.stdlib_module_names)
+ALLOWED = STDLIB | {"torch", "torchvision", "torchaudio", "torchsmoke", "torchbuild"}
 PACKAGE = Path(torchsmoke.__file__).parent
+BUILD_PACKAGE = Path(torchbuild.__file__).parent
 
 
 def imported_roots(source: str) -> set[str]:
@@ -37,3 +42,17 @@ def test_torchsmoke_imports_only_stdlib_and_torch():
         if (extra := imported_roots(path.read_text()) - ALLOWED)
     }
     assert offenders == {}
+
+
+def test_torchbuild_imports_only_the_standard_library():
+    offenders = {
+        path.name: sorted(extra)
+        for path in sorted(BUILD_PACKAGE.glob("*.py"))
+        if (extra := imported_roots(path.read_text()) - STDLIB - {"torchbuild", "torchenv"})
+    }
+    assert offenders == {}
+    # torchenv only for the host's UserError, behind an ImportError fallback (envfile.py)
+    users = [
+        p.name for p in BUILD_PACKAGE.glob("*.py") if "torchenv" in imported_roots(p.read_text())
+    ]
+    assert users == ["envfile.py"]

@@ -7,28 +7,16 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from torchbuild import versions
 from torchsmoke.core import CheckFailed, CheckSkipped, Context, Outcome, check, passed, require
 
-# Minimum Linux driver per CUDA toolkit (NVIDIA's release notes), for the "driver too old" hint.
-MIN_DRIVER = {
-    "11.8": "520.61.05",
-    "12.6": "560.28.03",
-    "12.8": "570.26",
-    "12.9": "575.51.03",
-    "13.0": "580.65.06",
-    "13.2": "595.45.04",
-}
 PROBE_BYTES = 64 * 2**20
-
-
-def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in text.split(".") if p.isdigit())
 
 
 def _driver_cause(cuda: str | None, driver: str | None) -> str | None:
     """The driver hint, or None when the driver is known to be new enough."""
-    need = MIN_DRIVER.get(cuda or "")
-    if need and driver and _version_tuple(driver) >= _version_tuple(need):
+    need = versions.min_driver(cuda)
+    if need and driver and versions.at_least(driver, need):
         return None
     build = f"CUDA {cuda} build" if cuda else "CUDA build"
     text = f"the host NVIDIA driver is too old for this {build}"

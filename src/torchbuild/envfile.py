@@ -5,7 +5,7 @@ dependencies holding `python=X.Y`, `pip` and a `pip:` list (an optional `--index
 then `name==version` pins). `conda env create -f` reads it as is.
 
 This module is standard library only and also runs as a script inside the image build
-(`python envfile.py pip-args envs/cuda13.yml`), so that the pip installer and the conda installer
+(`python -m torchbuild.envfile pip-args envs/cuda13.yml`), so that the pip installer and the conda installer
 read the same file through the same parser.
 """
 
@@ -135,16 +135,17 @@ def parse(path: str | Path) -> EnvFile:
 
 
 def main(argv: list[str]) -> int:
-    """Inside the build: `python envfile.py pip-args FILE` prints one pip argument per line."""
-    if len(argv) != 2 or argv[0] != "pip-args":
-        print("usage: envfile.py pip-args ENV_FILE", file=sys.stderr)
+    """Inside the build: `python -m torchbuild.envfile pip-args FILE` prints one pip argument per
+    line; `... python FILE` prints the Python version."""
+    if len(argv) != 2 or argv[0] not in ("pip-args", "python"):
+        print("usage: python -m torchbuild.envfile pip-args|python ENV_FILE", file=sys.stderr)
         return 2
     try:
         env = parse(argv[1])
     except EnvFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print("\n".join(env.pip_args()))
+    print("\n".join(env.pip_args()) if argv[0] == "pip-args" else env.python)
     return 0
 
 

@@ -1,11 +1,11 @@
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from torchenv import envfile, matrix, render
-from torchenv.envfile import EnvFileError
+from torchbuild import envfile
+from torchbuild.envfile import EnvFileError
+from torchenv import matrix, render
 
 
 @pytest.mark.parametrize("name", matrix.names())
@@ -61,21 +61,16 @@ def test_missing_file(tmp_path: Path):
         envfile.parse(tmp_path / "none.yml")
 
 
-def test_script_mode_stands_alone_as_in_the_image_build(tmp_path: Path):
+def test_module_mode_stands_alone_as_in_the_image_build(tmp_path: Path, run_module):
     """Inside the build the parser runs with nothing but the standard library."""
-    script = tmp_path / "envfile.py"
-    script.write_text(Path(envfile.__file__).read_text())
     env_file = matrix.get("cuda13").env_file
-    done = subprocess.run(
-        [sys.executable, "-I", str(script), "pip-args", str(env_file)],
-        capture_output=True, text=True, cwd=tmp_path, check=False,
-    )  # fmt: skip
+    done = run_module(sys.executable, "envfile", "pip-args", str(env_file))
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["torch==2.11.0", "torchvision==0.26.0", "torchaudio==2.11.0"]
+    assert run_module(sys.executable, "envfile", "python", str(env_file)).stdout == "3.11\n"
     bad = tmp_path / "bad.yml"
     bad.write_text(GOOD.replace("torch==2.7.1", "torch"))
-    done = subprocess.run(
-        [sys.executable, "-I", str(script), "pip-args", str(bad)], capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
+    done = run_module(sys.executable, "envfile", "pip-args", str(bad))
     assert done.returncode == 1 and f"{bad}:13:" in done.stderr and "Traceback" not in done.stderr
+    done = run_module(sys.executable, "envfile", "frobnicate", str(bad))
+    assert done.returncode == 2 and done.stderr.startswith("usage:")

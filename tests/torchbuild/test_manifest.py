@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "src" / "torchsmoke" / "manifest.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "src" / "torchbuild" / "manifest.py"
 
 
 def load_script():
@@ -123,8 +123,8 @@ def test_hash_file_streams_in_chunks(tmp_path):
     assert manifest.hash_file(str(path)) == (hashlib.sha256(data).hexdigest(), len(data))
 
 
-def test_runs_as_a_bare_script_in_an_environment_with_nothing_else(tmp_path):
-    """`python manifest.py --out FILE` in a venv holding only one distribution: it imports nothing
+def test_runs_in_an_environment_with_nothing_else(tmp_path, run_module):
+    """`python -m torchbuild.manifest --out FILE` in a venv holding only one distribution: it imports nothing
     outside the standard library, and lists exactly what is installed."""
     env = tmp_path / "env"
     venv.EnvBuilder(with_pip=False).create(env)
@@ -137,9 +137,7 @@ def test_runs_as_a_bare_script_in_an_environment_with_nothing_else(tmp_path):
     ).stdout.strip()
     install_fake(Path(purelib), "only-one", "0.1", {"only_one.py": b"pass\n"})
     out = tmp_path / "manifest.json"
-    done = subprocess.run(
-        [python, "-I", str(SCRIPT), "--out", str(out)], capture_output=True, text=True, cwd=tmp_path
-    )
+    done = run_module(python, "manifest", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert "manifest: 1 distributions, 4 files" in done.stderr
     data = json.loads(out.read_text())
@@ -151,7 +149,7 @@ def test_runs_as_a_bare_script_in_an_environment_with_nothing_else(tmp_path):
 def test_runs_as_a_module_and_lists_pip_of_the_venv():
     src = str(SCRIPT.parents[1])
     done = subprocess.run(
-        [sys.executable, "-m", "torchsmoke.manifest", "--workers", "2"],
+        [sys.executable, "-m", "torchbuild.manifest", "--workers", "2"],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": src},

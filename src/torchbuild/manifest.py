@@ -1,7 +1,7 @@
 """What is installed, proved file by file: a deterministic manifest of a Python environment.
 
-    python manifest.py --out /opt/torchenv/manifest.json     (standard library only)
-    python -m torchsmoke.manifest [--out FILE]
+    python -m torchbuild.manifest --out /opt/torchenv/manifest.json   (standard library only)
+    python -m torchbuild.manifest [--out FILE]        (anywhere, e.g. to verify a live image)
 
 Lists every distribution installed in the running interpreter's site-packages folders (pip and
 setuptools of a venv included: nothing is left out), each with its normalized name, version and
@@ -195,7 +195,8 @@ def summary(manifest: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="manifest.py", description="Write the manifest of this Python environment."
+        prog="python -m torchbuild.manifest",
+        description="Write the manifest of this Python environment.",
     )
     parser.add_argument("--out", help="write it here (default: standard output)")
     parser.add_argument("--workers", type=int, help="hashing threads (default: CPUs + 1, max 8)")

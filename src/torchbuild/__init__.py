@@ -1,0 +1,10 @@
+"""Standard-library-only code shared by the image build, the images and the host.
+
+The build bind-mounts this folder and runs its modules (`python -m torchbuild.envfile ...`), the
+images carry it next to the smoke suite, and the host kit (`torchenv`) imports it:
+
+- `envfile`: the env files (envs/<target>.yml), rendered and parsed;
+- `manifest`: every installed file of an environment with its sha256;
+- `buildinfo`: /opt/torchenv/build-info.json, what the build did (installer, lock mode);
+- `versions`: the one version parser, and the minimum NVIDIA driver of each CUDA toolkit.
+"""

@@ -1,0 +1,108 @@
+"""Base image digests: is a reference pinned, and re-pinning a tag (`invoke refresh-digest`).
+
+`refresh_digest` resolves a tag's current digest on a registry (buildx imagetools when the client
+has it, else a pull) and rewrites the one line of targets.toml through `matrix.set_value`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from torchenv import matrix
+from torchenv.errors import UserError
+from torchenv.runner import Runner, subprocess_runner
+
+
+def is_pinned(ref: str) -> bool:
+    """Whether an image reference is pinned by digest (NAME[:TAG]@sha256:<64 hex>)."""
+    return re.fullmatch(r"[^@\s]+@sha256:[0-9a-f]{64}", ref) is not None
+
+
+_IMAGE_KEYS = {"base_digest": "base_image", "micromamba_digest": "micromamba_image"}
+
+
+def _repository(ref: str) -> str:
+    """`python` for `python:3.11-slim`, `docker.io/library/python@sha256:...`; no tag, no digest."""
+    name = ref.split("@", 1)[0]
+    slash = name.rfind("/")
+    if ":" in name[slash + 1 :]:
+        name = name[: name.rfind(":")]
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+    return name
+
+
+def resolve_digest(
+    image_tag: str, runner: Runner = subprocess_runner, client: str = "docker"
+) -> str:
+    """The registry's current digest of a tag: buildx imagetools when present, else pull."""
+    if runner([client, "buildx", "version"], timeout=30).ok:
+        inspect = ["buildx", "imagetools", "inspect", image_tag, "--format", "{{json .Manifest}}"]
+        result = runner([client, *inspect], timeout=300)
+        if result.ok:
+            try:
+                digest = json.loads(result.stdout).get("digest", "")
+            except (json.JSONDecodeError, AttributeError):
+                digest = ""
+            return _checked_digest(image_tag, digest)
+    else:
+        result = runner([client, "pull", image_tag], timeout=900)
+        if result.ok:
+            result = runner(
+                [client, "image", "inspect", "--format", "{{json .RepoDigests}}", image_tag],
+                timeout=60,
+            )
+            if result.ok:
+                return _checked_digest(image_tag, _pick_repo_digest(image_tag, result.stdout))
+    raise UserError(
+        f"cannot resolve the digest of {image_tag}: no registry reachable "
+        f"({result.first_error_line()}); refresh it where the registry is reachable, or through a "
+        "registry mirror or proxy"
+    )
+
+
+def _pick_repo_digest(image_tag: str, stdout: str) -> str:
+    try:
+        digests = json.loads(stdout or "[]") or []
+    except json.JSONDecodeError:
+        return ""
+    wanted = _repository(image_tag)
+    matching = [d for d in digests if _repository(d) == wanted]
+    chosen = matching or (digests if len(digests) == 1 else [])
+    return chosen[0].split("@", 1)[1] if chosen and "@" in chosen[0] else ""
+
+
+def _checked_digest(image_tag: str, digest: str) -> str:
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest or ""):
+        raise UserError(f"the registry gave no sha256 digest for {image_tag} (got {digest!r})")
+    return digest
+
+
+def refresh_digest(
+    image_tag: str | None = None,
+    runner: Runner = subprocess_runner,
+    *,
+    key: str = "base_digest",
+    matrix_file: Path = matrix.MATRIX_FILE,
+    client: str = "docker",
+) -> str:
+    """What `invoke refresh-digest` calls: resolve a tag's digest, rewrite targets.toml's line.
+
+    `key` is base_digest (default) or micromamba_digest; `image_tag` defaults to the matching
+    base_image / micromamba_image of targets.toml (a mirror's name for the same tag gives the
+    same digest). The file is rewritten in one rename; returns the digest. UserError (one line)
+    when no registry is reachable: the file is then left as it was. Regenerate afterwards
+    (`invoke generate`) so the Dockerfiles carry the new digest.
+    """
+    if key not in _IMAGE_KEYS:
+        raise UserError(f"unknown key {key!r}: choose one of {', '.join(_IMAGE_KEYS)}")
+    if image_tag is None:
+        image_tag = str(matrix.defaults(matrix_file).get(_IMAGE_KEYS[key]) or "")
+        if not image_tag:
+            raise UserError(f"{matrix_file.name}: no {_IMAGE_KEYS[key]} in [defaults]")
+    digest = resolve_digest(image_tag, runner, client)
+    matrix.set_value(key, digest, matrix_file)
+    return digest

@@ -1,0 +1,122 @@
+"""Why something failed, in one line, and what to do: the one table of failure hints.
+
+Builds (`invoke build`), locks (`invoke lock`) and the doctor read what a tool printed and turn it
+into the likely cause plus the fix. Network failures come first: pip also prints "No matching
+distribution" after them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from torchenv.errors import UserError
+
+_UNREACHABLE = (
+    ("CERTIFICATE_VERIFY_FAILED", "TLS verification failed"),
+    ("Name or service not known", "name resolution failed"),
+    ("Temporary failure in name resolution", "name resolution failed"),
+    ("NameResolutionError", "name resolution failed"),
+    ("Could not resolve host", "name resolution failed"),
+    ("ProxyError", "the proxy refused"),
+    ("Connection refused", "connection refused"),
+    ("Network is unreachable", "network unreachable"),
+    ("Failed to establish a new connection", "no connection"),
+    ("Max retries exceeded", "no connection"),
+    ("timed out", "timed out"),
+)
+
+
+def unreachable_reason(output: str) -> str | None:
+    """Why a resolver could not reach its index, from what it printed; None: it did reach it."""
+    for needle, reason in _UNREACHABLE:
+        if needle in output:
+            return reason
+    return None
+
+
+PIP_REACH = "a mirror of the index (--index-url), a proxy (HTTPS_PROXY) or its CA bundle (PIP_CERT)"
+CONDA_REACH = (
+    "a channel mirror (channel_alias in .condarc), a proxy (HTTPS_PROXY) or its CA bundle "
+    "(REQUESTS_CA_BUNDLE)"
+)
+
+
+def unreachable(what: str, reason: str, reach: str) -> UserError:
+    """The one-line error of a resolver that could not reach `what`."""
+    return UserError(
+        f"{what} is unreachable from here ({reason}): lock where it is reachable, or reach it "
+        f"through {reach}"
+    )
+
+
+_BUILDKIT_PREFIX = re.compile(r"^#\d+ \d+(?:\.\d+)? ")
+_MISMATCH_REQ = re.compile(r"^\s*(?P<req>[A-Za-z0-9][A-Za-z0-9._-]*==\S+?)(?: from \S+.*)?:\s*$")
+_EXPECTED = re.compile(r"Expected sha256\s+(?P<hex>[0-9a-f]{64})")
+_GOT = re.compile(r"Got\s+(?P<hex>[0-9a-f]{64})")
+
+
+def explain_hash_mismatch(pip_stderr: str) -> str | None:
+    """One line naming each package whose download did not match its locked sha256.
+
+    Reads pip's "THESE PACKAGES DO NOT MATCH THE HASHES" report (also inside BuildKit's
+    `#12 3.4 `-prefixed build output); None when there is no such report.
+    """
+    lines = [_BUILDKIT_PREFIX.sub("", line) for line in pip_stderr.splitlines()]
+    start = next((i for i, ln in enumerate(lines) if "DO NOT MATCH THE HASHES" in ln), None)
+    if start is None:
+        return None
+    found: list[list[str]] = []  # [requirement, expected, got]
+    for line in lines[start + 1 :]:
+        if match := _MISMATCH_REQ.match(line):
+            found.append([match["req"], "", ""])
+        elif found and (match := _EXPECTED.search(line)):
+            found[-1][1] = found[-1][1] or match["hex"]
+        elif found and (match := _GOT.search(line)):
+            found[-1][2] = match["hex"]
+    if not found:
+        return "a downloaded package does not match its locked sha256 (see pip's output above)"
+    parts = [
+        f"{req} (locked sha256 {expected[:12] or '?'}..., downloaded {got[:12] or '?'}...)"
+        for req, expected, got in found
+    ]
+    return (
+        f"hash mismatch for {', '.join(parts)}: the index serves a different file than the one "
+        "locked, or the lock is damaged; check where the file comes from (mirror, proxy), then "
+        "regenerate the lock with invoke lock"
+    )
+
+
+TLS_HINT = (
+    "TLS verification failed: behind a TLS-inspecting proxy pass --ca-cert PATH "
+    "(for example /etc/ssl/certs/ca-certificates.crt)"
+)
+NETWORK_HINT = (
+    "cannot reach the package index ({reason}): set HTTPS_PROXY/NO_PROXY, use --index-url "
+    "MIRROR, or --wheelhouse DIR for an offline build"
+)
+# What else a failed build printed -> the likely cause and what to do; the first match wins.
+_BUILD_FAILURES = (
+    ("No matching distribution found",
+     "the index has no such version: check the pins (invoke list), or point --index-url at a "
+     "mirror that has them"),
+    ("failed to resolve source metadata",
+     "cannot pull the base image: no registry reachable? pass --base-image with a local image "
+     "(and --allow-unpinned-base if it has no digest)"),
+    ("pull access denied",
+     "cannot pull the base image: pass --base-image with an image you have locally"),
+    ("buildx component is missing",
+     "this docker client needs the buildx plugin for BuildKit: install it, or use engine "
+     "20.10's own client /usr/bin/docker"),
+)  # fmt: skip
+
+
+def diagnose_build(output: str) -> str | None:
+    """The likely cause of a failed image build, from what it printed; None when unknown."""
+    if "THESE PACKAGES DO NOT MATCH THE HASHES" in output:
+        return explain_hash_mismatch(output)
+    reason = unreachable_reason(output)
+    if reason == "TLS verification failed":
+        return TLS_HINT
+    if reason:
+        return NETWORK_HINT.format(reason=reason)
+    return next((hint for needle, hint in _BUILD_FAILURES if needle in output), None)

@@ -1,0 +1,318 @@
+"""Making locks: resolve a target's pins through pip (or conda-lock) and write the lock.
+
+The pip lock is resolved by pip itself (`pip install --dry-run --report`) for the image's platform
+(Linux x86_64, manylinux 2.28, CPython <python>). The conda lock is made with
+`conda-lock lock --kind lock -p linux-64 -f envs/<target>.yml --lockfile ...`, and for CUDA
+targets `CONDA_OVERRIDE_CUDA=<cuda>` plus `--with-cuda <cuda>` (locks are made on machines
+without a GPU).
+
+Resolving never uses what the user's pip configuration adds (find-links folders, extra local
+indexes: they could put a locally built wheel into the lock): pip runs with PIP_CONFIG_FILE set to
+/dev/null and without PIP_* variables other than TLS, proxy and timeout settings.
+
+Lock files are written whole or not at all (temporary file, then rename). When the index cannot
+be reached the task fails with one line that says so and what could help (a mirror, a proxy, a CA
+bundle), and leaves any existing lock as it was. `planned_commands` is what `--dry-run` prints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
+from torchenv import matrix
+from torchenv.drift import check_target
+from torchenv.errors import UserError
+from torchenv.files import write_atomic
+from torchenv.hints import CONDA_REACH, PIP_REACH, unreachable, unreachable_reason
+from torchenv.lockfile import (
+    CONDA_PLATFORM,
+    PIP_PLATFORM,
+    SHA256_HEX,
+    LockedPackage,
+    env_pins,
+    lock_path,
+    normalize_name,
+    parse_conda_lock,
+    parse_pip_lock,
+    pin_matches,
+    render_header,
+    render_pip_lock,
+)
+from torchenv.matrix import INSTALLERS, Target, rel
+from torchenv.runner import NOT_FOUND, Result, Runner, subprocess_runner
+
+# The wheels' platform: glibc 2.28 or newer on x86_64 (the images' Debian bookworm has 2.36).
+# pip's --platform does not imply the older manylinux tags, so they are all listed.
+PIP_PLATFORMS = (
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(28, 4, -1)),
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+)
+RESOLVE_TIMEOUT = 1800.0
+# pip variables that only say how to reach the network; every other PIP_* is dropped.
+PIP_ENV_KEEP = frozenset(
+    {
+        "PIP_CERT",
+        "PIP_CLIENT_CERT",
+        "PIP_PROXY",
+        "PIP_TRUSTED_HOST",
+        "PIP_DEFAULT_TIMEOUT",
+        "PIP_TIMEOUT",
+        "PIP_RETRIES",
+        "PIP_CACHE_DIR",
+        "PIP_NO_CACHE_DIR",
+        "PIP_DISABLE_PIP_VERSION_CHECK",
+    }
+)
+
+
+def _write_lock(path: Path, text: str, count: int) -> str:
+    """Write a lock unless only its date would change; returns what happened, in words."""
+
+    def undated(body: str) -> str:
+        return re.sub(r"(?m)^# locked-on: .*$", "", body)
+
+    if path.exists() and undated(path.read_text()) == undated(text):
+        return f"{rel(path)}: up to date ({count} packages), left as it was"
+    write_atomic(path, text)
+    return f"wrote {rel(path)} ({count} packages)"
+
+
+def clean_pip_env(environ: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """`env -u ...` prefix and overrides that keep the user's pip configuration out of a resolve.
+
+    Only the network settings (CA bundle, proxy, timeouts) survive, so the lock cannot pick up a
+    find-links folder, a local extra index or a pre-release switch from this machine.
+    """
+    environ = os.environ if environ is None else environ
+    drop = sorted(k for k in environ if k.startswith("PIP_") and k not in PIP_ENV_KEEP)
+    prefix = ["env", *(arg for k in drop for arg in ("-u", k))] if drop else []
+    return prefix, {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INPUT": "1"}
+
+
+def pip_resolve_command(
+    python: str, index_url: str | None, requirements: Path, report: Path, target_dir: Path
+) -> list[str]:
+    """pip's resolver, for the image's platform, writing its JSON report; installs nothing."""
+    tag = python.replace(".", "")
+    argv = [
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+        "--progress-bar", "off", "--only-binary=:all:", "--target", str(target_dir),
+        "--python-version", python, "--implementation", "cp", "--abi", f"cp{tag}",
+        *(arg for p in PIP_PLATFORMS for arg in ("--platform", p)),
+    ]  # fmt: skip
+    if index_url:
+        argv += ["--index-url", index_url]
+    return argv + ["--report", str(report), "-r", str(requirements)]
+
+
+def _last_error(result: Result) -> str:
+    lines = [ln.strip() for ln in (result.stderr + "\n" + result.stdout).splitlines()]
+    errors = [ln for ln in lines if ln.startswith("ERROR") or "Error" in ln]
+    return (errors or [ln for ln in lines if ln] or [f"exit status {result.returncode}"])[-1]
+
+
+def check_host(python: str) -> None:
+    """pip evaluates environment markers (Linux-only CUDA wheels) on the running interpreter."""
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    machine = platform.machine().lower()
+    if sys.platform != "linux" or machine not in ("x86_64", "amd64") or here != python:
+        raise UserError(
+            f"the pip lock must be resolved on Linux x86_64 with Python {python} (pip evaluates "
+            f"environment markers on the running interpreter; this is {sys.platform} {machine} "
+            f"Python {here}): run invoke lock in the project's venv on such a machine"
+        )
+
+
+def packages_from_report(report: Mapping) -> list[LockedPackage]:
+    """Name, version and sha256 of every package in a `pip install --report` JSON."""
+    packages = []
+    for item in report.get("install", []):
+        name = normalize_name(item["metadata"]["name"])
+        version = item["metadata"]["version"]
+        info = item.get("download_info") or {}
+        url = str(info.get("url", ""))
+        if not url.startswith(("https://", "http://")):
+            raise UserError(
+                f"pip took {name} {version} from {url.split(':')[0] or 'nowhere'}, not from an "
+                "index: a lock must come from the index alone; check PIP_* and pip's config"
+            )
+        archive = info.get("archive_info") or {}
+        sha = (archive.get("hashes") or {}).get("sha256")
+        if not sha and str(archive.get("hash", "")).startswith("sha256="):
+            sha = archive["hash"].split("=", 1)[1]
+        if not sha or not SHA256_HEX.match(sha):
+            raise UserError(f"the index gave no sha256 for {name} {version}: cannot lock it")
+        packages.append(LockedPackage(name, version, (sha,)))
+    return sorted(packages, key=lambda p: p.name)
+
+
+def resolve_pip(
+    env, runner: Runner = subprocess_runner, index_url: str | None = None
+) -> list[LockedPackage]:
+    """Resolve the env file's pins with pip for the image's platform; every package, hashed.
+
+    `index_url` replaces the env file's index (a mirror); the lock does not record it.
+    """
+    check_host(env.python)
+    index = index_url or env.index_url
+    with tempfile.TemporaryDirectory(prefix="torchenv-lock-") as tmp:
+        requirements, report = Path(tmp, "requirements.in"), Path(tmp, "report.json")
+        requirements.write_text("".join(f"{n}=={v}\n" for n, v in env_pins(env).items()))
+        prefix, env_vars = clean_pip_env()
+        argv = prefix + pip_resolve_command(env.python, index, requirements, report, Path(tmp, "t"))
+        result = runner(argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
+        output = result.stderr + "\n" + result.stdout
+        if not result.ok:
+            reason = unreachable_reason(output)
+            if reason:
+                raise unreachable(index or "pip's default index", reason, PIP_REACH)
+            raise UserError(f"pip could not resolve the pins: {_last_error(result)}")
+        try:
+            data = json.loads(report.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"pip wrote no readable resolver report ({exc})") from None
+    packages = packages_from_report(data)
+    locked = {p.name: p.version for p in packages}
+    for name, version in env_pins(env).items():
+        if not pin_matches(version, locked.get(name, "")):
+            raise UserError(f"pip resolved {name} to {locked.get(name)}, not the pinned {version}")
+    return packages
+
+
+def lock_pip(
+    target: Target, runner: Runner = subprocess_runner, index_url: str | None = None
+) -> str:
+    """Resolve and write envs/<target>.pip.lock.txt; returns a line saying what was done."""
+    env = read_env(target.env_file)
+    packages = resolve_pip(env, runner, index_url)
+    header = render_header(target, "pip", env, dt.date.today().isoformat(), PIP_PLATFORM)
+    text = render_pip_lock(header, packages)
+    parse_pip_lock(text, target.pip_lock, target.name)  # never write what the parser refuses
+    return _write_lock(target.pip_lock, text, len(packages))
+
+
+def conda_lock_executable() -> str | None:
+    beside = Path(sys.executable).with_name("conda-lock")
+    return str(beside) if beside.exists() else shutil.which("conda-lock")
+
+
+def conda_lock_command(target: Target, lockfile: Path) -> tuple[list[str], dict[str, str]]:
+    """The conda-lock command for a target and the environment it needs."""
+    exe = conda_lock_executable() or "conda-lock"
+    argv = [
+        exe,
+        "lock",
+        "--kind",
+        "lock",
+        "-p",
+        CONDA_PLATFORM,
+        "-f",
+        str(target.env_file),
+        "--lockfile",
+        str(lockfile),
+    ]
+    env = {}
+    if target.cuda:
+        # Solve CUDA builds on a machine without a GPU.
+        argv += ["--with-cuda", target.cuda]
+        env["CONDA_OVERRIDE_CUDA"] = target.cuda
+    else:
+        argv.append("--without-cuda")
+    return argv, env
+
+
+def lock_conda(target: Target, runner: Runner = subprocess_runner) -> str:
+    """Run conda-lock and write envs/<target>.conda-lock.yml; a line saying what was done."""
+    env = read_env(target.env_file)
+    final = target.conda_lock
+    partial = final.with_name(f".{target.name}.conda-lock.partial.yml")
+    argv, env_vars = conda_lock_command(target, partial)
+    if conda_lock_executable() is None:
+        raise UserError(
+            "conda-lock is not installed: pip install conda-lock (the conda lock "
+            "also needs the conda-forge channel reachable)"
+        )
+    partial.unlink(missing_ok=True)
+    try:
+        result = runner(argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
+        if not result.ok:
+            reason = unreachable_reason(result.stderr + "\n" + result.stdout)
+            if reason:
+                raise unreachable("the conda-forge channel (conda-lock)", reason, CONDA_REACH)
+            if result.returncode == NOT_FOUND:
+                raise UserError("conda-lock is not installed: pip install conda-lock")
+            raise UserError(f"conda-lock failed: {_last_error(result)}")
+        if not partial.exists():
+            raise UserError("conda-lock succeeded but wrote no lock file")
+        header = render_header(target, "conda", env, dt.date.today().isoformat(), CONDA_PLATFORM)
+        text = header + partial.read_text()
+    finally:
+        partial.unlink(missing_ok=True)
+    lock = parse_conda_lock(text, final, target.name)
+    return _write_lock(final, text, len(lock.packages))
+
+
+def lock_target(
+    target: Target | str,
+    check: bool = False,
+    runner: Runner = subprocess_runner,
+    installer: str | None = None,
+    index_url: str | None = None,
+) -> list[str]:
+    """What `invoke lock --target X [--check] [--installer pip|conda]` calls.
+
+    check=True: writes nothing, returns the drift problems of the target's locks ([] = in step;
+    the task fails when there are any). Otherwise resolves and writes the lock of `installer`
+    (default both: pip, then conda) and returns one line per lock written or left as it was; a
+    lock that cannot be made raises UserError (one line) after the others were attempted, and
+    leaves its file as it was. `index_url` is a mirror of the pip index for resolving.
+    """
+    t = matrix.get(target) if isinstance(target, str) else target
+    if check:
+        return check_target(t)
+    chosen = (installer,) if installer else INSTALLERS
+    for name in chosen:
+        lock_path(t, name)  # validates
+    done, failed = [], []
+    for name in chosen:
+        try:
+            done.append(lock_pip(t, runner, index_url) if name == "pip" else lock_conda(t, runner))
+        except UserError as exc:
+            failed.append(f"{name} lock of {t.name}: {exc}")
+    if failed:
+        raise UserError("; ".join(done + failed))
+    return done
+
+
+def planned_commands(
+    target: Target, installer: str | None = None, index_url: str | None = None
+) -> list[str]:
+    """What `invoke lock --target X --dry-run` prints: the resolver commands a lock would run."""
+
+    lines = []
+    if installer in (None, "pip"):
+        prefix, env = clean_pip_env()
+        tmp = Path(tempfile.gettempdir()) / "torchenv-lock"
+        argv = pip_resolve_command(
+            target.python, index_url or target.index_url, tmp / "requirements.txt",
+            tmp / "report.json", tmp / "target",
+        )  # fmt: skip
+        overrides = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
+        lines.append(" ".join([*prefix, *overrides, shlex.join(argv)]).strip())
+    if installer in (None, "conda"):
+        argv, env = conda_lock_command(target, target.conda_lock)
+        lines.append(" ".join([*(f"{k}={v}" for k, v in env.items()), shlex.join(argv)]))
+    return lines
