@@ -30,9 +30,9 @@ def test_problems_name_missing_stale_and_orphaned_files(tmp_path):
     assert generate.problems(tmp_path) == [
         f".devcontainer/{first}/devcontainer.json is missing: run `invoke generate`",
         f"docker/{second}.Dockerfile is out of date: run `invoke generate`",
-        ".devcontainer/retired/devcontainer.json belongs to no target in targets.toml: delete it",
-        "docker/retired.Dockerfile belongs to no target in targets.toml: delete it",
         "envs/retired.yml belongs to no target in targets.toml: delete it",
+        "docker/retired.Dockerfile belongs to no target in targets.toml: delete it",
+        ".devcontainer/retired/devcontainer.json belongs to no target in targets.toml: delete it",
     ]
 
 
