@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shlex
-import sys
 from pathlib import Path
 
 from invoke import Collection, Exit, task
@@ -15,8 +13,36 @@ from torchenv import build as builds
 from torchenv import engine, generate, matrix, table
 from torchenv import smoke as smokes
 from torchenv.errors import UserError
+from torchenv.runner import subprocess_runner
 
 ROOT = Path(__file__).resolve().parent
+
+
+def _names() -> str:
+    """The target names for help texts; a broken targets.toml must not break `invoke --list`
+    (the task itself then fails with the matrix's one-line error)."""
+    try:
+        return ", ".join(matrix.names())
+    except UserError:
+        return "see `invoke list`"
+
+
+def _int(value: object, flag: str) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise UserError(f"{flag} {value!r} is not a whole number: give a numeric ID") from None
+
+
+def _run_all(commands: list[list[str]], dry_run: bool, check: bool = False) -> None:
+    """Print each command; run it unless dry_run (streamed); with check, the first failure ends."""
+    for argv in commands:
+        print(shlex.join(argv))
+        if dry_run:
+            continue
+        done = subprocess_runner(argv, cwd=ROOT, on_line=lambda line: print(line, end=""))
+        if check and not done.ok:
+            raise UserError(f"{Path(argv[0]).name} failed (exit {done.returncode}): see above")
 
 
 @contextlib.contextmanager
@@ -69,7 +95,7 @@ def generate_(c, check=False):
 
 
 BUILD_HELP = {
-    "target": f"the target to build: {', '.join(matrix.names())}",
+    "target": f"the target to build: {_names()}",
     "flavor": "runtime (default) or dev (adds ipykernel, TensorBoard, git, a C compiler)",
     "installer": "conda (default: micromamba) or pip (a venv from the base's Python)",
     "ca_cert": "a CA bundle for a TLS-inspecting proxy, passed as a BuildKit secret (default: none)",
@@ -86,11 +112,11 @@ BUILD_HELP = {
 }
 
 
-@task(help=BUILD_HELP)
+@task(help=BUILD_HELP, auto_shortflags=False)
 def build(
     c, target=None, flavor="runtime", installer="conda", ca_cert=None, wheelhouse=None,
     base_image=None, allow_unpinned_base=False, index_url=None, conda_channel_alias=None,
-    no_cache=False, uid=1000, gid=1000, tag=None, dry_run=False,
+    no_cache=False, uid="1000", gid="1000", tag=None, dry_run=False,
 ):  # fmt: skip
     """Build a target's image (invoke build --target cuda13)."""
     with user_errors():
@@ -99,7 +125,8 @@ def build(
             ca_cert=Path(ca_cert) if ca_cert else None,
             wheelhouse=Path(wheelhouse) if wheelhouse else None,
             base_image=base_image, allow_unpinned_base=allow_unpinned_base, index_url=index_url,
-            conda_channel_alias=conda_channel_alias, no_cache=no_cache, uid=int(uid), gid=int(gid),
+            conda_channel_alias=conda_channel_alias, no_cache=no_cache, uid=_int(uid, "--uid"),
+            gid=_int(gid, "--gid"),
             tag=tag,
         )  # fmt: skip
         eng = _dry_engine() if dry_run else engine.detect()
@@ -117,8 +144,9 @@ def _dry_engine() -> engine.Engine:
 
 
 @task(
+    auto_shortflags=False,
     help={
-        "target": f"the target whose image to test: {', '.join(matrix.names())}",
+        "target": f"the target whose image to test: {_names()}",
         "flavor": "runtime (default) or dev",
         "no_gpu": "never request GPUs (default: request them for CUDA targets when the engine can)",
         "require_gpu": "request GPUs and fail when the container sees none (default: off)",
@@ -127,7 +155,7 @@ def _dry_engine() -> engine.Engine:
         "image": "test this image instead of the target's (default: the matrix's image name)",
         "args": "more arguments for the suite, e.g. '--only mlp,cnn' (default: none)",
         "dry_run": "print the equivalent docker command without running it (default: run)",
-    }
+    },
 )
 def smoke(
     c, target=None, flavor="runtime", no_gpu=False, require_gpu=False, quick=False,
@@ -159,44 +187,31 @@ def smoke(
 
 @task(
     help={
-        "target": f"the target: {', '.join(matrix.names())}",
+        "target": f"the target: {_names()}",
         "flavor": "runtime or dev (default: dev, it has git and a compiler)",
-        "no_gpu": "do not request GPUs for CUDA targets (default: request them)",
+        "no_gpu": "do not request GPUs for CUDA targets (default: request them when the engine can)",
         "dry_run": "print the docker command without running it (default: run)",
     }
 )
 def shell(c, target=None, flavor="dev", no_gpu=False, dry_run=False):
-    """Open an interactive shell in a target's image, the workspace mounted, as you."""
+    """Open a shell in a target's image, the workspace mounted, as you (piped input works too)."""
+    from torchenv import shell as shells
+
     with user_errors():
-        t = _target(target)
-        argv = [
-            "docker", "run", "--rm", "-it", f"--shm-size={smokes.SHM_SIZE}",
-            "--user", f"{os.getuid()}:{os.getgid()}", "--env", "HOME=/tmp",
-            "--volume", f"{Path.cwd()}:/workspace", "--workdir", "/workspace",
-        ]  # fmt: skip
-        if t.is_cuda and not no_gpu:
-            argv.append("--gpus=all")
-        argv += [t.image(flavor), "bash"]
-        if dry_run:
-            print(shlex.join(argv))
-            return
-        argv[0] = engine.detect().client
-        c.run(shlex.join(argv), pty=True, echo=True)
-
-
-def _tool(name: str) -> str:
-    """A linter from this Python's environment (works without activating the venv)."""
-    here = Path(sys.executable).parent / name
-    return shlex.quote(str(here)) if here.exists() else name
+        req = shells.ShellRequest(target=_target(target), flavor=flavor, gpu=not no_gpu)
+        req.target.image(flavor)  # validates the flavor
+        code = shells.open_shell(req, dry_run=dry_run)
+        if code:
+            raise Exit(code=code)
 
 
 @task
 def lint(c):
     """Lint: ruff on the Python, hadolint on the Dockerfiles, generated files current."""
-    dockerfiles = " ".join(str(t.dockerfile.relative_to(ROOT)) for t in matrix.load().values())
-    c.run(f"{_tool('ruff')} check .", echo=True)
-    c.run(f"{_tool('ruff')} format --check .", echo=True)
-    c.run(f"{_tool('hadolint')} {dockerfiles}", echo=True)
+    from torchenv import lint as lints
+
+    with user_errors():
+        _run_all(lints.lint_commands(), dry_run=False, check=True)
     generate_(c, check=True)
 
 
@@ -207,27 +222,13 @@ def lint(c):
     }
 )
 def clean(c, target=None, dry_run=False):
-    """Remove torchenv's images (runtime and dev) and stopped smoke containers."""
+    """Remove torchenv's images (runtime and dev) and stopped smoke and shell containers."""
+    from torchenv import clean as cleans
+
     with user_errors():
         targets = [_target(target)] if target else list(matrix.load().values())
-        images = [t.image(f) for t in targets for f in matrix.FLAVORS]
-        client_path = "docker" if dry_run else engine.detect().client
-        commands = [
-            [
-                client_path,
-                "container",
-                "prune",
-                "--force",
-                "--filter",
-                f"label={smokes.SMOKE_LABEL}",
-            ],
-            [client_path, "image", "rm", "--force", *images],
-        ]
-        for argv in commands:
-            if dry_run:
-                print(shlex.join(argv))
-            else:
-                c.run(shlex.join(argv), echo=True, warn=True)
+        client = "docker" if dry_run else engine.detect().client
+        _run_all(cleans.clean_commands(client, targets), dry_run=dry_run)
 
 
 @task(
@@ -281,7 +282,7 @@ def lock(c, target=None, check=False, installer=None, index_url=None, dry_run=Fa
 
 @task(
     help={
-        "target": f"the target whose image to verify: {', '.join(matrix.names())}",
+        "target": f"the target whose image to verify: {_names()}",
         "image": "verify this image (default: the target's runtime image)",
     }
 )

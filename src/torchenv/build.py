@@ -9,9 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shlex
-import subprocess
-import sys
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from torchenv.engine import Engine
 from torchenv.errors import UserError
 from torchenv.hints import diagnose_build
 from torchenv.matrix import INSTALLERS, ROOT, Target
+from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
 
 WHEELHOUSE = ROOT / "wheelhouse"
 # Passed through by name only (`--build-arg NAME`): the value comes from the environment, and
@@ -93,23 +92,18 @@ def _check_ca(path: Path) -> None:
         raise UserError(f"--ca-cert {path}: not a PEM certificate bundle (no BEGIN CERTIFICATE)")
 
 
-def _git(*args: str) -> str:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
-def provenance() -> dict[str, str]:
+def provenance(runner: Runner = subprocess_runner) -> dict[str, str]:
     """Values for the OCI labels: source, revision (with -dirty), created (UTC)."""
-    revision = _git("rev-parse", "HEAD") or "unknown"
-    if revision != "unknown" and _git("status", "--porcelain", "--untracked-files=no"):
+
+    def git(*args: str) -> str:
+        done = runner(["git", *args], cwd=ROOT, timeout=10)
+        return done.stdout.strip() if done.ok else ""
+
+    revision = git("rev-parse", "HEAD") or "unknown"
+    if revision != "unknown" and git("status", "--porcelain", "--untracked-files=no"):
         revision += "-dirty"
     return {
-        "SOURCE": _git("remote", "get-url", "origin") or "local",
+        "SOURCE": git("remote", "get-url", "origin") or "local",
         "REVISION": revision,
         "CREATED": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -170,32 +164,6 @@ def format_command(argv: list[str], env: dict[str, str]) -> str:
     return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(argv)])
 
 
-def stream(
-    argv: list[str], env: dict[str, str], cwd: Path = ROOT, tail: int = 400
-) -> tuple[int, str]:
-    """Run a command, echoing its output live; returns (exit code, the last lines)."""
-    lines: deque[str] = deque(maxlen=tail)
-    try:
-        proc = subprocess.Popen(
-            argv, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, errors="replace",
-        )  # fmt: skip
-    except FileNotFoundError:
-        raise UserError(
-            f"{argv[0]} not found: install Docker (apt-get install docker.io)"
-        ) from None
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            lines.append(line)
-        return proc.wait(), "".join(lines)
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=30)
-        raise
-
-
 @dataclass
 class StagedWheelhouse:
     """Links the wheels of --wheelhouse DIR into wheelhouse/ for one build, then removes them."""
@@ -222,42 +190,73 @@ class StagedWheelhouse:
             path.unlink(missing_ok=True)
 
 
-def run_build(req: BuildRequest, engine: Engine, dry_run: bool = False) -> list[str]:
-    """Build the image and label it with its manifest digest; returns the commands run."""
+def image_id(runner: Runner, engine: Engine, image: str) -> str | None:
+    """The engine's ID of an image reference; None when there is no such image."""
+    done = runner([engine.client, "image", "inspect", "--format", "{{.Id}}", image], timeout=60)
+    return done.stdout.strip() or None if done.ok else None
+
+
+def dangling_ids(runner: Runner, engine: Engine) -> set[str]:
+    """IDs of the engine's untagged (`<none>`) images."""
+    done = runner(
+        [engine.client, "image", "ls", "--quiet", "--no-trunc", "--filter", "dangling=true"],
+        timeout=60,
+    )
+    return set(done.stdout.split()) if done.ok else set()
+
+
+def run_build(
+    req: BuildRequest,
+    engine: Engine,
+    dry_run: bool = False,
+    runner: Runner = subprocess_runner,
+    out: Callable[[str], object] = print,
+) -> list[str]:
+    """Build the image and label it with its manifest's sha256; returns the commands run.
+
+    The build's output is streamed through `out`; a failed build ends in one UserError line with
+    the likely cause. The image the tag named before, and the unlabelled image of this build,
+    are removed when nothing else names them, so a build leaves no `<none>` image of its own.
+    """
     validate(req)
-    argv, env = build_command(req, engine, labels=provenance())
+    argv, env = build_command(req, engine, labels=provenance(runner))
     commands = [format_command(argv, env)]
     label_probe = manifest_digest_command(engine, req.image)
-    commands.append(shlex.join(label_probe) + "   # then label the image with the digest")
+    commands.append(shlex.join(label_probe) + "   # then label the image with the sha256")
     if dry_run:
         return commands
+    previous = image_id(runner, engine, req.image)
     with StagedWheelhouse(req.wheelhouse):
-        print(f"torchenv: {commands[0]}", flush=True)
-        code, output = stream(argv, env)
-    if code != 0:
-        cause = diagnose_build(output)
+        out(f"torchenv: {commands[0]}")
+        done = runner(argv, env=env, cwd=ROOT, on_line=lambda line: out(line.rstrip("\n")))
+    if not done.ok:
+        if done.returncode == NOT_FOUND:
+            raise UserError(f"{argv[0]} not found: install Docker (apt-get install docker.io)")
+        cause = diagnose_build(done.stdout + done.stderr)
         raise UserError(
-            f"building {req.image} failed (exit {code})"
+            f"building {req.image} failed (exit {done.returncode})"
             + (f": {cause}" if cause else ": see the build output above")
         )
-    digest = _manifest_digest(engine, req.image)
-    prefix_env = engine.build_prefix()[1]
-    done = subprocess.run(
-        label_command(engine, req.image, digest), input=label_dockerfile(req.image),
-        env={**os.environ, **prefix_env}, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    built = image_id(runner, engine, req.image)
+    file_sha = _manifest_file_sha256(runner, engine, req.image)
+    labelled = runner(
+        label_command(engine, req.image, file_sha), env=env, input=label_dockerfile(req.image)
+    )
+    if not labelled.ok:
+        last = (labelled.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"labelling {req.image} failed: {last}")
-    print(f"torchenv: built {req.image} ({MANIFEST_LABEL}={digest[:12]}...)")
+    final = image_id(runner, engine, req.image)
+    leftovers = ({previous, built} - {final, None}) & dangling_ids(runner, engine)
+    for old in sorted(i for i in leftovers if i):
+        runner([engine.client, "image", "rm", old], timeout=120)
+    out(f"torchenv: built {req.image} ({MANIFEST_LABEL}={file_sha[:12]}...)")
     return commands
 
 
-def _manifest_digest(engine: Engine, image: str) -> str:
-    done = subprocess.run(
-        manifest_digest_command(engine, image), capture_output=True, text=True, check=False
-    )
-    digest = done.stdout.split()[0] if done.returncode == 0 and done.stdout else ""
+def _manifest_file_sha256(runner: Runner, engine: Engine, image: str) -> str:
+    """The sha256 of the manifest file's bytes, read by running the image without a network."""
+    done = runner(manifest_digest_command(engine, image), timeout=300)
+    digest = done.stdout.split()[0] if done.ok and done.stdout.strip() else ""
     if len(digest) != 64:
         raise UserError(f"{image} has no readable {MANIFEST_PATH}: {done.stderr.strip()[:200]}")
     return digest

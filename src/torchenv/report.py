@@ -63,12 +63,7 @@ def _gpus(env: dict) -> str:
 def header(report: dict, target: str | None = None) -> str:
     """One line: target, torch version and variant, CUDA, Python, GPUs, shared memory."""
     env = report.get("env") if isinstance(report.get("env"), dict) else {}
-    target = (
-        target
-        or _get(env, "target")
-        or _get(env, "torchenv", "target")
-        or _get(env, "env_vars", "TORCHENV_TARGET")
-    )
+    target = target or _get(env, "target")
     torch_version = _get(env, "torch", "version") or NA
     variant = _get(env, "torch", "variant") or NA
     cuda = _get(env, "torch", "cuda") or "none"

@@ -1,7 +1,13 @@
 """Run host commands through one small seam, so that tests can replace them with canned answers.
 
-`subprocess_runner` is the real thing; `FakeRunner` answers from a table of command prefixes and
-records what it was asked. Neither raises for a failing command: the caller reads `returncode`.
+Every host command torchenv runs (docker builds and probes, git, nvidia-smi, pip's resolver,
+conda-lock, the interactive shell) goes through a `Runner`. `subprocess_runner` is the real thing;
+`FakeRunner` answers from a table of command prefixes and records what it was asked. Neither
+raises for a failing command: the caller reads `returncode`.
+
+Three ways to run: captured (the default), streamed (`on_line` gets each output line as it comes,
+stderr merged into stdout, and the result keeps the last `TAIL_LINES` lines), and interactive
+(`interactive=True`: the command uses this terminal's stdin, stdout and stderr; nothing is captured).
 """
 
 from __future__ import annotations
@@ -9,12 +15,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 NOT_FOUND = 127  # the shell's code for "command not found"
 TIMED_OUT = 124  # the code coreutils' timeout(1) uses
+TAIL_LINES = 400  # what a streamed result keeps of the output
+
+LineSink = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -43,8 +55,14 @@ class Runner(Protocol):
         *,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+        input: str | None = None,
+        on_line: LineSink | None = None,
+        interactive: bool = False,
     ) -> Result:
-        """Run `args`; `env` holds variables added to (or overriding) the inherited environment."""
+        """Run `args`; `env` holds variables added to (or overriding) the inherited environment,
+        `input` is written to its stdin, `on_line` streams its output, `interactive` hands it the
+        terminal."""
         ...
 
 
@@ -59,15 +77,25 @@ def subprocess_runner(
     *,
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    input: str | None = None,
+    on_line: LineSink | None = None,
+    interactive: bool = False,
 ) -> Result:
-    """Run a command and capture its output as text; never raises for a failing command.
+    """Run a command (captured, streamed or interactive); never raises for a failing command.
 
     A missing executable gives returncode 127 and stderr "not found: NAME"; a command that runs
-    past `timeout` seconds is killed and gives returncode 124 with whatever it printed.
+    past `timeout` seconds is killed and gives returncode 124 with whatever it printed. Ctrl-C
+    while streaming stops the command, then re-raises KeyboardInterrupt.
     """
     argv = tuple(str(a) for a in args)
     full_env = {**os.environ, **env} if env else None
     try:
+        if interactive:
+            code = subprocess.run(argv, env=full_env, cwd=cwd, timeout=timeout, check=False)
+            return Result(argv, code.returncode, "", "")
+        if on_line is not None:
+            return _stream(argv, full_env, cwd, input, on_line, timeout)
         proc = subprocess.run(
             argv,
             capture_output=True,
@@ -75,7 +103,9 @@ def subprocess_runner(
             errors="replace",
             timeout=timeout,
             env=full_env,
-            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
             check=False,
         )
     except FileNotFoundError:
@@ -87,6 +117,45 @@ def subprocess_runner(
         note = f"timed out after {timeout:g}s: {' '.join(argv)}"
         return Result(argv, TIMED_OUT, _text(exc.stdout), f"{stderr}\n{note}" if stderr else note)
     return Result(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+def _stream(
+    argv: tuple[str, ...],
+    env: Mapping[str, str] | None,
+    cwd: str | Path | None,
+    input: str | None,
+    on_line: LineSink,
+    timeout: float | None,
+) -> Result:
+    """Run with stdout+stderr piped line by line to `on_line`; the result keeps the tail."""
+    lines: deque[str] = deque(maxlen=TAIL_LINES)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, text=True, errors="replace", stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        if input is not None and proc.stdin is not None:
+            proc.stdin.write(input)
+            proc.stdin.close()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            on_line(line)
+            lines.append(line)
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                note = f"timed out after {timeout:g}s: {' '.join(argv)}"
+                return Result(argv, TIMED_OUT, "".join(lines), note)
+        return Result(argv, proc.wait(), "".join(lines), "")
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
 
 
 def reply(stdout: str = "", returncode: int = 0, stderr: str = "") -> Result:
@@ -102,6 +171,8 @@ class Call:
     args: tuple[str, ...]
     timeout: float | None
     env: Mapping[str, str] | None
+    input: str | None = None
+    interactive: bool = False
 
 
 @dataclass
@@ -122,14 +193,23 @@ class FakeRunner:
         *,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
+        cwd: str | Path | None = None,
+        input: str | None = None,
+        on_line: LineSink | None = None,
+        interactive: bool = False,
     ) -> Result:
         argv = tuple(str(a) for a in args)
-        self.calls.append(Call(argv, timeout, dict(env) if env else None))
+        self.calls.append(Call(argv, timeout, dict(env) if env else None, input, interactive))
         matches = [p for p in self.answers if argv[: len(p)] == p]
         if not matches:
             return Result(argv, NOT_FOUND, "", f"not found: {argv[0]}")
         answer = self.answers[max(matches, key=len)]
         result = answer(argv) if callable(answer) else answer
+        if on_line is not None:  # streamed: the lines as they would have come, merged
+            merged = result.stdout + result.stderr
+            for line in merged.splitlines(keepends=True):
+                on_line(line)
+            result = dataclasses.replace(result, stdout=merged, stderr="")
         return dataclasses.replace(result, args=argv)
 
     def ran(self, *prefix: str) -> bool:

@@ -116,6 +116,7 @@ class EnvReport:
     shm_bytes: int | None
     compilers: dict[str, str | None]
     env_vars: dict[str, str] = field(default_factory=dict)
+    target: str | None = None  # the torchenv target of the image (TORCHENV_TARGET); None outside
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -310,6 +311,11 @@ def get_torch() -> TorchInfo:
     )
 
 
+def get_target() -> str | None:
+    """The torchenv target this image was built for (its Dockerfile sets TORCHENV_TARGET)."""
+    return os.environ.get("TORCHENV_TARGET") or None
+
+
 def collect(run: Runner = run_command) -> EnvReport:
     return EnvReport(
         python=PythonInfo(
@@ -329,6 +335,7 @@ def collect(run: Runner = run_command) -> EnvReport:
         shm_bytes=get_shm_bytes(),
         compilers=get_compilers() or {"cc": None, "cxx": None},
         env_vars=get_env_vars(),
+        target=get_target(),
     )
 
 

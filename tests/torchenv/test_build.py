@@ -6,6 +6,7 @@ import pytest
 from torchenv import build, hints, matrix
 from torchenv.engine import Engine
 from torchenv.errors import UserError
+from torchenv.runner import FakeRunner, reply
 
 BUILTIN = Engine("/usr/bin/docker", "20.10.24", "20.10.24", "builtin")
 BUILDX = Engine("/usr/local/bin/docker", "28.2.2", "28.2.2", "buildx")
@@ -119,3 +120,55 @@ def test_staged_wheelhouse_links_then_removes(tmp_path: Path):
     with build.StagedWheelhouse(tmp_path) as staged:
         assert (build.WHEELHOUSE / wheel.name).exists() and staged.linked
     assert not (build.WHEELHOUSE / wheel.name).exists()
+
+
+# --- run_build's real path, through the command seam ----------------------------------------------
+
+OLD_ID, BUILT_ID, LABELLED_ID = ("sha256:" + c * 64 for c in "abc")
+FILE_SHA = "f" * 64
+
+
+def engine_answers(build_output: str = "#1 done\n", build_code: int = 0, label_code: int = 0):
+    """A FakeRunner playing a 20.10 engine: ids change as the build and the label step tag."""
+    ids = iter([OLD_ID, BUILT_ID, LABELLED_ID])
+    return FakeRunner(
+        {
+            ("git",): reply("", returncode=128),
+            ("/usr/bin/docker", "image", "inspect"): lambda argv: reply(next(ids) + "\n"),
+            ("/usr/bin/docker", "build", "--progress=plain"): reply(build_output, build_code),
+            ("/usr/bin/docker", "run"): reply(f"{FILE_SHA}  /opt/torchenv/manifest.json\n"),
+            ("/usr/bin/docker", "build", "--quiet"): reply(
+                LABELLED_ID, label_code, "no space left"
+            ),
+            ("/usr/bin/docker", "image", "ls"): reply(f"{OLD_ID}\n{BUILT_ID}\nsha256:{'9' * 64}\n"),
+            ("/usr/bin/docker", "image", "rm"): reply(),
+        }
+    )
+
+
+def test_run_build_streams_labels_with_the_file_sha256_and_leaves_no_dangling_image():
+    runner, lines = engine_answers(), []
+    build.run_build(request(installer="pip"), BUILTIN, runner=runner, out=lines.append)
+    assert "#1 done" in lines and lines[-1].startswith("torchenv: built torchenv/cuda13")
+    label = next(c for c in runner.calls if c.args[:3] == ("/usr/bin/docker", "build", "--quiet"))
+    assert f"io.torchenv.manifest.sha256={FILE_SHA}" in label.args
+    assert label.input == "FROM torchenv/cuda13:2.11.0-cu130\n"
+    assert label.env == {"DOCKER_BUILDKIT": "1"}
+    removed = [c.args[-1] for c in runner.calls if c.args[1:3] == ("image", "rm")]
+    assert removed == [OLD_ID, BUILT_ID]  # not the other dangling image, which is not ours
+
+
+def test_run_build_failure_is_one_line_with_the_cause():
+    runner = engine_answers("#9 ERROR: ... SSL: CERTIFICATE_VERIFY_FAILED ...\n", build_code=1)
+    with pytest.raises(UserError) as exc:
+        build.run_build(request(installer="pip"), BUILTIN, runner=runner, out=lambda line: None)
+    assert str(exc.value).startswith("building torchenv/cuda13:2.11.0-cu130 failed (exit 1): TLS")
+    assert not runner.ran("/usr/bin/docker", "build", "--quiet")  # nothing labelled
+
+
+def test_run_build_label_failure_and_missing_client():
+    with pytest.raises(UserError, match="labelling torchenv/cuda13:2.11.0-cu130 failed: no space"):
+        build.run_build(request(), BUILTIN, runner=engine_answers(label_code=1), out=lambda x: None)
+    missing = FakeRunner({("git",): reply()})
+    with pytest.raises(UserError, match="/usr/bin/docker not found: install Docker"):
+        build.run_build(request(), BUILTIN, runner=missing, out=lambda line: None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,8 +95,26 @@ def test_missing_keys_and_odd_values_are_tolerated():
 
 def test_target_from_the_env_when_not_given():
     assert "target **cpu**" in report.to_markdown({"env": {"target": "cpu"}})
-    assert "target **cpu**" in report.to_markdown({"env": {"torchenv": {"target": "cpu"}}})
-    assert "target **cpu**" in report.to_markdown({"env": {"env_vars": {"TORCHENV_TARGET": "cpu"}}})
+
+
+def test_reads_the_report_the_suite_really_writes(tmp_path):
+    """Not a made-up shape: the suite's own JSON (env and one training check) on host torch."""
+    pytest.importorskip("torch", reason="the smoke suite needs torch in this Python")
+    path = tmp_path / "smoke-cuda13.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "torchsmoke", "--only", "env,autograd", "--json", str(path)],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "TORCHENV_TARGET": "cuda13"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    data = report.load(path)
+    assert data["env"]["target"] == "cuda13"
+    import torch
+
+    text = report.to_markdown(data)
+    assert f"target **cuda13**, torch {torch.__version__}" in text
+    assert "| env | pass |" in text and "| autograd | pass |" in text
+    assert "2 passed, 0 failed, 0 skipped in " in text
 
 
 @pytest.mark.parametrize(

@@ -56,3 +56,40 @@ def test_fake_runner_unknown_command_looks_missing():
     result = FakeRunner()(["nvidia-smi"])
     assert result.returncode == NOT_FOUND and result.stderr == "not found: nvidia-smi"
     assert result.first_error_line() == "not found: nvidia-smi"
+
+
+def test_streamed_output_reaches_the_sink_line_by_line_and_the_result_keeps_it():
+    seen = []
+    code = (
+        "import sys; print('a', flush=True); print('b', file=sys.stderr, flush=True); sys.exit(2)"
+    )
+    result = subprocess_runner([PY, "-c", code], on_line=seen.append)
+    assert seen == ["a\n", "b\n"]
+    assert (result.returncode, result.stdout, result.stderr) == (2, "a\nb\n", "")
+
+
+def test_input_reaches_stdin_captured_and_streamed(tmp_path):
+    code = "import sys, os; print(sys.stdin.read().upper(), os.getcwd())"
+    captured = subprocess_runner([PY, "-c", code], input="from x\n", cwd=tmp_path)
+    assert captured.stdout.split() == ["FROM", "X", str(tmp_path)]
+    streamed = subprocess_runner([PY, "-c", code], input="y", on_line=lambda line: None)
+    assert streamed.stdout.split()[0] == "Y"
+
+
+def test_streamed_missing_executable_is_127():
+    result = subprocess_runner(["/nonexistent/torchenv-tool"], on_line=lambda line: None)
+    assert result.returncode == NOT_FOUND
+
+
+def test_interactive_returns_the_status_only():
+    result = subprocess_runner([PY, "-c", "import sys; sys.exit(4)"], interactive=True)
+    assert (result.returncode, result.stdout) == (4, "")
+
+
+def test_fake_runner_streams_its_canned_output():
+    fake = FakeRunner({("docker", "build"): reply("#1 step\n#2 done\n", 1, "boom\n")})
+    seen = []
+    result = fake(["docker", "build", "."], on_line=seen.append, input="FROM x\n")
+    assert seen == ["#1 step\n", "#2 done\n", "boom\n"]
+    assert result.stdout == "#1 step\n#2 done\nboom\n" and result.returncode == 1
+    assert fake.calls[0].input == "FROM x\n"

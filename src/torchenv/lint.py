@@ -1,0 +1,26 @@
+"""`invoke lint`: the linters, taken from this Python's environment (no venv activation needed)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from torchenv import matrix
+from torchenv.matrix import ROOT
+
+
+def tool(name: str) -> str:
+    """A tool beside this interpreter (the project's venv), else the one on PATH, else the name."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else shutil.which(name) or name
+
+
+def lint_commands() -> list[list[str]]:
+    """ruff (lint and format), hadolint on every Dockerfile."""
+    dockerfiles = [str(t.dockerfile.relative_to(ROOT)) for t in matrix.load().values()]
+    return [
+        [tool("ruff"), "check", "."],
+        [tool("ruff"), "format", "--check", "."],
+        [tool("hadolint"), *dockerfiles],
+    ]

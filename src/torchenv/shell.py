@@ -1,0 +1,116 @@
+"""`invoke shell`: an interactive (or piped) shell in a target's image, the workspace mounted, as you.
+
+`shell_command` is pure: the exact `docker run` line for a request, so that `--dry-run` prints
+what the real run executes and the tests assert it. `open_shell` checks what would otherwise end
+in a raw Docker error (an image that is not built, GPUs on an engine without the NVIDIA runtime)
+and runs the command through the command seam with this terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torchenv import engine as engines
+from torchenv.errors import UserError
+from torchenv.matrix import Target
+from torchenv.runner import Runner, subprocess_runner
+from torchenv.smoke import SHM_SIZE
+
+SHELL_LABEL = "io.torchenv.shell"  # on every shell container: `invoke clean` finds them by it
+
+
+@dataclass(frozen=True)
+class ShellRequest:
+    target: Target
+    flavor: str = "dev"
+    gpu: bool = True  # request the GPUs for CUDA targets (when the engine can give them)
+    workspace: Path = Path(".")
+    uid: int = -1  # -1: the caller's
+    gid: int = -1
+    command: tuple[str, ...] = ("bash",)
+
+    @property
+    def image(self) -> str:
+        return self.target.image(self.flavor)
+
+
+def shell_command(client: str, req: ShellRequest, *, tty: bool, gpus: bool) -> list[str]:
+    """The `docker run` line: `-t` only with a terminal (piped input must not hang), the caller's
+    UID/GID (files in the workspace stay theirs), HOME in /tmp (that UID has no home there)."""
+    uid = os.getuid() if req.uid < 0 else req.uid
+    gid = os.getgid() if req.gid < 0 else req.gid
+    argv = [
+        client, "run", "--rm", "--interactive", *(["--tty"] if tty else []),
+        f"--shm-size={SHM_SIZE}", "--user", f"{uid}:{gid}", "--env", "HOME=/tmp",
+        "--label", f"{SHELL_LABEL}={req.target.name}",
+        "--volume", f"{Path(req.workspace).resolve()}:/workspace", "--workdir", "/workspace",
+    ]  # fmt: skip
+    if gpus:
+        argv.append("--gpus=all")
+    return [*argv, req.image, *req.command]
+
+
+def has_nvidia_runtime(client: str, runner: Runner = subprocess_runner) -> bool:
+    """Whether the engine lists the NVIDIA runtime (what `--gpus` needs)."""
+    done = runner([client, "info", "--format", "{{json .Runtimes}}"], timeout=30)
+    return done.ok and '"nvidia"' in done.stdout
+
+
+def image_exists(client: str, image: str, runner: Runner = subprocess_runner) -> bool:
+    return runner([client, "image", "inspect", "--format", "{{.Id}}", image], timeout=30).ok
+
+
+def plan(
+    req: ShellRequest,
+    client: str,
+    runner: Runner = subprocess_runner,
+    *,
+    tty: bool,
+    note: Callable[[str], object] = print,
+    need_image: bool = True,
+) -> list[str]:
+    """The command `open_shell` would run, after the checks; UserError when it cannot work."""
+    if need_image and not image_exists(client, req.image, runner):
+        build = f"invoke build --target {req.target.name}" + (
+            "" if req.flavor == "runtime" else f" --flavor {req.flavor}"
+        )
+        raise UserError(
+            f"image {req.image} is not built: run `{build}` first "
+            f"(or pass --flavor {'runtime' if req.flavor != 'runtime' else 'dev'})"
+        )
+    gpus = req.gpu and req.target.is_cuda
+    if gpus and not has_nvidia_runtime(client, runner):
+        note(
+            "torchenv: this engine has no NVIDIA runtime: the shell runs without a GPU "
+            "(install the NVIDIA container toolkit to get one)"
+        )
+        gpus = False
+    return shell_command(client, req, tty=tty, gpus=gpus)
+
+
+def open_shell(
+    req: ShellRequest,
+    dry_run: bool = False,
+    runner: Runner = subprocess_runner,
+    out: Callable[[str], object] = print,
+) -> int:
+    """What `invoke shell` calls; returns the shell's exit status."""
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    if dry_run:
+        try:
+            client = engines.detect(runner).client
+        except UserError:  # no engine: the line a default client would run
+            gpus = req.gpu and req.target.is_cuda
+            out(shlex.join(shell_command("docker", req, tty=tty, gpus=gpus)))
+            return 0
+        out(shlex.join(plan(req, client, runner, tty=tty, note=out, need_image=False)))
+        return 0
+    client = engines.detect(runner).client
+    argv = plan(req, client, runner, tty=tty, note=out)
+    out(f"torchenv: {shlex.join(argv)}")
+    return runner(argv, interactive=True).returncode
