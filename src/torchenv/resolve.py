@@ -31,7 +31,6 @@ from pathlib import Path
 
 from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
 from torchenv import matrix
-from torchenv.drift import check_target
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
 from torchenv.hints import CONDA_REACH, PIP_REACH, unreachable, unreachable_reason
@@ -146,7 +145,7 @@ def packages_from_report(report: Mapping) -> list[LockedPackage]:
         url = str(info.get("url", ""))
         if not url.startswith(("https://", "http://")):
             raise UserError(
-                f"pip took {name} {version} from {url.split(':')[0] or 'nowhere'}, not from an "
+                f"pip took {name} {version} from {url.split(':', maxsplit=1)[0] or 'nowhere'}, not from an "
                 "index: a lock must come from the index alone; check PIP_* and pip's config"
             )
         archive = info.get("archive_info") or {}
@@ -241,10 +240,7 @@ def lock_conda(target: Target, runner: Runner = subprocess_runner) -> str:
     partial = final.with_name(f".{target.name}.conda-lock.partial.yml")
     argv, env_vars = conda_lock_command(target, partial)
     if conda_lock_executable() is None:
-        raise UserError(
-            "conda-lock is not installed: pip install conda-lock (the conda lock "
-            "also needs the conda-forge channel reachable)"
-        )
+        raise UserError(CONDA_LOCK_MISSING)
     partial.unlink(missing_ok=True)
     try:
         result = runner(argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
@@ -253,7 +249,7 @@ def lock_conda(target: Target, runner: Runner = subprocess_runner) -> str:
             if reason:
                 raise unreachable("the conda-forge channel (conda-lock)", reason, CONDA_REACH)
             if result.returncode == NOT_FOUND:
-                raise UserError("conda-lock is not installed: pip install conda-lock")
+                raise UserError(CONDA_LOCK_MISSING)
             raise UserError(f"conda-lock failed: {_last_error(result)}")
         if not partial.exists():
             raise UserError("conda-lock succeeded but wrote no lock file")
@@ -265,29 +261,35 @@ def lock_conda(target: Target, runner: Runner = subprocess_runner) -> str:
     return _write_lock(final, text, len(lock.packages))
 
 
+CONDA_LOCK_MISSING = (
+    "conda-lock is not installed: pip install conda-lock (the conda lock also needs the "
+    "conda-forge channel reachable)"
+)
+
+
 def lock_target(
     target: Target | str,
-    check: bool = False,
     runner: Runner = subprocess_runner,
     installer: str | None = None,
     index_url: str | None = None,
 ) -> list[str]:
-    """What `invoke lock --target X [--check] [--installer pip|conda]` calls.
+    """What `invoke lock --target X [--installer pip|conda]` calls.
 
-    check=True: writes nothing, returns the drift problems of the target's locks ([] = in step;
-    the task fails when there are any). Otherwise resolves and writes the lock of `installer`
-    (default both: pip, then conda) and returns one line per lock written or left as it was; a
-    lock that cannot be made raises UserError (one line) after the others were attempted, and
-    leaves its file as it was. `index_url` is a mirror of the pip index for resolving.
+    Resolves and writes the lock of `installer` and returns one line per lock written or left as
+    it was. Without `installer`: the pip lock, and the conda lock where conda-lock is installed
+    (else a line says it was skipped and why). A lock that cannot be made raises UserError (one
+    line) after the others were attempted, and leaves its file as it was. `index_url` is a mirror
+    of the pip index for resolving. Drift checks are `torchenv.drift`'s job.
     """
     t = matrix.get(target) if isinstance(target, str) else target
-    if check:
-        return check_target(t)
     chosen = (installer,) if installer else INSTALLERS
     for name in chosen:
         lock_path(t, name)  # validates
     done, failed = [], []
     for name in chosen:
+        if name == "conda" and installer is None and conda_lock_executable() is None:
+            done.append(f"conda lock of {t.name} skipped: {CONDA_LOCK_MISSING}")
+            continue
         try:
             done.append(lock_pip(t, runner, index_url) if name == "pip" else lock_conda(t, runner))
         except UserError as exc:

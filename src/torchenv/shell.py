@@ -29,7 +29,7 @@ class ShellRequest:
     target: Target
     flavor: str = "dev"
     gpu: bool = True  # request the GPUs for CUDA targets (when the engine can give them)
-    workspace: Path = Path(".")
+    workspace: Path = Path()
     uid: int = -1  # -1: the caller's
     gid: int = -1
     command: tuple[str, ...] = ("bash",)

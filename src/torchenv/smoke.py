@@ -10,6 +10,7 @@ import io
 import shlex
 import signal
 import tarfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,17 @@ def _copy_out(container, src: str, dest: Path) -> None:
             dest.write_bytes(member.read())
 
 
+def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Whole lines from a stream of log chunks (a chunk may end mid-line)."""
+    pending = ""
+    for chunk in chunks:
+        pending += chunk.decode(errors="replace")
+        *whole, pending = pending.split("\n")
+        yield from (line + "\n" for line in whole)
+    if pending:
+        yield pending
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -141,20 +153,25 @@ def _run(req: SmokeRequest, client, gpu: bool) -> int:
                     f"the NVIDIA container toolkit, or pass --no-gpu to run the CPU checks only"
                 ) from None
             raise UserError(f"cannot start the smoke container: {text}") from None
-        for chunk in container.logs(stream=True, follow=True):
-            print(chunk.decode(errors="replace"), end="", flush=True)
+        print(f"torchenv: testing {req.image} ({container.image.id[:19]})", flush=True)
+        for line in _lines(container.logs(stream=True, follow=True)):
+            if not line.rstrip().endswith(
+                tuple(f"{REPORT_DIR}/smoke.{e}" for e in ("json", "xml"))
+            ):
+                print(line, end="", flush=True)  # the container's report paths mean nothing here
         code = int(container.wait(timeout=TIMEOUT_S).get("StatusCode", 1))
         if req.reports is not None:
             req.reports.mkdir(parents=True, exist_ok=True)
+            copied = []
             for ext in ("json", "xml"):
+                dest = req.reports / f"smoke-{req.target.name}.{ext}"
                 try:
-                    _copy_out(
-                        container,
-                        f"{REPORT_DIR}/smoke.{ext}",
-                        req.reports / f"smoke-{req.target.name}.{ext}",
-                    )
+                    _copy_out(container, f"{REPORT_DIR}/smoke.{ext}", dest)
+                    copied.append(str(dest))
                 except docker.errors.NotFound:
                     print(f"torchenv: the suite wrote no smoke.{ext} report")
+            if copied:
+                print(f"torchenv: reports of {req.image}: {', '.join(copied)}")
         return code
     finally:
         container.remove(force=True)

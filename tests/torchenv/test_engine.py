@@ -32,7 +32,7 @@ def test_no_client_at_all():
 
 
 def test_no_candidates_found_on_this_host(monkeypatch):
-    monkeypatch.setattr(engine, "candidate_clients", lambda: [])
+    monkeypatch.setattr(engine, "candidate_clients", list)
     with pytest.raises(UserError, match="no docker client found"):
         detect(FakeRunner())
 

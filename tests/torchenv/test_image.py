@@ -69,6 +69,14 @@ def inspect(docker_engine, image) -> dict:
 def test_smoke_suite_passes_every_non_gpu_check_in_the_container(image, tmp_path):
     done = invoke("smoke", "--target", "cuda13", "--reports", str(tmp_path), timeout=900)
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
+    # the host paths of the reports and the image tested; never the container's paths
+    assert (
+        f"reports of {image}: {tmp_path}/smoke-cuda13.json, {tmp_path}/smoke-cuda13.xml"
+        in done.stdout
+    )
+    assert (
+        f"testing {image} (sha256:" in done.stdout and "/tmp/torchsmoke-report" not in done.stdout
+    )
     report = json.loads((tmp_path / "smoke-cuda13.json").read_text())
     statuses = {c["name"]: c for c in report["checks"]}
     assert [n for n, c in statuses.items() if c["status"] == "fail"] == []

@@ -189,7 +189,7 @@ def test_changing_one_pin_is_drift(tree):
     target = matrix.get("cuda13")
     assert drift.check_target(target) == []
     set_pin(target.env_file, "torchvision", "0.26.1")
-    problems = resolve.lock_target(target, check=True)
+    problems = drift.check_target(target)
     assert len(problems) == 2
     assert "older than its env file" in problems[0]
     assert problems[1] == (
@@ -522,9 +522,15 @@ def test_conda_lock_not_installed(tree, monkeypatch):
 
 def test_lock_target_reports_what_was_written_and_what_failed(tree, monkeypatch):
     monkeypatch.setattr(resolve, "conda_lock_executable", lambda: None)
+    lines = resolve.lock_target("cuda13", runner=pip_runner(report_for(RESOLVED)))
+    assert lines == [
+        "wrote envs/cuda13.pip.lock.txt (5 packages)",
+        "conda lock of cuda13 skipped: conda-lock is not installed: pip install conda-lock (the "
+        "conda lock also needs the conda-forge channel reachable)",
+    ]
     with pytest.raises(UserError) as exc:
-        resolve.lock_target("cuda13", runner=pip_runner(report_for(RESOLVED)))
-    assert str(exc.value).startswith("wrote envs/cuda13.pip.lock.txt (5 packages); conda lock of")
+        resolve.lock_target("cuda13", runner=pip_runner(report_for(RESOLVED)), installer="conda")
+    assert str(exc.value) == "conda lock of cuda13: " + resolve.CONDA_LOCK_MISSING
     with pytest.raises(UserError, match="unknown installer 'uv'"):
         resolve.lock_target("cuda13", installer="uv")
 

@@ -35,3 +35,12 @@ def test_container_has_shared_memory_and_gpu_request():
     line = smokes.describe(kwargs)
     assert line.startswith("docker run --rm --shm-size=2g --gpus=all")
     assert "device_requests" not in smokes.run_kwargs(req(), gpu=False)
+
+
+def test_log_chunks_become_whole_lines():
+    from torchenv.smoke import _lines
+
+    chunks = [b"torchsmoke 0.1: tor", b"ch 2.11\nmlp  pass\nJSON report: /tmp/x", b"\n", b"tail"]
+    assert list(_lines(chunks)) == [
+        "torchsmoke 0.1: torch 2.11\n", "mlp  pass\n", "JSON report: /tmp/x\n", "tail",
+    ]  # fmt: skip
