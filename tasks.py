@@ -94,6 +94,20 @@ def generate_(c, check=False):
             print(f"wrote {path.relative_to(ROOT)}")
 
 
+# Build defaults, overridable for every build from invoke's configuration: an invoke.yaml
+# (`torchenv: {ca_cert: /etc/ssl/certs/ca-certificates.crt}`) or INVOKE_TORCHENV_<KEY> variables
+# (INVOKE_TORCHENV_BASE_IMAGE=...). A flag given on the command line wins.
+BUILD_DEFAULTS = {
+    "installer": "conda",
+    "ca_cert": None,
+    "base_image": None,
+    "allow_unpinned_base": False,
+    "index_url": None,
+    "conda_channel_alias": None,
+    "wheelhouse": None,
+}
+_CONFIGURABLE = " (configurable: INVOKE_TORCHENV_{key})"
+
 BUILD_HELP = {
     "target": f"the target to build: {_names()}",
     "flavor": "runtime (default) or dev (adds ipykernel, TensorBoard, git, a C compiler)",
@@ -110,24 +124,42 @@ BUILD_HELP = {
     "tag": "tag the image with this name (default: the matrix's image name)",
     "dry_run": "print the exact commands without running them (default: run)",
 }
+for _key in BUILD_DEFAULTS:
+    BUILD_HELP[_key] += _CONFIGURABLE.format(key=_key.upper())
+
+
+def _configured(c, key: str, given: object) -> object:
+    """A build option: the flag when given, else invoke's configuration (torchenv.<key>)."""
+    if given not in (None, False):
+        return given
+    return c.config.get("torchenv", {}).get(key, BUILD_DEFAULTS[key])
 
 
 @task(help=BUILD_HELP, auto_shortflags=False)
 def build(
-    c, target=None, flavor="runtime", installer="conda", ca_cert=None, wheelhouse=None,
+    c, target=None, flavor="runtime", installer=None, ca_cert=None, wheelhouse=None,
     base_image=None, allow_unpinned_base=False, index_url=None, conda_channel_alias=None,
     no_cache=False, uid="1000", gid="1000", tag=None, dry_run=False,
 ):  # fmt: skip
     """Build a target's image (invoke build --target cuda13)."""
     with user_errors():
+        opt = {
+            key: _configured(c, key, value)
+            for key, value in (
+                ("installer", installer), ("ca_cert", ca_cert), ("wheelhouse", wheelhouse),
+                ("base_image", base_image), ("allow_unpinned_base", allow_unpinned_base),
+                ("index_url", index_url), ("conda_channel_alias", conda_channel_alias),
+            )
+        }  # fmt: skip
         req = builds.BuildRequest(
-            target=_target(target), flavor=flavor, installer=installer,
-            ca_cert=Path(ca_cert) if ca_cert else None,
-            wheelhouse=Path(wheelhouse) if wheelhouse else None,
-            base_image=base_image, allow_unpinned_base=allow_unpinned_base, index_url=index_url,
-            conda_channel_alias=conda_channel_alias, no_cache=no_cache, uid=_int(uid, "--uid"),
-            gid=_int(gid, "--gid"),
-            tag=tag,
+            target=_target(target), flavor=flavor, installer=str(opt["installer"]),
+            ca_cert=Path(str(opt["ca_cert"])) if opt["ca_cert"] else None,
+            wheelhouse=Path(str(opt["wheelhouse"])) if opt["wheelhouse"] else None,
+            base_image=opt["base_image"] or None,  # type: ignore[arg-type]
+            allow_unpinned_base=bool(opt["allow_unpinned_base"]),
+            index_url=opt["index_url"] or None,  # type: ignore[arg-type]
+            conda_channel_alias=opt["conda_channel_alias"] or None,  # type: ignore[arg-type]
+            no_cache=no_cache, uid=_int(uid, "--uid"), gid=_int(gid, "--gid"), tag=tag,
         )  # fmt: skip
         eng = _dry_engine() if dry_run else engine.detect()
         for line in builds.run_build(req, eng, dry_run=dry_run):
@@ -319,4 +351,4 @@ def refresh_digest(c, key="base_digest", image=None):
 ns = Collection(
     list_, generate_, build, smoke, shell, lint, clean, doctor, lock, verify, refresh_digest
 )
-ns.configure({"run": {"echo": True}})
+ns.configure({"run": {"echo": True}, "torchenv": dict(BUILD_DEFAULTS)})

@@ -3,6 +3,7 @@ so the README cannot go stale. A command no handler knows fails the test: add a 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
@@ -15,6 +16,11 @@ import pytest
 from torchenv.matrix import ROOT
 
 README = (ROOT / "README.md").read_text()
+_QUICKSTART = importlib.util.spec_from_file_location("quickstart", ROOT / ".ci" / "quickstart.py")
+assert _QUICKSTART is not None and _QUICKSTART.loader is not None
+_module = importlib.util.module_from_spec(_QUICKSTART)
+_QUICKSTART.loader.exec_module(_module)
+quickstart = _module.quickstart
 BIN = Path(sys.executable).parent
 
 
@@ -75,10 +81,12 @@ def check(command: str, request: pytest.FixtureRequest) -> None:
     elif head == "devcontainer":
         config = argv[argv.index("--config") + 1]
         assert (ROOT / config).exists()  # `devcontainer up` itself: test_devcontainer_cli.py
-    elif head == "pytest":
-        assert (ROOT / "pyproject.toml").read_text().count("[tool.pytest.ini_options]") == 1
-    elif command.startswith(("python3 -m venv .venv", ". .venv/bin/activate", "pip install -e")):
-        assert "python3 -m venv .venv" in (ROOT / ".ci" / "run").read_text()  # .ci/run does this
+    elif head == "pytest" or command.startswith(
+        ("python3 -m venv .venv", ". .venv/bin/activate", "pip install")
+    ):
+        # the quick start's set-up and test commands: .ci/run runs them as written, and
+        # test_quickstart_commands_work_in_a_fresh_clone below runs them in a fresh clone
+        assert command in " && ".join(quickstart(README)), command
     elif command.startswith("npm install -g @devcontainers/cli"):
         assert "@devcontainers/cli" in (ROOT / ".ci" / "run").read_text()
     else:
@@ -91,10 +99,47 @@ def test_readme_command(command, request):
 
 
 def test_readme_starts_with_the_two_commands():
-    first_block = re.search(r"```bash\n(.*?)```", README, flags=re.S).group(1)
-    lines = [line for line in first_block.splitlines() if line and not line.startswith("#")]
-    assert lines[0].endswith("invoke build --target cuda13 && invoke smoke --target cuda13")
-    assert lines[1] == "pytest"
-    assert (
-        lines[1] in (ROOT / ".ci" / "run").read_text().splitlines()
-    )  # CI runs the README's command
+    main_job, tests = quickstart(README)
+    assert main_job.startswith("python3 -m venv .venv && . .venv/bin/activate && pip install -e")
+    assert main_job.endswith("invoke build --target cuda13 && invoke smoke --target cuda13")
+    assert tests.endswith("&& pytest") and "download.pytorch.org/whl/cpu torch" in tests
+
+
+def test_ci_runs_exactly_the_readme_commands_and_installs_no_python_package():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python3 .ci/quickstart.py 1" in ci and "python3 .ci/quickstart.py 2" in ci
+    assert ci.index("quickstart.py 1") < ci.index("quickstart.py 2")
+    code = [line.strip() for line in ci.splitlines() if not line.strip().startswith("#")]
+    assert not [line for line in code if re.search(r"\bpip\b|\buv\b|\bpytest\b", line)]
+    for number, command in enumerate(quickstart(README), start=1):
+        done = subprocess.run([sys.executable, str(ROOT / ".ci" / "quickstart.py"), str(number)],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.stdout == command + "\n"
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_quickstart_commands_work_in_a_fresh_clone(tmp_path, docker_engine):
+    """The two commands, as .ci/run runs them, in a fresh clone with a fresh venv. The tests
+    command runs one test module here (PYTEST_ADDOPTS): the full suite is what .ci/run runs."""
+    clone = tmp_path / "clone"
+    done = subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if str(BIN) != p)
+    for line in (ROOT / ".ci" / "build.env").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    main_job, tests = quickstart(README)
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", main_job], cwd=clone, env=env,
+                          capture_output=True, text=True, timeout=2400, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "torchenv: built torchenv/cuda13" in done.stdout
+    assert "0 failed" in done.stdout  # the smoke suite's summary line
+    env["PYTEST_ADDOPTS"] = "-q -p no:cacheprovider tests/torchsmoke/test_core.py"
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", tests], cwd=clone, env=env,
+                          capture_output=True, text=True, timeout=1800, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"\d+ passed", done.stdout) and " skipped" not in done.stdout

@@ -110,3 +110,30 @@ def test_lock_check_passes_and_lock_dry_run_shows_the_resolver():
     done = invoke("lock", "--target", "cuda13", "--dry-run")
     assert done.returncode == 0 and "pip install --dry-run" in done.stdout
     assert "--python-version 3.11" in done.stdout
+
+
+def test_a_bad_uid_is_one_line():
+    done = invoke("build", "--target", "cuda13", "--uid", "abc", "--dry-run")
+    assert_one_line_error(done, "--uid 'abc' is not a whole number")
+
+
+def test_help_shows_every_flag_by_its_name():
+    helptext = invoke("--help", "build").stdout
+    assert "  --no-cache " in helptext and "--, " not in helptext
+
+
+def test_a_broken_targets_toml_is_one_line_and_list_still_works(tmp_path):
+    """A copy of the task file and the library, with a TOML syntax error in targets.toml."""
+    import shutil
+
+    for name in ("tasks.py", "src", "envs", "docker"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, tmp_path / name)
+    (tmp_path / "targets.toml").write_text((ROOT / "targets.toml").read_text() + "[targets.x\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "src")}
+    run = dict(cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120, check=False)
+    listing = subprocess.run([sys.executable, "-m", "invoke", "--list"], **run)
+    assert listing.returncode == 0 and "build" in listing.stdout, listing.stderr
+    done = subprocess.run([sys.executable, "-m", "invoke", "list"], **run)
+    assert_one_line_error(done, "targets.toml:")
+    assert "fix the TOML syntax" in done.stderr

@@ -1,0 +1,85 @@
+"""`invoke shell`: the exact docker line, and the checks that replace Docker's raw errors."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from torchenv import matrix, shell
+from torchenv.errors import UserError
+from torchenv.runner import FakeRunner, reply
+
+CLIENT = "/usr/bin/docker"
+RUNTIMES_NVIDIA = '{"nvidia":{"path":"nvidia-container-runtime"},"runc":{"path":"runc"}}'
+RUNTIMES_PLAIN = '{"runc":{"path":"runc"}}'
+
+
+def engine(runtimes: str = RUNTIMES_PLAIN, image: bool = True) -> FakeRunner:
+    return FakeRunner(
+        {
+            (CLIENT, "info"): reply(runtimes + "\n"),
+            (CLIENT, "image", "inspect"): reply("sha256:1\n")
+            if image
+            else reply("", 1, "No such image"),
+        }
+    )
+
+
+def request(target: str = "cuda13", **changes) -> shell.ShellRequest:
+    return shell.ShellRequest(target=matrix.get(target), workspace=matrix.ROOT, **changes)
+
+
+def test_the_command_as_the_caller_with_a_tty_only_when_there_is_one():
+    argv = shell.shell_command(CLIENT, request(), tty=True, gpus=False)
+    assert argv == [
+        CLIENT, "run", "--rm", "--interactive", "--tty", "--shm-size=2g",
+        "--user", f"{os.getuid()}:{os.getgid()}", "--env", "HOME=/tmp",
+        "--label", "io.torchenv.shell=cuda13",
+        "--volume", f"{matrix.ROOT}:/workspace", "--workdir", "/workspace",
+        "torchenv/cuda13:2.11.0-cu130-dev", "bash",
+    ]  # fmt: skip
+    piped = shell.shell_command(CLIENT, request(), tty=False, gpus=True)
+    assert "--tty" not in piped and "--interactive" in piped and "--gpus=all" in piped
+
+
+def test_no_nvidia_runtime_means_no_gpus_and_a_note():
+    notes = []
+    argv = shell.plan(request(), CLIENT, engine(RUNTIMES_PLAIN), tty=False, note=notes.append)
+    assert "--gpus=all" not in argv
+    assert notes == [
+        "torchenv: this engine has no NVIDIA runtime: the shell runs without a GPU (install the "
+        "NVIDIA container toolkit to get one)"
+    ]
+    argv = shell.plan(request(), CLIENT, engine(RUNTIMES_NVIDIA), tty=False, note=notes.append)
+    assert "--gpus=all" in argv
+    argv = shell.plan(request("cpu"), CLIENT, engine(RUNTIMES_NVIDIA), tty=False)
+    assert "--gpus=all" not in argv  # a CPU target never asks for one
+    argv = shell.plan(request(gpu=False), CLIENT, engine(RUNTIMES_NVIDIA), tty=False)
+    assert "--gpus=all" not in argv
+
+
+def test_an_image_that_is_not_built_is_one_line_with_the_build_command():
+    with pytest.raises(UserError) as exc:
+        shell.plan(request(), CLIENT, engine(image=False), tty=False)
+    assert str(exc.value) == (
+        "image torchenv/cuda13:2.11.0-cu130-dev is not built: run "
+        "`invoke build --target cuda13 --flavor dev` first (or pass --flavor runtime)"
+    )
+
+
+def test_dry_run_prints_what_the_real_run_runs(monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        shell.engines,
+        "detect",
+        lambda runner: shell.engines.Engine(CLIENT, "20.10", "20.10", "builtin"),
+    )
+    assert shell.open_shell(request(), dry_run=True, runner=engine(), out=seen.append) == 0
+    assert seen[-1].startswith(f"{CLIENT} run --rm --interactive")
+    runner = engine()
+    runner.answers[(CLIENT, "run")] = reply()
+    lines = []
+    assert shell.open_shell(request(), runner=runner, out=lines.append) == 0
+    assert lines[-1] == f"torchenv: {seen[-1]}"  # the same line, the same client
+    assert runner.calls[-1].interactive
