@@ -15,13 +15,14 @@ nox.needs_version = ">=2024.3.2"
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 # Every Python the host kit promises (pyproject's classifiers), as nox's own noxfile does.
 PYTHONS = nox.project.python_versions(PYPROJECT)
-# The images' Python: the smoke suite's tests get torch there (any build runs them on the CPU).
-IMAGE_PYTHON = matrix.load()[TARGETS_FIRST := matrix.names()[0]].python
+# The images' Pythons: the smoke suite's tests get torch there (any build runs them on the CPU).
+IMAGE_PYTHONS = {t.python for t in matrix.load().values()}
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
 TARGETS = matrix.names()
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # The only index this project's CI machines reach is pip's default one, whose torch is cu130.
 CI_BUILDABLE = [t for t in TARGETS if matrix.get(t).index_url is None]
 
@@ -41,10 +42,12 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite on each promised Python (engine tests skip without Docker, fail under CI)."""
     install_project(session)
-    if session.python == IMAGE_PYTHON:
-        # torch for the smoke suite's own tests (a CPU build where the index has one); elsewhere
-        # those tests skip and say why. TORCHENV_TEST_TORCH picks another requirement.
-        session.install(*os.environ.get("TORCHENV_TEST_TORCH", "torch").split())
+    if session.python in IMAGE_PYTHONS:
+        # torch for the smoke suite's own tests: a CPU build, as README's test command installs
+        # it (elsewhere those tests skip and say why). TORCHENV_TEST_TORCH replaces these
+        # arguments, e.g. "torch==2.13.0" where a CPU wheel is at hand.
+        default = f"--index-url {CPU_INDEX} torch"
+        session.install(*os.environ.get("TORCHENV_TEST_TORCH", default).split())
     session.run("pytest", *(session.posargs or ["-q"]))
 
 

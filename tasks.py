@@ -270,12 +270,17 @@ def clean(c, target=None, dry_run=False):
     }
 )
 def doctor(c, target=None, require_gpu=False):
-    """Check this host before a build: engine, BuildKit, disk, driver, GPU runtime, shm, proxy."""
+    """Check this host before a build: engine, BuildKit, disk, base images, driver, GPU runtime, shm, proxy."""
     from torchenv import doctor as doctors
 
     with user_errors():
-        targets = [_target(target)] if target else None
-        rows = doctors.run_checks(targets=targets, require_gpu=require_gpu)
+        targets = [_target(target)] if target else list(matrix.load().values())
+        base = _configured(c, "base_image", None)
+        images = {"base image": str(base)} if base else None
+        if _configured(c, "installer", None) == "conda":
+            images = images or {"base image": targets[0].base_ref}
+            images["micromamba image"] = targets[0].micromamba_ref
+        rows = doctors.run_checks(targets=targets, require_gpu=require_gpu, images=images)
         print(doctors.render(rows))
         if doctors.exit_code(rows):
             raise Exit("doctor found problems: each failed row above says how to fix it", code=1)

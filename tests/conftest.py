@@ -47,3 +47,24 @@ def tool():
         return found
 
     return find
+
+
+def promised_pythons() -> list[str]:
+    """The Python versions pyproject.toml's classifiers promise, e.g. ["3.10", ..., "3.13"]."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    return re.findall(r'"Programming Language :: Python :: (3\.\d+)"', text)
+
+
+@pytest.fixture(scope="session")
+def pythons() -> list[str]:
+    return promised_pythons()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`other_python`: each promised Python other than the one running the tests."""
+    if "other_python" in metafunc.fixturenames:
+        here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        others = [v for v in promised_pythons() if v != here]
+        metafunc.parametrize("other_python", others, ids=[f"python{v}" for v in others])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import csv
 import hashlib
 import json
 import os
@@ -72,12 +73,27 @@ def hash_file(path: str) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
-def _record_hex(record_hash: object) -> str | None:
+def _record_hex(record_hash: str) -> str | None:
     """RECORD's `sha256=<urlsafe base64>` as hex; None for another algorithm or none."""
-    if record_hash is None or getattr(record_hash, "mode", None) != "sha256":
+    mode, _, value = record_hash.partition("=")
+    if mode != "sha256" or not value:
         return None
-    value = record_hash.value  # type: ignore[attr-defined]
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
+
+
+def _recorded_files(dist: metadata.Distribution) -> list[tuple[str, str]] | None:
+    """(path, RECORD hash) of every file the distribution installed, existing or not.
+
+    RECORD is read directly: from Python 3.12 on, `Distribution.files` leaves out the files that
+    no longer exist, which are exactly the ones a manifest must report as missing. None when the
+    distribution has no RECORD (then `files`, e.g. from installed-files.txt, is all there is).
+    """
+    text = dist.read_text("RECORD")
+    if text is None:
+        return None if dist.files is None else [(str(f), "") for f in dist.files]
+    return [
+        (row[0], row[1] if len(row) > 1 else "") for row in csv.reader(text.splitlines()) if row
+    ]
 
 
 def site_roots() -> list[str]:
@@ -106,22 +122,23 @@ def _scan(roots: list[str]) -> tuple[list[dict], list[tuple[int, str, str, str |
     for root in roots:
         for dist in metadata.distributions(path=[root]):
             name = dist.metadata["Name"] or ""
+            recorded = _recorded_files(dist)
             entry = {
                 "name": normalize(name),
                 "version": dist.version,
                 "installer": (dist.read_text("INSTALLER") or "").strip(),
                 "location": _location(root),
-                "record": dist.files is not None,
+                "record": recorded is not None,
                 "files": {},
                 "missing": [],
                 "modified": [],
             }
             index = len(entries)
             entries.append(entry)
-            for file in dist.files or []:
-                relative = str(file).replace(os.sep, "/")
-                full = os.path.normpath(os.path.join(root, str(file)))
-                jobs.append((index, relative, full, _record_hex(file.hash)))
+            for file, record_hash in recorded or []:
+                relative = file.replace(os.sep, "/")
+                full = os.path.normpath(os.path.join(root, file))
+                jobs.append((index, relative, full, _record_hex(record_hash)))
     return entries, jobs
 
 

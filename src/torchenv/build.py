@@ -20,12 +20,10 @@ from torchenv.engine import Engine
 from torchenv.errors import UserError
 from torchenv.hints import diagnose_build
 from torchenv.matrix import INSTALLERS, ROOT, Target
+from torchenv.proxy import BUILD_PROXY_VARS
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
 
 WHEELHOUSE = ROOT / "wheelhouse"
-# Passed through by name only (`--build-arg NAME`): the value comes from the environment, and
-# Docker keeps these predefined proxy arguments out of the image history.
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 MANIFEST_PATH = "/opt/torchenv/manifest.json"
 MANIFEST_LABEL = "io.torchenv.manifest.sha256"
 
@@ -135,7 +133,7 @@ def build_command(
         argv += ["--build-arg", f"TORCHENV_INDEX_URL={req.index_url}"]
     if req.conda_channel_alias:
         argv += ["--build-arg", f"CONDA_CHANNEL_ALIAS={req.conda_channel_alias}"]
-    argv += [arg for var in PROXY_VARS if var in environ for arg in ("--build-arg", var)]
+    argv += [arg for var in BUILD_PROXY_VARS if var in environ for arg in ("--build-arg", var)]
     if req.ca_cert is not None:
         argv += ["--secret", f"id=ca_cert,src={Path(req.ca_cert).resolve()}"]
     for key, value in (labels or {}).items():

@@ -18,9 +18,10 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from torchbuild import versions
-from torchenv import engine, matrix
+from torchenv import engine, hints, matrix
 from torchenv.errors import UserError
 from torchenv.matrix import Target
+from torchenv.proxy import PROXY_VARS
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -51,7 +52,6 @@ SHM_ENOUGH = 1 * GiB  # a daemon-wide default-shm-size at least this large is fi
 DAEMON_JSON = "/etc/docker/daemon.json"
 FALLBACK_ROOTS = ("/var/lib/docker", "/")
 
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
 # Where pip gets a CA bundle, in the order it prefers them: PIP_CERT, pip config's cert, then
 # the variables requests and Python's ssl read.
 CA_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
@@ -372,6 +372,28 @@ def _ca_row(
     )
 
 
+# --- the images a build starts from -------------------------------------------------------------
+
+
+def image_row(runner: Runner, client: engine.ClientProbe | None, name: str, ref: str) -> Row:
+    """Can a build have `ref`: in the engine already, or on a registry that answers?"""
+    if client is None:
+        return Row(name, "skip", f"{ref}: no Docker daemon to ask")
+    local = runner(
+        [client.client, "image", "inspect", "--format", "{{.Id}}", ref], timeout=PROBE_TIMEOUT
+    )
+    if local.ok:
+        return Row(name, "ok", f"{ref} is in the engine")
+    remote = runner([client.client, "manifest", "inspect", ref], timeout=60)
+    if remote.ok:
+        return Row(name, "ok", f"{ref} is on its registry (the first build pulls it)")
+    why = remote.first_error_line()
+    return Row(
+        name, "fail", f"{ref} is not in the engine and its registry did not answer ({why})",
+        hints.image_fix(ref),
+    )  # fmt: skip
+
+
 # --- putting it together -------------------------------------------------------------------------
 
 
@@ -383,14 +405,24 @@ def run_checks(
     disk_usage: Callable[[str], tuple[int, int, int]] = shutil.disk_usage,
     environ: Mapping[str, str] | None = None,
     clients: Sequence[str] | None = None,
+    images: Mapping[str, str] | None = None,
 ) -> list[Row]:
-    """All host checks for `targets` (default: every target in the matrix), in display order."""
+    """All host checks for `targets` (default: every target in the matrix), in display order.
+
+    `images` names the images a build starts from ({"base image": ref, ...}); by default the
+    targets' base images.
+    """
     targets = list(matrix.load().values() if targets is None else targets)
     environ = os.environ if environ is None else environ
     cuda_targets = [t for t in targets if t.is_cuda]
     rows, client = _docker_rows(runner, clients)
     info = _docker_info(runner, client)
     rows.append(_disk_row(targets, info, environ, disk_usage))
+    if images is None:
+        refs = {t.name: t.base_ref for t in targets}
+        single = len(set(refs.values())) == 1
+        images = {"base image" if single else f"base image ({n})": r for n, r in refs.items()}
+    rows += [image_row(runner, client, name, ref) for name, ref in images.items()]
     if cuda_targets or require_gpu:
         gpu = probe_gpu(runner)
         rows.append(_runtime_row(runner, info, gpu.driver is not None, require_gpu))

@@ -99,19 +99,58 @@ _BUILD_FAILURES = (
     ("No matching distribution found",
      "the index has no such version: check the pins (invoke list), or point --index-url at a "
      "mirror that has them"),
-    ("failed to resolve source metadata",
-     "cannot pull the base image: no registry reachable? pass --base-image with a local image "
-     "(and --allow-unpinned-base if it has no digest)"),
-    ("pull access denied",
-     "cannot pull the base image: pass --base-image with an image you have locally"),
     ("buildx component is missing",
      "this docker client needs the buildx plugin for BuildKit: install it, or use engine "
      "20.10's own client /usr/bin/docker"),
 )  # fmt: skip
 
 
+_METADATA = re.compile(r"load metadata for (?P<image>\S+?):?\s*$", re.M)
+_REGISTRY_FAILURES = (
+    ("no such host", "name resolution failed"),
+    ("dial tcp", "no connection"),
+    ("i/o timeout", "timed out"),
+    ("TLS handshake timeout", "timed out"),
+    ("x509:", "TLS verification failed"),
+    ("pull access denied", "access denied"),
+    ("not found", "no such image or tag"),
+    ("unauthorized", "access denied"),
+)
+
+
+def image_unavailable(output: str) -> str | None:
+    """The hint for an image the build could not pull (the base, or micromamba's), else None."""
+    match = _METADATA.search(output)
+    if match is None or "failed to" not in output:
+        return None
+    tail = output[match.end() :]
+    why = next((reason for needle, reason in _REGISTRY_FAILURES if needle in tail), "no registry")
+    return image_hint(match["image"], why)
+
+
+def image_fix(image: str) -> str:
+    """What to do about an image that cannot be had: micromamba's, or a base image."""
+    if "micromamba" in image:
+        return (
+            "pick an installer that does not need it (--installer uv or pip), or load it into "
+            "the engine (docker load)"
+        )
+    return (
+        "pass --base-image with an image you have locally (and --allow-unpinned-base when it "
+        "has no digest), or load it into the engine (docker load)"
+    )
+
+
+def image_hint(image: str, why: str) -> str:
+    """The one line for an image that cannot be pulled from its registry (`why`)."""
+    return f"cannot pull {image} from its registry ({why}): {image_fix(image)}"
+
+
 def diagnose_build(output: str) -> str | None:
     """The likely cause of a failed image build, from what it printed; None when unknown."""
+    pulled = image_unavailable(output)
+    if pulled:
+        return pulled
     if "THESE PACKAGES DO NOT MATCH THE HASHES" in output:
         return explain_hash_mismatch(output)
     reason = unreachable_reason(output)

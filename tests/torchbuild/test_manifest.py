@@ -142,7 +142,8 @@ def test_runs_in_an_environment_with_nothing_else(tmp_path, run_module):
     assert "manifest: 1 distributions, 4 files" in done.stderr
     data = json.loads(out.read_text())
     (dist,) = data["distributions"]
-    assert dist["name"] == "only-one" and dist["location"] == "lib/python3.11/site-packages"
+    here = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    assert dist["name"] == "only-one" and dist["location"] == f"lib/{here}/site-packages"
     assert not list(tmp_path.glob("*.tmp"))
 
 

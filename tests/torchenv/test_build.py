@@ -101,13 +101,39 @@ def test_env_file_that_disagrees_with_the_matrix_is_refused():
         ("ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED]", "--ca-cert PATH"),
         ("ERROR: No matching distribution found for torch==9.9", "check the pins"),
         ("Failed to establish a new connection: [Errno 111] Connection refused", "--index-url MIRROR"),
-        ("failed to resolve source metadata for docker.io/library/python", "--base-image"),
         ("BuildKit is enabled but the buildx component is missing or broken", "buildx plugin"),
     ],
-    ids=["TLS proxy without CA", "unknown version", "index unreachable", "base not pullable", "no buildx"],
+    ids=["TLS proxy without CA", "unknown version", "index unreachable", "no buildx"],
 )  # fmt: skip
 def test_failed_builds_are_explained(output, hint):
     assert hint in hints.diagnose_build("...\n" + output + "\n...")
+
+
+DIGEST = "sha256:" + "8" * 64
+# What engine 20.10's BuildKit printed here, with no registry reachable.
+NO_REGISTRY = """\
+#3 ERROR: failed to do request: Head "https://registry-1.docker.io/v2/{repo}/manifests/{digest}": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: no such host
+------
+ > [internal] load metadata for docker.io/{repo}:{tag}@{digest}:
+------
+failed to solve with frontend dockerfile.v0: failed to create LLB definition: failed to do request: Head "https://registry-1.docker.io/v2/{repo}/manifests/{digest}": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: no such host
+"""
+
+
+def test_an_unpullable_base_or_micromamba_image_is_named_with_its_fix():
+    base = NO_REGISTRY.format(repo="library/python", tag="3.11-slim-bookworm", digest=DIGEST)
+    assert hints.diagnose_build(base) == (
+        f"cannot pull docker.io/library/python:3.11-slim-bookworm@{DIGEST} from its registry "
+        "(name resolution failed): pass --base-image with an image you have locally (and "
+        "--allow-unpinned-base when it has no digest), or load it into the engine (docker load)"
+    )
+    mamba = NO_REGISTRY.format(repo="mambaorg/micromamba", tag="2.3.3", digest=DIGEST)
+    assert hints.diagnose_build(mamba).endswith(
+        "(name resolution failed): pick an installer that does not need it (--installer uv or "
+        "pip), or load it into the engine (docker load)"
+    )
+    denied = " > [internal] load metadata for docker.io/acme/base:1:\nfailed to solve: pull access denied"
+    assert "(access denied)" in hints.diagnose_build(denied)
 
 
 def test_unknown_failure_has_no_made_up_cause():

@@ -26,12 +26,15 @@ def healthy(**changes):
     answers = {
         (DOCKER, "version"): reply(json.dumps(UP)),
         (DOCKER, "info"): reply(json.dumps(INFO)),
+        (DOCKER, "image", "inspect"): reply("sha256:" + "1" * 64 + "\n"),
         ("nvidia-smi",): smi(),
         doctor.PIP_CONFIG_LIST: reply(""),
     }
     for key, value in changes.items():
         prefix = {"version": (DOCKER, "version"), "info": (DOCKER, "info"), "smi": ("nvidia-smi",),
-                  "pip": doctor.PIP_CONFIG_LIST, "ctk": ("nvidia-ctk",)}[key]  # fmt: skip
+                  "pip": doctor.PIP_CONFIG_LIST, "ctk": ("nvidia-ctk",),
+                  "image": (DOCKER, "image", "inspect"),
+                  "manifest": (DOCKER, "manifest", "inspect")}[key]  # fmt: skip
         answers[prefix] = value
     return FakeRunner({k: v for k, v in answers.items() if v is not None})
 
@@ -265,3 +268,44 @@ def test_real_doctor_on_this_machine():
             assert row.status == "warn", row
             assert "no NVIDIA driver/GPU found" in row.detail
             assert "GPU checks will skip" in row.detail and target.min_driver in row.fix
+
+
+BASE = TARGETS[0].base_ref
+NO_REGISTRY = (
+    'error pinging v2 registry: Get "https://registry-1.docker.io/v2/": dial tcp: no such host'
+)
+
+
+def test_the_base_image_in_the_engine_or_on_its_registry_is_ok():
+    by_name, _ = check()
+    assert by_name["base image"].detail == f"{BASE} is in the engine"
+    runner = healthy(image=reply("", 1, "No such image"), manifest=reply('{"schemaVersion": 2}'))
+    by_name, _ = check(runner)
+    assert by_name["base image"].detail == f"{BASE} is on its registry (the first build pulls it)"
+
+
+def test_a_base_image_that_cannot_be_had_fails_with_the_fix():
+    runner = healthy(image=reply("", 1, "No such image"), manifest=reply("", 1, NO_REGISTRY))
+    by_name, rows = check(runner)
+    row = by_name["base image"]
+    assert row.status == "fail" and exit_code(rows) == 1
+    assert (
+        row.detail == f"{BASE} is not in the engine and its registry did not answer ({NO_REGISTRY})"
+    )
+    assert row.fix.startswith("pass --base-image with an image you have locally")
+
+
+def test_micromamba_for_the_conda_installer_is_checked_too():
+    runner = healthy(manifest=reply("", 1, NO_REGISTRY))
+    runner.answers[
+        (DOCKER, "image", "inspect", "--format", "{{.Id}}", TARGETS[0].micromamba_ref)
+    ] = reply("", 1, "No such image")
+    rows = run_checks(
+        runner=runner, targets=TARGETS, read_file=GOOD_FILES.get, environ={}, clients=[DOCKER],
+        disk_usage=lambda path: (0, 0, 10**12),
+        images={"base image": BASE, "micromamba image": TARGETS[0].micromamba_ref},
+    )  # fmt: skip
+    by_name = {r.name: r for r in rows}
+    assert by_name["base image"].status == "ok"
+    assert by_name["micromamba image"].status == "fail"
+    assert by_name["micromamba image"].fix.startswith("pick an installer that does not need it")

@@ -134,10 +134,13 @@ def step_running(job: dict, command: str) -> dict:
     return step
 
 
-def test_lint_and_unit_test_jobs(workflow):
+def test_lint_and_unit_test_jobs(workflow, pythons):
     assert step_running(workflow["jobs"]["lint"], "nox -s lint")["run"] == "nox -s lint"
     tests = workflow["jobs"]["tests"]
-    assert step_running(tests, "nox -s tests")["run"] == 'nox -s tests -- -q -m "not slow"'
+    step = step_running(tests, "nox -s")
+    assert step["run"] == 'nox -s "tests-${PYTHON}" -- -q -m "not slow"'
+    assert step["env"] == {"PYTHON": "${{ matrix.python }}"}
+    assert tests["strategy"]["matrix"]["python"] == pythons  # every promised Python
     install = step_running(tests, "npm install")["run"]
     assert install.endswith(f"--prefix .build/node {NODE_TOOLS}")
 
@@ -176,10 +179,12 @@ def test_smoke_results_go_to_the_summary_and_artifacts(workflow, job_name):
     ]
 
 
-def test_the_nox_sessions_exist():
+def test_the_nox_sessions_exist(pythons):
     if not (ROOT / "noxfile.py").is_file():
         pytest.skip("noxfile.py is not written yet")
-    expected = ["lint", "tests"] + [f"image({name})" for name in matrix.names()]
+    expected = ["lint", *(f"tests-{v}" for v in pythons)] + [
+        f"image({name})" for name in matrix.names()
+    ]
     result = subprocess.run(
         [tool("nox"), "--list", "--json", "--sessions", *expected],
         cwd=ROOT,
