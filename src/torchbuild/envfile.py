@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - exercised inside the image build
     _Error = ValueError  # type: ignore[misc,assignment]
 
 
-class EnvFileError(_Error):  # type: ignore[misc,valid-type]
+class EnvFileError(_Error):
     """A malformed env file: the message names the file and line."""
 
 

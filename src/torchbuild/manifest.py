@@ -33,6 +33,7 @@ import sysconfig
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
+from typing import Any
 
 FORMAT = "torchenv-manifest/1"
 CHUNK = 1 << 20
@@ -52,7 +53,7 @@ def digest(obj: object) -> str:
     return "sha256:" + hashlib.sha256(canonical(obj)).hexdigest()
 
 
-def render(manifest: dict) -> str:
+def render(manifest: dict[str, Any]) -> str:
     """The file's text: one key per line, so that two manifests diff line by line."""
     return json.dumps(manifest, sort_keys=True, indent=1, separators=(",", ": "), ensure_ascii=True)
 
@@ -115,9 +116,9 @@ def _location(root: str) -> str:
     return os.path.relpath(root, sys.prefix).replace(os.sep, "/")
 
 
-def _scan(roots: list[str]) -> tuple[list[dict], list[tuple[int, str, str, str | None]]]:
+def _scan(roots: list[str]) -> tuple[list[dict[str, Any]], list[tuple[int, str, str, str | None]]]:
     """Distribution entries without file hashes, and the hashing jobs for their files."""
-    entries: list[dict] = []
+    entries: list[dict[str, Any]] = []
     jobs: list[tuple[int, str, str, str | None]] = []  # entry index, RECORD path, path, RECORD hex
     for root in roots:
         for dist in metadata.distributions(path=[root]):
@@ -149,7 +150,7 @@ def _hash_job(job: tuple[int, str, str, str | None]) -> tuple[str, int] | None:
         return None
 
 
-def build(roots: list[str] | None = None, workers: int | None = None) -> dict:
+def build(roots: list[str] | None = None, workers: int | None = None) -> dict[str, Any]:
     """The manifest of the distributions in `roots` (default: this interpreter's site folders)."""
     entries, jobs = _scan(site_roots() if roots is None else roots)
     workers = workers or min(8, (os.cpu_count() or 1) + 1)
@@ -182,12 +183,12 @@ def build(roots: list[str] | None = None, workers: int | None = None) -> dict:
     return manifest
 
 
-def manifest_digest(manifest: dict) -> str:
+def manifest_digest(manifest: dict[str, Any]) -> str:
     """The digest over everything in a manifest but the digest itself."""
     return digest({k: v for k, v in manifest.items() if k != "digest"})
 
 
-def check(manifest: dict) -> list[str]:
+def check(manifest: dict[str, Any]) -> list[str]:
     """Whether a manifest's recorded digests match its content; [] when they all do."""
     problems = []
     for entry in manifest.get("distributions", []):
@@ -198,7 +199,7 @@ def check(manifest: dict) -> list[str]:
     return problems
 
 
-def summary(manifest: dict) -> dict:
+def summary(manifest: dict[str, Any]) -> dict[str, Any]:
     """Counts for people: distributions, files, bytes."""
     dists = manifest["distributions"]
     files = [f for d in dists for f in d["files"].values()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +111,7 @@ def build_command(
     req: BuildRequest,
     engine: Engine,
     labels: dict[str, str] | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The exact build command and the extra environment it needs."""
     environ = os.environ if environ is None else environ
@@ -208,7 +208,7 @@ def run_build(
     engine: Engine,
     dry_run: bool = False,
     runner: Runner = subprocess_runner,
-    out: Callable[[str], object] = print,
+    out: Callable[[str], None] = print,
 ) -> list[str]:
     """Build the image and label it with its manifest's sha256; returns the commands run.
 

@@ -14,7 +14,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from torchbuild import versions
@@ -120,7 +120,7 @@ def _docker_rows(
     return [daemon, buildkit], (reached[0] if reached else None)
 
 
-def _docker_info(runner: Runner, client: engine.ClientProbe | None) -> dict:
+def _docker_info(runner: Runner, client: engine.ClientProbe | None) -> dict[str, Any]:
     if client is None:
         return {}
     result = runner([client.client, "info", "--format", "{{json .}}"], timeout=PROBE_TIMEOUT)
@@ -133,7 +133,7 @@ def _docker_info(runner: Runner, client: engine.ClientProbe | None) -> dict:
 
 def _disk_row(
     targets: Sequence[Target],
-    info: Mapping,
+    info: Mapping[str, Any],
     environ: Mapping[str, str],
     disk_usage: Callable[[str], tuple[int, int, int]],
 ) -> Row:
@@ -173,7 +173,7 @@ def _disk_row(
     return Row("free disk", "ok", detail)
 
 
-def _runtime_row(runner: Runner, info: Mapping, gpu: bool, require_gpu: bool) -> Row:
+def _runtime_row(runner: Runner, info: Mapping[str, Any], gpu: bool, require_gpu: bool) -> Row:
     name = "NVIDIA container runtime"
     if "nvidia" in (info.get("Runtimes") or {}):
         return Row(name, "ok", "the Docker daemon has the 'nvidia' runtime")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from torchbuild.envfile import EnvFile
 from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
 from torchenv import matrix
 from torchenv.errors import UserError
@@ -23,7 +24,7 @@ from torchenv.lockfile import (
 from torchenv.matrix import Target, rel
 
 
-def drift(lock: Lock, env, target_name: str) -> list[str]:
+def drift(lock: Lock, env: EnvFile, target_name: str) -> list[str]:
     """Every way `lock` disagrees with the parsed env file `env`; [] when it matches."""
     label = rel(lock.path)
     env_label = lock.header.get("env-file", "the env file")

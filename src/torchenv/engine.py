@@ -15,10 +15,13 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from torchenv.errors import UserError
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 # Clients newer than this route `DOCKER_BUILDKIT=1 docker build` through buildx.
 LEGACY_BUILDKIT_BEFORE = 23
@@ -163,7 +166,7 @@ def detect(runner: Runner = subprocess_runner, *, clients: Sequence[str] | None 
     )
 
 
-def docker_sdk_client():
+def docker_sdk_client() -> DockerClient:
     """`docker.from_env()`, checked with a ping; UserError (one line) when the daemon is away."""
     import docker  # imported here: only the smoke runner needs the SDK
     import requests

@@ -94,7 +94,7 @@ def env_pins(env: EnvFile) -> dict[str, str]:
     return {normalize_name(name): version for name, version in env.pins.items()}
 
 
-def env_fingerprint(env) -> str:
+def env_fingerprint(env: EnvFile) -> str:
     """sha256 of what a lock is made from: the Python version, the pip index and the pins.
 
     Comments, ordering and spacing of the env file do not count; a changed pin, index or Python
@@ -113,7 +113,9 @@ def pin_matches(pinned: str, locked: str) -> bool:
 # --- lock files: render and parse ---------------------------------------------------------------
 
 
-def render_header(target: Target, installer: str, env, locked_on: str, platform_: str) -> str:
+def render_header(
+    target: Target, installer: str, env: EnvFile, locked_on: str, platform_: str
+) -> str:
     lock = rel(lock_path(target, installer))
     env_file = rel(target.env_file)
     if installer == "pip":

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from torchenv.errors import UserError
 
@@ -50,7 +51,7 @@ def _shm(value: object) -> str:
     return NA
 
 
-def _gpus(env: dict) -> str:
+def _gpus(env: dict[str, Any]) -> str:
     gpus = env.get("gpus")
     if gpus is None:
         return NA
@@ -60,10 +61,12 @@ def _gpus(env: dict) -> str:
     return ", ".join(names)
 
 
-def header(report: dict, target: str | None = None) -> str:
+def header(report: dict[str, Any], target: str | None = None) -> str:
     """One line: target, torch version and variant, CUDA, Python, GPUs, shared memory."""
-    env = report.get("env") if isinstance(report.get("env"), dict) else {}
-    target = target or _get(env, "target")
+    found = report.get("env")
+    env: dict[str, Any] = found if isinstance(found, dict) else {}
+    recorded = _get(env, "target")
+    target = target or (str(recorded) if recorded else None)
     torch_version = _get(env, "torch", "version") or NA
     variant = _get(env, "torch", "variant") or NA
     cuda = _get(env, "torch", "cuda") or "none"
@@ -80,8 +83,9 @@ def header(report: dict, target: str | None = None) -> str:
     return ", ".join(parts)
 
 
-def summary_line(report: dict) -> str:
-    summary = report.get("summary") if isinstance(report.get("summary"), dict) else None
+def summary_line(report: dict[str, Any]) -> str:
+    found = report.get("summary")
+    summary: dict[str, Any] | None = found if isinstance(found, dict) else None
     checks = [c for c in report.get("checks") or [] if isinstance(c, dict)]
     if summary is None:
         summary = {s: sum(c.get("status") == s for c in checks) for s in ("pass", "fail", "skip")}
@@ -90,7 +94,7 @@ def summary_line(report: dict) -> str:
     return counts + (f" in {_duration(total)}" if total is not None else "")
 
 
-def to_markdown(report: dict, target: str | None = None) -> str:
+def to_markdown(report: dict[str, Any], target: str | None = None) -> str:
     """The report as Markdown: a header line, a summary line and a table of the checks."""
     lines = [
         f"### Smoke suite: {_cell(target or _get(report, 'env', 'target') or 'report')}",
@@ -124,7 +128,7 @@ def missing(path: Path, target: str | None = None) -> str:
     )
 
 
-def load(path: Path) -> dict:
+def load(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except OSError as exc:

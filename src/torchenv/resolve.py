@@ -28,7 +28,9 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from torchbuild.envfile import EnvFile
 from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
 from torchenv import matrix
 from torchenv.errors import UserError
@@ -135,7 +137,7 @@ def check_host(python: str) -> None:
         )
 
 
-def packages_from_report(report: Mapping) -> list[LockedPackage]:
+def packages_from_report(report: Mapping[str, Any]) -> list[LockedPackage]:
     """Name, version and sha256 of every package in a `pip install --report` JSON."""
     packages = []
     for item in report.get("install", []):
@@ -159,7 +161,7 @@ def packages_from_report(report: Mapping) -> list[LockedPackage]:
 
 
 def resolve_pip(
-    env, runner: Runner = subprocess_runner, index_url: str | None = None
+    env: EnvFile, runner: Runner = subprocess_runner, index_url: str | None = None
 ) -> list[LockedPackage]:
     """Resolve the env file's pins with pip for the image's platform; every package, hashed.
 
