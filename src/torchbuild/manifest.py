@@ -8,8 +8,10 @@ setuptools of a venv included: nothing is left out), each with its normalized na
 installer, and for every file its RECORD lists the sha256 and size of the file as it is on disk
 now (computed here, never copied from RECORD; `modified` lists the files whose content no longer
 matches what RECORD says was installed). Each distribution carries a digest of its entry, and the
-manifest a digest of everything else in it: two environments with the same manifest digest hold
-the same distributions with byte-identical files.
+manifest a *content digest* (its "digest" field) of everything else in it: two environments with
+the same content digest hold the same distributions with byte-identical files. (Not to be confused
+with the *file sha256*, the sha256 of manifest.json's bytes, which images carry in the label
+io.torchenv.manifest.sha256.)
 
 The output is deterministic: JSON with sorted keys and fixed separators, no timestamps, and paths
 relative to the site-packages folder (`location` is that folder relative to sys.prefix).
@@ -195,7 +197,7 @@ def check(manifest: dict[str, Any]) -> list[str]:
         if entry.get("digest") != digest({k: v for k, v in entry.items() if k != "digest"}):
             problems.append(f"{entry.get('name')}: its digest does not match its entry")
     if manifest.get("digest") != manifest_digest(manifest):
-        problems.append("the manifest digest does not match its content")
+        problems.append("the manifest's content digest does not match its content")
     return problems
 
 
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"manifest: {counts['distributions']} distributions, {counts['files']} files, "
         f"{counts['bytes'] / 1e9:.2f} GB hashed in {time.perf_counter() - start:.1f} s; "
-        f"{counts['digest']}",
+        f"content digest {counts['digest']}",
         file=sys.stderr,
     )
     return 0

@@ -145,7 +145,7 @@ def build_command(
 
 
 def label_command(engine: Engine, image: str, digest: str) -> list[str]:
-    """Adds the manifest digest label: a metadata-only build on top of the built image."""
+    """Adds the label with the manifest file's sha256: a metadata-only build on top of the built image."""
     prefix, _ = engine.build_prefix()
     return [*prefix, "--quiet", "--label", f"{MANIFEST_LABEL}={digest}", "--tag", image, "-"]
 
@@ -247,7 +247,9 @@ def run_build(
     leftovers = ({previous, built} - {final, None}) & dangling_ids(runner, engine)
     for old in sorted(i for i in leftovers if i):
         runner([engine.client, "image", "rm", old], timeout=120)
-    out(f"torchenv: built {req.image} ({MANIFEST_LABEL}={file_sha[:12]}...)")
+    out(
+        f"torchenv: built {req.image} (manifest file sha256 {file_sha[:12]}..., label {MANIFEST_LABEL})"
+    )
     return commands
 
 

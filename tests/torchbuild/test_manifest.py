@@ -112,7 +112,7 @@ def test_check_catches_edits_to_the_manifest(site):
     result["distributions"][0]["version"] = "2.1"
     assert manifest.check(result) == [
         "big: its digest does not match its entry",
-        "the manifest digest does not match its content",
+        "the manifest's content digest does not match its content",
     ]
 
 

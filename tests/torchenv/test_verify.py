@@ -127,7 +127,7 @@ def test_label_and_manifest_digests_are_checked():
         edited_data, hashlib.sha256(edited_data).hexdigest(), cuda13_lock()
     )
     assert f"{edited['distributions'][0]['name']}: its digest does not match its entry" in problems
-    assert "the manifest digest does not match its content" in problems
+    assert "the manifest's content digest does not match its content" in problems
 
 
 def test_not_a_manifest():
