@@ -70,7 +70,7 @@ def generate_(c, check=False):
 BUILD_HELP = {
     "target": f"the target to build: {', '.join(matrix.names())}",
     "flavor": "runtime (default) or dev (adds ipykernel, TensorBoard, git, a C compiler)",
-    "installer": "conda (default: micromamba) or pip (a venv from the base's Python)",
+    "installer": "uv (default), pip (both: the pip lock into a venv) or conda (micromamba)",
     "ca_cert": "a CA bundle for a TLS-inspecting proxy, passed as a BuildKit secret (default: none)",
     "wheelhouse": "a folder of wheels: build offline from it (default: none)",
     "base_image": "replace the matrix's digest-pinned base image (default: the matrix's)",
@@ -87,7 +87,8 @@ BUILD_HELP = {
 
 @task(help=BUILD_HELP)
 def build(
-    c, target=None, flavor="runtime", installer="conda", ca_cert=None, wheelhouse=None,
+    c, target=None, flavor="runtime", installer=builds.DEFAULT_INSTALLER, ca_cert=None,
+    wheelhouse=None,
     base_image=None, allow_unpinned_base=False, index_url=None, conda_channel_alias=None,
     no_cache=False, uid=1000, gid=1000, tag=None, dry_run=False,
 ):  # fmt: skip
@@ -251,7 +252,7 @@ def doctor(c, target=None, require_gpu=False):
     help={
         "target": "lock this target (default with --check: all targets)",
         "check": "only check that env files and locks agree (drift), write nothing (default: write)",
-        "installer": "pip or conda (default: both)",
+        "installer": "the lock this installer reads: uv or pip (the pip lock), conda (default: both)",
         "index_url": "resolve against this mirror of the target's index (default: the target's)",
         "dry_run": "print the resolver commands without running them (default: run)",
     }

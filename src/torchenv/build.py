@@ -16,9 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchenv import envfile, pins, render
+from torchenv import uv as uvs
 from torchenv.engine import Engine
 from torchenv.errors import UserError
-from torchenv.lock import INSTALLERS, explain_hash_mismatch, is_pinned, unreachable_reason
+from torchenv.lock import (
+    DEFAULT_INSTALLER,
+    INSTALLERS,
+    explain_hash_mismatch,
+    is_pinned,
+    unreachable_reason,
+)
 from torchenv.matrix import ROOT, Target
 
 WHEELHOUSE = ROOT / "wheelhouse"
@@ -33,7 +40,7 @@ MANIFEST_LABEL = "io.torchenv.manifest.sha256"
 class BuildRequest:
     target: Target
     flavor: str = "runtime"
-    installer: str = "conda"
+    installer: str = DEFAULT_INSTALLER
     ca_cert: Path | None = None
     wheelhouse: Path | None = None
     base_image: str | None = None  # None: the matrix's digest-pinned base
@@ -60,7 +67,7 @@ def validate(req: BuildRequest) -> None:
     pins.check(t)
     if req.installer not in INSTALLERS:
         raise UserError(
-            f"unknown installer {req.installer!r}: choose one of {', '.join(sorted(INSTALLERS))}"
+            f"unknown installer {req.installer!r}: choose one of {', '.join(INSTALLERS)}"
         )
     t.image(req.flavor)  # validates the flavor
     parsed = envfile.parse(t.env_file)
@@ -80,6 +87,10 @@ def validate(req: BuildRequest) -> None:
         _check_ca(req.ca_cert)
     if req.wheelhouse is not None and not any(Path(req.wheelhouse).glob("*.whl")):
         raise UserError(f"--wheelhouse {req.wheelhouse}: no *.whl files there")
+    if req.installer == "uv":
+        pin = uvs.read_pin()
+        if req.wheelhouse is not None:
+            uvs.check_wheelhouse(req.wheelhouse, pin)
 
 
 def _check_ca(path: Path) -> None:
@@ -178,11 +189,19 @@ NETWORK_HINT = (
     "cannot reach the package index ({reason}): set HTTPS_PROXY/NO_PROXY, use --index-url "
     "MIRROR, or --wheelhouse DIR for an offline build"
 )
+NO_SUCH_VERSION = (
+    "the index has no such version: check the pins (invoke list), or point --index-url at a "
+    "mirror that has them"
+)
 # What else a failed build printed -> the likely cause and what to do; the first match wins.
 _DIAGNOSES = (
     ("No matching distribution found",
-     "the index has no such version: check the pins (invoke list), or point --index-url at a "
-     "mirror that has them"),
+     NO_SUCH_VERSION),
+    ("was not found in the provided package locations",  # uv, offline
+     "the wheelhouse lacks a locked package: fill it with pip download --no-deps -d DIR -r "
+     "envs/TARGET.pip.lock.txt"),
+    ("was not found in the package registry",  # uv
+     NO_SUCH_VERSION),
     ("failed to resolve source metadata",
      "cannot pull the base image: no registry reachable? pass --base-image with a local image "
      "(and --allow-unpinned-base if it has no digest)"),
@@ -198,6 +217,8 @@ def diagnose(output: str) -> str | None:
     """The likely cause of a failed build, from what it printed; None when unknown."""
     if "THESE PACKAGES DO NOT MATCH THE HASHES" in output:
         return explain_hash_mismatch(output)
+    if uv_mismatch := uvs.explain_hash_mismatch(output):
+        return uv_mismatch
     reason = unreachable_reason(output)
     if reason == "TLS verification failed":
         return TLS_HINT

@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 
 from torchenv.files import write_atomic
+from torchenv.lock import DEFAULT_INSTALLER
 from torchenv.matrix import ROOT, Target, load
 from torchenv.smoke import SHM_SIZE  # the same shared memory as `invoke smoke` gives
 
@@ -37,7 +38,6 @@ WORKSPACE_FOLDER = "/workspaces/${localWorkspaceFolderBasename}"
 EXTENSIONS = ("ms-python.python", "ms-toolsai.jupyter")
 # The smoke suite's quick mode; on a host without a GPU its cuda check skips (with the reason).
 POST_CREATE_COMMAND = "python -m torchsmoke --quick"
-DEFAULT_INSTALLER = "conda"
 
 
 def config_path(name: str, root: Path = ROOT) -> Path:

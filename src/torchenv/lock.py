@@ -54,7 +54,10 @@ from torchenv.files import write_atomic
 from torchenv.matrix import ROOT, Target
 from torchenv.runner import NOT_FOUND, Result, Runner, subprocess_runner
 
-INSTALLERS = ("pip", "conda")
+# The installers a build can use, and the two lock files: uv and pip both install the pip lock.
+INSTALLERS = ("uv", "pip", "conda")
+DEFAULT_INSTALLER = "uv"  # the fastest installer that CI builds and runs end to end
+LOCK_KINDS = ("pip", "conda")
 # The wheels' platform: glibc 2.28 or newer on x86_64 (the images' Debian bookworm has 2.36).
 # pip's --platform does not imply the older manylinux tags, so they are all listed.
 PIP_PLATFORM = "manylinux_2_28_x86_64"
@@ -133,10 +136,15 @@ def _regenerate(target_name: str) -> str:
     return f"regenerate with invoke lock --target {target_name}"
 
 
-def lock_path(target: Target, installer: str) -> Path:
+def lock_kind(installer: str) -> str:
+    """Which lock an installer reads: `pip` (for uv and pip) or `conda`."""
     if installer not in INSTALLERS:
         raise UserError(f"unknown installer {installer!r}: choose one of {', '.join(INSTALLERS)}")
-    return target.pip_lock if installer == "pip" else target.conda_lock
+    return "conda" if installer == "conda" else "pip"
+
+
+def lock_path(target: Target, installer: str) -> Path:
+    return target.pip_lock if lock_kind(installer) == "pip" else target.conda_lock
 
 
 # --- the env file side ------------------------------------------------------------------------
@@ -307,7 +315,7 @@ def parse_conda_lock(text: str, source: Path, target_name: str) -> Lock:
         sha = (entry["hash"] or {}).get("sha256") if isinstance(entry["hash"], dict) else None
         if not isinstance(sha, str) or not _SHA256.match(sha):
             raise fail(f"{entry['name']} has no sha256")
-        if entry["manager"] not in INSTALLERS:
+        if entry["manager"] not in LOCK_KINDS:
             raise fail(f"{entry['name']}: unknown manager {entry['manager']!r}")
         name = normalize_name(str(entry["name"]))
         key = name if entry["manager"] == "pip" else f"conda:{name}"
@@ -456,6 +464,7 @@ def pip_resolve_command(
 
 _UNREACHABLE = (
     ("CERTIFICATE_VERIFY_FAILED", "TLS verification failed"),
+    ("invalid peer certificate", "TLS verification failed"),  # uv
     ("Name or service not known", "name resolution failed"),
     ("Temporary failure in name resolution", "name resolution failed"),
     ("NameResolutionError", "name resolution failed"),
@@ -645,20 +654,18 @@ def lock_target(
     installer: str | None = None,
     index_url: str | None = None,
 ) -> list[str]:
-    """What `invoke lock --target X [--check] [--installer pip|conda]` calls.
+    """What `invoke lock --target X [--check] [--installer uv|pip|conda]` calls.
 
     check=True: writes nothing, returns the drift problems of the target's locks ([] = in step;
-    the task fails when there are any). Otherwise resolves and writes the lock of `installer`
-    (default both: pip, then conda) and returns one line per lock written or left as it was; a
+    the task fails when there are any). Otherwise resolves and writes the lock `installer` reads
+    (uv and pip share the pip lock; default both locks: pip, then conda) and returns one line per lock written or left as it was; a
     lock that cannot be made raises UserError (one line) after the others were attempted, and
     leaves its file as it was. `index_url` is a mirror of the pip index for resolving.
     """
     t = matrix.get(target) if isinstance(target, str) else target
     if check:
         return check_target(t)
-    chosen = (installer,) if installer else INSTALLERS
-    for name in chosen:
-        lock_path(t, name)  # validates
+    chosen = (lock_kind(installer),) if installer else LOCK_KINDS
     done, failed = [], []
     for name in chosen:
         try:
@@ -698,6 +705,11 @@ def explain_hash_mismatch(pip_stderr: str) -> str | None:
             found[-1][2] = match["hex"]
     if not found:
         return "a downloaded package does not match its locked sha256 (see pip's output above)"
+    return hash_mismatch_message(found)
+
+
+def hash_mismatch_message(found: Iterable[Sequence[str]]) -> str:
+    """The one line for [requirement, locked sha256, downloaded sha256] items (pip's or uv's)."""
     parts = [
         f"{req} (locked sha256 {expected[:12] or '?'}..., downloaded {got[:12] or '?'}...)"
         for req, expected, got in found
@@ -822,7 +834,8 @@ def planned_commands(
     import shlex
 
     lines = []
-    if installer in (None, "pip"):
+    kind = lock_kind(installer) if installer else None
+    if kind in (None, "pip"):
         prefix, env = clean_pip_env()
         tmp = Path(tempfile.gettempdir()) / "torchenv-lock"
         argv = pip_resolve_command(
@@ -831,7 +844,7 @@ def planned_commands(
         )  # fmt: skip
         overrides = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
         lines.append(" ".join([*prefix, *overrides, shlex.join(argv)]).strip())
-    if installer in (None, "conda"):
+    if kind in (None, "conda"):
         argv, env = conda_lock_command(target, target.conda_lock)
         lines.append(" ".join([*(f"{k}={v}" for k, v in env.items()), shlex.join(argv)]))
     return lines

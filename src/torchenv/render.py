@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from torchenv import envfile
+from torchenv.lock import DEFAULT_INSTALLER
 from torchenv.matrix import ROOT, Target
 
 TEMPLATE = ROOT / "docker" / "Dockerfile.in"
@@ -30,6 +31,10 @@ _MICROMAMBA_MOUNTS = (
     "type=bind,from=micromamba,source=/bin/micromamba,target=/usr/local/bin/micromamba",
     "type=cache,id=torchenv-mamba,target=/tmp/mamba-root,mode=0777,sharing=locked",
 )
+_UV_MOUNTS = (
+    "type=bind,from=uv,source=/opt/uv/bin/uv,target=/usr/local/bin/uv",
+    "type=cache,id=torchenv-uv,target=/tmp/uv-cache,mode=0777,sharing=locked",
+)
 
 
 def env_file(t: Target) -> str:
@@ -49,6 +54,8 @@ def _install_run(t: Target, installer: str, args: str) -> str:
     mounts += _SHARED_MOUNTS
     if installer == "conda":
         mounts += _MICROMAMBA_MOUNTS
+    if installer == "uv":
+        mounts += _UV_MOUNTS
     lines = [f"RUN --mount={mounts[0]}"] + [f"    --mount={m}" for m in mounts[1:]]
     lines += [
         "    PIP_CACHE_DIR=/tmp/pip-cache SOURCE_DATE_EPOCH=0",
@@ -69,6 +76,18 @@ def _install(t: Target, installer: str) -> str:
             "# between builds, SOURCE_DATE_EPOCH makes the .pyc files reproducible; the script",
             "# works as the image's user.",
             _install_run(t, installer, f"{installer} {t.name}"),
+        ]
+    )
+
+
+def _venv() -> str:
+    """The venv step: it reads only the script, so the lock and the sources never invalidate it."""
+    return "\n".join(
+        [
+            "ARG USER_UID=1000",
+            "ARG USER_GID=1000",
+            "RUN --mount=type=bind,source=docker/install-env.sh,target=/tmp/ctx/install-env.sh \\",
+            "    SOURCE_DATE_EPOCH=0 bash /tmp/ctx/install-env.sh venv",
         ]
     )
 
@@ -124,9 +143,11 @@ def dockerfile(t: Target) -> str:
         "TARGET": t.name,
         "BASE_REF": t.base_ref,
         "MICROMAMBA_REF": t.micromamba_ref,
+        "DEFAULT_INSTALLER": DEFAULT_INSTALLER,
         "NVIDIA_ENV": "".join(f" \\\n    {k}={v}" for k, v in nvidia.items()),
         # conda's __cuda virtual package: lets a machine without a GPU solve for CUDA builds.
         "CONDA_OVERRIDE_ENV": f" \\\n    CONDA_OVERRIDE_CUDA={t.cuda}" if t.cuda else "",
+        "VENV": _venv(),
         "EXTRAS": _install_run(t, "pip", f"extras {t.name} {' '.join(t.dev_packages)}"),
     }
 

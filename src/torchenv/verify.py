@@ -31,7 +31,7 @@ from torchenv.build import MANIFEST_LABEL, MANIFEST_PATH  # where the build puts
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 
-BUILD_INFO_PATH = "/opt/torchenv/build-info.json"  # {"installer": "pip" | "conda", ...}
+BUILD_INFO_PATH = "/opt/torchenv/build-info.json"  # {"installer": "uv" | "pip" | "conda", ...}
 ALLOWED_EXTRA = frozenset({"pip", "setuptools", "wheel", "torchsmoke"})
 
 
