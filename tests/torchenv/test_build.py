@@ -57,7 +57,11 @@ def test_dry_run_prints_the_exact_commands_without_an_engine():
     req = request(installer="pip", ca_cert=Path(CA), base_image="x/y:1", allow_unpinned_base=True)
     commands = build.run_build(req, BUILTIN, dry_run=True)
     assert commands[0].startswith("DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain")
-    assert "sha256sum /opt/torchenv/manifest.json" in commands[1]
+    assert commands[1:] == [
+        "/usr/bin/docker create --name NAME torchenv/cuda13:2.11.0-cu130",
+        "/usr/bin/docker cp NAME:/opt/torchenv/manifest.json -",
+        "/usr/bin/docker rm --force NAME   # then label the image with the manifest's sha256",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -171,5 +175,7 @@ def test_offline_uv_build_needs_the_uv_wheel_in_the_wheelhouse(tmp_path: Path):
         "build with --installer pip"
     )
     build.validate(request(installer="pip", **offline))  # pip itself needs no uv
-    (tmp_path / "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl").write_bytes(b"")
+    (tmp_path / "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl").write_bytes(
+        b""
+    )
     build.validate(request(**offline))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from torchenv.lock import DEFAULT_INSTALLER
 from torchenv import devcontainer, matrix
+from torchenv.lock import DEFAULT_INSTALLER
 
 TARGETS = matrix.load()
 NAMES = list(TARGETS)
