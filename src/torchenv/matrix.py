@@ -40,6 +40,7 @@ class Target:
     image_size_gb: float | None = (
         None  # runtime image size as measured by benchmarks/build_speed.py
     )
+    image_gzip_gb: float | None = None  # the same image, `docker save | gzip` (build_speed.py)
 
     @property
     def is_cuda(self) -> bool:

@@ -524,8 +524,8 @@ def test_lock_target_reports_what_was_written_and_what_failed(tree, monkeypatch)
     with pytest.raises(UserError) as exc:
         lock.lock_target("cuda13", runner=pip_runner(report_for(RESOLVED)))
     assert str(exc.value).startswith("wrote envs/cuda13.pip.lock.txt (5 packages); conda lock of")
-    with pytest.raises(UserError, match="unknown installer 'uv'"):
-        lock.lock_target("cuda13", installer="uv")
+    with pytest.raises(UserError, match="unknown installer 'poetry'"):
+        lock.lock_target("cuda13", installer="poetry")
 
 
 # --- build helpers ------------------------------------------------------------------------------
