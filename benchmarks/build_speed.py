@@ -16,9 +16,10 @@ Prints, with the goals of issue 10:
 - the uv image's size against its installed environment (`du -sb /opt/env`; goal 1.05x or less)
   and its compressed size (`docker save IMAGE | gzip`), the figures for targets.toml.
 
-Every engine command holds the shared engine lock (/tmp/torchenv-engine.lock) while it runs and
-no longer, so other users of the engine wait for one step at a time, not for the whole run; the
-load average is printed with each figure. Needs a Docker engine; leaves the tree as it found it
+The builds and runs hold the shared engine lock (/tmp/torchenv-engine.lock) from the first cold
+build to the last `docker run`, so that the figures are paired (no other build runs between
+them); the host install runs before it is taken and the compression after it is released. The
+load average is printed with each figure (the machine may be shared). Needs a Docker engine; leaves the tree as it found it
 and removes the two images it tagged (torchenv-bench/cuda13-uv:0 and -pip:0).
 """
 
@@ -66,14 +67,13 @@ def load() -> str:
     return "load {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None, lock: bool = True):
-    """(seconds, stdout) of a command that must succeed; under the engine lock by default."""
-    with engine_lock() if lock else contextlib.nullcontext():
-        start = time.monotonic()
-        done = subprocess.run(
-            argv, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}
-        )
-        elapsed = time.monotonic() - start
+def timed(argv: list[str], env: dict[str, str] | None = None):
+    """(seconds, stdout) of a command that must succeed."""
+    start = time.monotonic()
+    done = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+    elapsed = time.monotonic() - start
     if done.returncode != 0:
         sys.exit(f"failed: {' '.join(argv)}\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
     return elapsed, done.stdout
@@ -110,7 +110,7 @@ def host_uv_install(lock_file: Path, ca_cert: str | None) -> float:
             [str(tool / "bin" / "uv"), "pip", "install", "-q", "--python", str(venv / "bin/python"),
              "--no-deps", "--require-hashes", "--index-strategy", "unsafe-best-match",
              "-r", str(lock_file)],
-            env, lock=False,
+            env,
         )  # fmt: skip
         return seconds
 
@@ -147,7 +147,26 @@ def main() -> int:
 
     host = host_uv_install(t.pip_lock, ca)
     note("host_uv_install_s", host, f"host uv pip install of the lock: {host:7.1f} s")
+    with engine_lock():
+        engine_part(eng, t, invoke, uv_args, pip_args, opts.runs, host, note, figures)
+    if not opts.skip_gzip and shutil.which("gzip"):
+        save = subprocess.Popen([eng.client, "save", UV_TAG], stdout=subprocess.PIPE)
+        gz = subprocess.Popen(["gzip", "-c"], stdin=save.stdout, stdout=subprocess.PIPE)
+        assert save.stdout is not None and gz.stdout is not None
+        save.stdout.close()
+        packed = sum(len(chunk) for chunk in iter(lambda: gz.stdout.read(1 << 20), b""))
+        if save.wait() != 0 or gz.wait() != 0:
+            sys.exit("docker save | gzip failed")
+        note("gzip_bytes", packed, f"docker save | gzip: {packed / 1e9:.2f} GB")
+    with engine_lock():
+        subprocess.run([eng.client, "image", "rm", UV_TAG, PIP_TAG], capture_output=True)
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    return 0
 
+
+def engine_part(eng, t, invoke, uv_args, pip_args, runs, host, note, figures) -> None:
+    """The builds and the runs, paired (the caller holds the engine lock)."""
     cold_uv, log_uv = timed([*invoke, *uv_args, "--no-cache"])
     note("cold_uv_s", cold_uv, f"cold build, uv:  {cold_uv:7.1f} s  ({cold_uv / host:.2f}x the "
          f"host install; goal 2.0x)")  # fmt: skip
@@ -175,13 +194,13 @@ def main() -> int:
 
     uv_image, pip_image = image_id(eng.client, UV_TAG), image_id(eng.client, PIP_TAG)
     times: dict[str, list[float]] = {"uv": [], "pip": []}
-    for _ in range(opts.runs):
+    for _ in range(runs):
         for label, image in (("uv", uv_image), ("pip", pip_image)):
             argv = [eng.client, "run", "--rm", "--network=none", image, "python", "-c", IMPORT]
             times[label].append(timed(argv)[0])
     uv_run, pip_run = statistics.median(times["uv"]), statistics.median(times["pip"])
     note("import_uv_s", uv_run, f"docker run ... import torch, torchvision, torchaudio: uv "
-         f"{uv_run:.2f} s, pip {pip_run:.2f} s (medians of {opts.runs}): {uv_run / pip_run:.2f}x "
+         f"{uv_run:.2f} s, pip {pip_run:.2f} s (medians of {runs}): {uv_run / pip_run:.2f}x "
          "(goal 1.1x)")  # fmt: skip
     figures["import_pip_s"] = round(pip_run, 3)
 
@@ -193,20 +212,6 @@ def main() -> int:
     note("image_bytes", size, f"uv image {size / 1e9:.2f} GB, installed environment "
          f"{env_bytes / 1e9:.2f} GB: {size / env_bytes:.3f}x (goal 1.05x)")  # fmt: skip
     figures["env_bytes"] = env_bytes
-    if not opts.skip_gzip and shutil.which("gzip"):
-        save = subprocess.Popen([eng.client, "save", UV_TAG], stdout=subprocess.PIPE)
-        gz = subprocess.Popen(["gzip", "-c"], stdin=save.stdout, stdout=subprocess.PIPE)
-        assert save.stdout is not None and gz.stdout is not None
-        save.stdout.close()
-        packed = sum(len(chunk) for chunk in iter(lambda: gz.stdout.read(1 << 20), b""))
-        if save.wait() != 0 or gz.wait() != 0:
-            sys.exit("docker save | gzip failed")
-        note("gzip_bytes", packed, f"docker save | gzip: {packed / 1e9:.2f} GB")
-    with engine_lock():
-        subprocess.run([eng.client, "image", "rm", UV_TAG, PIP_TAG], capture_output=True)
-    if opts.json:
-        Path(opts.json).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
-    return 0
 
 
 if __name__ == "__main__":

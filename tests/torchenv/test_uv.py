@@ -245,3 +245,12 @@ def test_unknown_installer_in_the_script(sandbox):
     done, calls = sandbox("poetry", "cuda118")
     assert done.returncode == 2 and calls == []
     assert done.stderr.strip() == "torchenv: unknown installer 'poetry' (uv, pip or conda)"
+
+
+def test_ci_image_sessions_follow_the_default_installer():
+    """The workflow's image jobs run `nox -s image(<target>)`, which runs `invoke build` with
+    the session's arguments only: no installer is named, so the default (uv) is what CI builds."""
+    noxfile = (ROOT / "noxfile.py").read_text()
+    session = noxfile[noxfile.index("def image(") :]
+    assert 'session.run("invoke", "build", "--target", target, *build_args)' in session
+    assert "--installer" not in noxfile
