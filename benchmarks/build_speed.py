@@ -1,7 +1,7 @@
 """Build speed and size of the cuda13 image, uv against pip, in one paired run (stand-in base).
 
     python benchmarks/build_speed.py [--base-image IMAGE] [--ca-cert PATH] [--runs N]
-        [--skip-gzip] [--json OUT]
+        [--skip-gzip] [--json OUT [--resume]]
 
 Prints, with the goals of issue 10:
 - the host's `uv pip install` of the same lock into a fresh venv (UV_LINK_MODE=copy,
@@ -19,7 +19,9 @@ Prints, with the goals of issue 10:
 The builds and runs hold the shared engine lock (/tmp/torchenv-engine.lock) from the first cold
 build to the last `docker run`, so that the figures are paired (no other build runs between
 them); the host install runs before it is taken and the compression after it is released. The
-load average is printed with each figure (the machine may be shared). Needs a Docker engine; leaves the tree as it found it
+load average is printed with each figure (the machine may be shared). The figures go to --json as
+they come; with --resume a run that stopped (a full disk, say) keeps the host install and the cold
+uv build it already has (while the uv image it built is still there) and measures the rest. Needs a Docker engine; leaves the tree as it found it
 and removes the two images it tagged (torchenv-bench/cuda13-uv:0 and -pip:0).
 """
 
@@ -127,7 +129,8 @@ def main() -> int:
     parser.add_argument("--ca-cert", default="/etc/ssl/certs/ca-certificates.crt")
     parser.add_argument("--runs", type=int, default=5, help="docker run imports per image")
     parser.add_argument("--skip-gzip", action="store_true", help="no compressed size")
-    parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--json", help="also write the figures here, as they come")
+    parser.add_argument("--resume", action="store_true", help="keep the figures --json has")
     opts = parser.parse_args()
     eng = engine.detect()
     t = matrix.get("cuda13")
@@ -140,13 +143,22 @@ def main() -> int:
     uv_args = [*args, "--tag", UV_TAG]  # the default installer
     pip_args = [*args, "--installer", "pip", "--tag", PIP_TAG]
     figures: dict[str, object] = {}
+    if opts.resume and opts.json and Path(opts.json).exists():
+        figures = json.loads(Path(opts.json).read_text())
+        print(f"resuming with {figures}", flush=True)
 
     def note(key: str, value: float, text: str) -> None:
         figures[key] = round(value, 3)
+        figures[f"{key}_load"] = load()
         print(f"{text}   [{load()}]", flush=True)
+        if opts.json:
+            Path(opts.json).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
 
-    host = host_uv_install(t.pip_lock, ca)
-    note("host_uv_install_s", host, f"host uv pip install of the lock: {host:7.1f} s")
+    if "host_uv_install_s" in figures:
+        host = float(figures["host_uv_install_s"])  # type: ignore[arg-type]
+    else:
+        host = host_uv_install(t.pip_lock, ca)
+        note("host_uv_install_s", host, f"host uv pip install of the lock: {host:7.1f} s")
     with engine_lock():
         engine_part(eng, t, invoke, uv_args, pip_args, opts.runs, host, note, figures)
     if not opts.skip_gzip and shutil.which("gzip"):
@@ -160,24 +172,30 @@ def main() -> int:
         note("gzip_bytes", packed, f"docker save | gzip: {packed / 1e9:.2f} GB")
     with engine_lock():
         subprocess.run([eng.client, "image", "rm", UV_TAG, PIP_TAG], capture_output=True)
-    if opts.json:
-        Path(opts.json).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     return 0
 
 
 def engine_part(eng, t, invoke, uv_args, pip_args, runs, host, note, figures) -> None:
     """The builds and the runs, paired (the caller holds the engine lock)."""
-    cold_uv, log_uv = timed([*invoke, *uv_args, "--no-cache"])
-    note("cold_uv_s", cold_uv, f"cold build, uv:  {cold_uv:7.1f} s  ({cold_uv / host:.2f}x the "
-         f"host install; goal 2.0x)")  # fmt: skip
+
+    def longest(label: str, log: str) -> None:
+        print(f"  longest steps of the cold {label} build:")
+        for name, seconds in steps(log):
+            print(f"    {seconds:6.1f} s  {name[:90]}", flush=True)
+
+    has_uv = subprocess.run([eng.client, "image", "inspect", UV_TAG], capture_output=True)
+    if "cold_uv_s" in figures and has_uv.returncode == 0:
+        cold_uv = float(figures["cold_uv_s"])
+    else:
+        cold_uv, log_uv = timed([*invoke, *uv_args, "--no-cache"])
+        note("cold_uv_s", cold_uv, f"cold build, uv:  {cold_uv:7.1f} s  ({cold_uv / host:.2f}x "
+             f"the host install; goal 2.0x)")  # fmt: skip
+        longest("uv", log_uv)
     cold_pip, log_pip = timed([*invoke, *pip_args, "--no-cache"])
     note("cold_pip_s", cold_pip, f"cold build, pip: {cold_pip:7.1f} s  (uv/pip "
          f"{cold_uv / cold_pip:.2f}x; goal 0.5x)")  # fmt: skip
     figures["uv_over_pip"] = round(cold_uv / cold_pip, 3)
-    for label, log in (("uv", log_uv), ("pip", log_pip)):
-        print(f"  longest steps of the cold {label} build:")
-        for name, seconds in steps(log):
-            print(f"    {seconds:6.1f} s  {name[:90]}")
+    longest("pip", log_pip)
 
     original = EDITED.read_text()
     try:

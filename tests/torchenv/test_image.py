@@ -260,12 +260,14 @@ def test_bytecode_is_compiled_at_build_time_for_read_only_containers(docker_engi
 
 def _files(manifest: dict) -> dict[tuple[str, str], dict[str, str]]:
     """{(name, version): {path: sha256}} without what each installer writes its own way: the
-    .dist-info bookkeeping (INSTALLER, RECORD, REQUESTED) and the .pyc files."""
+    .dist-info bookkeeping (INSTALLER, RECORD, REQUESTED), the .pyc files and the console
+    scripts in bin/ (each installer has its own template for them)."""
+    own = (".dist-info/", "../../../bin/")
     return {
         (d["name"], d["version"]): {
             path: f["sha256"]
             for path, f in d["files"].items()
-            if ".dist-info/" not in path and not path.endswith(".pyc")
+            if not any(part in path for part in own) and not path.endswith(".pyc")
         }
         for d in manifest["distributions"]
     }
