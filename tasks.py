@@ -13,6 +13,7 @@ from torchenv import build as builds
 from torchenv import engine, generate, matrix, table
 from torchenv import smoke as smokes
 from torchenv.errors import UserError
+from torchenv.matrix import DEFAULT_INSTALLER
 from torchenv.runner import subprocess_runner
 
 ROOT = Path(__file__).resolve().parent
@@ -98,7 +99,7 @@ def generate_(c, check=False):
 # (`torchenv: {ca_cert: /etc/ssl/certs/ca-certificates.crt}`) or INVOKE_TORCHENV_<KEY> variables
 # (INVOKE_TORCHENV_BASE_IMAGE=...). A flag given on the command line wins.
 BUILD_DEFAULTS = {
-    "installer": "conda",
+    "installer": DEFAULT_INSTALLER,
     "ca_cert": None,
     "base_image": None,
     "allow_unpinned_base": False,
@@ -111,7 +112,7 @@ _CONFIGURABLE = " (configurable: INVOKE_TORCHENV_{key})"
 BUILD_HELP = {
     "target": f"the target to build: {_names()}",
     "flavor": "runtime (default) or dev (adds ipykernel, TensorBoard, git, a C compiler)",
-    "installer": "conda (default: micromamba) or pip (a venv from the base's Python)",
+    "installer": "uv (default), pip (both: the pip lock into a venv) or conda (micromamba)",
     "ca_cert": "a CA bundle for a TLS-inspecting proxy, passed as a BuildKit secret (default: none)",
     "wheelhouse": "a folder of wheels: build offline from it (default: none)",
     "base_image": "replace the matrix's digest-pinned base image (default: the matrix's)",
@@ -290,7 +291,7 @@ def doctor(c, target=None, require_gpu=False):
     help={
         "target": "lock this target (default with --check: all targets)",
         "check": "only check that env files and locks agree (drift), write nothing (default: write)",
-        "installer": "pip or conda (default: both)",
+        "installer": "the lock this installer reads: uv or pip (the pip lock), conda (default: both)",
         "index_url": "resolve against this mirror of the target's index (default: the target's)",
         "dry_run": "print the resolver commands without running them (default: run)",
     }

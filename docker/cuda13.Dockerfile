@@ -6,10 +6,23 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 # micromamba only for the conda installer; it is bind-mounted, never copied into a layer.
 ARG MICROMAMBA_IMAGE=mambaorg/micromamba:2.3.3@sha256:800e7ade3ffe29c9a9ac2026163131495f8197c3852e572c5835beb4e8a33cd6
-# conda (micromamba creates the env from envs/cuda13.yml, the default) or pip (a venv).
-ARG INSTALLER=conda
+# uv (the default) or pip install envs/cuda13.pip.lock.txt into a venv; conda: micromamba
+# creates the env from envs/cuda13.conda-lock.yml (or envs/cuda13.yml).
+ARG INSTALLER=uv
 
 FROM ${MICROMAMBA_IMAGE} AS micromamba
+
+# uv for the uv installer, pinned by version and sha256 (docker/uv-requirements.txt), in a stage of
+# its own: the install step bind-mounts its binary, so uv never lands in an image layer.
+FROM ${BASE_IMAGE} AS uv
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN --mount=type=bind,source=docker/uv-requirements.txt,target=/tmp/ctx/uv-requirements.txt \
+    --mount=type=bind,source=wheelhouse,target=/tmp/ctx/wheelhouse \
+    --mount=type=bind,source=docker/install-env.sh,target=/tmp/ctx/install-env.sh \
+    --mount=type=secret,id=ca_cert,mode=0444 \
+    --mount=type=cache,id=torchenv-uv-tool,target=/tmp/pip-cache,sharing=locked \
+    PIP_CACHE_DIR=/tmp/pip-cache PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    bash /tmp/ctx/install-env.sh uv-tool
 
 FROM ${BASE_IMAGE} AS base
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -60,7 +73,35 @@ RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
     PIP_CACHE_DIR=/tmp/pip-cache SOURCE_DATE_EPOCH=0 \
     bash /tmp/ctx/install-env.sh conda cuda13
 
-FROM base AS env-pip
+# The venv for uv and pip, from the base's Python (with pip, for the user): a step of its own, so
+# that BuildKit makes it while the uv stage runs.
+FROM base AS venv
+ARG USER_UID=1000
+ARG USER_GID=1000
+RUN --mount=type=bind,source=docker/install-env.sh,target=/tmp/ctx/install-env.sh \
+    SOURCE_DATE_EPOCH=0 bash /tmp/ctx/install-env.sh venv
+
+FROM venv AS env-uv
+# A mirror of the target's pip index, and a conda channel alias; empty: the defaults.
+ARG TORCHENV_INDEX_URL=""
+ARG CONDA_CHANNEL_ALIAS=""
+ARG USER_UID=1000
+ARG USER_GID=1000
+# Sources are bind-mounted, the CA is a secret the user can read, caches are shared
+# between builds, SOURCE_DATE_EPOCH makes the .pyc files reproducible; the script
+# works as the image's user.
+RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
+    --mount=type=bind,source=wheelhouse,target=/tmp/ctx/wheelhouse \
+    --mount=type=bind,source=src/torchbuild,target=/tmp/ctx/torchbuild \
+    --mount=type=bind,source=docker/install-env.sh,target=/tmp/ctx/install-env.sh \
+    --mount=type=secret,id=ca_cert,mode=0444 \
+    --mount=type=cache,id=torchenv-pip,target=/tmp/pip-cache,mode=0777,sharing=locked \
+    --mount=type=bind,from=uv,source=/opt/uv/bin/uv,target=/usr/local/bin/uv \
+    --mount=type=cache,id=torchenv-uv,target=/tmp/uv-cache,mode=0777,sharing=locked \
+    PIP_CACHE_DIR=/tmp/pip-cache SOURCE_DATE_EPOCH=0 \
+    bash /tmp/ctx/install-env.sh uv cuda13
+
+FROM venv AS env-pip
 # A mirror of the target's pip index, and a conda channel alias; empty: the defaults.
 ARG TORCHENV_INDEX_URL=""
 ARG CONDA_CHANNEL_ALIAS=""
@@ -109,14 +150,16 @@ RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
     bash /tmp/ctx/install-env.sh extras cuda13 ipykernel==7.4.0 tensorboard==2.21.0
 
 FROM dev-deps AS dev
-# The smoke package changes most often: it comes last (with the stdlib helpers it uses).
-COPY src/torchbuild /opt/torchenv/lib/torchbuild
-COPY src/torchsmoke /opt/torchenv/lib/torchsmoke
 ARG USER_UID=1000
 ARG USER_GID=1000
 USER ${USER_UID}:${USER_GID}
-# The environment report, baked in at build time.
-RUN python -m torchsmoke --only env --json /opt/torchenv/env-report.json
+# The environment report, baked in at build time; it reads envinfo.py alone, so
+# editing the rest of the smoke package does not redo it.
+RUN --mount=type=bind,source=src/torchsmoke/envinfo.py,target=/tmp/ctx/envinfo.py \
+    python /tmp/ctx/envinfo.py --json /opt/torchenv/env-report.json
+# The smoke package changes most often: it comes last (with the stdlib helpers it uses).
+COPY src/torchbuild /opt/torchenv/lib/torchbuild
+COPY src/torchsmoke /opt/torchenv/lib/torchsmoke
 # Declared late so that their values never invalidate the layers above.
 ARG SOURCE=unknown
 ARG REVISION=unknown
@@ -137,14 +180,16 @@ WORKDIR /workspace
 CMD ["python", "-m", "torchsmoke"]
 
 FROM env AS runtime
-# The smoke package changes most often: it comes last (with the stdlib helpers it uses).
-COPY src/torchbuild /opt/torchenv/lib/torchbuild
-COPY src/torchsmoke /opt/torchenv/lib/torchsmoke
 ARG USER_UID=1000
 ARG USER_GID=1000
 USER ${USER_UID}:${USER_GID}
-# The environment report, baked in at build time.
-RUN python -m torchsmoke --only env --json /opt/torchenv/env-report.json
+# The environment report, baked in at build time; it reads envinfo.py alone, so
+# editing the rest of the smoke package does not redo it.
+RUN --mount=type=bind,source=src/torchsmoke/envinfo.py,target=/tmp/ctx/envinfo.py \
+    python /tmp/ctx/envinfo.py --json /opt/torchenv/env-report.json
+# The smoke package changes most often: it comes last (with the stdlib helpers it uses).
+COPY src/torchbuild /opt/torchenv/lib/torchbuild
+COPY src/torchsmoke /opt/torchenv/lib/torchsmoke
 # Declared late so that their values never invalidate the layers above.
 ARG SOURCE=unknown
 ARG REVISION=unknown

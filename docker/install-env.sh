@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Creates the environment at $ENV_PREFIX inside an image build; the same script serves every target.
 #
-#   install-env.sh conda|pip TARGET         create the environment
+#   install-env.sh venv                     create the venv at $ENV_PREFIX (for uv and pip)
+#   install-env.sh uv|pip|conda TARGET      create the environment
 #   install-env.sh extras TARGET PKG==V...  add pinned packages to it (the dev flavor)
+#   install-env.sh uv-tool                  install uv itself into /opt/uv (a stage of its own)
 #
 # Reads (bind-mounted from the build context, never copied into a layer):
 #   /tmp/ctx/torchbuild/                    the stdlib-only build helpers (env file parser, manifest,
 #                                           build-info), run as `python -m torchbuild.<module>`
 #   /tmp/ctx/envs/TARGET.yml                the env file (python + pinned pip section)
-#   /tmp/ctx/envs/TARGET.pip.lock.txt       hashed lock for the pip installer, when present
+#   /tmp/ctx/envs/TARGET.pip.lock.txt       hashed lock for the uv and pip installers, when present
 #   /tmp/ctx/envs/TARGET.conda-lock.yml     conda-lock unified lock for the conda installer, when present
 #   /tmp/ctx/wheelhouse/*.whl               wheels for offline builds, when present
+#   /tmp/ctx/uv-requirements.txt            uv's version and sha256 (uv-tool only)
 #   /run/secrets/ca_cert                    a CA bundle for TLS-inspecting proxies (BuildKit secret)
 # Honours TORCHENV_INDEX_URL (a mirror of the target's pip index) and CONDA_CHANNEL_ALIAS; the conda
 # installer takes the Python version from PYTHON_VERSION (rendered from the matrix, like the env file).
@@ -19,21 +22,24 @@ set -euo pipefail
 umask 0002
 
 installer=$1
-target=$2
+target=${2:-}
 ctx=/tmp/ctx
 env_file=$ctx/envs/$target.yml
-prefix=${ENV_PREFIX:?ENV_PREFIX must be set}
 info=/opt/torchenv/build-info.json
 # The build helpers run as modules of the mounted torchbuild package.
 helper() { PYTHONPATH=$ctx "$prefix/bin/python" -m "torchbuild.$1" "${@:2}"; }
+uv_cache=/tmp/uv-cache/${USER_UID:-}
 
 # The build runs this as root; the environment must belong to the image's user (so that the user
 # can `pip install` into it), so the caches are handed to that user and the work is done as it.
-if [[ $(id -u) == 0 ]]; then
-    uid=${USER_UID:?USER_UID must be set} gid=${USER_GID:?USER_GID must be set}
+# (uv-tool runs in a throwaway stage that has no such user; a USER_UID of 0 stays root.)
+if [[ $(id -u) == 0 && $installer != uv-tool && ${USER_UID:?USER_UID must be set} != 0 ]]; then
+    uid=$USER_UID gid=${USER_GID:?USER_GID must be set}
     for cache in /tmp/pip-cache /tmp/mamba-root; do
         if [[ -d $cache ]]; then chown "$uid:$gid" "$cache"; fi
     done
+    # uv's cache gets a folder per UID: uv fails where pip only warns on a cache it cannot write.
+    if [[ -d /tmp/uv-cache ]]; then install -d -o "$uid" -g "$gid" "$uv_cache"; fi
     home=$(getent passwd "$uid" | cut -d: -f6)
     exec setpriv --reuid="$uid" --regid="$gid" --clear-groups env HOME="${home:-/tmp}" bash "$0" "$@"
 fi
@@ -41,10 +47,26 @@ fi
 say() { printf 'torchenv: %s\n' "$*"; }
 loud() { printf '\n%s\ntorchenv WARNING: %s\n%s\n\n' "$(printf '!%.0s' {1..78})" "$*" "$(printf '!%.0s' {1..78})"; }
 
-[[ -f $env_file ]] || { echo "torchenv: $env_file is missing: run invoke generate" >&2; exit 1; }
+make_venv() {
+    # A venv from the base image's Python; pip stays as the venv gives it (no drift).
+    [[ -x $prefix/bin/python ]] || python3 -m venv "$prefix"
+}
+
+case $installer in
+    uv-tool) ;; # a stage of its own, no environment
+    venv)
+        prefix=${ENV_PREFIX:?ENV_PREFIX must be set}
+        make_venv
+        exit 0
+        ;;
+    *)
+        prefix=${ENV_PREFIX:?ENV_PREFIX must be set}
+        [[ -f $env_file ]] || { echo "torchenv: $env_file is missing: run invoke generate" >&2; exit 1; }
+        ;;
+esac
 
 if [[ -f /run/secrets/ca_cert ]]; then
-    # The CA reaches pip, micromamba and Python through variables of this RUN only.
+    # The CA reaches pip, uv, micromamba and Python through variables of this RUN only.
     export PIP_CERT=/run/secrets/ca_cert SSL_CERT_FILE=/run/secrets/ca_cert
     export REQUESTS_CA_BUNDLE=/run/secrets/ca_cert MAMBA_SSL_VERIFY=/run/secrets/ca_cert
     say "using the CA bundle given with --ca-cert"
@@ -54,7 +76,7 @@ pip_source=()
 if compgen -G "$ctx/wheelhouse/*.whl" > /dev/null; then
     pip_source=(--no-index --find-links "$ctx/wheelhouse")
     say "offline: installing from the wheelhouse only"
-elif [[ -n ${TORCHENV_INDEX_URL:-} && $installer != extras ]]; then
+elif [[ -n ${TORCHENV_INDEX_URL:-} && $installer != extras && $installer != uv-tool ]]; then
     pip_source=(--index-url "$TORCHENV_INDEX_URL")
     say "pip index overridden by --index-url"
 fi
@@ -67,32 +89,58 @@ read_pins() {
     args=$(helper envfile pip-args "$env_file")
     mapfile -t pins <<< "$args"
     if [[ ${pins[0]:-} == --index-url ]]; then
-        index_args=("${pins[@]:0:2}")
+        # A mirror or the wheelhouse replaces the env file's index (uv takes one --index-url only).
+        [[ ${#pip_source[@]} == 0 ]] && index_args=("${pins[@]:0:2}")
         pins=("${pins[@]:2}")
     fi
 }
 
-pip_install() {
-    # The env file's index comes first; a mirror or the wheelhouse given later wins.
+lock_install() {
+    # "$@": the installer's command line; the lock (or the pins) and the index are added here.
     local lock=$ctx/envs/$target.pip.lock.txt
     if [[ -f $lock ]]; then
         say "installing from $target.pip.lock.txt (exact versions, sha256 checked)"
         lock_mode=hashes
-        "$prefix/bin/python" -m pip install --no-deps --require-hashes \
-            "${index_args[@]}" "${pip_source[@]}" -r "$lock"
+        "$@" --no-deps --require-hashes "${index_args[@]}" "${pip_source[@]}" -r "$lock"
     else
         loud "no lock for $target: installing from pins only, NOT reproducible (run: invoke lock --target $target)"
         lock_mode=pins-only
-        "$prefix/bin/python" -m pip install "${index_args[@]}" "${pip_source[@]}" "${pins[@]}"
+        "$@" "${index_args[@]}" "${pip_source[@]}" "${pins[@]}"
     fi
 }
 
 case $installer in
-    pip)
-        # A venv from the base image's Python; pip stays as the venv gives it (no drift).
-        python3 -m venv "$prefix"
+    uv-tool)
+        # uv from PyPI (or the wheelhouse), pinned by version and sha256, in a venv of its own.
+        if [[ ${pip_source[0]:-} == --no-index ]] && ! compgen -G "$ctx/wheelhouse/uv-*.whl" > /dev/null; then
+            echo "torchenv: offline build with the uv installer, but the wheelhouse has no uv wheel:" \
+                "add it (pip download --no-deps -d WHEELHOUSE -r docker/uv-requirements.txt) or use --installer pip" >&2
+            exit 1
+        fi
+        python3 -m venv /opt/uv
+        /opt/uv/bin/python -m pip install --no-deps --require-hashes --no-compile \
+            "${pip_source[@]}" -r "$ctx/uv-requirements.txt"
+        /opt/uv/bin/uv --version
+        exit 0
+        ;;
+    uv)
+        # The same venv as the pip installer's (so pip is there for the user), filled by uv:
+        # copies from uv's cache mount, each package's sha256 checked, and every installed .py
+        # compiled at build time (CHECKED_HASH .pyc files: reproducible under SOURCE_DATE_EPOCH,
+        # and an edited source file is still noticed). unsafe-best-match is pip's way of choosing
+        # among indexes and find-links (uv's default stops at the first index that has a name),
+        # so a lock resolved by pip installs the same files.
+        make_venv
         read_pins
-        pip_install
+        export PYC_INVALIDATION_MODE=CHECKED_HASH
+        lock_install uv pip install --python "$prefix/bin/python" \
+            --cache-dir "$uv_cache" --link-mode copy --compile-bytecode \
+            --index-strategy unsafe-best-match
+        ;;
+    pip)
+        make_venv
+        read_pins
+        lock_install "$prefix/bin/python" -m pip install
         ;;
     conda)
         mm=(micromamba --yes --root-prefix /tmp/mamba-root)
@@ -120,7 +168,7 @@ case $installer in
         installer=$(helper buildinfo get "$info" installer)
         ;;
     *)
-        echo "torchenv: unknown installer '$installer' (conda or pip)" >&2
+        echo "torchenv: unknown installer '$installer' (uv, pip or conda)" >&2
         exit 2
         ;;
 esac

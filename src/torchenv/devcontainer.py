@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from torchenv.matrix import ROOT, Target
+from torchenv.matrix import DEFAULT_INSTALLER, ROOT, Target
 from torchenv.smoke import SHM_SIZE  # the same shared memory as `invoke smoke` gives
 
 DEVCONTAINER_DIR = ".devcontainer"
@@ -36,7 +36,6 @@ WORKSPACE_FOLDER = "/workspaces/${localWorkspaceFolderBasename}"
 EXTENSIONS = ("ms-python.python", "ms-toolsai.jupyter")
 # The smoke suite's quick mode; on a host without a GPU its cuda check skips (with the reason).
 POST_CREATE_COMMAND = "python -m torchsmoke --quick"
-DEFAULT_INSTALLER = "conda"
 
 
 def config_path(name: str, root: Path = ROOT) -> Path:

@@ -8,11 +8,13 @@ distribution" after them.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 
 from torchenv.errors import UserError
 
 _UNREACHABLE = (
     ("CERTIFICATE_VERIFY_FAILED", "TLS verification failed"),
+    ("invalid peer certificate", "TLS verification failed"),  # uv
     ("Name or service not known", "name resolution failed"),
     ("Temporary failure in name resolution", "name resolution failed"),
     ("NameResolutionError", "name resolution failed"),
@@ -75,6 +77,34 @@ def explain_hash_mismatch(pip_stderr: str) -> str | None:
             found[-1][2] = match["hex"]
     if not found:
         return "a downloaded package does not match its locked sha256 (see pip's output above)"
+    return hash_mismatch_message(found)
+
+
+_UV_MISMATCH = re.compile(r"Hash mismatch for `(?P<req>[^`]+)`")
+_UV_SHA = re.compile(r"sha256:(?P<hex>[0-9a-f]{64})")
+
+
+def explain_uv_hash_mismatch(output: str) -> str | None:
+    """One line for uv's `Hash mismatch for `name==version`` errors; None when there is none.
+
+    Works on BuildKit's prefixed output too: after each requirement, the first sha256 that
+    follows `Expected:` is the locked one and the first after `Computed:` the downloaded one.
+    """
+    found: list[list[str]] = []  # [requirement, expected, got]
+    slot = 0
+    for line in output.splitlines():
+        if match := _UV_MISMATCH.search(line):
+            found.append([match["req"], "", ""])
+            slot = 0
+        elif found and line.rstrip().endswith(("Expected:", "Computed:")):
+            slot = 1 if line.rstrip().endswith("Expected:") else 2
+        elif found and slot and (match := _UV_SHA.search(line)):
+            found[-1][slot] = found[-1][slot] or match["hex"]
+    return hash_mismatch_message(found) if found else None
+
+
+def hash_mismatch_message(found: Iterable[Sequence[str]]) -> str:
+    """The one line for [requirement, locked sha256, downloaded sha256] items (pip's or uv's)."""
     parts = [
         f"{req} (locked sha256 {expected[:12] or '?'}..., downloaded {got[:12] or '?'}...)"
         for req, expected, got in found
@@ -94,11 +124,17 @@ NETWORK_HINT = (
     "cannot reach the package index ({reason}): set HTTPS_PROXY/NO_PROXY, use --index-url "
     "MIRROR, or --wheelhouse DIR for an offline build"
 )
+NO_SUCH_VERSION = (
+    "the index has no such version: check the pins (invoke list), or point --index-url at a "
+    "mirror that has them"
+)
 # What else a failed build printed -> the likely cause and what to do; the first match wins.
 _BUILD_FAILURES = (
-    ("No matching distribution found",
-     "the index has no such version: check the pins (invoke list), or point --index-url at a "
-     "mirror that has them"),
+    ("No matching distribution found", NO_SUCH_VERSION),
+    ("was not found in the provided package locations",  # uv, offline
+     "the wheelhouse lacks a locked package: fill it with pip download --no-deps -d DIR -r "
+     "envs/TARGET.pip.lock.txt"),
+    ("was not found in the package registry", NO_SUCH_VERSION),  # uv
     ("buildx component is missing",
      "this docker client needs the buildx plugin for BuildKit: install it, or use engine "
      "20.10's own client /usr/bin/docker"),
@@ -153,6 +189,8 @@ def diagnose_build(output: str) -> str | None:
         return pulled
     if "THESE PACKAGES DO NOT MATCH THE HASHES" in output:
         return explain_hash_mismatch(output)
+    if uv_mismatch := explain_uv_hash_mismatch(output):
+        return uv_mismatch
     reason = unreachable_reason(output)
     if reason == "TLS verification failed":
         return TLS_HINT

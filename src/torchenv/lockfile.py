@@ -80,10 +80,19 @@ def regenerate_hint(target_name: str) -> str:
     return f"regenerate with invoke lock --target {target_name}"
 
 
-def lock_path(target: Target, installer: str) -> Path:
+# The two lock files: uv and pip both install the pip lock, conda the conda lock.
+LOCK_KINDS = ("pip", "conda")
+
+
+def lock_kind(installer: str) -> str:
+    """Which lock an installer reads: `pip` (for uv and pip) or `conda`."""
     if installer not in INSTALLERS:
         raise UserError(f"unknown installer {installer!r}: choose one of {', '.join(INSTALLERS)}")
-    return target.pip_lock if installer == "pip" else target.conda_lock
+    return "conda" if installer == "conda" else "pip"
+
+
+def lock_path(target: Target, installer: str) -> Path:
+    return target.pip_lock if lock_kind(installer) == "pip" else target.conda_lock
 
 
 # --- the env file side ------------------------------------------------------------------------
@@ -256,7 +265,7 @@ def parse_conda_lock(text: str, source: Path, target_name: str) -> Lock:
         sha = (entry["hash"] or {}).get("sha256") if isinstance(entry["hash"], dict) else None
         if not isinstance(sha, str) or not SHA256_HEX.match(sha):
             raise fail(f"{entry['name']} has no sha256")
-        if entry["manager"] not in INSTALLERS:
+        if entry["manager"] not in LOCK_KINDS:
             raise fail(f"{entry['name']}: unknown manager {entry['manager']!r}")
         name = normalize_name(str(entry["name"]))
         key = name if entry["manager"] == "pip" else f"conda:{name}"

@@ -24,8 +24,9 @@ else:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[2]
 MATRIX_FILE = ROOT / "targets.toml"
 FLAVORS = ("runtime", "dev")
-# How an image's environment is made: micromamba (conda) or a venv filled by pip.
-INSTALLERS = ("pip", "conda")
+# How an image's environment is made: a venv filled by uv or pip, or micromamba (conda).
+INSTALLERS = ("uv", "pip", "conda")
+DEFAULT_INSTALLER = "uv"  # the fastest installer that CI builds and runs end to end
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Target:
     image_size_gb: float | None = (
         None  # runtime image size as measured by benchmarks/build_speed.py
     )
+    image_gzip_gb: float | None = None  # the same image, `docker save | gzip` (build_speed.py)
 
     @property
     def is_cuda(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from torchbuild import envfile
-from torchenv.matrix import ROOT, Target
+from torchenv.matrix import DEFAULT_INSTALLER, ROOT, Target
 
 TEMPLATE = ROOT / "docker" / "Dockerfile.in"
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)(?::([a-z-]+))?(?::([a-z-]+))?\}\}")
@@ -28,6 +28,10 @@ _SHARED_MOUNTS = (
 _MICROMAMBA_MOUNTS = (
     "type=bind,from=micromamba,source=/bin/micromamba,target=/usr/local/bin/micromamba",
     "type=cache,id=torchenv-mamba,target=/tmp/mamba-root,mode=0777,sharing=locked",
+)
+_UV_MOUNTS = (
+    "type=bind,from=uv,source=/opt/uv/bin/uv,target=/usr/local/bin/uv",
+    "type=cache,id=torchenv-uv,target=/tmp/uv-cache,mode=0777,sharing=locked",
 )
 
 
@@ -48,6 +52,8 @@ def _install_run(t: Target, installer: str, args: str) -> str:
     mounts += _SHARED_MOUNTS
     if installer == "conda":
         mounts += _MICROMAMBA_MOUNTS
+    if installer == "uv":
+        mounts += _UV_MOUNTS
     lines = [f"RUN --mount={mounts[0]}"] + [f"    --mount={m}" for m in mounts[1:]]
     lines += [
         "    PIP_CACHE_DIR=/tmp/pip-cache SOURCE_DATE_EPOCH=0",
@@ -73,6 +79,18 @@ def _install(t: Target, installer: str) -> str:
     )
 
 
+def _venv() -> str:
+    """The venv step: it reads only the script, so the lock and the sources never invalidate it."""
+    return "\n".join(
+        [
+            "ARG USER_UID=1000",
+            "ARG USER_GID=1000",
+            "RUN --mount=type=bind,source=docker/install-env.sh,target=/tmp/ctx/install-env.sh \\",
+            "    SOURCE_DATE_EPOCH=0 bash /tmp/ctx/install-env.sh venv",
+        ]
+    )
+
+
 def _finish(t: Target, parent: str, stage: str) -> str:
     """The last layers of a final stage: the smoke package, the env report, labels."""
     title = f"torchenv {t.name}" + ("" if stage == "runtime" else f" ({stage})")
@@ -94,14 +112,16 @@ def _finish(t: Target, parent: str, stage: str) -> str:
         [
             "",
             f"FROM {parent} AS {stage}",
-            "# The smoke package changes most often: it comes last (with the stdlib helpers it uses).",
-            "COPY src/torchbuild /opt/torchenv/lib/torchbuild",
-            "COPY src/torchsmoke /opt/torchenv/lib/torchsmoke",
             "ARG USER_UID=1000",
             "ARG USER_GID=1000",
             "USER ${USER_UID}:${USER_GID}",
-            "# The environment report, baked in at build time.",
-            "RUN python -m torchsmoke --only env --json /opt/torchenv/env-report.json",
+            "# The environment report, baked in at build time; it reads envinfo.py alone, so",
+            "# editing the rest of the smoke package does not redo it.",
+            "RUN --mount=type=bind,source=src/torchsmoke/envinfo.py,target=/tmp/ctx/envinfo.py \\",
+            "    python /tmp/ctx/envinfo.py --json /opt/torchenv/env-report.json",
+            "# The smoke package changes most often: it comes last (with the stdlib helpers it uses).",
+            "COPY src/torchbuild /opt/torchenv/lib/torchbuild",
+            "COPY src/torchsmoke /opt/torchenv/lib/torchsmoke",
             "# Declared late so that their values never invalidate the layers above.",
             "ARG SOURCE=unknown",
             "ARG REVISION=unknown",
@@ -125,9 +145,11 @@ def dockerfile(t: Target) -> str:
         "TARGET": t.name,
         "BASE_REF": t.base_ref,
         "MICROMAMBA_REF": t.micromamba_ref,
+        "DEFAULT_INSTALLER": DEFAULT_INSTALLER,
         "NVIDIA_ENV": "".join(f" \\\n    {k}={v}" for k, v in nvidia.items()),
         # conda's __cuda virtual package: lets a machine without a GPU solve for CUDA builds.
         "CONDA_OVERRIDE_ENV": f" \\\n    CONDA_OVERRIDE_CUDA={t.cuda}" if t.cuda else "",
+        "VENV": _venv(),
         "EXTRAS": _install_run(t, "pip", f"extras {t.name} {' '.join(t.dev_packages)}"),
     }
 

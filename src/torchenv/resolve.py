@@ -38,11 +38,12 @@ from torchenv.files import write_atomic
 from torchenv.hints import CONDA_REACH, PIP_REACH, unreachable, unreachable_reason
 from torchenv.lockfile import (
     CONDA_PLATFORM,
+    LOCK_KINDS,
     PIP_PLATFORM,
     SHA256_HEX,
     LockedPackage,
     env_pins,
-    lock_path,
+    lock_kind,
     normalize_name,
     parse_conda_lock,
     parse_pip_lock,
@@ -50,7 +51,7 @@ from torchenv.lockfile import (
     render_header,
     render_pip_lock,
 )
-from torchenv.matrix import INSTALLERS, Target, rel
+from torchenv.matrix import Target, rel
 from torchenv.runner import NOT_FOUND, Result, Runner, subprocess_runner
 
 # The wheels' platform: glibc 2.28 or newer on x86_64 (the images' Debian bookworm has 2.36).
@@ -284,9 +285,7 @@ def lock_target(
     of the pip index for resolving. Drift checks are `torchenv.drift`'s job.
     """
     t = matrix.get(target) if isinstance(target, str) else target
-    chosen = (installer,) if installer else INSTALLERS
-    for name in chosen:
-        lock_path(t, name)  # validates
+    chosen = (lock_kind(installer),) if installer else LOCK_KINDS
     done, failed = [], []
     for name in chosen:
         if name == "conda" and installer is None and conda_lock_executable() is None:
@@ -307,7 +306,8 @@ def planned_commands(
     """What `invoke lock --target X --dry-run` prints: the resolver commands a lock would run."""
 
     lines = []
-    if installer in (None, "pip"):
+    kind = lock_kind(installer) if installer else None
+    if kind in (None, "pip"):
         prefix, env = clean_pip_env()
         tmp = Path(tempfile.gettempdir()) / "torchenv-lock"
         argv = pip_resolve_command(
@@ -316,7 +316,7 @@ def planned_commands(
         )  # fmt: skip
         overrides = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
         lines.append(" ".join([*prefix, *overrides, shlex.join(argv)]).strip())
-    if installer in (None, "conda"):
+    if kind in (None, "conda"):
         argv, env = conda_lock_command(target, target.conda_lock)
         lines.append(" ".join([*(f"{k}={v}" for k, v in env.items()), shlex.join(argv)]))
     return lines

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from torchenv.matrix import Target
 
 COLUMNS = ("target", "torch", "torchvision", "torchaudio", "python", "variant", "CUDA",
-           "min driver", "image", "image size")  # fmt: skip
+           "min driver", "image", "image size", "compressed")  # fmt: skip
 
 
 def rows(targets: Iterable[Target]) -> list[tuple[str, ...]]:
@@ -16,6 +16,7 @@ def rows(targets: Iterable[Target]) -> list[tuple[str, ...]]:
             t.name, t.torch, t.torchvision, t.torchaudio, t.python, t.variant,
             t.cuda or "-", t.min_driver or "-", t.image(),
             f"{t.image_size_gb:.1f} GB" if t.image_size_gb else "not measured",
+            f"{t.image_gzip_gb:.1f} GB" if t.image_gzip_gb else "not measured",
         )
         for t in targets
     ]  # fmt: skip

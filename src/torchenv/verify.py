@@ -33,7 +33,7 @@ from torchenv.build import MANIFEST_LABEL, MANIFEST_PATH  # where the build puts
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 
-BUILD_INFO_PATH = buildinfo.PATH  # {"installer": "pip" | "conda", ...}
+BUILD_INFO_PATH = buildinfo.PATH  # {"installer": "uv" | "pip" | "conda", ...}
 ALLOWED_EXTRA = frozenset({"pip", "setuptools", "wheel", "torchsmoke"})
 
 

@@ -394,3 +394,26 @@ def render(report: EnvReport) -> str:
     rows += list(report.env_vars.items())
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}} : {v}" for k, v in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python envinfo.py --json PATH`: the report alone, as the image build bakes it in.
+
+    The build runs this file by itself (bind-mounted, before the smoke package is copied in), so
+    that editing the rest of the package does not redo the step; the JSON is {"env": ...}, the
+    same "env" as in the smoke suite's report.
+    """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="envinfo.py", description="Write the environment report.")
+    parser.add_argument("--json", required=True, metavar="PATH", help="write the report here")
+    args = parser.parse_args(argv)
+    report = collect()
+    Path(args.json).write_text(json.dumps({"env": report.to_dict()}, indent=2, default=str) + "\n")
+    print(render(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

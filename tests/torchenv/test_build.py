@@ -1,4 +1,5 @@
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def test_default_command_with_engine_builtin_buildkit():
         "/usr/bin/docker", "build", "--progress=plain",
         "--file", "docker/cuda13.Dockerfile", "--target", "runtime",
         "--tag", "torchenv/cuda13:2.11.0-cu130",
-        "--build-arg", "INSTALLER=conda", "--build-arg", "USER_UID=1000",
+        "--build-arg", "INSTALLER=uv", "--build-arg", "USER_UID=1000",
         "--build-arg", "USER_GID=1000", ".",
     ]  # fmt: skip
 
@@ -58,14 +59,18 @@ def test_dry_run_prints_the_exact_commands_without_an_engine():
     req = request(installer="pip", ca_cert=Path(CA), base_image="x/y:1", allow_unpinned_base=True)
     commands = build.run_build(req, BUILTIN, dry_run=True)
     assert commands[0].startswith("DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain")
-    assert "sha256sum /opt/torchenv/manifest.json" in commands[1]
+    assert commands[1:] == [
+        "/usr/bin/docker create --name NAME torchenv/cuda13:2.11.0-cu130",
+        "/usr/bin/docker cp NAME:/opt/torchenv/manifest.json DEST",
+        "/usr/bin/docker rm --force NAME   # then label the image with the manifest file's sha256",
+    ]
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
         (dict(base_image="python:3.11"), "given by tag alone: pin it by digest .* --allow-unpinned-base"),
-        (dict(installer="poetry"), "unknown installer 'poetry': choose one of conda, pip"),
+        (dict(installer="poetry"), "unknown installer 'poetry': choose one of uv, pip, conda"),
         (dict(flavor="slim"), "unknown flavor 'slim'"),
         (dict(ca_cert=Path("/nonexistent/ca.pem")), "--ca-cert /nonexistent/ca.pem: cannot read it"),
         (dict(ca_cert=Path(__file__)), "not a PEM certificate bundle"),
@@ -102,8 +107,16 @@ def test_env_file_that_disagrees_with_the_matrix_is_refused():
         ("ERROR: No matching distribution found for torch==9.9", "check the pins"),
         ("Failed to establish a new connection: [Errno 111] Connection refused", "--index-url MIRROR"),
         ("BuildKit is enabled but the buildx component is missing or broken", "buildx plugin"),
+        ("#9 3.1   cause: invalid peer certificate: UnknownIssuer", "--ca-cert PATH"),
+        ("#9 9.1   cause: Connection refused (os error 111)", "--index-url MIRROR"),
+        ("#9 1.0   cause: Because torch was not found in the provided package locations and you "
+         "require torch==2.11.0, we can conclude", "fill it with pip download"),
+        ("#9 1.0   cause: Because torch was not found in the package registry and you require "
+         "torch==9.9", "check the pins"),
     ],
-    ids=["TLS proxy without CA", "unknown version", "index unreachable", "no buildx"],
+    ids=["TLS proxy without CA", "unknown version", "index unreachable", "no buildx",
+         "uv: TLS proxy without CA", "uv: index unreachable", "uv: wheelhouse lacks a package",
+         "uv: unknown version"],
 )  # fmt: skip
 def test_failed_builds_are_explained(output, hint):
     assert hint in hints.diagnose_build("...\n" + output + "\n...")
@@ -151,7 +164,14 @@ def test_staged_wheelhouse_links_then_removes(tmp_path: Path):
 # --- run_build's real path, through the command seam ----------------------------------------------
 
 OLD_ID, BUILT_ID, LABELLED_ID = ("sha256:" + c * 64 for c in "abc")
-FILE_SHA = "f" * 64
+MANIFEST_BYTES = b'{"format": "torchenv-manifest/1"}\n'
+FILE_SHA = hashlib.sha256(MANIFEST_BYTES).hexdigest()
+
+
+def copy_manifest(argv):
+    """`docker cp NAME:/opt/torchenv/manifest.json DEST`, as the engine does it."""
+    Path(argv[-1]).write_bytes(MANIFEST_BYTES)
+    return reply()
 
 
 def engine_answers(build_output: str = "#1 done\n", build_code: int = 0, label_code: int = 0):
@@ -162,7 +182,9 @@ def engine_answers(build_output: str = "#1 done\n", build_code: int = 0, label_c
             ("git",): reply("", returncode=128),
             ("/usr/bin/docker", "image", "inspect"): lambda argv: reply(next(ids) + "\n"),
             ("/usr/bin/docker", "build", "--progress=plain"): reply(build_output, build_code),
-            ("/usr/bin/docker", "run"): reply(f"{FILE_SHA}  /opt/torchenv/manifest.json\n"),
+            ("/usr/bin/docker", "create"): reply("container\n"),
+            ("/usr/bin/docker", "cp"): copy_manifest,
+            ("/usr/bin/docker", "rm"): reply(),
             ("/usr/bin/docker", "build", "--quiet"): reply(
                 LABELLED_ID, label_code, "no space left"
             ),
@@ -198,3 +220,51 @@ def test_run_build_label_failure_and_missing_client():
     missing = FakeRunner({("git",): reply()})
     with pytest.raises(UserError, match="/usr/bin/docker not found: install Docker"):
         build.run_build(request(), BUILTIN, runner=missing, out=lambda line: None)
+
+
+UV_MISMATCH = """\
+#9 12.90 Resolved 33 packages in 528ms
+#9 13.10 error: Failed to download `six==1.17.0`
+#9 13.10   cause: Hash mismatch for `six==1.17.0`
+#9 13.10
+#9 13.10          Expected:
+#9 13.10            sha256:{expected}
+#9 13.10
+#9 13.10          Computed:
+#9 13.10            sha256:{got}
+"""
+
+
+def test_uv_hash_mismatch_names_the_package_and_both_hashes():
+    output = UV_MISMATCH.format(expected="a" * 64, got="b" * 64)
+    assert hints.diagnose_build(output) == (
+        "hash mismatch for six==1.17.0 (locked sha256 aaaaaaaaaaaa..., downloaded "
+        "bbbbbbbbbbbb...): the index serves a different file than the one locked, or the lock is "
+        "damaged; check where the file comes from (mirror, proxy), then regenerate the lock with "
+        "invoke lock"
+    )
+
+
+def test_the_uv_installer_is_the_default_and_pip_and_conda_stay_choices():
+    assert build.BuildRequest(target=matrix.get("cuda13")).installer == "uv"
+    for installer in ("uv", "pip", "conda"):
+        argv, _ = build.build_command(request(installer=installer), BUILTIN, environ={})
+        assert argv[argv.index(f"INSTALLER={installer}") - 1] == "--build-arg"
+        build.validate(request(installer=installer, base_image="x/y:1", allow_unpinned_base=True))
+
+
+def test_offline_uv_build_needs_the_uv_wheel_in_the_wheelhouse(tmp_path: Path):
+    (tmp_path / "torch-2.11.0-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"")
+    offline = dict(wheelhouse=tmp_path, base_image="x/y:1", allow_unpinned_base=True)
+    with pytest.raises(UserError) as exc:
+        build.validate(request(**offline))
+    assert str(exc.value) == (
+        f"--wheelhouse {tmp_path}: no uv 0.13.9 wheel (uv-0.13.9-*.whl), which the uv installer "
+        f"needs offline: pip download --no-deps -d {tmp_path} -r docker/uv-requirements.txt, or "
+        "build with --installer pip"
+    )
+    build.validate(request(installer="pip", **offline))  # pip itself needs no uv
+    (tmp_path / "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl").write_bytes(
+        b""
+    )
+    build.validate(request(**offline))

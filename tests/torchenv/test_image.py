@@ -1,5 +1,7 @@
-"""The real thing: build cuda13 (pip installer, the host's CA, the stand-in base) on the Docker
-engine, run the smoke suite in a container from it, and check what the image holds.
+"""The real thing: build cuda13 (the default installer, uv; the host's CA; the stand-in base) on
+the Docker engine, run the smoke suite in a container from it, and check what the image holds.
+The pip installer is proved end to end too, at the cost of one more environment install: its
+image must hold the lock, file for file the same as the uv image, and train.
 
 Engine tests: they skip without an engine and fail when CI is set (tests/conftest.py). The
 stand-in base (`.ci/standin-base.sh`) replaces the registry's python image, which no machine here
@@ -28,15 +30,8 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 TARGET = matrix.get("cuda13")
 STANDIN = os.environ.get("TORCHENV_STANDIN_BASE", "torchenv-standin/python:3.11-slim-bookworm")
 CA = os.environ.get("TORCHENV_CA_CERT", "/etc/ssl/certs/ca-certificates.crt")
-BUILD = [
-    "--target",
-    "cuda13",
-    "--installer",
-    "pip",
-    "--base-image",
-    STANDIN,
-    "--allow-unpinned-base",
-]
+BUILD = ["--target", "cuda13", "--base-image", STANDIN, "--allow-unpinned-base"]
+PIP_TAG = "torchenv-test/cuda13-pip:0"
 SECRET_MARK = "-----BEGIN CERTIFICATE-----"
 
 
@@ -59,6 +54,16 @@ def image(docker_engine) -> str:
     done = invoke("build", *args)
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
     return TARGET.image()
+
+
+@pytest.fixture(scope="module")
+def pip_image(docker_engine, image):
+    """The same target with the pip installer, under a test tag; removed afterwards."""
+    args = [*BUILD, "--installer", "pip", "--tag", PIP_TAG]
+    done = invoke("build", *args, *(["--ca-cert", CA] if Path(CA).exists() else []))
+    assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
+    yield PIP_TAG
+    docker(docker_engine, "image", "rm", PIP_TAG)
 
 
 @pytest.fixture(scope="module")
@@ -171,17 +176,44 @@ def test_unreachable_index_fails_with_a_hint_and_leaves_nothing(docker_engine, i
     assert docker(docker_engine, "image", "inspect", tag).returncode != 0
 
 
-def test_wheelhouse_build_is_offline_and_leaves_no_links(docker_engine, image, tmp_path):
-    """With --wheelhouse, pip uses only those wheels: a wheelhouse without torch must fail for
-    want of it (never by reaching an index), and the staged links are gone afterwards."""
-    wheel = tmp_path / "placeholder-1.0-py3-none-any.whl"
-    wheel.write_bytes(b"")
-    tag = "torchenv-test/offline:0"
-    done = invoke("build", *BUILD, "--wheelhouse", str(tmp_path), "--tag", tag, timeout=600)
+@pytest.fixture(scope="module")
+def uv_wheel(tmp_path_factory) -> Path:
+    """uv's wheel, as docker/uv-requirements.txt pins it (pip checks its sha256)."""
+    folder = tmp_path_factory.mktemp("uv-wheel")
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+         "--platform", "manylinux_2_17_x86_64", "-d", str(folder),
+         "-r", str(ROOT / "docker" / "uv-requirements.txt")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return next(folder.glob("uv-*.whl"))
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_wheelhouse_build_is_offline_and_leaves_no_links(
+    docker_engine, image, tmp_path, uv_wheel, installer
+):
+    """With --wheelhouse, the installer uses only those wheels: a wheelhouse without torch must
+    fail for want of it (never by reaching an index), and the staged links are gone afterwards.
+    For uv the wheelhouse holds uv's own wheel: its stage installs uv from there, offline too."""
+    wheels = [tmp_path / "placeholder-1.0-py3-none-any.whl"]
+    wheels[0].write_bytes(b"")
+    if installer == "uv":
+        wheels.append(tmp_path / uv_wheel.name)
+        wheels[1].write_bytes(uv_wheel.read_bytes())
+    tag = f"torchenv-test/offline-{installer}:0"
+    args = [*BUILD, "--installer", installer, "--wheelhouse", str(tmp_path), "--tag", tag]
+    done = invoke("build", *args, timeout=600)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "offline: installing from the wheelhouse only" in done.stdout
-    assert "No matching distribution found" in done.stdout  # nothing was fetched from an index
-    assert not (ROOT / "wheelhouse" / wheel.name).exists()
+    if installer == "uv":
+        assert "uv 0.13.9" in done.stdout  # the uv stage installed it from the wheelhouse
+        assert "torch was not found in the provided package locations" in done.stdout
+        assert "the wheelhouse lacks a locked package" in done.stderr
+    else:
+        assert "No matching distribution found" in done.stdout  # nothing came from an index
+    assert not any((ROOT / "wheelhouse" / wheel.name).exists() for wheel in wheels)
     assert docker(docker_engine, "image", "inspect", tag).returncode != 0
 
 
@@ -210,3 +242,64 @@ def test_dev_flavor_passes_every_non_gpu_check_compile_included(docker_engine, i
     checks = json.loads((tmp_path / "smoke-cuda13.json").read_text())["checks"]
     not_passed = {c["name"]: c["reason"] for c in checks if c["status"] != "pass"}
     assert list(not_passed) == ["cuda"], not_passed
+
+
+def test_uv_never_lands_in_the_image(docker_engine, image):
+    done = docker(docker_engine, "run", "--rm", "--network=none", image, "bash", "-c",
+                  "command -v uv; ls -d /opt/uv /usr/local/bin/uv 2>/dev/null; "
+                  "cat /opt/torchenv/build-info.json")  # fmt: skip
+    assert json.loads(done.stdout) == {"target": "cuda13", "installer": "uv", "lock": "hashes"}
+
+
+def test_bytecode_is_compiled_at_build_time_for_read_only_containers(docker_engine, image):
+    """uv compiled every module at build time, as checked-hash .pyc files (reproducible, and an
+    edited source is still noticed): a read-only container imports without writing any."""
+    probe = (
+        "import importlib.util, torch, torchvision, torchaudio\n"
+        "for m in (torch, torchvision, torchaudio):\n"
+        "    pyc = importlib.util.cache_from_source(m.__file__)\n"
+        "    print(int.from_bytes(open(pyc, 'rb').read(8)[4:8], 'little'))\n"
+    )
+    done = docker(docker_engine, "run", "--rm", "--read-only", "--network=none", image,
+                  "python", "-c", probe)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["3", "3", "3"]  # flags: hash-based, checked
+
+
+def _files(manifest: dict) -> dict[tuple[str, str], dict[str, str]]:
+    """{(name, version): {path: sha256}} without what each installer writes its own way: the
+    .dist-info bookkeeping (INSTALLER, RECORD, REQUESTED), the .pyc files and the console
+    scripts in bin/ (each installer has its own template for them)."""
+    own = (".dist-info/", "../../../bin/")
+    return {
+        (d["name"], d["version"]): {
+            path: f["sha256"]
+            for path, f in d["files"].items()
+            if not any(part in path for part in own) and not path.endswith(".pyc")
+        }
+        for d in manifest["distributions"]
+    }
+
+
+def test_pip_installs_the_same_lock_file_for_file(image, pip_image):
+    """The lock was resolved by pip; uv must install exactly the same files from it."""
+    from torchenv import verify
+
+    assert verify.verify_image(TARGET, image=pip_image) == []
+    uv_files, _ = verify.read_image(image)
+    pip_files, _ = verify.read_image(pip_image)
+    assert json.loads(pip_files[verify.BUILD_INFO_PATH])["installer"] == "pip"
+    uv_manifest = json.loads(uv_files[verify.MANIFEST_PATH])
+    pip_manifest = json.loads(pip_files[verify.MANIFEST_PATH])
+    ours, theirs = _files(uv_manifest), _files(pip_manifest)
+    assert sorted(ours) == sorted(theirs)
+    different = [key for key in ours if ours[key] != theirs[key]]
+    assert different == [], different
+    assert sum(len(files) for files in ours.values()) > 10_000
+
+
+def test_pip_image_trains(docker_engine, pip_image):
+    done = docker(docker_engine, "run", "--rm", "--network=none", "--shm-size=1g", pip_image,
+                  "python", "-m", "torchsmoke", "--quick", "--only", "mlp,vision,audio")  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "3 passed, 0 failed" in done.stdout

@@ -531,8 +531,8 @@ def test_lock_target_reports_what_was_written_and_what_failed(tree, monkeypatch)
     with pytest.raises(UserError) as exc:
         resolve.lock_target("cuda13", runner=pip_runner(report_for(RESOLVED)), installer="conda")
     assert str(exc.value) == "conda lock of cuda13: " + resolve.CONDA_LOCK_MISSING
-    with pytest.raises(UserError, match="unknown installer 'uv'"):
-        resolve.lock_target("cuda13", installer="uv")
+    with pytest.raises(UserError, match="unknown installer 'poetry'"):
+        resolve.lock_target("cuda13", installer="poetry")
 
 
 # --- build helpers ------------------------------------------------------------------------------

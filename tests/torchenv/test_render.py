@@ -68,8 +68,11 @@ def test_cuda_dockerfile_sets_nvidia_variables_and_nothing_secret():
 def test_layer_order_dependencies_before_source():
     text = render.dockerfile(matrix.get("cuda13"))
     runtime = text[text.index("AS runtime") :]
+    assert text.index("install-env.sh uv cuda13") < text.index("AS runtime")
     assert text.index("install-env.sh pip cuda13") < text.index("AS runtime")
-    assert runtime.index("COPY src/torchsmoke") < runtime.index("--only env --json")
+    # The report needs envinfo.py alone: it comes before the package, which changes most often.
+    assert runtime.index("source=src/torchsmoke/envinfo.py") < runtime.index("COPY src/torchsmoke")
+    assert "python /tmp/ctx/envinfo.py --json /opt/torchenv/env-report.json" in runtime
     assert runtime.rstrip().endswith('CMD ["python", "-m", "torchsmoke"]')
     assert text.rstrip().endswith('CMD ["python", "-m", "torchsmoke"]')  # runtime is the default
 

@@ -121,3 +121,21 @@ def test_format_bytes():
     assert envinfo.format_bytes(64 * 2**20) == "64.0 MiB"
     assert envinfo.format_bytes(2 * 2**30) == "2.0 GiB"
     assert envinfo.format_bytes(None) == "not available"
+
+
+def test_run_as_a_file_it_writes_the_env_report_alone(tmp_path: Path):
+    """The image build runs envinfo.py by itself (no package around it) and bakes the JSON in."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "env-report.json"
+    script = Path(envinfo.__file__)
+    done = subprocess.run(
+        [sys.executable, str(script), "--json", str(out)], cwd=tmp_path, capture_output=True,
+        text=True, check=False, timeout=300, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert list(report) == ["env"]
+    assert report["env"]["torch"]["version"] == torch.__version__
+    assert "torch" in done.stdout and "Python" in done.stdout
