@@ -113,6 +113,10 @@ RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
 FROM dev-deps AS dev
 # The smoke package changes most often: it comes last.
 COPY src/torchsmoke /opt/torchenv/lib/torchsmoke
+# Any UID, read-only root: every Python of the environment starts by giving itself a
+# user name and a writable HOME when it lacks them (torchsmoke/userenv.py).
+RUN echo 'import torchsmoke.userenv; torchsmoke.userenv.at_startup()' \
+    >> "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"/torchenv.pth
 ARG USER_UID=1000
 ARG USER_GID=1000
 USER ${USER_UID}:${USER_GID}
@@ -140,6 +144,10 @@ CMD ["python", "-m", "torchsmoke"]
 FROM env AS runtime
 # The smoke package changes most often: it comes last.
 COPY src/torchsmoke /opt/torchenv/lib/torchsmoke
+# Any UID, read-only root: every Python of the environment starts by giving itself a
+# user name and a writable HOME when it lacks them (torchsmoke/userenv.py).
+RUN echo 'import torchsmoke.userenv; torchsmoke.userenv.at_startup()' \
+    >> "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"/torchenv.pth
 ARG USER_UID=1000
 ARG USER_GID=1000
 USER ${USER_UID}:${USER_GID}

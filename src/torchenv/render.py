@@ -30,6 +30,8 @@ _MICROMAMBA_MOUNTS = (
     "type=bind,from=micromamba,source=/bin/micromamba,target=/usr/local/bin/micromamba",
     "type=cache,id=torchenv-mamba,target=/tmp/mamba-root,mode=0777,sharing=locked",
 )
+# Appended to the environment's torchenv.pth: site runs it at every interpreter start.
+STARTUP_PTH_LINE = "import torchsmoke.userenv; torchsmoke.userenv.at_startup()"
 
 
 def env_file(t: Target) -> str:
@@ -96,6 +98,11 @@ def _finish(t: Target, parent: str, stage: str) -> str:
             f"FROM {parent} AS {stage}",
             "# The smoke package changes most often: it comes last.",
             "COPY src/torchsmoke /opt/torchenv/lib/torchsmoke",
+            "# Any UID, read-only root: every Python of the environment starts by giving itself a",
+            "# user name and a writable HOME when it lacks them (torchsmoke/userenv.py).",
+            f"RUN echo '{STARTUP_PTH_LINE}' \\",
+            '    >> "$(python -c \'import sysconfig; print(sysconfig.get_paths()["purelib"])\')"'
+            "/torchenv.pth",
             "ARG USER_UID=1000",
             "ARG USER_GID=1000",
             "USER ${USER_UID}:${USER_GID}",
