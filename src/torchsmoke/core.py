@@ -220,6 +220,7 @@ def run_check(chk: Check, ctx: Context) -> Result:
 
 
 IN_PROCESS, FRESH = "in the suite's interpreter", "in a fresh interpreter"
+ATTEMPTS = "attempts"  # the details key of a re-run check: what each run gave
 
 
 def _run_record(where: str, result: Result) -> dict[str, Any]:
@@ -233,7 +234,7 @@ def _run_record(where: str, result: Result) -> dict[str, Any]:
 def combine_runs(first: Result, again: Result) -> Result:
     """One result from a check that failed in the suite's interpreter and ran `again` in a
     fresh one: the fresh run decides (it cannot inherit what earlier checks broke); the reason
-    and `details["runs"]` say what each run gave."""
+    and `details["attempts"]` say what each run gave."""
     if again.status == FAIL:
         reason = again.reason
         if first.reason != again.reason:
@@ -242,13 +243,13 @@ def combine_runs(first: Result, again: Result) -> Result:
         verdict = {PASS: "passed", SKIP: "skipped"}[again.status]
         note = f": {again.reason}" if again.reason else ""
         reason = f"{verdict} {FRESH}{note}; failed {IN_PROCESS}: {first.reason}"
-    runs = [_run_record(IN_PROCESS, first), _run_record(FRESH, again)]
+    attempts = [_run_record(IN_PROCESS, first), _run_record(FRESH, again)]
     return Result(
         first.name,
         again.status,
         reason,
         round(first.duration_s + again.duration_s, 3),
-        {**again.details, "runs": runs},
+        {**again.details, ATTEMPTS: attempts},
     )
 
 

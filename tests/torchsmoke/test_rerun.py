@@ -85,17 +85,17 @@ def test_a_check_that_poisons_torch_fails_alone_and_the_others_pass(tmp_path: Pa
     # The injected failure stays a failure, in both interpreters.
     poison = checks["poison"]
     assert (poison["status"], poison["reason"]) == (FAIL, "injected failure")
-    assert [r["status"] for r in poison["details"]["runs"]] == [FAIL, FAIL]
+    assert [r["status"] for r in poison["details"]["attempts"]] == [FAIL, FAIL]
     # mlp really was broken by it in the suite's interpreter, and passes in a fresh one.
     mlp = checks["mlp"]
-    first, again = mlp["details"]["runs"]
+    first, again = mlp["details"]["attempts"]
     assert first["status"] == FAIL and "poisoned by an earlier check" in first["reason"]
     assert "Traceback" in first["traceback"]
     assert again["status"] == PASS and mlp["status"] == PASS
     assert mlp["reason"].startswith("passed in a fresh interpreter; failed in the suite's")
     assert mlp["details"]["accuracy"] >= mlp["details"]["threshold"]  # the fresh run's details
     # A check that passed at once ran once.
-    assert checks["autograd"]["status"] == PASS and "runs" not in checks["autograd"]["details"]
+    assert checks["autograd"]["status"] == PASS and "attempts" not in checks["autograd"]["details"]
     assert "PASS  mlp" in proc.stdout and "2 passed, 1 failed, 0 skipped" in proc.stdout
     suite = ET.parse(tmp_path / "report.xml").getroot().find("testsuite")
     assert (suite.get("tests"), suite.get("failures")) == ("3", "1")
@@ -107,7 +107,7 @@ def test_without_rerun_the_poison_spreads(tmp_path: Path):
     assert proc.returncode == 1
     mlp = by_name(report)["mlp"]
     assert mlp["status"] == FAIL and "poisoned by an earlier check" in mlp["reason"]
-    assert "runs" not in mlp["details"]
+    assert "attempts" not in mlp["details"]
 
 
 def test_a_fresh_interpreter_that_dies_is_a_failure_with_its_last_words(tmp_path: Path):
@@ -118,7 +118,7 @@ def test_a_fresh_interpreter_that_dies_is_a_failure_with_its_last_words(tmp_path
     assert vanish["reason"].startswith(
         "the fresh interpreter ended with exit status 3 and no result: vanishing now"
     )
-    assert vanish["details"]["runs"][0]["reason"] == "failed in the suite"
+    assert vanish["details"]["attempts"][0]["reason"] == "failed in the suite"
     assert by_name(report)["env"]["status"] == PASS
 
 
@@ -135,7 +135,7 @@ def test_combine_runs_the_fresh_run_decides_and_both_are_kept():
         "AssertionError: already registered"
     )
     assert got.details["final_loss"] == 0.1
-    assert got.details["runs"] == [
+    assert got.details["attempts"] == [
         {
             "where": "in the suite's interpreter",
             "status": FAIL,
