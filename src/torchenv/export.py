@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,11 +110,16 @@ def _require_image(req: ExportRequest, client: str, runner: Runner) -> None:
         raise UserError(f"cannot inspect {req.image}: {text}")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def export(req: ExportRequest, client: str, runner: Runner = subprocess_runner) -> Iterator[str]:
     """Write the archive, yielding a line per step; UserError (and nothing left) on failure."""
     out = validate(req)
     _require_image(req, client, runner)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a cancelled job cleans up too
     try:
         for argv in commands(req, client, work):
             yield f"$ {shlex.join(argv)}"
@@ -125,5 +131,6 @@ def export(req: ExportRequest, client: str, runner: Runner = subprocess_runner) 
         os.replace(result(req, work), out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
     size = out.stat().st_size / 1e9
     yield f"wrote {req.out} ({req.format}, {size:.2f} GB)"

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -199,6 +202,26 @@ def test_docker_archive_is_what_docker_save_wrote(docker_engine, tmp_path: Path)
     assert manifest[0]["RepoTags"] == [STANDIN]
     config = skopeo_config("docker-archive", out)
     assert config["rootfs"]["diff_ids"] == diff_ids(docker_engine, STANDIN)
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_an_export_stopped_midway_leaves_nothing(image, tmp_path: Path, signum):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "export", "--target", "cuda13", "--format", "oci-archive",
+         "--out", str(tmp_path / "x.tar")],
+        cwd=matrix.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".x.tar.*/docker-archive.tar")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(tmp_path.glob(".x.tar.*/docker-archive.tar")), "docker save never started"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture(scope="module")
