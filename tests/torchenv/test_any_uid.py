@@ -5,7 +5,9 @@ tmpfs /tmp; for the runtime image and the dev image (where `compile` runs).
 Every non-GPU check must pass in every case, at once (no failure that a re-run in a fresh
 interpreter had to rescue), and a probe of every user and cache lookup finds a name and a
 writable place. The read-only arbitrary-UID cases run the full suite, the others `--quick` (CI
-time); the image's own user on a writable root is test_image.py's full run.
+time); the image's own user on a writable root is test_image.py's full run. Docker's --tmpfs is
+noexec, where inductor cannot load the kernels it compiles: there `compile` skips saying so, and
+a second run with `--tmpfs /tmp:exec` proves it passes as that UID on the read-only root.
 """
 
 from __future__ import annotations
@@ -54,13 +56,22 @@ def cases() -> list:
     return out
 
 
-def run_command(image: str, user: str, read_only: bool, reports: Path, argv: list[str]) -> list:
+def run_command(
+    image: str, user: str, read_only: bool, reports: Path, argv: list[str], tmp: str = "/tmp"
+) -> list:
     command = ["run", "--rm", "--network=none", "--shm-size=2g"]
     if user != OWN:
         command += ["--user", user]
     if read_only:
-        command += ["--read-only", "--tmpfs", "/tmp"]
+        command += ["--read-only", "--tmpfs", tmp]
     return [*command, "--volume", f"{reports}:/reports", image, *argv]
+
+
+def run(engine, *args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [engine.client, *run_command(*args, **kwargs)],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(("flavor", "user", "read_only", "full"), cases())
@@ -82,18 +93,23 @@ def test_every_non_gpu_check_passes(
     ]
     argv = ["bash", "-c", 'python /reports/probe.py > /reports/probe.json && exec "$@"', "run"]
     argv += [*suite, *([] if full else ["--quick"])]
-    done = subprocess.run(
-        [docker_engine.client, *run_command(image, user, read_only, reports, argv)],
-        capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+    done = run(docker_engine, image, user, read_only, reports, argv)
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-3000:])
     # Every non-GPU check passed at once: no failure, no re-run in a fresh interpreter.
     checks = json.loads((reports / "r.json").read_text())["checks"]
-    skips = {"cuda"} | ({"compile"} if flavor == "runtime" or not full else set())
+    skips = {"cuda", "compile"}  # no GPU; no compiler (runtime), --quick, or a noexec /tmp
     assert {c["name"]: c["status"] for c in checks} == {
         c["name"]: "skip" if c["name"] in skips else "pass" for c in checks
     }
     assert [c["name"] for c in checks if "attempts" in c["details"]] == []
+    if flavor == "dev" and full:
+        # Docker's --tmpfs is noexec, and inductor must load the kernels it compiles from a
+        # writable folder: compile says so; with an exec /tmp it passes as this UID.
+        compile_reason = next(c["reason"] for c in checks if c["name"] == "compile")
+        assert "is mounted noexec" in compile_reason, compile_reason
+        argv = ["python", "-m", "torchsmoke", "--only", "compile", "--require-compiler"]
+        again = run(docker_engine, image, user, read_only, reports, argv, tmp="/tmp:exec")
+        assert again.returncode == 0 and "PASS  compile" in again.stdout, again.stdout[-3000:]
     # Each user and cache lookup gave a name and a writable place.
     uid = "1000" if user == OWN else user.split(":")[0]
     name = "torch" if user == OWN else f"uid{uid}"
