@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from torchenv import matrix
+from torchsmoke.checks import NAMES
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -97,6 +98,7 @@ def test_every_non_gpu_check_passes(
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-3000:])
     # Every non-GPU check passed at once: no failure, no re-run in a fresh interpreter.
     checks = json.loads((reports / "r.json").read_text())["checks"]
+    assert [c["name"] for c in checks] == list(NAMES)
     skips = {"cuda", "compile"}  # no GPU; no compiler (runtime), --quick, or a noexec /tmp
     assert {c["name"]: c["status"] for c in checks} == {
         c["name"]: "skip" if c["name"] in skips else "pass" for c in checks

@@ -24,6 +24,7 @@ from torchenv import export, matrix
 from torchenv.errors import UserError
 from torchenv.render import STARTUP_PTH_LINE
 from torchenv.runner import FakeRunner, reply
+from torchsmoke.checks import NAMES
 
 TARGET = matrix.get("cuda13")
 REF = TARGET.image().rpartition(":")[2]  # the name inside the OCI archive
@@ -214,12 +215,17 @@ def test_an_export_stopped_midway_leaves_nothing(image, tmp_path: Path, signum):
         cwd=matrix.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob(".x.tar.*/docker-archive.tar")) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert list(tmp_path.glob(".x.tar.*/docker-archive.tar")), "docker save never started"
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=120)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".x.tar.*.tmp")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert list(tmp_path.glob(".x.tar.*.tmp")), "the export never started"
+        time.sleep(3)  # docker save is writing into the work folder now
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
     assert proc.returncode != 0 and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []
 
@@ -310,6 +316,7 @@ def test_the_suite_passes_under_apptainer_run_semantics(docker_engine, image, co
     done = run(*argv)
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-3000:])
     checks = json.loads((home / "report.json").read_text())["checks"]
+    assert [c["name"] for c in checks] == list(NAMES)  # the whole suite ran
     assert {c["name"]: c["status"] for c in checks} == {
         c["name"]: "skip" if c["name"] in ("cuda", "compile") else "pass" for c in checks
     }
