@@ -354,7 +354,39 @@ def refresh_digest(c, key="base_digest", image=None):
         print(f"{key} = {digest}; now run `invoke generate`")
 
 
-ns = Collection(
-    list_, generate_, build, smoke, shell, lint, clean, doctor, lock, verify, refresh_digest
+@task(
+    help={
+        "target": f"the target whose image to export: {_names()}",
+        "format": "docker-archive (default: `docker save`) or oci-archive (needs skopeo)",
+        "out": "the archive file (default: <target>[-dev].<format>.tar here)",
+        "flavor": "runtime (default) or dev",
+        "image": "export this image instead of the target's (default: the matrix's image name)",
+        "dry_run": "print the commands without running them (default: run)",
+    }
 )
+def export(
+    c, target=None, format="docker-archive", out=None, flavor="runtime", image=None, dry_run=False
+):
+    """Save a target's image as one archive file, e.g. for `apptainer build` on a cluster."""
+    from torchenv import export as exports
+
+    with user_errors():
+        t = _target(target)
+        hint = f"invoke build --target {t.name}" + ("" if flavor == "runtime" else " --flavor dev")
+        req = exports.ExportRequest(
+            image=image or t.image(flavor), format=format,
+            out=Path(out) if out else exports.default_out(t.name, flavor, format), build_hint=hint,
+        )  # fmt: skip
+        exports.validate(req)  # before looking for an engine: bad input first
+        if dry_run:
+            print("\n".join(exports.plan(req, _dry_engine().client)))
+            return
+        for line in exports.export(req, engine.detect().client):
+            print(line, flush=True)
+
+
+ns = Collection(
+    list_, generate_, build, smoke, shell, lint, clean, doctor, lock, verify, refresh_digest,
+    export,
+)  # fmt: skip
 ns.configure({"run": {"echo": True}, "torchenv": dict(BUILD_DEFAULTS)})

@@ -33,6 +33,8 @@ _UV_MOUNTS = (
     "type=bind,from=uv,source=/opt/uv/bin/uv,target=/usr/local/bin/uv",
     "type=cache,id=torchenv-uv,target=/tmp/uv-cache,mode=0777,sharing=locked",
 )
+# Appended to the environment's torchenv.pth: site runs it at every interpreter start.
+STARTUP_PTH_LINE = "import torchsmoke.userenv; torchsmoke.userenv.at_startup()"
 
 
 def env_file(t: Target) -> str:
@@ -122,6 +124,11 @@ def _finish(t: Target, parent: str, stage: str) -> str:
             "# The smoke package changes most often: it comes last (with the stdlib helpers it uses).",
             "COPY src/torchbuild /opt/torchenv/lib/torchbuild",
             "COPY src/torchsmoke /opt/torchenv/lib/torchsmoke",
+            "# Any UID, read-only root: every Python of the environment starts by giving itself a",
+            "# user name and a writable HOME when it lacks them (torchsmoke/userenv.py).",
+            f"RUN echo '{STARTUP_PTH_LINE}' \\",
+            '    >> "$(python -c \'import sysconfig; print(sysconfig.get_paths()["purelib"])\')"'
+            "/torchenv.pth",
             "# Declared late so that their values never invalidate the layers above.",
             "ARG SOURCE=unknown",
             "ARG REVISION=unknown",

@@ -6,9 +6,12 @@ Exit status: 0 when no check failed, 1 when one did, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +20,7 @@ import torch
 
 from torchsmoke import __version__, envinfo, report
 from torchsmoke.checks import ALL, BY_NAME, NAMES
-from torchsmoke.core import Check, Context, Options, Result, error_summary, run_checks
+from torchsmoke.core import FAIL, Check, Context, Options, Result, error_summary, run_checks
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # --expect-<key> options, with an example value each (a version matches ignoring its +label).
@@ -28,6 +31,7 @@ EXPECT_OPTIONS = {
     "torchaudio": "2.7.1",
     "python": "3.11",
 }
+RERUN_TIMEOUT_S = 900
 
 
 class UsageError(Exception):
@@ -53,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quick", action="store_true", help="smaller budget (dev-container start-up)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    run.add_argument(
+        "--no-rerun",
+        action="store_true",
+        help="do not re-run a failed check in a fresh interpreter (default: re-run it, so that "
+        "what it broke cannot fail later checks; the report shows both runs)",
+    )
     expect = parser.add_argument_group("expectations (the expect check)")
     for key, example in EXPECT_OPTIONS.items():
         metavar = "VARIANT" if key == "variant" else "VERSION"
@@ -113,6 +123,59 @@ def _options(args: argparse.Namespace) -> Options:
     )
 
 
+def option_args(options: Options) -> list[str]:
+    """The command-line arguments that give a fresh interpreter the same options."""
+    args = ["--device", options.device, "--seed", str(options.seed)]
+    for key, value in options.expect.items():
+        args += [f"--expect-{key}", value]
+    flags = {
+        "--quick": options.quick,
+        "--require-gpu": options.require_gpu,
+        "--require-compiler": options.require_compiler,
+    }
+    return args + [flag for flag, on in flags.items() if on]
+
+
+def rerun_argv(name: str, options: Options, json_path: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "torchsmoke", "--no-rerun", "--only", name,
+        *option_args(options), "--json", str(json_path),
+    ]  # fmt: skip
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def rerun_in_fresh_interpreter(chk: Check, options: Options) -> Result:
+    """Run one check again in a new `python -m torchsmoke`, which shares nothing with this one
+    but the environment variables; a failure when that run gives no result."""
+    start = time.perf_counter()
+
+    def failed(reason: str, **details: str) -> Result:
+        return Result(chk.name, FAIL, reason, round(time.perf_counter() - start, 3), details)
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="torchsmoke-rerun-") as tmp:
+            out = Path(tmp) / "result.json"
+            proc = subprocess.run(
+                rerun_argv(chk.name, options, out), capture_output=True, text=True,
+                errors="replace", timeout=RERUN_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False,
+            )  # fmt: skip
+            if out.exists():
+                return Result(**json.loads(out.read_text())["checks"][0])
+    except subprocess.TimeoutExpired:
+        return failed(f"the fresh interpreter gave no result within {RERUN_TIMEOUT_S} s")
+    except (OSError, ValueError, LookupError, TypeError) as exc:
+        return failed(f"cannot re-run it in a fresh interpreter: {error_summary(exc)}")
+    return failed(
+        f"the fresh interpreter ended with exit status {proc.returncode} and no result: "
+        f"{_last_line(proc.stderr or proc.stdout)}",
+        output=(proc.stdout + proc.stderr)[-4000:],
+    )
+
+
 def _env_dict(ctx: Context) -> dict:
     try:
         return ctx.env.to_dict()
@@ -151,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     start = time.perf_counter()
     try:
-        results = run_checks(checks, ctx, on_result)
+        rerun = None if args.no_rerun else lambda chk: rerun_in_fresh_interpreter(chk, ctx.options)
+        results = run_checks(checks, ctx, on_result, rerun)
     except KeyboardInterrupt:
         print("torchsmoke: interrupted", file=sys.stderr)
         return 130

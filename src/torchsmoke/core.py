@@ -5,7 +5,9 @@ fails by raising `CheckSkipped` / `CheckFailed` (from any depth). Any other exce
 failure too, with its type, message and traceback: one broken check never stops the others.
 The runner seeds the random generators before every check and restores torch's global state
 (threads, determinism flags, TF32 switches, default dtype, environment variables) after it, so
-the checks are independent of each other and of their order.
+the checks are independent of each other and of their order. What it cannot restore (a module
+left half-imported by a failure, say) is handled by re-running a failed check in a fresh
+interpreter (`run_checks`, `combine_runs`).
 """
 
 from __future__ import annotations
@@ -217,15 +219,59 @@ def run_check(chk: Check, ctx: Context) -> Result:
     return Result(chk.name, outcome.status, outcome.reason, duration, outcome.details)
 
 
+IN_PROCESS, FRESH = "in the suite's interpreter", "in a fresh interpreter"
+ATTEMPTS = "attempts"  # the details key of a re-run check: what each run gave
+
+
+def _run_record(where: str, result: Result) -> dict[str, Any]:
+    record = {"where": where, "status": result.status, "reason": result.reason}
+    record["duration_s"] = result.duration_s
+    if "traceback" in result.details:
+        record["traceback"] = result.details["traceback"]
+    return record
+
+
+def combine_runs(first: Result, again: Result) -> Result:
+    """One result from a check that failed in the suite's interpreter and ran `again` in a
+    fresh one: the fresh run decides (it cannot inherit what earlier checks broke); the reason
+    and `details["attempts"]` say what each run gave."""
+    if again.status == FAIL:
+        reason = again.reason
+        if first.reason != again.reason:
+            reason = f"{again.reason} (in the suite's interpreter: {first.reason})"
+    else:
+        verdict = {PASS: "passed", SKIP: "skipped"}[again.status]
+        note = f": {again.reason}" if again.reason else ""
+        reason = f"{verdict} {FRESH}{note}; failed {IN_PROCESS}: {first.reason}"
+    attempts = [_run_record(IN_PROCESS, first), _run_record(FRESH, again)]
+    return Result(
+        first.name,
+        again.status,
+        reason,
+        round(first.duration_s + again.duration_s, 3),
+        {**again.details, ATTEMPTS: attempts},
+    )
+
+
 def run_checks(
     checks: Iterable[Check],
     ctx: Context,
     on_result: Callable[[Result], None] | None = None,
+    rerun: Callable[[Check], Result] | None = None,
 ) -> list[Result]:
-    """Run the checks in order, calling `on_result` as each one finishes."""
+    """Run the checks in order, calling `on_result` as each one finishes.
+
+    One failure stays one failure: a check can fail in a way that breaks the interpreter for
+    every later check (a half-imported torch module, a registry filled twice, a sticky CUDA
+    error), which restoring the global switches cannot undo. So, given `rerun` (the command
+    line passes one that runs the check in a fresh interpreter), a check that fails here is run
+    again through it, and `combine_runs` reports both runs.
+    """
     results = []
     for chk in checks:
         result = run_check(chk, ctx)
+        if result.status == FAIL and rerun is not None:
+            result = combine_runs(result, rerun(chk))
         results.append(result)
         if on_result is not None:
             on_result(result)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from images import BUILD, CA, docker, invoke
 from torchenv import matrix
 from torchenv.matrix import ROOT
 from torchenv.smoke import SMOKE_LABEL
@@ -28,32 +28,8 @@ from torchenv.smoke import SMOKE_LABEL
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 TARGET = matrix.get("cuda13")
-STANDIN = os.environ.get("TORCHENV_STANDIN_BASE", "torchenv-standin/python:3.11-slim-bookworm")
-CA = os.environ.get("TORCHENV_CA_CERT", "/etc/ssl/certs/ca-certificates.crt")
-BUILD = ["--target", "cuda13", "--base-image", STANDIN, "--allow-unpinned-base"]
 PIP_TAG = "torchenv-test/cuda13-pip:0"
 SECRET_MARK = "-----BEGIN CERTIFICATE-----"
-
-
-def invoke(*args: str, timeout: float = 1200, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-        timeout=timeout, check=False, **kw,
-    )  # fmt: skip
-
-
-def docker(engine, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([engine.client, *args], capture_output=True, text=True, check=False)
-
-
-@pytest.fixture(scope="module")
-def image(docker_engine) -> str:
-    if docker(docker_engine, "image", "inspect", STANDIN).returncode != 0:
-        pytest.fail(f"stand-in base {STANDIN} missing: run .ci/standin-base.sh first")
-    args = [*BUILD, *(["--ca-cert", CA] if Path(CA).exists() else [])]
-    done = invoke("build", *args)
-    assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
-    return TARGET.image()
 
 
 @pytest.fixture(scope="module")
@@ -231,12 +207,9 @@ def test_verify_matches_the_lock_and_catches_a_changed_pin(image):
     assert any("torch" in line and "2.12.0" in line for line in found), found
 
 
-def test_dev_flavor_passes_every_non_gpu_check_compile_included(docker_engine, image, tmp_path):
+def test_dev_flavor_passes_every_non_gpu_check_compile_included(dev_image, tmp_path):
     """The dev flavor adds a C/C++ compiler: torch.compile must work there (it skips, with the
     reason, in the lean runtime image)."""
-    args = [*BUILD, "--flavor", "dev", *(["--ca-cert", CA] if Path(CA).exists() else [])]
-    done = invoke("build", *args)
-    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
     done = invoke("smoke", "--target", "cuda13", "--flavor", "dev", "--reports", str(tmp_path))
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
     checks = json.loads((tmp_path / "smoke-cuda13.json").read_text())["checks"]

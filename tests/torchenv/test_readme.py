@@ -87,10 +87,36 @@ def check(command: str, request: pytest.FixtureRequest) -> None:
         # the quick start's set-up and test commands: .ci/run runs them as written, and
         # test_quickstart_commands_work_in_a_fresh_clone below runs them in a fresh clone
         assert command in " && ".join(quickstart(README)), command
+    elif head in ("docker", "apptainer", "srun"):
+        check_container_command(argv)
     elif command.startswith("npm install -g @devcontainers/cli"):
         assert "@devcontainers/cli" in (ROOT / ".ci" / "run").read_text()
     else:
         pytest.fail(f"README command without a test handler: {command}")
+
+
+def check_container_command(argv: list[str]) -> None:
+    """`docker run`, `apptainer build|exec`, `srun apptainer exec`: what they run is a valid
+    torchsmoke command line, and each names an image, archive or SIF the README makes.
+    (test_any_uid.py and test_export.py run these for real, Apptainer played by Docker.)"""
+    from torchenv import export, matrix
+    from torchsmoke.cli import build_parser
+
+    if argv[0] == "srun":
+        argv = argv[argv.index("apptainer") :]
+    if argv[:2] == ["apptainer", "build"]:
+        source = argv[3].split(":", 1)
+        assert argv[2].endswith(".sif") and source[0] in export.FORMATS, argv
+        made = [export.default_out(t, "runtime", source[0]).name for t in matrix.names()]
+        assert source[1] in made, (source, made)
+        return
+    assert argv[:2] in (["docker", "run"], ["apptainer", "exec"]), argv
+    at = argv.index("torchsmoke")
+    assert argv[at - 2 : at] == ["python", "-m"], argv
+    image = argv[at - 3]
+    images = {matrix.get(t).image(f) for t in matrix.names() for f in matrix.FLAVORS}
+    assert image in images or (argv[0] == "apptainer" and image.endswith(".sif")), image
+    build_parser().parse_args(argv[at + 1 :])  # exits (fails the test) on a bad option
 
 
 @pytest.mark.parametrize("command", commands())

@@ -27,7 +27,17 @@ def assert_one_line_error(done: subprocess.CompletedProcess, text: str) -> None:
 
 def test_every_task_has_help():
     listing = invoke("--list").stdout
-    for name in ("build", "smoke", "shell", "lint", "list", "clean", "doctor", "generate"):
+    for name in (
+        "build",
+        "smoke",
+        "shell",
+        "lint",
+        "list",
+        "clean",
+        "doctor",
+        "generate",
+        "export",
+    ):
         assert f"  {name} " in listing
         helptext = invoke("--help", name).stdout
         options = helptext.split("Options:", 1)[1].splitlines()

@@ -2,8 +2,10 @@
 
 Inductor needs a C++ compiler on CPU (g++, or $CXX) and triton needs a C compiler on CUDA;
 runtime images have neither, so without one the check skips with that reason (a failure with
---require-compiler). It compiles into a fresh cache directory, so the result proves the compiler
-works now rather than replaying kernels cached by an earlier run, and leaves nothing behind.
+--require-compiler); so without a writable folder that lets compiled code run (a noexec /tmp on
+a read-only root is none). It compiles into a fresh cache directory, so the result proves the
+compiler works now rather than replaying kernels cached by an earlier run, and leaves nothing
+behind.
 """
 
 from __future__ import annotations
@@ -53,6 +55,20 @@ def missing_compiler(compilers: dict[str, str | None], device: torch.device) -> 
     return None
 
 
+def exec_capable_dir(candidates: list[str]) -> str | None:
+    """The first writable folder whose filesystem lets code run from it, or None.
+
+    Inductor loads the kernels it compiles as shared libraries from its cache folder, which fails
+    on a noexec mount: Docker's `--tmpfs /tmp` is one, and on a read-only root it is the only
+    writable place.
+    """
+    for path in candidates:
+        usable = path and os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+        if usable and not os.statvfs(path).f_flag & os.ST_NOEXEC:
+            return path
+    return None
+
+
 def _function(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.sin(x) * y + torch.cos(x).relu()
 
@@ -74,13 +90,25 @@ def torch_compile(ctx: Context) -> Outcome:
             f"this GPU has {major}.{minor}"
         )
 
+    tmp = tempfile.gettempdir()
+    base = exec_capable_dir([tmp, os.path.expanduser("~"), "/dev/shm"])
+    if base is None:
+        problem = (
+            f"no writable folder lets compiled code run ({tmp} is mounted noexec, as Docker's "
+            "--tmpfs is by default): torch.compile cannot load its kernels; mount it with exec "
+            "(docker run --tmpfs /tmp:exec) or point TMPDIR at such a folder"
+        )
+        if ctx.options.require_compiler:
+            raise CheckFailed(f"{problem} (--require-compiler was given)")
+        raise CheckSkipped(problem)
+
     dynamo = importlib.import_module("torch._dynamo")
     inductor_config = importlib.import_module("torch._inductor.config")
 
     gen = ctx.generator()
     x, y = (torch.randn(64, 32, generator=gen).to(device) for _ in range(2))
     threads = inductor_config.compile_threads
-    with tempfile.TemporaryDirectory(prefix="torchsmoke-inductor-") as cache:
+    with tempfile.TemporaryDirectory(prefix="torchsmoke-inductor-", dir=base) as cache:
         # The runner restores os.environ; compile in-process, no worker pool to start.
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
         os.environ["TRITON_CACHE_DIR"] = os.path.join(cache, "triton")

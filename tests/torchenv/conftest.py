@@ -1,0 +1,28 @@
+"""The built cuda13 images, shared by every engine test module: each flavor is built once."""
+
+from __future__ import annotations
+
+import pytest
+
+from images import STANDIN, build_args, docker, invoke
+from torchenv import matrix
+
+
+def _build(engine, flavor: str) -> str:
+    if docker(engine, "image", "inspect", STANDIN).returncode != 0:
+        pytest.fail(f"stand-in base {STANDIN} missing: run .ci/standin-base.sh first")
+    done = invoke("build", *build_args(flavor))
+    assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
+    return matrix.get("cuda13").image(flavor)
+
+
+@pytest.fixture(scope="session")
+def image(docker_engine) -> str:
+    """The cuda13 runtime image (default installer, stand-in base)."""
+    return _build(docker_engine, "runtime")
+
+
+@pytest.fixture(scope="session")
+def dev_image(docker_engine, image) -> str:
+    """The cuda13 dev image (a C/C++ compiler: torch.compile works there)."""
+    return _build(docker_engine, "dev")
