@@ -60,11 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
     expect.add_argument(
         "--require-gpu", action="store_true", help="fail (not skip) when no GPU is usable"
     )
-    expect.add_argument(
-        "--require-compiler",
-        action="store_true",
-        help="fail (not skip) the compile check when no C/C++ compiler is on PATH",
-    )
     out = parser.add_argument_group("output")
     out.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report here")
     out.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML here")
@@ -109,7 +104,6 @@ def _options(args: argparse.Namespace) -> Options:
         seed=args.seed,
         expect=expected,
         require_gpu=args.require_gpu,
-        require_compiler=args.require_compiler,
     )
 
 

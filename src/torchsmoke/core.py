@@ -73,7 +73,6 @@ class Options:
     seed: int = 0
     expect: dict[str, str] = field(default_factory=dict)  # variant/torch/torchvision/... -> value
     require_gpu: bool = False
-    require_compiler: bool = False
 
 
 class Context:

@@ -159,3 +159,10 @@ def test_check_all_reports_missing_stale_and_orphaned_files(tmp_path: Path):
         f".devcontainer/{second}/devcontainer.json is out of date: run `invoke generate`",
         ".devcontainer/retired/devcontainer.json belongs to no target in targets.toml: delete it",
     ]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tensorboards_port_is_forwarded_and_labelled(name):
+    data = committed(name)
+    assert data["forwardPorts"] == [6006]
+    assert data["portsAttributes"]["6006"]["label"] == "TensorBoard"
