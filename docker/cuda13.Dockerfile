@@ -87,13 +87,12 @@ FROM env AS compiler
 # Every flavor: a C/C++ compiler, so torch.compile works (inductor builds C++ on the CPU, triton a C
 # launcher on the GPU); inductor also needs Python.h, which a base whose Python is Debian's own
 # (not python:*, not conda) lacks: libpython3-dev then. Versions follow the pinned base's Debian
-# release (exact apt pins break at each point release). Left out, as slim bases do (measured:
-# about 50 MB): docs, man pages, translations, and gcc's lto-dump (a debugging tool).
+# release (exact apt pins break at each point release). compiler-slim.cfg keeps out what
+# torch.compile never uses (docs, LTO, sanitizers, static libraries: measured in that file).
+COPY docker/compiler-slim.cfg /etc/dpkg/dpkg.cfg.d/torchenv-compiler
 # hadolint ignore=DL3008
 RUN headers="$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" \
     && if [ -f "$headers" ]; then extra=""; else extra=libpython3-dev; fi \
-    && printf 'path-exclude=%s\n' '/usr/share/doc/*' '/usr/share/man/*' '/usr/share/info/*' \
-        '/usr/share/locale/*' '/usr/bin/*lto-dump*' > /etc/dpkg/dpkg.cfg.d/torchenv-slim \
     && apt-get update \
     && apt-get install -y --no-install-recommends \
         g++ \

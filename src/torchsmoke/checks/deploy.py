@@ -80,10 +80,10 @@ def quantize(ctx: Context) -> Outcome:
     model, data, _ = train_mlp(ctx, ctx.device)
     cpu = torch.device("cpu")
     model, data = model.to(cpu).eval(), data.to(cpu)  # dynamic quantization runs on the CPU
+    fp32_acc = accuracy(model, data.x_test, data.y_test)
     with quantized_engine(engine), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         qmodel = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
-        fp32_acc = accuracy(model, data.x_test, data.y_test)
         int8_acc = accuracy(qmodel, data.x_test, data.y_test)
     quantized = sorted({type(m).__module__ + "." + type(m).__name__ for m in qmodel.modules()})
     details = {
