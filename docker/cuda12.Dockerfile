@@ -123,19 +123,29 @@ RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
 # hadolint ignore=DL3006
 FROM env-${INSTALLER} AS env
 
-FROM env AS dev-deps
-# Dev flavor: git, and a C/C++ compiler so torch.compile works; inductor also needs Python.h,
-# which a base whose Python is Debian's own (not python:*, not conda) lacks: python3-dev then.
-# Versions follow the pinned base's Debian release (exact apt pins break at each point release).
+FROM env AS compiler
+# Every flavor: a C/C++ compiler, so torch.compile works (inductor builds C++ on the CPU, triton a C
+# launcher on the GPU); inductor also needs Python.h, which a base whose Python is Debian's own
+# (not python:*, not conda) lacks: libpython3-dev then. Versions follow the pinned base's Debian
+# release (exact apt pins break at each point release). compiler-slim.cfg keeps out what
+# torch.compile never uses (docs, LTO, sanitizers, static libraries: measured in that file).
+COPY docker/compiler-slim.cfg /etc/dpkg/dpkg.cfg.d/torchenv-compiler
 # hadolint ignore=DL3008
 RUN headers="$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" \
-    && if [ -f "$headers" ]; then extra=""; else extra=python3-dev; fi \
+    && if [ -f "$headers" ]; then extra=""; else extra=libpython3-dev; fi \
     && apt-get update \
     && apt-get install -y --no-install-recommends \
         g++ \
-        git \
         libc6-dev \
         ${extra:+"$extra"} \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/*
+
+FROM compiler AS dev-deps
+# Dev flavor: git.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git \
     && rm -rf /var/lib/apt/lists/*
 ARG USER_UID=1000
 ARG USER_GID=1000
@@ -183,7 +193,7 @@ LABEL \
 WORKDIR /workspace
 CMD ["python", "-m", "torchsmoke"]
 
-FROM env AS runtime
+FROM compiler AS runtime
 ARG USER_UID=1000
 ARG USER_GID=1000
 USER ${USER_UID}:${USER_GID}

@@ -19,6 +19,9 @@ Choices, each for a problem users report (items 1, 3 and 12 of the project's use
   files written to the bind-mounted workspace belong to that user. (For a root caller it changes
   nothing: UID 0 exists in every image.) /opt/env belongs to a group the user is a member of,
   so `pip install` keeps working after the UID change.
+- TensorBoard: its port (6006) is forwarded and labelled, so `tensorboard --logdir runs` in the
+  container opens at http://localhost:6006 on the host; VS Code forwards a port the container
+  listens on at localhost, so no `--bind_all` is needed.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ WORKSPACE_FOLDER = "/workspaces/${localWorkspaceFolderBasename}"
 EXTENSIONS = ("ms-python.python", "ms-toolsai.jupyter")
 # The smoke suite's quick mode; on a host without a GPU its cuda check skips (with the reason).
 POST_CREATE_COMMAND = "python -m torchsmoke --quick"
+TENSORBOARD_PORT = 6006  # TensorBoard's default
 
 
 def config_path(name: str, root: Path = ROOT) -> Path:
@@ -63,6 +67,10 @@ def config(target: Target) -> dict:
             },
         },
         "runArgs": [f"--shm-size={SHM_SIZE}"],
+        "forwardPorts": [TENSORBOARD_PORT],
+        "portsAttributes": {
+            str(TENSORBOARD_PORT): {"label": "TensorBoard", "onAutoForward": "notify"}
+        },
         "remoteUser": REMOTE_USER,
         "updateRemoteUserUID": True,
         "workspaceFolder": WORKSPACE_FOLDER,

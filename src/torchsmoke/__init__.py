@@ -1,12 +1,13 @@
 """torchsmoke: the in-image smoke suite. `python -m torchsmoke` proves an environment trains.
 
 It runs inside every torchenv image and on any Python with torch, and imports only the standard
-library and torch (torchvision and torchaudio lazily: they may be missing).
+library and torch (torchvision, torchaudio and tensorboard lazily: they may be missing).
 
 Checks (in order; `--list` shows them, `--only a,b` / `--skip a,b` select):
 env, expect, mlp, cnn, vision, audio, autograd, checkpoint, determinism, dataloader, ddp, amp,
-cuda, compile. Each ends pass, fail or skip, with a reason for every skip and failure (and a
-note on some passes), and its duration; one failing or raising check never stops the others.
+cuda, compile, quantize, export, tensorboard. Each ends pass, fail or skip, with a reason for every
+skip and failure (and a note on some passes), and its duration; one failing or raising check never
+stops the others.
 
 Usage::
 
@@ -17,7 +18,6 @@ Usage::
         --expect-torchvision 0.22.1 --expect-torchaudio 2.7.1 --expect-python 3.11 --require-gpu
     python -m torchsmoke --device cpu --seed 3 --json report.json --junit report.xml
 
-Other options: --require-compiler (compile fails instead of skipping without a compiler).
 Exit status: 0 when no check failed, 1 when one did, 2 for a usage error (an unknown check name
 included: the message lists the valid ones).
 

@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     expect.add_argument(
         "--require-compiler",
         action="store_true",
-        help="fail (not skip) the compile check when no C/C++ compiler is on PATH",
+        help="fail (not skip) the compile check when compiled code cannot run here (a noexec /tmp)",
     )
     out = parser.add_argument_group("output")
     out.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report here")

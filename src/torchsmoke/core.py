@@ -75,7 +75,7 @@ class Options:
     seed: int = 0
     expect: dict[str, str] = field(default_factory=dict)  # variant/torch/torchvision/... -> value
     require_gpu: bool = False
-    require_compiler: bool = False
+    require_compiler: bool = False  # torch.compile must run: its skips become failures
 
 
 class Context:

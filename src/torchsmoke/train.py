@@ -123,17 +123,19 @@ def fit(
     autocast_dtype: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
     on_step: Callable[[torch.Tensor], None] | None = None,
+    on_loss: Callable[[int, float, nn.Module], None] | None = None,
 ) -> list[float]:
     """Adam on random mini-batches (indices from `gen`); the loss of every step.
 
     With `autocast_dtype` the forward pass runs under torch.autocast on the data's device;
-    with `scaler` the backward pass goes through a GradScaler (fp16 on CUDA).
+    with `scaler` the backward pass goes through a GradScaler (fp16 on CUDA). `on_step` sees each
+    step's output, `on_loss` each step's index, loss and the model after the update.
     """
     device = data.x_train.device
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     model.train()
-    for _ in range(steps):
+    for step in range(steps):
         idx = torch.randint(0, len(data.y_train), (batch_size,), generator=gen).to(device)
         opt.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
@@ -149,6 +151,8 @@ def fit(
             loss.backward()
             opt.step()
         losses.append(loss.item())
+        if on_loss is not None:
+            on_loss(step, losses[-1], model)
     return losses
 
 

@@ -136,3 +136,10 @@ def test_post_create_runs_the_quick_smoke_suite_without_requiring_a_gpu(name):
     command = committed(name)["postCreateCommand"]
     assert command.startswith("python -m torchsmoke --quick")
     assert "--require-gpu" not in command
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tensorboards_port_is_forwarded_and_labelled(name):
+    data = committed(name)
+    assert data["forwardPorts"] == [6006]
+    assert data["portsAttributes"]["6006"]["label"] == "TensorBoard"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from torchsmoke.checks.board import tensorboard
 from torchsmoke.checks.compiler import torch_compile
+from torchsmoke.checks.deploy import export, quantize
 from torchsmoke.checks.distributed import ddp
 from torchsmoke.checks.environment import env, expect
 from torchsmoke.checks.extras import audio, vision
@@ -27,6 +29,9 @@ ALL: tuple[Check, ...] = (
     amp,
     cuda,
     torch_compile,
+    quantize,
+    export,
+    tensorboard,
 )
 NAMES: tuple[str, ...] = tuple(c.name for c in ALL)
 BY_NAME: dict[str, Check] = {c.name: c for c in ALL}

@@ -1,11 +1,11 @@
 """`compile`: torch.compile (inductor) on a small function, equal to eager.
 
-Inductor needs a C++ compiler on CPU (g++, or $CXX) and triton needs a C compiler on CUDA;
-runtime images have neither, so without one the check skips with that reason (a failure with
---require-compiler); so without a writable folder that lets compiled code run (a noexec /tmp on
-a read-only root is none). It compiles into a fresh cache directory, so the result proves the
-compiler works now rather than replaying kernels cached by an earlier run, and leaves nothing
-behind.
+Inductor needs a C++ compiler on CPU (g++, or $CXX) and triton needs a C compiler on CUDA. Every
+torchenv image has both, so a missing compiler is a failure whose reason says how to install one
+(it never skips for that). Compiled kernels are loaded from a writable folder that allows running
+code: without one (a noexec /tmp on a read-only root) the check skips and says so. It compiles
+into a fresh cache directory, so the result proves the compiler works now rather than replaying
+kernels cached by an earlier run, and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -35,23 +35,23 @@ _COMPILER_ERROR = re.compile(
 )
 
 
+COMPILER_FIX = (
+    "install one (Debian/Ubuntu: apt-get install g++ libc6-dev; every torchenv image has it: "
+    "rebuild with `invoke build`)"
+)
+
+
 def missing_compiler(compilers: dict[str, str | None], device: torch.device) -> str | None:
     """Why torch.compile cannot work here, or None when the needed compiler is on PATH."""
     if device.type == "cpu" and not compilers.get("cxx"):
         if not compilers.get("cc"):
-            return (
-                "no C compiler (cc/gcc) on PATH: torch.compile needs one; "
-                "use the dev image flavor or install gcc"
-            )
+            return f"no C compiler (cc/gcc) on PATH: torch.compile needs one; {COMPILER_FIX}"
         return (
-            "no C++ compiler (g++, or $CXX) on PATH: torch.compile on CPU needs one; "
-            "use the dev image flavor or install g++"
+            f"no C++ compiler (g++, or $CXX) on PATH: torch.compile on CPU needs one; "
+            f"{COMPILER_FIX}"
         )
     if device.type == "cuda" and not compilers.get("cc"):
-        return (
-            "no C compiler (cc/gcc) on PATH: torch.compile (triton) needs one; "
-            "use the dev image flavor or install gcc"
-        )
+        return f"no C compiler (cc/gcc) on PATH: torch.compile (triton) needs one; {COMPILER_FIX}"
     return None
 
 
@@ -80,9 +80,7 @@ def torch_compile(ctx: Context) -> Outcome:
     device = ctx.device
     problem = missing_compiler(ctx.env.compilers, device)
     if problem:
-        if ctx.options.require_compiler:
-            raise CheckFailed(f"{problem} (--require-compiler was given)")
-        raise CheckSkipped(problem)
+        raise CheckFailed(problem, compilers=ctx.env.compilers)
     if device.type == "cuda" and torch.cuda.get_device_capability(device) < (7, 0):
         major, minor = torch.cuda.get_device_capability(device)
         raise CheckSkipped(
@@ -120,8 +118,8 @@ def torch_compile(ctx: Context) -> Outcome:
         except Exception as exc:
             if _COMPILER_ERROR.search(f"{type(exc).__name__} {exc}"):
                 raise CheckFailed(
-                    f"{error_summary(exc)}; likely cause: the C/C++ compiler does not work "
-                    "(install gcc and g++, or use the dev image flavor)"
+                    f"{error_summary(exc)}; likely cause: the C/C++ compiler does not work: "
+                    f"{COMPILER_FIX}"
                 ) from exc
             raise
         finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -19,6 +20,36 @@ MLP_THRESHOLD = 0.80  # chance is 0.10
 CNN_THRESHOLD = 0.70  # chance is 0.25
 AMP_MAX_LOSS_RATIO = 0.6  # mean loss of the last steps / of the first steps
 N_TEST = 1000
+MLP_LR, MLP_STEPS = 2e-3, (150, 60)  # steps: full, --quick
+CNN_LR, CNN_STEPS = 5e-3, (400, 200)
+
+
+def mlp_data(ctx: Context) -> Split:
+    return prototype_data(ctx.generator(), ctx.pick(2000, 1000), N_TEST, spread=0.2)
+
+
+def cnn_data(ctx: Context) -> Split:
+    return shape_images(ctx.generator(), ctx.pick(2000, 1000), N_TEST, noise=0.2)
+
+
+def train_mlp(
+    ctx: Context,
+    device: torch.device,
+    on_loss: Callable[[int, float, nn.Module], None] | None = None,
+) -> tuple[nn.Module, Split, list[float]]:
+    """The mlp check's model trained on its data (for the checks that start from it)."""
+    data = mlp_data(ctx).to(device)
+    model = make_mlp().to(device)
+    losses = fit(
+        model,
+        data,
+        steps=ctx.pick(*MLP_STEPS),
+        batch_size=64,
+        lr=MLP_LR,
+        gen=ctx.generator(1),
+        on_loss=on_loss,
+    )
+    return model, data, losses
 
 
 def _train_classifier(
@@ -51,17 +82,25 @@ def _train_classifier(
 
 @check("mlp", "train an MLP 784-128-10 on synthetic class prototypes; held-out accuracy")
 def mlp(ctx: Context) -> Outcome:
-    data = prototype_data(ctx.generator(), ctx.pick(2000, 1000), N_TEST, spread=0.2)
     return _train_classifier(
-        ctx, make_mlp(), data, steps=ctx.pick(150, 60), lr=2e-3, threshold=MLP_THRESHOLD
+        ctx,
+        make_mlp(),
+        mlp_data(ctx),
+        steps=ctx.pick(*MLP_STEPS),
+        lr=MLP_LR,
+        threshold=MLP_THRESHOLD,
     )
 
 
 @check("cnn", "train a small CNN on synthetic bars/crosses/squares; held-out accuracy")
 def cnn(ctx: Context) -> Outcome:
-    data = shape_images(ctx.generator(), ctx.pick(2000, 1000), N_TEST, noise=0.2)
     return _train_classifier(
-        ctx, SmallCNN(), data, steps=ctx.pick(400, 200), lr=5e-3, threshold=CNN_THRESHOLD
+        ctx,
+        SmallCNN(),
+        cnn_data(ctx),
+        steps=ctx.pick(*CNN_STEPS),
+        lr=CNN_LR,
+        threshold=CNN_THRESHOLD,
     )
 
 
