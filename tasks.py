@@ -217,18 +217,28 @@ def lint(c):
 
 @task(
     help={
-        "target": "only this target (default: all)",
-        "dry_run": "print the commands without running them (default: run)",
+        "target": "only this target's (default: all of torchenv's)",
+        "dry_run": "show what would be removed and what is kept, remove nothing (default: remove)",
     }
 )
 def clean(c, target=None, dry_run=False):
-    """Remove torchenv's images (runtime and dev) and stopped smoke and shell containers."""
+    """Remove what torchenv made on the engine, found by its labels: images, containers, networks."""
     from torchenv import clean as cleans
 
     with user_errors():
-        targets = [_target(target)] if target else list(matrix.load().values())
-        client = "docker" if dry_run else engine.detect().client
-        _run_all(cleans.clean_commands(client, targets), dry_run=dry_run)
+        names = [_target(target)] if target else list(matrix.load().values())
+        client = engine.detect().client
+        steps = cleans.plan(
+            cleans.find(client, target and names[0].name),
+            known_images=[t.image(f) for t in names for f in matrix.FLAVORS],
+        )
+        for line in cleans.describe(steps, dry_run):
+            print(line)
+        failed = [] if dry_run else cleans.run(steps, client)
+        for line in failed:
+            print(line)
+        if failed:
+            raise UserError(f"{len(failed)} of torchenv's objects could not be removed (above)")
 
 
 @task(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchbuild import envfile
-from torchenv import pins, render
+from torchenv import labels, pins, render
 from torchenv.digests import is_pinned
 from torchenv.engine import Engine
 from torchenv.errors import UserError
@@ -147,9 +147,11 @@ def build_command(
 
 
 def label_command(engine: Engine, image: str, digest: str) -> list[str]:
-    """Adds the manifest digest label: a metadata-only build on top of the built image."""
+    """Adds the manifest digest label and torchenv's own labels (`invoke clean` finds the image
+    by them): a metadata-only build on top of the built image."""
     prefix, _ = engine.build_prefix()
-    return [*prefix, "--quiet", "--label", f"{MANIFEST_LABEL}={digest}", "--tag", image, "-"]
+    own = labels.cli_args(labels.of_image(image))
+    return [*prefix, "--quiet", "--label", f"{MANIFEST_LABEL}={digest}", *own, "--tag", image, "-"]
 
 
 def label_dockerfile(image: str) -> str:

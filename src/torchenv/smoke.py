@@ -13,11 +13,12 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torchenv import labels
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 
 REPORT_DIR = "/tmp/torchsmoke-report"
-SMOKE_LABEL = "io.torchenv.smoke"
+SMOKE_LABEL = "io.torchenv.smoke"  # with the rest of labels.of("smoke", target)
 SHM_SIZE = "2g"  # DataLoader workers need more than Docker's default 64 MB /dev/shm
 TIMEOUT_S = 900
 
@@ -60,7 +61,7 @@ def run_kwargs(req: SmokeRequest, gpu: bool) -> dict:
         "image": req.image,
         "command": smoke_args(req),
         "shm_size": SHM_SIZE,
-        "labels": {SMOKE_LABEL: req.target.name},
+        "labels": labels.of("smoke", req.target.name),
         "environment": dict(req.env),
         "detach": True,
     }

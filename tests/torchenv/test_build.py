@@ -152,6 +152,11 @@ def test_run_build_streams_labels_with_the_file_sha256_and_leaves_no_dangling_im
     assert "#1 done" in lines and lines[-1].startswith("torchenv: built torchenv/cuda13")
     label = next(c for c in runner.calls if c.args[:3] == ("/usr/bin/docker", "build", "--quiet"))
     assert f"io.torchenv.manifest.sha256={FILE_SHA}" in label.args
+    own = label.args[label.args.index("--quiet") + 3 : label.args.index("--tag")]
+    assert own == (
+        "--label", "io.torchenv.managed=true",
+        "--label", "io.torchenv.tag=torchenv/cuda13:2.11.0-cu130",
+    )  # fmt: skip
     assert label.input == "FROM torchenv/cuda13:2.11.0-cu130\n"
     assert label.env == {"DOCKER_BUILDKIT": "1"}
     removed = [c.args[-1] for c in runner.calls if c.args[1:3] == ("image", "rm")]

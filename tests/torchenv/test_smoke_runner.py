@@ -31,7 +31,11 @@ def test_container_has_shared_memory_and_gpu_request():
     assert kwargs["shm_size"] == "2g"
     request = kwargs["device_requests"][0]
     assert request["Count"] == -1 and request["Capabilities"] == [["gpu"]]
-    assert kwargs["labels"] == {smokes.SMOKE_LABEL: "cuda13"}
+    assert kwargs["labels"] == {
+        smokes.SMOKE_LABEL: "cuda13",
+        "io.torchenv.managed": "true",
+        "io.torchenv.target": "cuda13",
+    }
     line = smokes.describe(kwargs)
     assert line.startswith("docker run --rm --shm-size=2g --gpus=all")
     assert "device_requests" not in smokes.run_kwargs(req(), gpu=False)
