@@ -154,12 +154,14 @@ def _dry_engine() -> engine.Engine:
         "reports": "folder for smoke-<target>.json and .xml (default: reports/)",
         "image": "test this image instead of the target's (default: the matrix's image name)",
         "args": "more arguments for the suite, e.g. '--only mlp,cnn' (default: none)",
+        "timeout": "stop the suite after this many seconds, exit 124 (default: the target's "
+        "smoke_timeout_s in targets.toml)",
         "dry_run": "print the equivalent docker command without running it (default: run)",
     },
 )
 def smoke(
     c, target=None, flavor="runtime", no_gpu=False, require_gpu=False, quick=False,
-    reports="reports", image=None, args="", dry_run=False,
+    reports="reports", image=None, args="", timeout=None, dry_run=False,
 ):  # fmt: skip
     """Run the smoke suite in a target's image, with the target's expectations."""
     with user_errors():
@@ -169,7 +171,7 @@ def smoke(
         req = smokes.SmokeRequest(
             target=t, image=image or t.image(flavor), gpu="no" if no_gpu else "auto",
             require_gpu=require_gpu, quick=quick, extra_args=tuple(shlex.split(args)),
-            reports=Path(reports) if reports else None,
+            reports=Path(reports) if reports else None, timeout_s=smokes.parse_timeout(timeout),
         )  # fmt: skip
         if dry_run:
             print(smokes.describe(smokes.run_kwargs(req, gpu=t.is_cuda and not no_gpu)))
@@ -180,7 +182,10 @@ def smoke(
         if t.is_cuda and not gpu:
             why = "--no-gpu given" if no_gpu else "this engine has no NVIDIA runtime"
             print(f"torchenv: running without a GPU ({why}): the GPU checks will skip")
-        code = smokes.run(req, client, gpu)
+        try:
+            code = smokes.run(req, client, gpu)
+        except smokes.TimedOut as exc:
+            raise Exit(f"error: {exc}", code=smokes.TIMEOUT_EXIT) from None
         if code != 0:
             raise Exit(f"smoke suite failed in {req.image} (exit {code})", code=code)
 

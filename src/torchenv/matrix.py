@@ -48,6 +48,7 @@ class Target:
     image_size_gb: float | None = (
         None  # runtime image size as measured by benchmarks/build_speed.py
     )
+    smoke_timeout_s: int = 900  # `invoke smoke` stops the suite after this (its --timeout)
 
     @property
     def is_cuda(self) -> bool:

@@ -143,13 +143,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     width = max([0, *(len(c.name) for c in checks)])
+    finished: list[Result] = []
+
+    def write_partial() -> None:
+        """The JSON report so far, with the check now running: what a killed run leaves."""
+        if args.json:
+            running = checks[len(finished)].name if len(finished) < len(checks) else None
+            env = _env_dict(ctx) if finished else {}
+            data = report.build(finished, env, argv, time.perf_counter() - start)
+            report.write_json({**data, "partial": True, "running": running}, args.json)
 
     def on_result(result: Result) -> None:
         print(report.result_line(result, width), flush=True)
         if result.name == "env" and result.status == "pass":
             print("      " + envinfo.render(ctx.env).replace("\n", "\n      "), flush=True)
+        finished.append(result)
+        write_partial()
 
     start = time.perf_counter()
+    write_partial()
     try:
         results = run_checks(checks, ctx, on_result)
     except KeyboardInterrupt:
