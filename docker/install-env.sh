@@ -12,6 +12,7 @@
 #   /tmp/ctx/envs/TARGET.conda-lock.yml     conda-lock unified lock for the conda installer, when present
 #   /tmp/ctx/wheelhouse/*.whl               wheels for offline builds, when present
 #   /run/secrets/ca_cert                    a CA bundle for TLS-inspecting proxies (BuildKit secret)
+#   /run/secrets/index_url                  the --index-url with its credentials (BuildKit secret)
 # Honours TORCHENV_INDEX_URL (a mirror of the target's pip index) and CONDA_CHANNEL_ALIAS; the conda
 # installer takes the Python version from PYTHON_VERSION (rendered from the matrix, like the env file).
 set -euo pipefail
@@ -48,6 +49,12 @@ if [[ -f /run/secrets/ca_cert ]]; then
     export PIP_CERT=/run/secrets/ca_cert SSL_CERT_FILE=/run/secrets/ca_cert
     export REQUESTS_CA_BUNDLE=/run/secrets/ca_cert MAMBA_SSL_VERIFY=/run/secrets/ca_cert
     say "using the CA bundle given with --ca-cert"
+fi
+
+if [[ -f /run/secrets/index_url ]]; then
+    # The build argument holds the mirror's URL without its credentials; the secret, the whole URL.
+    TORCHENV_INDEX_URL=$(< /run/secrets/index_url)
+    say "index credentials from a BuildKit secret (never stored in the image)"
 fi
 
 pip_source=()

@@ -335,3 +335,55 @@ def test_smoke_past_its_timeout_stops_names_the_check_and_keeps_a_partial_report
     assert elapsed < 25 + 60, elapsed
     leftovers = sdk.from_env().containers.list(all=True, filters={"label": f"{SMOKE_LABEL}=cuda13"})
     assert leftovers == []
+
+
+def default_index_with(user: str, token: str) -> str:
+    """pip's own default index URL (taken from pip, which accepts any credentials there) with a
+    user and a token in it, as a private mirror's URL would carry them."""
+    from pip._internal.models.index import PyPI
+
+    return PyPI.simple_url.replace("https://", f"https://{user}:{token}@", 1)
+
+
+def stream_holds(argv: list[str], needle: bytes) -> bool:
+    """Whether a command's (large) output contains `needle`, read in chunks."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    tail, found = b"", False
+    for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
+        if needle in tail + chunk:
+            found = True
+        tail = chunk[-len(needle) :]
+    assert proc.wait() == 0
+    return found
+
+
+def test_index_credentials_reach_pip_but_no_history_config_or_layer(docker_engine, image):
+    """A real build through an index URL with a user and token: pip uses them (it prints the URL
+    with the password hidden), and the token is nowhere in the image: not in `docker history`,
+    not in its config, not in any layer of `docker save`. The wheels come from the pip cache the
+    first build filled."""
+    token = f"tok-{os.getpid()}-{time.time_ns()}"
+    tag = "torchenv-test/credentials:0"
+    url = default_index_with("torchenv-user", token)
+    args = [
+        *BUILD,
+        "--index-url",
+        url,
+        "--tag",
+        tag,
+        *(["--ca-cert", CA] if Path(CA).exists() else []),
+    ]
+    try:
+        done = invoke("build", *args, timeout=1800)
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
+        assert token not in output
+        assert "index credentials from a BuildKit secret" in output
+        assert "torchenv-user:****@" in output  # pip was given the credentials
+        history = docker(docker_engine, "history", "--no-trunc", "--format", "{{.CreatedBy}}", tag)
+        assert "TORCHENV_INDEX_URL=https://" in history.stdout and token not in history.stdout
+        assert token not in docker(docker_engine, "image", "inspect", tag).stdout
+        assert not stream_holds([docker_engine.client, "save", tag], token.encode())
+    finally:
+        docker(docker_engine, "image", "rm", "--force", tag)

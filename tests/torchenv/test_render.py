@@ -83,3 +83,12 @@ def test_hadolint_passes_on_every_dockerfile(tool):
     files = [str(t.dockerfile) for t in matrix.load().values()]
     done = subprocess.run([tool("hadolint"), *files], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_install_step_can_read_the_index_secret():
+    from torchenv import render
+
+    for target in matrix.load().values():
+        text = render.dockerfile(target)
+        installs = text.count("bash /tmp/ctx/install-env.sh")
+        assert text.count("--mount=type=secret,id=index_url,mode=0444") == installs == 3
