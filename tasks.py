@@ -298,11 +298,12 @@ def lock(c, target=None, check=False, installer=None, index_url=None, dry_run=Fa
 @task(
     help={
         "target": f"the target whose image to verify: {_names()}",
-        "image": "verify this image (default: the target's runtime image)",
+        "image": "verify this image: built here, pulled by digest, derived (default: the "
+        "target's runtime image)",
     }
 )
 def verify(c, target=None, image=None):
-    """Compare a built image's package manifest with the target's lock; fail on any difference."""
+    """Hash what an image holds now; compare with the target's lock and the build's manifest."""
     from torchenv import verify as verifies
 
     with user_errors():
