@@ -228,24 +228,23 @@ def against_build(live: Mapping, baked: Mapping) -> list[str]:
         if was["version"] != is_["version"]:
             lines.append(f"changed version: {name} {was['version']} at build, {is_['version']} now")
             continue
-        before, after = was.get("files", {}), is_.get("files", {})
-        for path in sorted(before.keys() | after.keys()):
-            if path not in after:
-                lines.append(f"deleted file: {path} ({name})")
-            elif path not in before:
-                lines.append(f"new file: {path} ({name})")
-            elif before[path] != after[path]:
-                lines.append(f"changed file: {path} ({name})")
+        lines += _file_lines(was.get("files", {}), is_.get("files", {}), name)
     if "unowned" not in baked:  # a manifest from before unowned files were recorded
         return lines + unowned_lines(live)
-    before, after = baked["unowned"], live.get("unowned", {})
+    return lines + _file_lines(baked["unowned"], live.get("unowned", {}), None)
+
+
+def _file_lines(before: Mapping, after: Mapping, owner: str | None) -> list[str]:
+    """A line for each file deleted, new or changed; `owner`: its distribution, None: unowned."""
+    kind, why = ("file", f"({owner})") if owner else ("unowned file", "(no distribution owns it)")
+    lines = []
     for path in sorted(before.keys() | after.keys()):
-        if path not in before:
-            lines.append(f"unowned file: {path} (no distribution owns it)")
-        elif path not in after:
-            lines.append(f"deleted unowned file: {path}")
+        if path not in after:
+            lines.append(f"deleted {kind}: {path} {why}")
+        elif path not in before:
+            lines.append(f"{'new file' if owner else kind}: {path} {why}")
         elif before[path] != after[path]:
-            lines.append(f"changed unowned file: {path} (no distribution owns it)")
+            lines.append(f"changed {kind}: {path} {why}")
     return lines
 
 
