@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from torchbuild import buildinfo
 from torchbuild import manifest as manifests
+from torchenv import labels as own_labels
 from torchenv import livescan, matrix
 from torchenv import lockfile as locks
 from torchenv.build import MANIFEST_LABEL, MANIFEST_PATH  # where the build puts them
@@ -172,7 +173,12 @@ def read_image(image: str, client=None) -> tuple[dict[str, bytes | None], dict[s
     except docker.errors.ImageNotFound:
         raise UserError(f"no image {image}: build it first (invoke build)") from None
     files: dict[str, bytes | None] = {}
-    container = client.containers.create(image, command=["/nonexistent"], network_disabled=True)
+    container = client.containers.create(
+        image,
+        command=["/nonexistent"],
+        network_disabled=True,
+        labels=own_labels.of("verify", labels.get(own_labels.TARGET, "unknown")),
+    )
     try:
         for path in (MANIFEST_PATH, BUILD_INFO_PATH):
             try:
