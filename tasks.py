@@ -297,7 +297,8 @@ def lock(c, target=None, check=False, installer=None, index_url=None, dry_run=Fa
 
 @task(
     help={
-        "target": f"the target whose image to verify: {_names()}",
+        "target": f"the target whose lock to verify against: {_names()} (default with --image: "
+        "the image's io.torchenv.target label)",
         "image": "verify this image: built here, pulled by digest, derived (default: the "
         "target's runtime image)",
     }
@@ -307,7 +308,7 @@ def verify(c, target=None, image=None):
     from torchenv import verify as verifies
 
     with user_errors():
-        t = _target(target)
+        t = matrix.get(verifies.target_of(image)) if image and not target else _target(target)
         differences = verifies.verify_image(t, image=image)
         for line in differences:
             print(line)

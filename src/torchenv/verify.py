@@ -298,6 +298,20 @@ def audit(
     return differences, notes
 
 
+def target_of(image: str, runner: Runner = subprocess_runner, client: str | None = None) -> str:
+    """The target an image was built for (its io.torchenv.target label); UserError without one."""
+    from torchenv import engine
+
+    client = client or engine.detect(runner).client
+    name = (livescan.image_config(client, image, runner).get("Labels") or {}).get(own_labels.TARGET)
+    if not name:
+        raise UserError(
+            f"{image} has no {own_labels.TARGET} label: say which lock to verify it against "
+            f"with --target ({', '.join(matrix.names())})"
+        )
+    return str(name)
+
+
 def verify_image(
     target: Target | str,
     image: str | None = None,

@@ -266,3 +266,18 @@ def test_a_build_manifest_whose_label_disagrees_is_not_trusted():
          "added: six 1.16.0 (not in the build's manifest)"],
         [],
     )  # fmt: skip
+
+
+def test_the_target_of_an_image_comes_from_its_label():
+    from torchenv.runner import FakeRunner, reply
+
+    labelled = FakeRunner(
+        {("docker", "image", "inspect"): reply('{"Labels": {"io.torchenv.target": "cuda13"}}')}
+    )
+    assert verify.target_of("me/derived:1", labelled, client="docker") == "cuda13"
+    bare = FakeRunner({("docker", "image", "inspect"): reply('{"User": "", "Labels": null}')})
+    with pytest.raises(
+        UserError,
+        match=r"^x:1 has no io.torchenv.target label: say which lock .* with --target \(cpu, cuda118, cuda12, cuda13\)$",
+    ):
+        verify.target_of("x:1", bare, client="docker")
