@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import tarfile
 import uuid
 
@@ -174,6 +176,17 @@ def test_images_that_cannot_be_verified_give_one_line_and_leave_no_container(doc
             verify.verify_image("cuda13", image=tag, out=lambda line: None)
         with pytest.raises(UserError, match="^no image torchenv-test/absent:0 on this engine"):
             verify.verify_image("cuda13", image="torchenv-test/absent:0")
+        for args, message in (
+            (["--image", "torchenv-test/absent:0"], "error: no image torchenv-test/absent:0 on"),
+            (["--image", tag, "--target", "cuda13"], f"error: cannot hash {tag}'s environment"),
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "invoke", "verify", *args], cwd=matrix.ROOT,
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+            errors = [line for line in done.stderr.splitlines() if line.strip()]
+            assert done.returncode == 1 and len(errors) == 1, done.stderr
+            assert errors[0].startswith(message), errors
     finally:
         client.images.remove(tag, force=True)
     assert {c.id for c in client.containers.list(all=True)} == before
