@@ -110,3 +110,23 @@ def test_lock_check_passes_and_lock_dry_run_shows_the_resolver():
     done = invoke("lock", "--target", "cuda13", "--dry-run")
     assert done.returncode == 0 and "pip install --dry-run" in done.stdout
     assert "--python-version 3.11" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["smoke", "--target", "cuda13", "--timeout", "0", "--dry-run"],
+         "error: --timeout '0' is not a positive number of seconds: e.g. --timeout 600"),
+        (["smoke", "--target", "cuda13", "--timeout", "soon", "--dry-run"],
+         "error: --timeout 'soon' is not a positive number of seconds"),
+        (["build", "--target", "cuda13", "--index-url", "ftp://mirror/simple", "--dry-run"],
+         "error: --index-url 'ftp://mirror/simple' is not an http(s) URL"),
+        (["build", "--target", "cuda13", "--conda-channel-alias", "https://u:p@mirror", "--dry-run"],
+         "error: --conda-channel-alias holds a user or password"),
+        (["verify"], "error: --target is required: choose one of cpu, cuda118, cuda12, cuda13"),
+    ],
+    ids=["timeout zero", "timeout not a number", "index not http", "alias with credentials",
+         "verify without target or image"],
+)  # fmt: skip
+def test_bad_input_is_one_line(args, message):
+    assert_one_line_error(invoke(*args), message)
