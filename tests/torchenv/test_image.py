@@ -387,3 +387,21 @@ def test_index_credentials_reach_pip_but_no_history_config_or_layer(docker_engin
         assert not stream_holds([docker_engine.client, "save", tag], token.encode())
     finally:
         docker(docker_engine, "image", "rm", "--force", tag)
+
+
+def test_a_rebuild_leaves_no_dangling_image_of_its_own(docker_engine, image):
+    """The rebuild is all cache hits but its labels (created) change, so its tag moves to a new
+    image: the one it named before and the unlabelled one must not stay behind as `<none>`.
+    (The test holds the engine lock: no other build runs meanwhile.)"""
+
+    def dangling() -> set[str]:
+        listing = docker(docker_engine, "image", "ls", "-q", "--no-trunc", "-f", "dangling=true")
+        return set(listing.stdout.split())
+
+    before, old_id = dangling(), docker(docker_engine, "image", "inspect", "-f", "{{.Id}}", image)
+    done = invoke("build", *BUILD, *(["--ca-cert", CA] if Path(CA).exists() else []))
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
+    new_id = docker(docker_engine, "image", "inspect", "-f", "{{.Id}}", image)
+    assert new_id.stdout != old_id.stdout  # the tag moved: there was something to clean up
+    assert dangling() - before == set()
+    assert docker(docker_engine, "image", "inspect", old_id.stdout.strip()).returncode != 0
