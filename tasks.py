@@ -187,12 +187,14 @@ def _dry_engine() -> engine.Engine:
         "reports": "folder for smoke-<target>.json and .xml (default: reports/)",
         "image": "test this image instead of the target's (default: the matrix's image name)",
         "args": "more arguments for the suite, e.g. '--only mlp,cnn' (default: none)",
+        "timeout": "stop the suite after this many seconds, exit 124 (default: the target's "
+        "smoke_timeout_s in targets.toml)",
         "dry_run": "print the equivalent docker command without running it (default: run)",
     },
 )
 def smoke(
     c, target=None, flavor="runtime", no_gpu=False, require_gpu=False, quick=False,
-    reports="reports", image=None, args="", dry_run=False,
+    reports="reports", image=None, args="", timeout=None, dry_run=False,
 ):  # fmt: skip
     """Run the smoke suite in a target's image, with the target's expectations."""
     with user_errors():
@@ -202,7 +204,7 @@ def smoke(
         req = smokes.SmokeRequest(
             target=t, image=image or t.image(flavor), gpu="no" if no_gpu else "auto",
             require_gpu=require_gpu, quick=quick, extra_args=tuple(shlex.split(args)),
-            reports=Path(reports) if reports else None,
+            reports=Path(reports) if reports else None, timeout_s=smokes.parse_timeout(timeout),
         )  # fmt: skip
         if dry_run:
             print(smokes.describe(smokes.run_kwargs(req, gpu=t.is_cuda and not no_gpu)))
@@ -213,7 +215,10 @@ def smoke(
         if t.is_cuda and not gpu:
             why = "--no-gpu given" if no_gpu else "this engine has no NVIDIA runtime"
             print(f"torchenv: running without a GPU ({why}): the GPU checks will skip")
-        code = smokes.run(req, client, gpu)
+        try:
+            code = smokes.run(req, client, gpu)
+        except smokes.TimedOut as exc:
+            raise Exit(f"error: {exc}", code=smokes.TIMEOUT_EXIT) from None
         if code != 0:
             raise Exit(f"smoke suite failed in {req.image} (exit {code})", code=code)
 
@@ -250,18 +255,28 @@ def lint(c):
 
 @task(
     help={
-        "target": "only this target (default: all)",
-        "dry_run": "print the commands without running them (default: run)",
+        "target": "only this target's (default: all of torchenv's)",
+        "dry_run": "show what would be removed and what is kept, remove nothing (default: remove)",
     }
 )
 def clean(c, target=None, dry_run=False):
-    """Remove torchenv's images (runtime and dev) and stopped smoke and shell containers."""
+    """Remove what torchenv made on the engine, found by its labels: images, containers, networks."""
     from torchenv import clean as cleans
 
     with user_errors():
-        targets = [_target(target)] if target else list(matrix.load().values())
-        client = "docker" if dry_run else engine.detect().client
-        _run_all(cleans.clean_commands(client, targets), dry_run=dry_run)
+        names = [_target(target)] if target else list(matrix.load().values())
+        client = engine.detect().client
+        steps = cleans.plan(
+            cleans.find(client, target and names[0].name),
+            known_images=[t.image(f) for t in names for f in matrix.FLAVORS],
+        )
+        for line in cleans.describe(steps, dry_run):
+            print(line)
+        failed = [] if dry_run else cleans.run(steps, client)
+        for line in failed:
+            print(line)
+        if failed:
+            raise UserError(f"{len(failed)} of torchenv's objects could not be removed (above)")
 
 
 @task(
@@ -320,16 +335,18 @@ def lock(c, target=None, check=False, installer=None, index_url=None, dry_run=Fa
 
 @task(
     help={
-        "target": f"the target whose image to verify: {_names()}",
-        "image": "verify this image (default: the target's runtime image)",
+        "target": f"the target whose lock to verify against: {_names()} (default with --image: "
+        "the image's io.torchenv.target label)",
+        "image": "verify this image: built here, pulled by digest, derived (default: the "
+        "target's runtime image)",
     }
 )
 def verify(c, target=None, image=None):
-    """Compare a built image's package manifest with the target's lock; fail on any difference."""
+    """Hash what an image holds now; compare with the target's lock and the build's manifest."""
     from torchenv import verify as verifies
 
     with user_errors():
-        t = _target(target)
+        t = matrix.get(verifies.target_of(image)) if image and not target else _target(target)
         differences = verifies.verify_image(t, image=image)
         for line in differences:
             print(line)

@@ -67,6 +67,7 @@ RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
     --mount=type=bind,source=src/torchbuild,target=/tmp/ctx/torchbuild \
     --mount=type=bind,source=docker/install-env.sh,target=/tmp/ctx/install-env.sh \
     --mount=type=secret,id=ca_cert,mode=0444 \
+    --mount=type=secret,id=index_url,mode=0444 \
     --mount=type=cache,id=torchenv-pip,target=/tmp/pip-cache,mode=0777,sharing=locked \
     --mount=type=bind,from=micromamba,source=/bin/micromamba,target=/usr/local/bin/micromamba \
     --mount=type=cache,id=torchenv-mamba,target=/tmp/mamba-root,mode=0777,sharing=locked \
@@ -95,6 +96,7 @@ RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
     --mount=type=bind,source=src/torchbuild,target=/tmp/ctx/torchbuild \
     --mount=type=bind,source=docker/install-env.sh,target=/tmp/ctx/install-env.sh \
     --mount=type=secret,id=ca_cert,mode=0444 \
+    --mount=type=secret,id=index_url,mode=0444 \
     --mount=type=cache,id=torchenv-pip,target=/tmp/pip-cache,mode=0777,sharing=locked \
     --mount=type=bind,from=uv,source=/opt/uv/bin/uv,target=/usr/local/bin/uv \
     --mount=type=cache,id=torchenv-uv,target=/tmp/uv-cache,mode=0777,sharing=locked \
@@ -115,6 +117,7 @@ RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
     --mount=type=bind,source=src/torchbuild,target=/tmp/ctx/torchbuild \
     --mount=type=bind,source=docker/install-env.sh,target=/tmp/ctx/install-env.sh \
     --mount=type=secret,id=ca_cert,mode=0444 \
+    --mount=type=secret,id=index_url,mode=0444 \
     --mount=type=cache,id=torchenv-pip,target=/tmp/pip-cache,mode=0777,sharing=locked \
     PIP_CACHE_DIR=/tmp/pip-cache SOURCE_DATE_EPOCH=0 \
     bash /tmp/ctx/install-env.sh pip cuda12
@@ -155,6 +158,7 @@ RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
     --mount=type=bind,source=src/torchbuild,target=/tmp/ctx/torchbuild \
     --mount=type=bind,source=docker/install-env.sh,target=/tmp/ctx/install-env.sh \
     --mount=type=secret,id=ca_cert,mode=0444 \
+    --mount=type=secret,id=index_url,mode=0444 \
     --mount=type=cache,id=torchenv-pip,target=/tmp/pip-cache,mode=0777,sharing=locked \
     PIP_CACHE_DIR=/tmp/pip-cache SOURCE_DATE_EPOCH=0 \
     bash /tmp/ctx/install-env.sh extras cuda12 ipykernel==7.4.0 tensorboard==2.21.0

@@ -15,6 +15,7 @@
 #   /tmp/ctx/wheelhouse/*.whl               wheels for offline builds, when present
 #   /tmp/ctx/uv-requirements.txt            uv's version and sha256 (uv-tool only)
 #   /run/secrets/ca_cert                    a CA bundle for TLS-inspecting proxies (BuildKit secret)
+#   /run/secrets/index_url                  the --index-url with its credentials (BuildKit secret)
 # Honours TORCHENV_INDEX_URL (a mirror of the target's pip index) and CONDA_CHANNEL_ALIAS; the conda
 # installer takes the Python version from PYTHON_VERSION (rendered from the matrix, like the env file).
 set -euo pipefail
@@ -70,6 +71,12 @@ if [[ -f /run/secrets/ca_cert ]]; then
     export PIP_CERT=/run/secrets/ca_cert SSL_CERT_FILE=/run/secrets/ca_cert
     export REQUESTS_CA_BUNDLE=/run/secrets/ca_cert MAMBA_SSL_VERIFY=/run/secrets/ca_cert
     say "using the CA bundle given with --ca-cert"
+fi
+
+if [[ -f /run/secrets/index_url ]]; then
+    # The build argument holds the mirror's URL without its credentials; the secret, the whole URL.
+    TORCHENV_INDEX_URL=$(< /run/secrets/index_url)
+    say "index credentials from a BuildKit secret (never stored in the image)"
 fi
 
 pip_source=()

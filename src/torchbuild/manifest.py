@@ -12,6 +12,8 @@ manifest a *content digest* (its "digest" field) of everything else in it: two e
 the same content digest hold the same distributions with byte-identical files. (Not to be confused
 with the *file sha256*, the sha256 of manifest.json's bytes, which images carry in the label
 io.torchenv.manifest.sha256.)
+`unowned` hashes the files in the site folders that no distribution's RECORD lists (a module
+copied in by hand, a .pth file): they are imported like the rest, so they count too.
 
 The output is deterministic: JSON with sorted keys and fixed separators, no timestamps, and paths
 relative to the site-packages folder (`location` is that folder relative to sys.prefix).
@@ -145,19 +147,39 @@ def _scan(roots: list[str]) -> tuple[list[dict[str, Any]], list[tuple[int, str, 
     return entries, jobs
 
 
+def _unowned(roots: list[str], owned: set[str]) -> list[tuple[str, str]]:
+    """(manifest key, path) of every file under `roots` that no RECORD lists, sorted.
+
+    Symbolic links are listed as files (a link to a folder is not followed)."""
+    found = []
+    for root in roots:
+        for folder, dirs, files in os.walk(root):
+            names = files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+            for name in names:
+                full = os.path.normpath(os.path.join(folder, name))
+                if full not in owned:
+                    relative = os.path.relpath(full, root).replace(os.sep, "/")
+                    found.append((f"{_location(root)}/{relative}", full))
+    return sorted(found)
+
+
 def _hash_job(job: tuple[int, str, str, str | None]) -> tuple[str, int] | None:
     try:
         return hash_file(job[2])
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    except OSError:  # gone, a folder, or not readable by this user: listed as missing
         return None
 
 
 def build(roots: list[str] | None = None, workers: int | None = None) -> dict[str, Any]:
     """The manifest of the distributions in `roots` (default: this interpreter's site folders)."""
-    entries, jobs = _scan(site_roots() if roots is None else roots)
+    roots = site_roots() if roots is None else roots
+    entries, jobs = _scan(roots)
+    unowned = _unowned(roots, {job[2] for job in jobs})
     workers = workers or min(8, (os.cpu_count() or 1) + 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(_hash_job, jobs, chunksize=16))
+        files = [(key, full) for key, full in unowned if not os.path.islink(full)]
+        loose = list(pool.map(_hash_job, [(-1, key, full, None) for key, full in files]))
     for (index, relative, _, record_hex), result in zip(jobs, results):  # noqa: B905 (3.8+)
         entry = entries[index]
         if result is None:
@@ -180,6 +202,13 @@ def build(roots: list[str] | None = None, workers: int | None = None) -> dict[st
             "platform": sysconfig.get_platform(),
         },
         "distributions": entries,
+        "unowned": {
+            **{key: {"link": os.readlink(full)} for key, full in unowned if os.path.islink(full)},
+            **{
+                key: {"sha256": result[0], "size": result[1]} if result else {"unreadable": True}
+                for (key, _), result in zip(files, loose)  # noqa: B905 (3.8+)
+            },
+        },
     }
     manifest["digest"] = manifest_digest(manifest)
     return manifest

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchbuild import envfile
-from torchenv import pins, render
+from torchenv import credentials, labels, pins, render
 from torchenv import uv as uvs
 from torchenv.digests import is_pinned
 from torchenv.engine import Engine
@@ -81,6 +81,10 @@ def validate(req: BuildRequest) -> None:
         )
     if req.ca_cert is not None:
         _check_ca(req.ca_cert)
+    if req.index_url is not None:
+        credentials.parse_index_url(req.index_url)
+    if req.conda_channel_alias is not None:
+        credentials.refuse_credentials(req.conda_channel_alias, "--conda-channel-alias")
     if req.wheelhouse is not None and not any(Path(req.wheelhouse).glob("*.whl")):
         raise UserError(f"--wheelhouse {req.wheelhouse}: no *.whl files there")
     if req.installer == "uv":
@@ -120,8 +124,12 @@ def build_command(
     engine: Engine,
     labels: dict[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
+    index_secret: Path | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The exact build command and the extra environment it needs."""
+    """The exact build command and the extra environment it needs.
+
+    An index URL with credentials is passed without them as a build argument, and whole as the
+    BuildKit secret `index_url` read from `index_secret` (see torchenv.credentials)."""
     environ = os.environ if environ is None else environ
     prefix, env = engine.build_prefix()
     t = req.target
@@ -138,7 +146,11 @@ def build_command(
     if req.base_image:
         argv += ["--build-arg", f"BASE_IMAGE={req.base_image}"]
     if req.index_url:
-        argv += ["--build-arg", f"TORCHENV_INDEX_URL={req.index_url}"]
+        index = credentials.parse_index_url(req.index_url)
+        argv += ["--build-arg", f"TORCHENV_INDEX_URL={index.public}"]
+        if index.has_credentials:
+            src = index_secret or "<a private temporary file holding the URL>"
+            argv += ["--secret", f"id={credentials.SECRET_ID},src={src}"]
     if req.conda_channel_alias:
         argv += ["--build-arg", f"CONDA_CHANNEL_ALIAS={req.conda_channel_alias}"]
     argv += [arg for var in BUILD_PROXY_VARS if var in environ for arg in ("--build-arg", var)]
@@ -153,9 +165,11 @@ def build_command(
 
 
 def label_command(engine: Engine, image: str, digest: str) -> list[str]:
-    """Adds the label with the manifest file's sha256: a metadata-only build on top of the built image."""
+    """Adds the label with the manifest file's sha256 and torchenv's own labels (`invoke clean`
+    finds the image by them): a metadata-only build on top of the built image."""
     prefix, _ = engine.build_prefix()
-    return [*prefix, "--quiet", "--label", f"{MANIFEST_LABEL}={digest}", "--tag", image, "-"]
+    own = labels.cli_args(labels.of_image(image))
+    return [*prefix, "--quiet", "--label", f"{MANIFEST_LABEL}={digest}", *own, "--tag", image, "-"]
 
 
 def label_dockerfile(image: str) -> str:
@@ -231,17 +245,19 @@ def run_build(
     are removed when nothing else names them, so a build leaves no `<none>` image of its own.
     """
     validate(req)
-    argv, env = build_command(req, engine, labels=provenance(runner))
-    commands = [format_command(argv, env)]
-    reads = manifest_read_commands(engine, req.image, "NAME", "DEST")
-    commands += [shlex.join(argv) for argv in reads]
-    commands[-1] += "   # then label the image with the manifest file's sha256"
-    if dry_run:
-        return commands
-    previous = image_id(runner, engine, req.image)
-    with StagedWheelhouse(req.wheelhouse):
-        out(f"torchenv: {commands[0]}")
-        done = runner(argv, env=env, cwd=ROOT, on_line=lambda line: out(line.rstrip("\n")))
+    index = credentials.parse_index_url(req.index_url) if req.index_url else None
+    with credentials.SecretFile(None if dry_run else index) as secret:
+        argv, env = build_command(req, engine, labels=provenance(runner), index_secret=secret)
+        commands = [format_command(argv, env)]
+        reads = manifest_read_commands(engine, req.image, "NAME", "DEST")
+        commands += [shlex.join(argv) for argv in reads]
+        commands[-1] += "   # then label the image with the manifest file's sha256"
+        if dry_run:
+            return commands
+        previous = image_id(runner, engine, req.image)
+        with StagedWheelhouse(req.wheelhouse):
+            out(f"torchenv: {commands[0]}")
+            done = runner(argv, env=env, cwd=ROOT, on_line=lambda line: out(line.rstrip("\n")))
     if not done.ok:
         if done.returncode == NOT_FOUND:
             raise UserError(f"{argv[0]} not found: install Docker (apt-get install docker.io)")

@@ -1,19 +1,149 @@
-"""`invoke clean`: the commands that remove what torchenv made on the engine."""
+"""`invoke clean`: find what torchenv made on the engine by its labels, and remove it.
+
+What counts as torchenv's (see torchenv.labels):
+- containers labelled io.torchenv.managed=true (smoke, shell, verify, multi-node runs); a running
+  one is kept and named, so that an open shell is never killed;
+- networks labelled io.torchenv.managed=true (multi-node runs);
+- images labelled io.torchenv.target (every image the Dockerfiles build): the tag the build gave
+  (label io.torchenv.tag; for images built before that label, the matrix's image names), and
+  untagged (`<none>`) ones. An image built FROM a torchenv image inherits the labels but carries
+  another tag: it is kept, and named.
+
+`find` asks the engine (through the Runner), `plan` decides (pure), `run` removes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import shlex
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from torchenv.matrix import FLAVORS, Target
-from torchenv.shell import SHELL_LABEL
-from torchenv.smoke import SMOKE_LABEL
+from torchenv import labels
+from torchenv.errors import UserError
+from torchenv.runner import Runner, subprocess_runner
+
+NONE_TAG = "<none>:<none>"
 
 
-def clean_commands(client: str, targets: Iterable[Target]) -> list[list[str]]:
-    """Stopped smoke and shell containers (by label), then the targets' images (both flavors)."""
-    images = [t.image(f) for t in targets for f in FLAVORS]
-    prune = [
-        [client, "container", "prune", "--force", "--filter", f"label={label}"]
-        for label in (SMOKE_LABEL, SHELL_LABEL)
-    ]
-    return [*prune, [client, "image", "rm", "--force", *images]]
+@dataclass(frozen=True)
+class Found:
+    kind: str  # container | image | network
+    id: str
+    names: tuple[str, ...] = ()  # container or network name; image tags
+    state: str = ""  # a container's state (running, exited, created ...)
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    ref: str  # what `docker <kind> rm` is given
+    what: str  # for people
+    keep: str = ""  # why it stays; "" when it is removed
+
+    def argv(self, client: str) -> list[str]:
+        return [client, self.kind, "rm", self.ref]
+
+
+def _filters(key: str, target: str | None) -> list[str]:
+    flt = ["--filter", f"label={key}"]
+    return flt + (["--filter", f"label={labels.TARGET}={target}"] if target else [])
+
+
+def find(client: str, target: str | None = None, runner: Runner = subprocess_runner) -> list[Found]:
+    """torchenv's containers, images and networks on the engine (all, or `target`'s)."""
+
+    def lines(argv: list[str]) -> list[str]:
+        done = runner(argv, timeout=120)
+        if not done.ok:
+            raise UserError(f"{' '.join(argv[:3])} failed: {done.first_error_line()}")
+        return [line for line in done.stdout.splitlines() if line.strip()]
+
+    managed = f"{labels.MANAGED}=true"
+    found = []
+    fmt = "{{.ID}}\t{{.Names}}\t{{.State}}"
+    for line in lines([client, "container", "ls", "--all", "--no-trunc",
+                       *_filters(managed, target), "--format", fmt]):  # fmt: skip
+        cid, name, state = (line.split("\t") + ["", ""])[:3]
+        found.append(Found("container", cid, (name,), state))
+    ids = lines([client, "image", "ls", "--quiet", "--no-trunc", *_filters(labels.TARGET, target)])
+    if ids:
+        fmt = "{{.Id}}\t{{json .RepoTags}}\t{{json .Config.Labels}}"
+        for line in lines([client, "image", "inspect", "--format", fmt, *dict.fromkeys(ids)]):
+            iid, tags, image_labels = line.split("\t", 2)
+            found.append(Found("image", iid, tuple(json.loads(tags) or ()), "",
+                               tuple(sorted((json.loads(image_labels) or {}).items()))))  # fmt: skip
+    fmt = "{{.ID}}\t{{.Name}}"
+    for line in lines([client, "network", "ls", "--no-trunc", *_filters(managed, target),
+                       "--format", fmt]):  # fmt: skip
+        nid, name = (line.split("\t") + [""])[:2]
+        found.append(Found("network", nid, (name,)))
+    return found
+
+
+def plan(found: Iterable[Found], known_images: Iterable[str] = ()) -> list[Step]:
+    """What to remove and what to keep (with why): containers, then images, then networks.
+
+    `known_images`: the matrix's image names, torchenv's for an image without io.torchenv.tag.
+    """
+    known = set(known_images)
+    order = {"container": 0, "image": 1, "network": 2}
+    steps = []
+    for item in sorted(found, key=lambda f: (order[f.kind], f.names, f.id)):
+        short = item.id.removeprefix("sha256:")[:12]
+        if item.kind == "container":
+            what = f"container {item.names[0] if item.names else short} ({item.state or 'unknown'})"
+            keep = "it is running: stop it first" if item.state == "running" else ""
+            steps.append(Step("container", item.id, what, keep))
+        elif item.kind == "network":
+            steps.append(
+                Step("network", item.id, f"network {item.names[0] if item.names else short}")
+            )
+        else:
+            steps += _image_steps(item, short, known)
+    return steps
+
+
+def _image_steps(item: Found, short: str, known: set[str]) -> list[Step]:
+    tags = [t for t in item.names if t != NONE_TAG]
+    if not tags:
+        return [Step("image", item.id, f"image {short} (untagged)")]
+    own = dict(item.labels).get(labels.TAG)
+    steps = []
+    for tag in tags:
+        ours = tag == own if own else tag in known
+        keep = (
+            "" if ours else "not tagged by a torchenv build (an image built FROM one, or retagged)"
+        )
+        steps.append(Step("image", tag, f"image {tag} ({short})", keep))
+    return steps
+
+
+def describe(steps: Iterable[Step], dry_run: bool) -> list[str]:
+    """One line for each step; with dry_run, what would be removed."""
+    lines = []
+    for step in steps:
+        if step.keep:
+            lines.append(f"keep {step.what}: {step.keep}")
+        else:
+            lines.append(f"{'would remove' if dry_run else 'removing'} {step.what}")
+    return lines or ["nothing of torchenv's on this engine"]
+
+
+def run(
+    steps: Iterable[Step],
+    client: str,
+    runner: Runner = subprocess_runner,
+    out: Callable[[str], object] = print,
+) -> list[str]:
+    """Remove what the steps say, printing each command; one line for each removal that failed."""
+    failed = []
+    for step in steps:
+        if step.keep:
+            continue
+        out(shlex.join(step.argv(client)))
+        done = runner(step.argv(client), timeout=300)
+        if not done.ok:
+            failed.append(f"could not remove {step.what}: {done.first_error_line()}")
+    return failed

@@ -173,6 +173,30 @@ def _disk_row(
     return Row("free disk", "ok", detail)
 
 
+PRUNE_HINT = (
+    "docker builder prune drops the unused build cache (--filter until=72h keeps the last "
+    "3 days; the next torchenv build then downloads and installs its wheels again)"
+)
+
+
+def _build_cache_row(runner: Runner, client: engine.ClientProbe | None) -> Row:
+    """The size of BuildKit's cache (`docker system df`), and how to prune it."""
+    if client is None:
+        return Row("build cache", "skip", "no Docker daemon to ask")
+    done = runner([client.client, "system", "df", "--format", "{{json .}}"], timeout=120)
+    for line in done.stdout.splitlines() if done.ok else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and row.get("Type") == "Build Cache":
+            size, free = row.get("Size", "?"), row.get("Reclaimable", "?")
+            detail = f"{size} ({free} reclaimable, {row.get('TotalCount', '?')} records)"
+            return Row("build cache", "ok", f"{detail}; to prune it: {PRUNE_HINT}")
+    why = done.first_error_line() if not done.ok else "no Build Cache row"
+    return Row("build cache", "skip", f"docker system df gave no build cache size ({why})")
+
+
 def _runtime_row(runner: Runner, info: Mapping[str, Any], gpu: bool, require_gpu: bool) -> Row:
     name = "NVIDIA container runtime"
     if "nvidia" in (info.get("Runtimes") or {}):
@@ -423,6 +447,7 @@ def run_checks(
         single = len(set(refs.values())) == 1
         images = {"base image" if single else f"base image ({n})": r for n, r in refs.items()}
     rows += [image_row(runner, client, name, ref) for name, ref in images.items()]
+    rows.append(_build_cache_row(runner, client))
     if cuda_targets or require_gpu:
         gpu = probe_gpu(runner)
         rows.append(_runtime_row(runner, info, gpu.driver is not None, require_gpu))

@@ -50,6 +50,7 @@ class Target:
         None  # runtime image size as measured by benchmarks/build_speed.py
     )
     image_gzip_gb: float | None = None  # the same image, `docker save | gzip` (build_speed.py)
+    smoke_timeout_s: int = 900  # `invoke smoke` stops the suite after this (its --timeout)
 
     @property
     def is_cuda(self) -> bool:

@@ -23,6 +23,7 @@ _CONTEXT_MOUNTS = (
 )
 _SHARED_MOUNTS = (
     "type=secret,id=ca_cert,mode=0444",
+    "type=secret,id=index_url,mode=0444",
     "type=cache,id=torchenv-pip,target=/tmp/pip-cache,mode=0777,sharing=locked",
 )
 _MICROMAMBA_MOUNTS = (

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torchenv import engine as engines
+from torchenv import labels
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 from torchenv.runner import Runner, subprocess_runner
 from torchenv.smoke import SHM_SIZE
 
-SHELL_LABEL = "io.torchenv.shell"  # on every shell container: `invoke clean` finds them by it
+SHELL_LABEL = "io.torchenv.shell"  # with the rest of labels.of("shell", target)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def shell_command(client: str, req: ShellRequest, *, tty: bool, gpus: bool) -> l
     argv = [
         client, "run", "--rm", "--interactive", *(["--tty"] if tty else []),
         f"--shm-size={SHM_SIZE}", "--user", f"{uid}:{gid}", "--env", "HOME=/tmp",
-        "--label", f"{SHELL_LABEL}={req.target.name}",
+        *labels.cli_args(labels.of("shell", req.target.name)),
         "--volume", f"{Path(req.workspace).resolve()}:/workspace", "--workdir", "/workspace",
     ]  # fmt: skip
     if gpus:

@@ -2,25 +2,37 @@
 
 The container is always removed (Ctrl-C included); the JSON and JUnit reports are copied out of it
 before removal, so no host directory needs to be writable by the container's user.
+
+The run cannot hang: the logs are followed on a thread while the main thread waits for the
+container with the request's timeout (the target's smoke_timeout_s by default). On expiry the
+container is stopped and removed, the suite's partial JSON report (it rewrites it after each
+check, naming the check now running) is copied out, and `TimedOut` says which check was running.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import shlex
 import signal
 import tarfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torchenv import labels
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 
 REPORT_DIR = "/tmp/torchsmoke-report"
-SMOKE_LABEL = "io.torchenv.smoke"
+SMOKE_LABEL = "io.torchenv.smoke"  # with the rest of labels.of("smoke", target)
 SHM_SIZE = "2g"  # DataLoader workers need more than Docker's default 64 MB /dev/shm
-TIMEOUT_S = 900
+TIMEOUT_EXIT = 124  # `invoke smoke`'s exit status when the suite ran out of time (as timeout(1))
+
+
+class TimedOut(UserError):
+    """The suite ran past its timeout; the message names the check that was running."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,26 @@ class SmokeRequest:
     extra_args: tuple[str, ...] = ()
     reports: Path | None = None  # where smoke-<target>.json/.xml go on the host
     env: dict[str, str] = field(default_factory=dict)
+    timeout_s: float | None = None  # None: the target's smoke_timeout_s
+
+    @property
+    def timeout(self) -> float:
+        return self.target.smoke_timeout_s if self.timeout_s is None else self.timeout_s
+
+
+def parse_timeout(value: object) -> float | None:
+    """--timeout SECONDS: a positive number; None (or "") for the target's default."""
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise UserError(
+            f"--timeout {value!r} is not a positive number of seconds: e.g. --timeout 600"
+        )
+    return seconds
 
 
 def smoke_args(req: SmokeRequest) -> list[str]:
@@ -42,8 +74,10 @@ def smoke_args(req: SmokeRequest) -> list[str]:
         args.append("--require-gpu")
     if req.quick:
         args.append("--quick")
+    # The JSON report always: on a timeout it names the check that was running.
+    args += ["--json", f"{REPORT_DIR}/smoke.json"]
     if req.reports is not None:
-        args += ["--json", f"{REPORT_DIR}/smoke.json", "--junit", f"{REPORT_DIR}/smoke.xml"]
+        args += ["--junit", f"{REPORT_DIR}/smoke.xml"]
     return [*args, *req.extra_args]
 
 
@@ -61,13 +95,12 @@ def run_kwargs(req: SmokeRequest, gpu: bool) -> dict:
         "image": req.image,
         "command": smoke_args(req),
         "shm_size": SHM_SIZE,
-        "labels": {SMOKE_LABEL: req.target.name},
+        "labels": labels.of("smoke", req.target.name),
         "environment": dict(req.env),
         "detach": True,
     }
-    if req.reports is not None:
-        # Created as the image's user, so the suite can write there.
-        kwargs["entrypoint"] = ["bash", "-c", f'mkdir -p {REPORT_DIR} && exec "$@"', "smoke"]
+    # Created as the image's user, so the suite can write there.
+    kwargs["entrypoint"] = ["bash", "-c", f'mkdir -p {REPORT_DIR} && exec "$@"', "smoke"]
     if gpu:
         import docker.types
 
@@ -92,15 +125,6 @@ def describe(kwargs: dict) -> str:
 def has_gpu_runtime(client) -> bool:
     runtimes = client.info().get("Runtimes") or {}
     return "nvidia" in runtimes
-
-
-def _copy_out(container, src: str, dest: Path) -> None:
-    stream, _ = container.get_archive(src)
-    data = io.BytesIO(b"".join(stream))
-    with tarfile.open(fileobj=data) as tar:
-        member = tar.extractfile(tar.getmembers()[0])
-        if member is not None:
-            dest.write_bytes(member.read())
 
 
 def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
@@ -154,24 +178,99 @@ def _run(req: SmokeRequest, client, gpu: bool) -> int:
                 ) from None
             raise UserError(f"cannot start the smoke container: {text}") from None
         print(f"torchenv: testing {req.image} ({container.image.id[:19]})", flush=True)
-        for line in _lines(container.logs(stream=True, follow=True)):
-            if not line.rstrip().endswith(
-                tuple(f"{REPORT_DIR}/smoke.{e}" for e in ("json", "xml"))
-            ):
-                print(line, end="", flush=True)  # the container's report paths mean nothing here
-        code = int(container.wait(timeout=TIMEOUT_S).get("StatusCode", 1))
-        if req.reports is not None:
-            req.reports.mkdir(parents=True, exist_ok=True)
-            copied = []
-            for ext in ("json", "xml"):
-                dest = req.reports / f"smoke-{req.target.name}.{ext}"
-                try:
-                    _copy_out(container, f"{REPORT_DIR}/smoke.{ext}", dest)
-                    copied.append(str(dest))
-                except docker.errors.NotFound:
-                    print(f"torchenv: the suite wrote no smoke.{ext} report")
-            if copied:
-                print(f"torchenv: reports of {req.image}: {', '.join(copied)}")
+        follower = threading.Thread(target=_follow, args=(container,), daemon=True)
+        follower.start()
+        code = _wait(container, req.timeout)
+        if code is None:  # out of time: stop it, keep what the suite wrote, say where it was
+            container.stop(timeout=5)
+            follower.join(timeout=10)
+            partial = _report_from(container)
+            saved = _save_reports(req, container, ("json",))
+            raise TimedOut(_timeout_line(req, partial, saved))
+        follower.join(timeout=30)
+        _save_reports(req, container, ("json", "xml"), say=True)
         return code
     finally:
         container.remove(force=True)
+
+
+def _follow(container) -> None:
+    """Print the container's output until it ends (its stop ends it)."""
+    report_paths = tuple(f"{REPORT_DIR}/smoke.{ext}" for ext in ("json", "xml"))
+    try:
+        for line in _lines(container.logs(stream=True, follow=True)):
+            if not line.rstrip().endswith(report_paths):  # the container's paths mean nothing here
+                print(line, end="", flush=True)
+    except Exception:  # the container went away under the stream: nothing more to print
+        return
+
+
+def _wait(container, timeout: float) -> int | None:
+    """The container's exit status; None when it still runs after `timeout` seconds."""
+    import requests
+
+    try:
+        return int(container.wait(timeout=timeout).get("StatusCode", 1))
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        return None
+
+
+def _read(container, src: str) -> bytes | None:
+    import docker.errors
+
+    try:
+        stream, _ = container.get_archive(src)
+    except docker.errors.NotFound:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        member = tar.extractfile(tar.getmembers()[0])
+        return member.read() if member is not None else None
+
+
+def _report_from(container) -> dict | None:
+    data = _read(container, f"{REPORT_DIR}/smoke.json")
+    try:
+        report = json.loads(data) if data else None
+    except json.JSONDecodeError:
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def _save_reports(
+    req: SmokeRequest, container, exts: tuple[str, ...], say: bool = False
+) -> Path | None:
+    """Copy the reports to req.reports; the JSON report's host path, None when there is none."""
+    if req.reports is None:
+        return None
+    req.reports.mkdir(parents=True, exist_ok=True)
+    saved, copied = None, []
+    for ext in exts:
+        data = _read(container, f"{REPORT_DIR}/smoke.{ext}")
+        dest = req.reports / f"smoke-{req.target.name}.{ext}"
+        if data is None:
+            if say:
+                print(f"torchenv: the suite wrote no smoke.{ext} report")
+            continue
+        dest.write_bytes(data)
+        saved = saved or dest
+        copied.append(str(dest))
+    if say and copied:
+        print(f"torchenv: reports of {req.image}: {', '.join(copied)}")
+    return saved
+
+
+def _timeout_line(req: SmokeRequest, partial: dict | None, saved: Path | None) -> str:
+    """The one line a timeout prints: which check was running, what is left."""
+    running = (partial or {}).get("running")
+    if partial is None:
+        where = "before the suite's first check (it wrote no report)"
+    elif running:
+        where = f"while check {running!r} was running"
+    else:
+        where = "after its last check"
+    done = len((partial or {}).get("checks", []))
+    report = f"; partial report ({done} checks done): {saved}" if saved else ""
+    return (
+        f"smoke suite in {req.image} timed out after {req.timeout:g} s {where}: the container was "
+        f"stopped and removed{report}; raise --timeout if it only needs longer"
+    )

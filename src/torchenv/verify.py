@@ -1,20 +1,25 @@
-"""Does a built image hold exactly what its lock says? (`invoke verify --target X`)
+"""Does an image hold exactly what its lock says, now? (`invoke verify --target X [--image REF]`)
 
-The image carries /opt/torchenv/manifest.json (written at build time by torchsmoke/manifest.py:
-every installed distribution with the sha256 of each of its files) and the label
-io.torchenv.manifest.sha256 with the sha256 of that file's bytes. Verifying reads the file out of
-the image without running it (a created, never started container, always removed), then checks:
+Verifying hashes the image's live filesystem (torchenv.livescan: the host's torchbuild.manifest
+run in a locked-down container) and compares that manifest with:
 
-1. the label matches the file's bytes, and the manifest's own digests match its content;
-2. every locked package is installed with the locked version (missing / different version);
-3. nothing else is installed (extra), except the packages in ALLOWED_EXTRA.
+1. the target's lock: every locked package installed at its version (missing / different
+   version), nothing else installed (extra) but the packages in ALLOWED_EXTRA;
+2. the manifest the build wrote, /opt/torchenv/manifest.json (when its label
+   io.torchenv.manifest.sha256 and its own digests hold): distributions added, removed or at
+   another version, files changed, deleted or new under a distribution, files no distribution
+   owns (added, changed or deleted);
+3. without a trustworthy build manifest (an image from elsewhere, or one whose manifest was
+   changed): each distribution's RECORD (files changed or deleted since pip installed them), and
+   every file no distribution owns is reported, but torchenv's own torchenv.pth.
 
 ALLOWED_EXTRA: `pip` (and `setuptools`, `wheel`) come with the venv or the conda env that the
 lock is installed into and are not the lock's to pin; the lock still pins them when the
 environment needs them (torch 2.11 depends on setuptools), and then their version is checked like
 any other. `torchsmoke`, the project's smoke suite, is project code, not a dependency.
 
-The comparison (`compare`, `verify_manifest`) is pure; `verify_image` adds the I/O.
+The comparisons (`compare`, `against_build`, `against_record`, `audit`) are pure; `verify_image`
+adds the I/O.
 """
 
 from __future__ import annotations
@@ -23,18 +28,21 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from torchbuild import buildinfo
 from torchbuild import manifest as manifests
+from torchenv import labels as own_labels
+from torchenv import livescan, matrix
 from torchenv import lockfile as locks
-from torchenv import matrix
 from torchenv.build import MANIFEST_LABEL, MANIFEST_PATH  # where the build puts them
 from torchenv.errors import UserError
 from torchenv.matrix import Target
+from torchenv.runner import Runner, subprocess_runner
 
 BUILD_INFO_PATH = buildinfo.PATH  # {"installer": "uv" | "pip" | "conda", ...}
 ALLOWED_EXTRA = frozenset({"pip", "setuptools", "wheel", "torchsmoke"})
+ALLOWED_UNOWNED = frozenset({"torchenv.pth"})  # written by install-env.sh into site-packages
 
 
 def check_label(manifest_bytes: bytes, label: str | None) -> list[str]:
@@ -130,20 +138,24 @@ def diff_manifests(first: Mapping, second: Mapping) -> list[str]:
     return differences
 
 
-def verify_manifest(manifest_bytes: bytes, label: str | None, lock: locks.Lock) -> list[str]:
-    """All checks on a manifest file read from an image: label, own digests, lock."""
-
+def check_file(manifest_bytes: bytes, label: str | None) -> tuple[dict | None, list[str]]:
+    """A manifest file read from an image: (its content or None, its problems: JSON, format,
+    label, its own digests)."""
     try:
         manifest = json.loads(manifest_bytes)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return [f"{MANIFEST_PATH} is not valid JSON ({exc})"]
+        return None, [f"{MANIFEST_PATH} is not valid JSON ({exc})"]
     if not isinstance(manifest, dict) or manifest.get("format") != manifests.FORMAT:
-        return [f"{MANIFEST_PATH} is not a {manifests.FORMAT} manifest"]
-    return (
-        check_label(manifest_bytes, label)
-        + manifests.check(manifest)
-        + compare(manifest, lock.packages.values())
-    )
+        return None, [f"{MANIFEST_PATH} is not a {manifests.FORMAT} manifest"]
+    return manifest, check_label(manifest_bytes, label) + manifests.check(manifest)
+
+
+def verify_manifest(manifest_bytes: bytes, label: str | None, lock: locks.Lock) -> list[str]:
+    """All checks on a manifest file read from an image: label, own digests, lock."""
+    manifest, problems = check_file(manifest_bytes, label)
+    if manifest is None:
+        return problems
+    return problems + compare(manifest, lock.packages.values())
 
 
 def read_image(image: str, client=None) -> tuple[dict[str, bytes | None], dict[str, str]]:
@@ -161,7 +173,12 @@ def read_image(image: str, client=None) -> tuple[dict[str, bytes | None], dict[s
     except docker.errors.ImageNotFound:
         raise UserError(f"no image {image}: build it first (invoke build)") from None
     files: dict[str, bytes | None] = {}
-    container = client.containers.create(image, command=["/nonexistent"], network_disabled=True)
+    container = client.containers.create(
+        image,
+        command=["/nonexistent"],
+        network_disabled=True,
+        labels=own_labels.of("verify", labels.get(own_labels.TARGET, "unknown")),
+    )
     try:
         for path in (MANIFEST_PATH, BUILD_INFO_PATH):
             try:
@@ -201,18 +218,133 @@ def lock_for(target: Target, installer: str | None) -> locks.Lock:
     return locks.read_lock(path, target.name)
 
 
+def _by_key(manifest: Mapping) -> dict[tuple[str, str], Mapping]:
+    return {(d["name"], d.get("location", "")): d for d in manifest.get("distributions", [])}
+
+
+def against_build(live: Mapping, baked: Mapping) -> list[str]:
+    """Every difference between the live manifest and the one written at build time."""
+    now, then = _by_key(live), _by_key(baked)
+    lines = [f"added: {n} {now[(n, loc)]['version']} (not in the build's manifest)"
+             for n, loc in sorted(now.keys() - then.keys())]  # fmt: skip
+    lines += [f"removed: {n} {then[(n, loc)]['version']} (in the build's manifest, gone now)"
+              for n, loc in sorted(then.keys() - now.keys())]  # fmt: skip
+    for key in sorted(now.keys() & then.keys()):
+        name, was, is_ = key[0], then[key], now[key]
+        if was["version"] != is_["version"]:
+            lines.append(f"changed version: {name} {was['version']} at build, {is_['version']} now")
+            continue
+        lines += _file_lines(was.get("files", {}), is_.get("files", {}), name)
+    if "unowned" not in baked:  # a manifest from before unowned files were recorded
+        return lines + unowned_lines(live)
+    return lines + _file_lines(baked["unowned"], live.get("unowned", {}), None)
+
+
+def _file_lines(before: Mapping, after: Mapping, owner: str | None) -> list[str]:
+    """A line for each file deleted, new or changed; `owner`: its distribution, None: unowned."""
+    kind, why = ("file", f"({owner})") if owner else ("unowned file", "(no distribution owns it)")
+    lines = []
+    for path in sorted(before.keys() | after.keys()):
+        if path not in after:
+            lines.append(f"deleted {kind}: {path} {why}")
+        elif path not in before:
+            lines.append(f"{'new file' if owner else kind}: {path} {why}")
+        elif before[path] != after[path]:
+            lines.append(f"changed {kind}: {path} {why}")
+    return lines
+
+
+def against_record(live: Mapping) -> list[str]:
+    """Files changed or deleted since pip installed them, by each distribution's RECORD."""
+    lines = []
+    for dist in live.get("distributions", []):
+        lines += [f"deleted file: {path} ({dist['name']})" for path in dist.get("missing", [])]
+        lines += [f"changed file: {path} ({dist['name']})" for path in dist.get("modified", [])]
+    return lines
+
+
+def unowned_lines(live: Mapping) -> list[str]:
+    """Every file no distribution owns, but torchenv's own (ALLOWED_UNOWNED at a site root)."""
+    roots = {d.get("location", "") for d in live.get("distributions", [])}
+    allowed = {f"{root}/{name}" for root in roots for name in ALLOWED_UNOWNED}
+    return [
+        f"unowned file: {path} (no distribution owns it)"
+        for path in sorted(set(live.get("unowned", {})) - allowed)
+    ]
+
+
+def audit(
+    live: Mapping, baked_bytes: bytes | None, label: str | None, lock: locks.Lock
+) -> tuple[list[str], list[str]]:
+    """(differences, notes): the live manifest against the lock, and against the build's manifest
+    when the image has a trustworthy one, else against RECORDs and ownership."""
+    differences = compare(live, lock.packages.values())
+    notes = []
+    baked = None
+    if baked_bytes is None:
+        if label:
+            differences.append(f"{MANIFEST_PATH} is gone, but the image's label says it was built")
+        notes.append(f"no {MANIFEST_PATH} in the image: compared with the lock and RECORDs only")
+    else:
+        baked, problems = check_file(baked_bytes, label)
+        if problems:
+            differences += problems
+            notes.append("the build's manifest cannot be trusted: compared with RECORDs only")
+            baked = None
+    if baked is not None:
+        differences += against_build(live, baked)
+    else:
+        differences += against_record(live) + unowned_lines(live)
+    return differences, notes
+
+
+def target_of(image: str, runner: Runner = subprocess_runner, client: str | None = None) -> str:
+    """The target an image was built for (its io.torchenv.target label); UserError without one."""
+    from torchenv import engine
+
+    client = client or engine.detect(runner).client
+    name = (livescan.image_config(client, image, runner).get("Labels") or {}).get(own_labels.TARGET)
+    if not name:
+        raise UserError(
+            f"{image} has no {own_labels.TARGET} label: say which lock to verify it against "
+            f"with --target ({', '.join(matrix.names())})"
+        )
+    return str(name)
+
+
 def verify_image(
-    target: Target | str, image: str | None = None, installer: str | None = None, client=None
+    target: Target | str,
+    image: str | None = None,
+    installer: str | None = None,
+    runner: Runner = subprocess_runner,
+    client: str | None = None,
+    out: Callable[[str], object] = print,
 ) -> list[str]:
-    """What `invoke verify --target X [--image IMAGE]` calls: every difference, [] when none.
+    """What `invoke verify --target X [--image REF]` calls: every difference, [] when none.
 
     `image` defaults to the target's runtime image. `installer` picks the lock to compare with:
-    default the one recorded in the image's build-info.json, else the pip lock when it exists, else the
-    conda lock. The task prints each difference and fails when there is any; UserError (one
-    line) when the image, its manifest or the lock cannot be read.
+    default the one recorded in the image's build-info.json, else the pip lock when it exists,
+    else the conda lock. Notes (what was hashed, what could not be compared) go to `out`;
+    UserError (one line) when the image, its environment or the lock cannot be read.
     """
+    from torchenv import engine
+
     t = matrix.get(target) if isinstance(target, str) else target
     image = image or t.image()
-    files, labels = read_image(image, client)
-    lock = lock_for(t, installer or image_installer(files[BUILD_INFO_PATH]))
-    return verify_manifest(files[MANIFEST_PATH] or b"", labels.get(MANIFEST_LABEL), lock)
+    client = client or engine.detect(runner).client
+    config = livescan.image_config(client, image, runner)
+    scan = livescan.scan(
+        client, image, t.name, (MANIFEST_PATH, BUILD_INFO_PATH), config=config, runner=runner
+    )
+    lock = lock_for(t, installer or image_installer(scan.files[BUILD_INFO_PATH]))
+    counts = manifests.summary(scan.manifest)
+    out(
+        f"torchenv: hashed {image} as it is now: {counts['distributions']} distributions, "
+        f"{counts['files']} files, {counts['bytes'] / 1e9:.2f} GB in {scan.seconds:.1f} s "
+        f"(user {scan.user}, no network, read-only)"
+    )
+    label = (config.get("Labels") or {}).get(MANIFEST_LABEL)
+    differences, notes = audit(scan.manifest, scan.files[MANIFEST_PATH], label, lock)
+    for note in notes:
+        out(f"torchenv: {note}")
+    return differences

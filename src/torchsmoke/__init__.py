@@ -47,6 +47,11 @@ JSON report (`--json PATH`), schema "torchsmoke/report/v1"::
       "summary": {"pass": int, "fail": int, "skip": int, "duration_s": float}
     }
 
+While the suite runs, the JSON report is rewritten (whole, by rename) before the first check and
+after each one, with two more keys: "partial": true and "running": the name of the check now
+running; a run that is stopped (a timeout) leaves that partial report behind. The final report
+has neither key.
+
 Missing pieces of the environment are null, never an error. A failed check that raised has its
 traceback in details["traceback"]. Additions keep the schema name; a change to these keys would
 get a new one. `--junit PATH` writes JUnit XML: one testcase a check, failure/skipped elements

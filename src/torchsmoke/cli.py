@@ -163,8 +163,10 @@ def rerun_in_fresh_interpreter(chk: Check, options: Options) -> Result:
                 rerun_argv(chk.name, options, out), capture_output=True, text=True,
                 errors="replace", timeout=RERUN_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False,
             )  # fmt: skip
-            if out.exists():
-                return Result(**json.loads(out.read_text())["checks"][0])
+            # the report is written as the run goes: a run that died holds no result for it
+            done = json.loads(out.read_text())["checks"] if out.exists() else []
+            if done:
+                return Result(**done[0])
     except subprocess.TimeoutExpired:
         return failed(f"the fresh interpreter gave no result within {RERUN_TIMEOUT_S} s")
     except (OSError, ValueError, LookupError, TypeError) as exc:
@@ -206,13 +208,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     width = max([0, *(len(c.name) for c in checks)])
+    finished: list[Result] = []
+
+    def write_partial() -> None:
+        """The JSON report so far, with the check now running: what a killed run leaves."""
+        if args.json:
+            running = checks[len(finished)].name if len(finished) < len(checks) else None
+            env = _env_dict(ctx) if finished else {}
+            data = report.build(finished, env, argv, time.perf_counter() - start)
+            report.write_json({**data, "partial": True, "running": running}, args.json)
 
     def on_result(result: Result) -> None:
         print(report.result_line(result, width), flush=True)
         if result.name == "env" and result.status == "pass":
             print("      " + envinfo.render(ctx.env).replace("\n", "\n      "), flush=True)
+        finished.append(result)
+        write_partial()
 
     start = time.perf_counter()
+    write_partial()
     try:
         rerun = None if args.no_rerun else lambda chk: rerun_in_fresh_interpreter(chk, ctx.options)
         results = run_checks(checks, ctx, on_result, rerun)

@@ -59,9 +59,12 @@ def build(
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:
+    """Written whole or not at all (a temporary file renamed), so that a reader never sees half."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
     # default=str: a detail that is not JSON (a dtype, a device) is written as its text.
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    tmp.replace(path)
 
 
 def junit(report: dict[str, Any]) -> ET.ElementTree:

@@ -200,6 +200,11 @@ def test_run_build_streams_labels_with_the_file_sha256_and_leaves_no_dangling_im
     assert "#1 done" in lines and lines[-1].startswith("torchenv: built torchenv/cuda13")
     label = next(c for c in runner.calls if c.args[:3] == ("/usr/bin/docker", "build", "--quiet"))
     assert f"io.torchenv.manifest.sha256={FILE_SHA}" in label.args
+    own = label.args[label.args.index("--quiet") + 3 : label.args.index("--tag")]
+    assert own == (
+        "--label", "io.torchenv.managed=true",
+        "--label", "io.torchenv.tag=torchenv/cuda13:2.11.0-cu130",
+    )  # fmt: skip
     assert label.input == "FROM torchenv/cuda13:2.11.0-cu130\n"
     assert label.env == {"DOCKER_BUILDKIT": "1"}
     removed = [c.args[-1] for c in runner.calls if c.args[1:3] == ("image", "rm")]
@@ -268,3 +273,63 @@ def test_offline_uv_build_needs_the_uv_wheel_in_the_wheelhouse(tmp_path: Path):
         b""
     )
     build.validate(request(**offline))
+
+
+# --- index credentials: a BuildKit secret, never a build argument -------------------------------
+
+TOKEN = "s3cr3t-TOKEN"
+WITH_CREDENTIALS = f"https://me:{TOKEN}@mirror.example:8443/simple"
+
+
+def test_index_credentials_become_a_secret_and_the_build_arg_has_none():
+    argv, _ = build.build_command(
+        request(installer="pip", index_url=WITH_CREDENTIALS), BUILTIN, environ={},
+        index_secret=Path("/tmp/x/index_url"),
+    )  # fmt: skip
+    line = " ".join(argv)
+    assert "--build-arg TORCHENV_INDEX_URL=https://mirror.example:8443/simple" in line
+    assert "--secret id=index_url,src=/tmp/x/index_url" in line
+    assert TOKEN not in line and "me:" not in line
+
+
+def test_an_index_url_without_credentials_stays_a_plain_build_arg():
+    argv, _ = build.build_command(request(index_url="http://mirror/simple"), BUILTIN, environ={})
+    assert "TORCHENV_INDEX_URL=http://mirror/simple" in argv and "--secret" not in argv
+
+
+def test_the_secret_file_is_private_holds_the_url_and_is_gone_after_the_build():
+    seen = {}
+
+    def building(argv):
+        src = Path(argv[argv.index("--secret") + 1].split("src=", 1)[1])
+        seen.update(text=src.read_text(), mode=src.stat().st_mode & 0o777, path=src)
+        seen["folder_mode"] = src.parent.stat().st_mode & 0o777
+        return reply("#1 ERROR: no\n", 1)
+
+    runner = engine_answers()
+    runner.answers = {**runner.answers, ("/usr/bin/docker", "build", "--progress=plain"): building}
+    req = request(installer="pip", index_url=WITH_CREDENTIALS)
+    with pytest.raises(UserError, match="failed"):
+        build.run_build(req, BUILTIN, runner=runner, out=lambda line: None)
+    assert seen["text"] == WITH_CREDENTIALS
+    assert seen["mode"] == 0o600 and seen["folder_mode"] == 0o700
+    assert not seen["path"].exists() and not seen["path"].parent.exists()
+    dry = build.run_build(req, BUILTIN, dry_run=True)
+    assert "'id=index_url,src=<a private temporary file holding the URL>'" in dry[0]
+    assert TOKEN not in dry[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"index_url": "ftp://mirror/simple"}, "--index-url 'ftp://mirror/simple' is not an http(s) URL"),
+        ({"index_url": "mirror/simple"}, "--index-url 'mirror/simple' is not an http(s) URL"),
+        ({"index_url": "https://mirror:port/simple"}, "--index-url 'https://mirror:port/simple' is not an http(s) URL"),
+        ({"conda_channel_alias": "https://u:p@conda-mirror"}, "--conda-channel-alias holds a user or password"),
+    ],
+    ids=["not http", "no scheme", "bad port", "credentials in the conda alias"],
+)  # fmt: skip
+def test_bad_mirror_urls_are_refused_before_building(changes, message):
+    with pytest.raises(UserError) as exc:
+        build.validate(request(installer="pip", **changes))
+    assert str(exc.value).startswith(message)

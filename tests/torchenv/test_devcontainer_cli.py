@@ -16,6 +16,10 @@ caller, UID/GID 1234 with the docker socket's group, in a private mount namespac
 /etc/passwd names that user (the CLI asks for the caller's user name); the host's files are not
 touched. A file the container writes into the workspace must then belong to 1234:1234, which it
 cannot unless the UID update worked (the image's user is 1000:1000).
+
+That caller may not be able to reach the checkout (a clone in a private 0700 folder, a home
+directory): in its mount namespace the checkout is bind-mounted at a folder of the test's own
+that it can reach, and it reads the CLI, the Dockerfile and the build context there.
 """
 
 from __future__ import annotations
@@ -56,8 +60,9 @@ PATH = os.pathsep.join(
 )
 PASSTHROUGH = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 AS_CALLER = (
-    "passwd=$1 group=$2 uid=$3 gid=$4 groups=$5; shift 5; "
+    "passwd=$1 group=$2 uid=$3 gid=$4 groups=$5 root=$6 view=$7; shift 7; "
     'mount --bind "$passwd" /etc/passwd && mount --bind "$group" /etc/group '
+    '&& mount --bind "$root" "$view" '
     '&& exec setpriv --reuid="$uid" --regid="$gid" --groups="$groups" "$@"'
 )
 
@@ -69,8 +74,9 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
-def cli() -> str:
-    found = str(CLI) if CLI.exists() else shutil.which("devcontainer")
+def cli(root: Path = ROOT) -> str:
+    """The CLI, as seen from `root` (where the caller sees the checkout)."""
+    found = str(root / CLI.relative_to(ROOT)) if CLI.exists() else shutil.which("devcontainer")
     if not found:
         unavailable(f"the Dev Containers CLI is not installed: {CLI_INSTALL}")
     if not DOCKER:
@@ -118,11 +124,13 @@ def socket_gid() -> int | None:
 
 @dataclass
 class Caller:
-    """Who runs the CLI: this process, or (as root) an unprivileged user made for the test."""
+    """Who runs the CLI: this process, or (as root) an unprivileged user made for the test, who
+    sees the checkout at `root`."""
 
     uid: int
     gid: int
     wrap: list[str] = field(default_factory=list)
+    root: Path = ROOT
 
     @classmethod
     def make(cls, tmp: Path) -> Caller:
@@ -145,9 +153,11 @@ class Caller:
         passwd.write_text(passwd_text)
         group.write_text(group_text)
         groups = str(socket_gid() if socket_gid() is not None else CALLER)
+        view = tmp / "checkout"  # the checkout, bind-mounted here for the caller
+        view.mkdir(mode=0o755)
         wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c", AS_CALLER, "sh"]
-        wrap += [str(passwd), str(group), str(CALLER), str(CALLER), groups]
-        return cls(CALLER, CALLER, wrap)
+        wrap += [str(passwd), str(group), str(CALLER), str(CALLER), groups, str(ROOT), str(view)]
+        return cls(CALLER, CALLER, wrap, view)
 
 
 @dataclass
@@ -183,7 +193,7 @@ def dev_container(docker_engine) -> Iterator[DevContainer]:
     for needed in (target.dockerfile, ROOT / "tasks.py"):
         if not needed.is_file():
             unavailable(f"{needed.relative_to(ROOT)} is not written yet")
-    command = cli()
+    cli()  # skips (or fails under CI) early when it is not installed
     timings: dict[str, float] = {}
     env = {"PATH": PATH, "DOCKER_BUILDKIT": "1", "LANG": "C.UTF-8"}
     env.update({k: os.environ[k] for k in PASSTHROUGH if k in os.environ})
@@ -208,14 +218,15 @@ def dev_container(docker_engine) -> Iterator[DevContainer]:
     try:
         tmp.chmod(0o755)
         caller = Caller.make(tmp)
+        command = cli(caller.root)
         for folder in (workspace, tmp / "home", tmp / "tmp"):
             folder.mkdir(exist_ok=True)
             folder.chmod(0o755)
             os.chown(folder, caller.uid, caller.gid)
         # 2. A copy of the committed configuration, with the stand-in base.
         config = devcontainer.config(target)
-        config["build"]["dockerfile"] = str(target.dockerfile)
-        config["build"]["context"] = str(ROOT)
+        config["build"]["dockerfile"] = str(caller.root / target.dockerfile.relative_to(ROOT))
+        config["build"]["context"] = str(caller.root)
         config["build"]["args"].update(BASE_IMAGE=STANDIN_BASE)
         config_file = tmp / "config" / "devcontainer.json"
         config_file.parent.mkdir()

@@ -13,6 +13,10 @@ CUDA = [t for t in TARGETS if t.is_cuda]
 NEWEST_MIN = max((t.min_driver for t in CUDA), key=version_tuple)
 UP = {"Client": {"Version": "20.10.24+dfsg1"}, "Server": {"Version": "20.10.24+dfsg1"}}
 DOWN = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock."
+SYSTEM_DF = (
+    '{"Reclaimable":"16.48GB (100%)","Size":"16.48GB","TotalCount":"16","Type":"Images"}\n'
+    '{"Active":"8","Reclaimable":"5.452GB","Size":"5.452GB","TotalCount":"73","Type":"Build Cache"}\n'
+)
 INFO = {"DockerRootDir": "/data/docker", "Runtimes": {"runc": {}, "nvidia": {}}}
 GOOD_FILES = {"/etc/docker/daemon.json": '{"default-shm-size": "2g"}'}
 
@@ -29,12 +33,14 @@ def healthy(**changes):
         (DOCKER, "image", "inspect"): reply("sha256:" + "1" * 64 + "\n"),
         ("nvidia-smi",): smi(),
         doctor.PIP_CONFIG_LIST: reply(""),
+        (DOCKER, "system", "df"): reply(SYSTEM_DF),
     }
     for key, value in changes.items():
         prefix = {"version": (DOCKER, "version"), "info": (DOCKER, "info"), "smi": ("nvidia-smi",),
                   "pip": doctor.PIP_CONFIG_LIST, "ctk": ("nvidia-ctk",),
                   "image": (DOCKER, "image", "inspect"),
-                  "manifest": (DOCKER, "manifest", "inspect")}[key]  # fmt: skip
+                  "manifest": (DOCKER, "manifest", "inspect"),
+"df": (DOCKER, "system", "df")}[key]  # fmt: skip
         answers[prefix] = value
     return FakeRunner({k: v for k, v in answers.items() if v is not None})
 
@@ -309,3 +315,17 @@ def test_micromamba_for_the_conda_installer_is_checked_too():
     assert by_name["base image"].status == "ok"
     assert by_name["micromamba image"].status == "fail"
     assert by_name["micromamba image"].fix.startswith("pick an installer that does not need it")
+
+
+def test_build_cache_size_and_how_to_prune_it():
+    by_name, _ = check()
+    row = by_name["build cache"]
+    assert row.status == "ok"
+    assert row.detail.startswith("5.452GB (5.452GB reclaimable, 73 records); to prune it: ")
+    assert "docker builder prune" in row.detail
+    by_name, _ = check(healthy(**{"df": reply("", 1, "unknown flag: --format")}))
+    assert by_name["build cache"] == doctor.Row(
+        "build cache",
+        "skip",
+        "docker system df gave no build cache size (unknown flag: --format)",
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -276,3 +277,207 @@ def test_pip_image_trains(docker_engine, pip_image):
                   "python", "-m", "torchsmoke", "--quick", "--only", "mlp,vision,audio")  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:]
     assert "3 passed, 0 failed" in done.stdout
+
+
+# --- verify: what the image holds now, after someone changed it ---------------------------------
+
+SITE = "/opt/env/lib/python3.11/site-packages"
+
+
+def tiny_wheel(folder: Path, name: str = "tiny", version: str = "1.0") -> Path:
+    """A pure-Python wheel made here, so that `pip install` needs no index."""
+    import base64
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": b"x = 1\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: torchenv-test\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
+    }
+    rows = [
+        f"{path},sha256="
+        f"{base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
+        for path, data in files.items()
+    ]
+    files[f"{info}/RECORD"] = ("\n".join([*rows, f"{info}/RECORD,,"]) + "\n").encode()
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def derived(docker_engine, image, tmp_path_factory):
+    """Make images FROM the built one (each a small layer), removed at the end."""
+    made: list[str] = []
+
+    def make(name: str, dockerfile: str, wheel: bool = False) -> str:
+        tag = f"torchenv-test/verify-{name}:0"
+        context = tmp_path_factory.mktemp(name)
+        if wheel:
+            tiny_wheel(context)
+        (context / "Dockerfile").write_text(f"FROM {image}\n{dockerfile}\n")
+        done = docker(docker_engine, "build", "--quiet", "--tag", tag, str(context))
+        assert done.returncode == 0, done.stderr
+        made.append(tag)
+        return tag
+
+    yield make
+    for tag in made:
+        docker(docker_engine, "image", "rm", "--force", tag)
+
+
+def test_verify_hashes_the_untouched_image_and_finds_nothing(image):
+    from torchenv import verify
+
+    notes: list[str] = []
+    assert verify.verify_image(TARGET, image=image, out=notes.append) == []
+    assert "as it is now" in notes[0] and "user 1000:1000, no network, read-only" in notes[0]
+
+
+def test_verify_names_a_package_installed_by_a_derived_image(derived):
+    tag = derived("pip", "COPY tiny-1.0-py3-none-any.whl /tmp/\n"
+                  "RUN pip install --no-index --no-deps /tmp/tiny-1.0-py3-none-any.whl", wheel=True)  # fmt: skip
+    done = invoke("verify", "--target", "cuda13", "--image", tag, timeout=900)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stdout.splitlines()
+    assert "extra: tiny 1.0 is installed, not locked" in lines
+    assert "added: tiny 1.0 (not in the build's manifest)" in lines
+    assert f"{tag} differs from its lock (2)" in done.stderr
+
+
+def test_verify_names_a_package_installed_in_a_committed_container(docker_engine, image, tmp_path):
+    from torchenv import verify
+
+    wheel = tiny_wheel(tmp_path, "handmade", "2.0").read_bytes()
+    name, tag = f"torchenv-test-commit-{os.getpid()}", "torchenv-test/verify-commit:0"
+    try:
+        done = subprocess.run(
+            [docker_engine.client, "run", "-i", "--name", name, "--network", "none", image, "bash", "-c",
+             "cat > /tmp/handmade-2.0-py3-none-any.whl && "
+             "pip install -q --no-index --no-deps /tmp/handmade-2.0-py3-none-any.whl"],
+            input=wheel, capture_output=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert docker(docker_engine, "commit", name, tag).returncode == 0
+        found = verify.verify_image(TARGET, image=tag, out=lambda line: None)
+        assert found == [
+            "extra: handmade 2.0 is installed, not locked",
+            "added: handmade 2.0 (not in the build's manifest)",
+        ]
+    finally:
+        docker(docker_engine, "rm", "--force", name)
+        docker(docker_engine, "image", "rm", "--force", tag)
+
+
+def test_verify_names_an_edited_a_deleted_and_an_unowned_file(derived):
+    from torchenv import verify
+
+    tag = derived(
+        "files",
+        f"RUN echo '# edited' >> {SITE}/torch/version.py && rm {SITE}/torchvision/version.py "
+        f"&& echo 'import os' > {SITE}/sitecustomize.py",
+    )
+    found = verify.verify_image(TARGET, image=tag, out=lambda line: None)
+    assert found == [
+        "changed file: torch/version.py (torch)",
+        "deleted file: torchvision/version.py (torchvision)",
+        "unowned file: lib/python3.11/site-packages/sitecustomize.py (no distribution owns it)",
+    ]
+
+
+def test_smoke_past_its_timeout_stops_names_the_check_and_keeps_a_partial_report(
+    docker_engine, image, tmp_path
+):
+    """The full suite (its checks take about 8 s here, after a few seconds of start-up) with a
+    6 s timeout: it is stopped in the middle of its checks."""
+    import docker as sdk
+
+    start = time.monotonic()
+    done = invoke("smoke", "--target", "cuda13", "--reports", str(tmp_path), "--timeout", "6",
+                  timeout=300)  # fmt: skip
+    elapsed = time.monotonic() - start
+    assert done.returncode == 124 and "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, errors
+    report = json.loads((tmp_path / "smoke-cuda13.json").read_text())
+    assert report["partial"] is True and report["running"], report
+    assert f"while check {report['running']!r} was running" in errors[0]
+    assert f"partial report ({len(report['checks'])} checks done)" in errors[0]
+    assert report["running"] not in [c["name"] for c in report["checks"]]
+    assert elapsed < 6 + 60, elapsed
+    leftovers = sdk.from_env().containers.list(all=True, filters={"label": f"{SMOKE_LABEL}=cuda13"})
+    assert leftovers == []
+
+
+def default_index_with(user: str, token: str) -> str:
+    """pip's own default index URL (taken from pip, which accepts any credentials there) with a
+    user and a token in it, as a private mirror's URL would carry them."""
+    from pip._internal.models.index import PyPI
+
+    return PyPI.simple_url.replace("https://", f"https://{user}:{token}@", 1)
+
+
+def stream_holds(argv: list[str], needle: bytes) -> bool:
+    """Whether a command's (large) output contains `needle`, read in chunks."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    tail, found = b"", False
+    for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
+        if needle in tail + chunk:
+            found = True
+        tail = chunk[-len(needle) :]
+    assert proc.wait() == 0
+    return found
+
+
+def test_index_credentials_reach_pip_but_no_history_config_or_layer(docker_engine, image):
+    """A real build through an index URL with a user and token: pip uses them (it prints the URL
+    with the password hidden), and the token is nowhere in the image: not in `docker history`,
+    not in its config, not in any layer of `docker save`. The wheels come from the pip cache the
+    first build filled."""
+    token = f"tok-{os.getpid()}-{time.time_ns()}"
+    tag = "torchenv-test/credentials:0"
+    url = default_index_with("torchenv-user", token)
+    args = [
+        *BUILD,
+        "--index-url",
+        url,
+        "--tag",
+        tag,
+        *(["--ca-cert", CA] if Path(CA).exists() else []),
+    ]
+    try:
+        done = invoke("build", *args, timeout=1800)
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
+        assert token not in output
+        assert "index credentials from a BuildKit secret" in output
+        assert "torchenv-user:****@" in output  # pip was given the credentials
+        history = docker(docker_engine, "history", "--no-trunc", "--format", "{{.CreatedBy}}", tag)
+        assert "TORCHENV_INDEX_URL=https://" in history.stdout and token not in history.stdout
+        assert token not in docker(docker_engine, "image", "inspect", tag).stdout
+        assert not stream_holds([docker_engine.client, "save", tag], token.encode())
+    finally:
+        docker(docker_engine, "image", "rm", "--force", tag)
+
+
+def test_a_rebuild_leaves_no_dangling_image_of_its_own(docker_engine, image):
+    """The rebuild is all cache hits but its labels (created) change, so its tag moves to a new
+    image: the one it named before and the unlabelled one must not stay behind as `<none>`.
+    (The test holds the engine lock: no other build runs meanwhile.)"""
+
+    def dangling() -> set[str]:
+        listing = docker(docker_engine, "image", "ls", "-q", "--no-trunc", "-f", "dangling=true")
+        return set(listing.stdout.split())
+
+    before, old_id = dangling(), docker(docker_engine, "image", "inspect", "-f", "{{.Id}}", image)
+    done = invoke("build", *BUILD, *(["--ca-cert", CA] if Path(CA).exists() else []))
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
+    new_id = docker(docker_engine, "image", "inspect", "-f", "{{.Id}}", image)
+    assert new_id.stdout != old_id.stdout  # the tag moved: there was something to clean up
+    assert dangling() - before == set()
+    assert docker(docker_engine, "image", "inspect", old_id.stdout.strip()).returncode != 0

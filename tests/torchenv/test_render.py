@@ -86,3 +86,14 @@ def test_hadolint_passes_on_every_dockerfile(tool):
     files = [str(t.dockerfile) for t in matrix.load().values()]
     done = subprocess.run([tool("hadolint"), *files], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_install_step_can_read_the_index_secret():
+    from torchenv import render
+
+    for target in matrix.load().values():
+        text = render.dockerfile(target)
+        # every step that installs from the target's index: conda, uv, pip and the dev extras
+        # (the venv step installs nothing; uv itself comes from pip's default index)
+        installs = len(re.findall(r"bash /tmp/ctx/install-env.sh (conda|uv|pip|extras) ", text))
+        assert text.count("--mount=type=secret,id=index_url,mode=0444") == installs == 4

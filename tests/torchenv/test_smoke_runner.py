@@ -1,7 +1,10 @@
 from pathlib import Path
 
+import pytest
+
 from torchenv import matrix
 from torchenv import smoke as smokes
+from torchenv.errors import UserError
 
 
 def req(name="cuda13", **kw):
@@ -31,7 +34,11 @@ def test_container_has_shared_memory_and_gpu_request():
     assert kwargs["shm_size"] == "2g"
     request = kwargs["device_requests"][0]
     assert request["Count"] == -1 and request["Capabilities"] == [["gpu"]]
-    assert kwargs["labels"] == {smokes.SMOKE_LABEL: "cuda13"}
+    assert kwargs["labels"] == {
+        smokes.SMOKE_LABEL: "cuda13",
+        "io.torchenv.managed": "true",
+        "io.torchenv.target": "cuda13",
+    }
     line = smokes.describe(kwargs)
     assert line.startswith("docker run --rm --shm-size=2g --gpus=all")
     assert "device_requests" not in smokes.run_kwargs(req(), gpu=False)
@@ -44,3 +51,35 @@ def test_log_chunks_become_whole_lines():
     assert list(_lines(chunks)) == [
         "torchsmoke 0.1: torch 2.11\n", "mlp  pass\n", "JSON report: /tmp/x\n", "tail",
     ]  # fmt: skip
+
+
+def test_timeout_defaults_to_the_targets_and_is_checked():
+    assert req().timeout == matrix.get("cuda13").smoke_timeout_s == 1200
+    assert req("cpu").timeout == 900
+    assert req(timeout_s=30.0).timeout == 30.0
+    assert smokes.parse_timeout(None) is None and smokes.parse_timeout("") is None
+    assert smokes.parse_timeout("90") == 90.0
+    for bad in ("0", "-5", "abc", "inf", "nan"):
+        with pytest.raises(UserError, match=rf"^--timeout '{bad}' is not a positive number"):
+            smokes.parse_timeout(bad)
+
+
+@pytest.mark.parametrize(
+    ("partial", "saved", "where"),
+    [
+        ({"running": "dataloader", "checks": [{}, {}]}, Path("r/smoke-cuda13.json"),
+         "while check 'dataloader' was running: the container was stopped and removed; partial "
+         "report (2 checks done): r/smoke-cuda13.json"),
+        (None, None, "before the suite's first check (it wrote no report): the container was "
+         "stopped and removed"),
+        ({"running": None, "checks": [{}]}, None, "after its last check: the container was "
+         "stopped and removed"),
+    ],
+    ids=["names the running check", "no report yet", "all checks done"],
+)  # fmt: skip
+def test_the_timeout_line_names_where_the_suite_was(partial, saved, where):
+    line = smokes._timeout_line(req(timeout_s=30.0), partial, saved)
+    assert line == (
+        f"smoke suite in torchenv/cuda13:2.11.0-cu130 timed out after 30 s {where}; "
+        "raise --timeout if it only needs longer"
+    )

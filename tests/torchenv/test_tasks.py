@@ -147,3 +147,23 @@ def test_a_broken_targets_toml_is_one_line_and_list_still_works(tmp_path):
     done = subprocess.run([sys.executable, "-m", "invoke", "list"], **run)
     assert_one_line_error(done, "targets.toml:")
     assert "fix the TOML syntax" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["smoke", "--target", "cuda13", "--timeout", "0", "--dry-run"],
+         "error: --timeout '0' is not a positive number of seconds: e.g. --timeout 600"),
+        (["smoke", "--target", "cuda13", "--timeout", "soon", "--dry-run"],
+         "error: --timeout 'soon' is not a positive number of seconds"),
+        (["build", "--target", "cuda13", "--index-url", "ftp://mirror/simple", "--dry-run"],
+         "error: --index-url 'ftp://mirror/simple' is not an http(s) URL"),
+        (["build", "--target", "cuda13", "--conda-channel-alias", "https://u:p@mirror", "--dry-run"],
+         "error: --conda-channel-alias holds a user or password"),
+        (["verify"], "error: --target is required: choose one of cpu, cuda118, cuda12, cuda13"),
+    ],
+    ids=["timeout zero", "timeout not a number", "index not http", "alias with credentials",
+         "verify without target or image"],
+)  # fmt: skip
+def test_bad_input_is_one_line(args, message):
+    assert_one_line_error(invoke(*args), message)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import tarfile
 import uuid
 
@@ -153,61 +155,40 @@ def test_no_lock_to_verify_against():
 # --- against a real engine ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def tiny_image():
-    """Images FROM scratch holding a manifest, a build-info file and the label (no pull)."""
-    import docker
-
-    client = docker.from_env()
-    made = []
-
-    def build(manifest: dict | None, label: str | None = None) -> str:
-        tag = f"torchenv-test/verify:{uuid.uuid4().hex[:12]}"
-        files = {"build-info.json": b'{"target": "cuda13", "installer": "pip"}\n'}
-        dockerfile = "FROM scratch\nCOPY build-info.json /opt/torchenv/build-info.json\n"
-        if manifest is not None:
-            data, digest = as_file(manifest)
-            files["manifest.json"] = data
-            dockerfile += "COPY manifest.json /opt/torchenv/manifest.json\n"
-            label = label or digest
-        if label:
-            dockerfile += f'LABEL io.torchenv.manifest.sha256="{label}"\n'
-        files["Dockerfile"] = dockerfile.encode()
-        context = io.BytesIO()
-        with tarfile.open(fileobj=context, mode="w") as tar:
-            for name, data in files.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-        context.seek(0)
-        client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True)
-        made.append(tag)
-        return tag
-
-    yield build
-    for tag in made:
-        client.images.remove(tag, force=True)
-
-
 @pytest.mark.engine
-def test_verify_image_reads_the_manifest_without_leaving_a_container(tiny_image):
+def test_images_that_cannot_be_verified_give_one_line_and_leave_no_container(docker_engine):
+    """An image without Python (FROM scratch), and no image at all."""
     import docker
 
     client = docker.from_env()
+    tag = f"torchenv-test/verify:{uuid.uuid4().hex[:12]}"
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        data = b"FROM scratch\nLABEL io.torchenv.target=cuda13\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True)
     before = {c.id for c in client.containers.list(all=True)}
-    good = tiny_image(installed_as_locked())
-    assert verify.verify_image("cuda13", image=good) == []
-    bad = tiny_image(installed_as_locked({"requests": "2.0"}))
-    assert verify.verify_image("cuda13", image=bad) == [
-        "extra: requests 2.0 is installed, not locked"
-    ]
-    relabelled = tiny_image(installed_as_locked(), label="0" * 64)
-    assert "was changed after the build" in verify.verify_image("cuda13", image=relabelled)[0]
-    empty = tiny_image(None)
-    with pytest.raises(UserError, match="has no /opt/torchenv/manifest.json"):
-        verify.verify_image("cuda13", image=empty)
-    with pytest.raises(UserError, match="no image torchenv-test/absent:0"):
-        verify.verify_image("cuda13", image="torchenv-test/absent:0")
+    try:
+        with pytest.raises(UserError, match=rf"^cannot hash {tag}'s environment with its `python`"):
+            verify.verify_image("cuda13", image=tag, out=lambda line: None)
+        with pytest.raises(UserError, match="^no image torchenv-test/absent:0 on this engine"):
+            verify.verify_image("cuda13", image="torchenv-test/absent:0")
+        for args, message in (
+            (["--image", "torchenv-test/absent:0"], "error: no image torchenv-test/absent:0 on"),
+            (["--image", tag, "--target", "cuda13"], f"error: cannot hash {tag}'s environment"),
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "invoke", "verify", *args], cwd=matrix.ROOT,
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+            errors = [line for line in done.stderr.splitlines() if line.strip()]
+            assert done.returncode == 1 and len(errors) == 1, done.stderr
+            assert errors[0].startswith(message), errors
+    finally:
+        client.images.remove(tag, force=True)
     assert {c.id for c in client.containers.list(all=True)} == before
 
 
@@ -226,3 +207,90 @@ def test_diff_manifests_names_every_difference():
         "torch: torch/b.py only in the second",
         "torch: torch/a.py differs",
     ]
+
+
+def with_files(
+    manifest: dict, files: dict[str, dict[str, str]], unowned: dict | None = None
+) -> dict:
+    """A copy of `manifest` whose torch entry has `files`, and with `unowned` files."""
+    copy = json.loads(json.dumps(manifest))
+    for dist in copy["distributions"]:
+        if dist["name"] == "torch":
+            dist["files"] = files
+        dist["digest"] = manifests.digest({k: v for k, v in dist.items() if k != "digest"})
+    if unowned is not None:
+        copy["unowned"] = unowned
+    copy["digest"] = manifests.manifest_digest(copy)
+    return copy
+
+
+F = {"sha256": SHA, "size": 1}
+G = {"sha256": "b" * 64, "size": 1}
+
+
+def test_against_build_names_every_package_and_file():
+    baked = with_files(installed_as_locked(), {"torch/a.py": F, "torch/b.py": F}, {"lib/x.pth": F})
+    live = with_files(installed_as_locked({"six": "1.16.0"}), {"torch/a.py": G, "torch/c.py": F},
+                      {"lib/x.pth": G, "lib/evil.py": F})  # fmt: skip
+    live["distributions"] = [d for d in live["distributions"] if d["name"] != "sympy"]
+    for dist in live["distributions"]:
+        if dist["name"] == "numpy":
+            dist["version"] = "9.9"
+    numpy = next(d["version"] for d in baked["distributions"] if d["name"] == "numpy")
+    sympy = next(d["version"] for d in baked["distributions"] if d["name"] == "sympy")
+    assert verify.against_build(live, baked) == [
+        "added: six 1.16.0 (not in the build's manifest)",
+        f"removed: sympy {sympy} (in the build's manifest, gone now)",
+        f"changed version: numpy {numpy} at build, 9.9 now",
+        "changed file: torch/a.py (torch)",
+        "deleted file: torch/b.py (torch)",
+        "new file: torch/c.py (torch)",
+        "unowned file: lib/evil.py (no distribution owns it)",
+        "changed unowned file: lib/x.pth (no distribution owns it)",
+    ]
+    assert verify.against_build(baked, baked) == []
+
+
+def test_without_a_build_manifest_records_and_ownership_decide():
+    live = with_files(installed_as_locked(), {}, {"lib/torchenv.pth": F, "lib/evil.py": F})
+    torch = next(d for d in live["distributions"] if d["name"] == "torch")
+    torch["missing"], torch["modified"] = ["torch/gone.py"], ["torch/edited.py"]
+    differences, notes = verify.audit(live, None, None, cuda13_lock())
+    assert differences == [
+        "deleted file: torch/gone.py (torch)",
+        "changed file: torch/edited.py (torch)",
+        "unowned file: lib/evil.py (no distribution owns it)",
+    ]
+    assert notes == [
+        "no /opt/torchenv/manifest.json in the image: compared with the lock and RECORDs only"
+    ]
+
+
+def test_a_build_manifest_whose_label_disagrees_is_not_trusted():
+    live = with_files(installed_as_locked({"six": "1.16.0"}), {}, {})
+    data, _ = as_file(with_files(installed_as_locked(), {}, {}))
+    differences, notes = verify.audit(live, data, "0" * 64, cuda13_lock())
+    assert differences[0] == "extra: six 1.16.0 is installed, not locked"
+    assert "was changed after the build" in differences[1]
+    assert notes == ["the build's manifest cannot be trusted: compared with RECORDs only"]
+    data, label = as_file(with_files(installed_as_locked(), {}, {}))
+    assert verify.audit(live, data, label, cuda13_lock()) == (
+        ["extra: six 1.16.0 is installed, not locked",
+         "added: six 1.16.0 (not in the build's manifest)"],
+        [],
+    )  # fmt: skip
+
+
+def test_the_target_of_an_image_comes_from_its_label():
+    from torchenv.runner import FakeRunner, reply
+
+    labelled = FakeRunner(
+        {("docker", "image", "inspect"): reply('{"Labels": {"io.torchenv.target": "cuda13"}}')}
+    )
+    assert verify.target_of("me/derived:1", labelled, client="docker") == "cuda13"
+    bare = FakeRunner({("docker", "image", "inspect"): reply('{"User": "", "Labels": null}')})
+    with pytest.raises(
+        UserError,
+        match=r"^x:1 has no io.torchenv.target label: say which lock .* with --target \(cpu, cuda118, cuda12, cuda13\)$",
+    ):
+        verify.target_of("x:1", bare, client="docker")

@@ -1,0 +1,30 @@
+"""The labels torchenv puts on what it makes on the engine, so that `invoke clean` finds it.
+
+Every image torchenv builds and every container and network it starts carries
+`io.torchenv.managed=true` and `io.torchenv.target=<target>`; a container or network also
+carries `io.torchenv.<role>=<target>` (role: smoke, shell, verify, ...). A built image also
+carries `io.torchenv.tag=<the tag the build gave it>`: an image built FROM a torchenv image
+inherits every label, but not that tag, which is how `invoke clean` tells the two apart.
+"""
+
+from __future__ import annotations
+
+MANAGED = "io.torchenv.managed"
+TARGET = "io.torchenv.target"
+TAG = "io.torchenv.tag"
+PREFIX = "io.torchenv."
+
+
+def of(role: str, target: str) -> dict[str, str]:
+    """The labels of a container or network that torchenv starts for `target` in `role`."""
+    return {MANAGED: "true", TARGET: target, f"{PREFIX}{role}": target}
+
+
+def of_image(tag: str) -> dict[str, str]:
+    """The labels the build's last step adds to an image it tagged `tag`."""
+    return {MANAGED: "true", TAG: tag}
+
+
+def cli_args(labels: dict[str, str]) -> list[str]:
+    """`--label key=value` for each label, for docker CLI commands."""
+    return [arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")]
