@@ -66,7 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail (not skip) the compile check when no C/C++ compiler is on PATH",
     )
     out = parser.add_argument_group("output")
-    out.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report here")
+    out.add_argument(
+        "--json",
+        type=Path,
+        metavar="PATH",
+        help="write the JSON report here ('-': stdout, one line)",
+    )
     out.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML here")
     parser.add_argument("--version", action="version", version=f"torchsmoke {__version__}")
     return parser
@@ -160,7 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.table(results, duration), flush=True)
 
     data = report.build(results, _env_dict(ctx), argv, duration)
-    if args.json:
+    if args.json and str(args.json) == "-":
+        print(report.one_line(data), flush=True)
+    elif args.json:
         report.write_json(data, args.json)
         print(f"JSON report: {args.json}")
     if args.junit:
