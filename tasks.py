@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shlex
 from pathlib import Path
@@ -155,17 +156,25 @@ def _dry_engine() -> engine.Engine:
         "image": "test this image instead of the target's (default: the matrix's image name)",
         "args": "more arguments for the suite, e.g. '--only mlp,cnn' (default: none)",
         "dry_run": "print the equivalent docker command without running it (default: run)",
+        "nodes": "multi-node DDP: this many containers on a private network, torchrun (default: one)",
+        "nproc_per_node": "with --nodes: processes (ranks) per node (default: 1)",
+        "rdzv_port": "with --nodes: node 0's rendezvous port, also on 127.0.0.1 (default: 29400)",
     },
 )
 def smoke(
     c, target=None, flavor="runtime", no_gpu=False, require_gpu=False, quick=False,
-    reports="reports", image=None, args="", dry_run=False,
+    reports="reports", image=None, args="", dry_run=False, nodes=None, nproc_per_node="1",
+    rdzv_port="29400",
 ):  # fmt: skip
     """Run the smoke suite in a target's image, with the target's expectations."""
     with user_errors():
         t = _target(target)
         if no_gpu and require_gpu:
             raise UserError("--no-gpu and --require-gpu contradict each other: pick one")
+        if nodes is not None:
+            _smoke_nodes(t, image or t.image(flavor), nodes, nproc_per_node, rdzv_port,
+                         no_gpu, reports, dry_run)  # fmt: skip
+            return
         req = smokes.SmokeRequest(
             target=t, image=image or t.image(flavor), gpu="no" if no_gpu else "auto",
             require_gpu=require_gpu, quick=quick, extra_args=tuple(shlex.split(args)),
@@ -183,6 +192,20 @@ def smoke(
         code = smokes.run(req, client, gpu)
         if code != 0:
             raise Exit(f"smoke suite failed in {req.image} (exit {code})", code=code)
+
+
+def _smoke_nodes(t, image, nodes, nproc, rdzv_port, no_gpu, reports, dry_run) -> None:
+    from torchenv import multinode
+
+    n, p, port = multinode.validate(nodes, nproc, rdzv_port)
+    req = multinode.MultiNodeRequest(target=t, image=image, nodes=n, nproc=p, rdzv_port=port)
+    if dry_run:
+        print("\n".join(multinode.describe(multinode.plan(req))))
+        return
+    client = engine.docker_sdk_client()
+    if t.is_cuda and not no_gpu and smokes.has_gpu_runtime(client):
+        req = dataclasses.replace(req, gpus_per_node=p)
+    multinode.smoke(req, client, Path(reports) if reports else None)
 
 
 @task(
