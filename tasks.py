@@ -339,7 +339,76 @@ def refresh_digest(c, key="base_digest", image=None):
         print(f"{key} = {digest}; now run `invoke generate`")
 
 
-ns = Collection(
-    list_, generate_, build, smoke, shell, lint, clean, doctor, lock, verify, refresh_digest
+@task(
+    name="k8s",
+    help={
+        "target": f"the target: {_names()}",
+        "nodes": "pods (nodes) of the Indexed Job (default: 2)",
+        "gpus_per_node": "nvidia.com/gpu per pod, one rank per GPU (default: 0, CPU and gloo)",
+        "image": "image reference, NAME@sha256:... (default: the digest `invoke push` recorded)",
+        "flavor": "runtime (default) or dev, for the recorded digest",
+        "output": "write the manifest here (default: stdout)",
+    },
 )
+def k8s_(c, target=None, nodes="2", gpus_per_node="0", image=None, flavor="runtime", output=None):
+    """Write a Kubernetes manifest (Indexed Job + headless Service) that runs the DDP smoke suite."""
+    import sys
+
+    from torchenv import k8s, multinode
+    from torchenv import publish as publishes
+
+    with user_errors():
+        t = _target(target)
+        n, _, _ = multinode.validate(nodes, 1, multinode.RDZV_PORT)
+        gpus = _int(gpus_per_node, "--gpus-per-node")
+        if not 0 <= gpus <= 64:
+            raise UserError(f"--gpus-per-node {gpus} is out of range: give 0 to 64")
+        ref, source = publishes.resolve_image(t, image, flavor)
+        docs = k8s.manifest(t, ref, n, gpus_per_node=gpus)
+        problems = k8s.validate(docs)
+        if problems:
+            raise UserError(f"the manifest does not validate: {problems[0]}")
+        header = (
+            f"# torchenv k8s: {n} nodes of {t.name}, image {source}; validated against "
+            f"Kubernetes {k8s.KUBERNETES_VERSION}. kubectl apply -f THIS; kubectl logs "
+            f"-l job-name={k8s.job_name(t)}\n"
+        )
+        text = k8s.dump(docs, header)
+        if output:
+            from torchenv.files import write_atomic
+
+            write_atomic(Path(output), text)
+            print(f"wrote {output} (image {ref}, {source})", file=sys.stderr)
+        else:
+            print(text, end="")
+
+
+@task(
+    help={
+        "target": f"the target: {_names()}",
+        "registry": "HOST[:PORT]/NAMESPACE, e.g. ghcr.io/my-org (log in with docker login first)",
+        "flavor": "runtime (default) or dev",
+        "reports": "folder for the record pushed-<target>.json (default: reports/)",
+    }
+)
+def push(c, target=None, registry=None, flavor="runtime", reports="reports"):
+    """Push a target's image to a registry; print and record its reference by digest."""
+    from torchenv import publish as publishes
+
+    with user_errors():
+        t = _target(target)
+        if not registry:
+            raise UserError("--registry is required: HOST[:PORT]/NAMESPACE, e.g. ghcr.io/my-org")
+        pushed = publishes.push(
+            t, registry, engine.docker_sdk_client(), flavor, Path(reports) if reports else ROOT
+        )
+        print(f"pushed {pushed.image}: digest {pushed.digest}")
+        print(f"recorded in {publishes.record_path(t, flavor, Path(reports))}")
+        print(pushed.reference)
+
+
+ns = Collection(
+    list_, generate_, build, smoke, shell, lint, clean, doctor, lock, verify, refresh_digest,
+    k8s_, push,
+)  # fmt: skip
 ns.configure({"run": {"echo": True}})

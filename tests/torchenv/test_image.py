@@ -52,13 +52,8 @@ def docker(engine, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def image(docker_engine) -> str:
-    if docker(docker_engine, "image", "inspect", STANDIN).returncode != 0:
-        pytest.fail(f"stand-in base {STANDIN} missing: run .ci/standin-base.sh first")
-    args = [*BUILD, *(["--ca-cert", CA] if Path(CA).exists() else [])]
-    done = invoke("build", *args)
-    assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
-    return TARGET.image()
+def image(cuda13_image) -> str:
+    return cuda13_image  # built once per session (conftest.py), shared with the other modules
 
 
 @pytest.fixture(scope="module")
