@@ -389,9 +389,10 @@ def k8s_(c, target=None, nodes="2", gpus_per_node="0", image=None, flavor="runti
         "registry": "HOST[:PORT]/NAMESPACE, e.g. ghcr.io/my-org (log in with docker login first)",
         "flavor": "runtime (default) or dev",
         "reports": "folder for the record pushed-<target>.json (default: reports/)",
+        "dry_run": "print the docker commands without running them (default: run)",
     }
 )
-def push(c, target=None, registry=None, flavor="runtime", reports="reports"):
+def push(c, target=None, registry=None, flavor="runtime", reports="reports", dry_run=False):
     """Push a target's image to a registry; print and record its reference by digest."""
     from torchenv import publish as publishes
 
@@ -399,6 +400,9 @@ def push(c, target=None, registry=None, flavor="runtime", reports="reports"):
         t = _target(target)
         if not registry:
             raise UserError("--registry is required: HOST[:PORT]/NAMESPACE, e.g. ghcr.io/my-org")
+        if dry_run:
+            print("\n".join(publishes.describe(t, registry, flavor)))
+            return
         pushed = publishes.push(
             t, registry, engine.docker_sdk_client(), flavor, Path(reports) if reports else ROOT
         )

@@ -105,6 +105,18 @@ def remote_name(target: Target, registry: str, flavor: str = "runtime") -> tuple
     return f"{registry}/{target.name}", local.rsplit(":", 1)[1]
 
 
+def describe(target: Target, registry: str, flavor: str = "runtime") -> list[str]:
+    """The equivalent docker CLI lines (for --dry-run)."""
+    repository, tag = remote_name(target, registry, flavor)
+    remote = f"{repository}:{tag}"
+    return [
+        f"docker tag {target.image(flavor)} {remote}",
+        f"docker push {remote}",
+        f"docker image rm {remote}",
+        f"# then: the digest the push printed, recorded in {record_path(target, flavor).name}",
+    ]
+
+
 def push(
     target: Target, registry: str, client, flavor: str = "runtime", reports: Path = REPORTS,
     out=print,
