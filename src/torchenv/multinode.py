@@ -256,6 +256,13 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def port_in_use(port: object) -> UserError:
+    return UserError(
+        f"rendezvous port {port} is in use on this host: free it, or pass --rdzv-port with a "
+        "free port"
+    )
+
+
 def capacity_problem(nodes: int, nproc: int, ncpu: int, mem_bytes: int) -> str | None:
     """Why this engine cannot run `nodes` x `nproc` ranks at once; None when it can."""
     ranks = nodes * nproc
@@ -285,10 +292,7 @@ def preflight(p: Plan, client, target: Target) -> None:
         ) from None
     for port in {h for n in p.nodes for h in n.publish.values()}:
         if not port_is_free(port):
-            raise UserError(
-                f"rendezvous port {port} is in use on this host: free it, or pass --rdzv-port "
-                "with a free port"
-            )
+            raise port_in_use(port)
     info = client.info()
     problem = capacity_problem(
         len(p.nodes), p.nproc, int(info.get("NCPU") or 0), int(info.get("MemTotal") or 0)
@@ -444,10 +448,7 @@ def _start(container, node: Node) -> None:
         text = str(exc.explanation or exc)
         if "port is already allocated" in text or "address already in use" in text:
             port = next(iter(node.publish.values()), "?")
-            raise UserError(
-                f"rendezvous port {port} is in use on this host: free it, or pass --rdzv-port "
-                "with a free port"
-            ) from None
+            raise port_in_use(port) from None
         if "capabilities: [[gpu]]" in text or "nvidia" in text.lower():
             raise UserError(
                 f"the engine cannot give {node.hostname} its GPUs {','.join(node.gpu_ids)} "
