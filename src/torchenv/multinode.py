@@ -457,18 +457,29 @@ def _start(container, node: Node) -> None:
         raise UserError(f"the engine cannot start {node.hostname}: {text}") from None
 
 
+def finished_key(stamp: str) -> str:
+    """Docker's FinishedAt (RFC 3339, 0 to 9 fraction digits) in an order that compares right."""
+    match = re.match(r"^(.*?T\d\d:\d\d:\d\d)(?:\.(\d+))?", stamp)
+    if not match:
+        return stamp
+    return f"{match[1]}.{(match[2] or '').ljust(9, '0')}"
+
+
 def _watch(p: Plan, made: list, logs: _Logs, join_timeout: int) -> Outcome:
     """Poll the nodes until all exit 0 (pass), one fails (fail), or the deadline passes."""
     deadline = time.monotonic() + p.timeout_s
     while True:
-        codes = {}
+        codes, ended = {}, {}
         for index, container in enumerate(made):
             container.reload()
             if container.status in ("exited", "dead"):
-                codes[index] = int(container.attrs["State"].get("ExitCode", 1))
+                state = container.attrs["State"]
+                codes[index] = int(state.get("ExitCode", 1))
+                ended[index] = finished_key(state.get("FinishedAt", ""))
         bad = {i: c for i, c in codes.items() if c != 0}
         if bad:
-            index, code = min(bad.items())
+            index = min(bad, key=lambda i: (ended[i], i))  # the first to fail is the cause
+            code = bad[index]
             logs.join(2)
             tail = list(logs.tails.get(index, []))
             return Outcome(
