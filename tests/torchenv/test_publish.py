@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from torchenv import publish
+from torchenv import localregistry, publish
 from torchenv.errors import UserError
 from torchenv.matrix import ROOT, get
 
@@ -80,44 +79,26 @@ def test_push_without_a_registry_is_one_line():
 def registry(docker_engine, tmp_path_factory):
     """docker-registry on 127.0.0.1:<free port>, its storage in a temporary folder; stopped and
     removed at the end of the module."""
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        import os
-
+    if shutil.which("docker-registry") is None:
         reason = "docker-registry is not installed: apt-get install -y docker-registry"
         pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     folder = tmp_path_factory.mktemp("registry")
-    config = folder / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {folder / 'storage'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
-    )
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=(folder / "registry.log").open("w"))  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"the registry did not start: {(folder / 'registry.log').read_text()}"
-                    )
-                time.sleep(0.2)
-        yield f"localhost:{port}"
+        with localregistry.running(folder) as address:
+            yield address
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_registry_fixture_stops_what_it_started(tmp_path):
+    if shutil.which("docker-registry") is None:
+        pytest.skip("docker-registry is not installed: apt-get install -y docker-registry")
+    with localregistry.running(tmp_path) as address:
+        port = int(address.split(":")[1])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=5) as answer:
+            assert answer.status == 200
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2)
 
 
 def registry_get(url: str, method: str = "GET") -> tuple[int, bytes]:
