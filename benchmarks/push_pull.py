@@ -41,21 +41,25 @@ def main() -> int:
     local = target.image()
     size = int(docker("image", "inspect", "--format", "{{.Size}}", local))
     client = engine.docker_sdk_client()
-    with tempfile.TemporaryDirectory() as tmp:
-        with localregistry.running(Path(tmp, "registry")) as registry:
-            start = time.perf_counter()
-            pushed = publish.push(target, f"{registry}/bench", client, reports=Path(tmp),
-                                  out=lambda line: None)  # fmt: skip
-            push_s = time.perf_counter() - start
-            stored = folder_bytes(Path(tmp, "registry", "storage"))
-            docker("image", "rm", local)
-            start = time.perf_counter()
-            try:
-                docker("pull", "--quiet", pushed.reference)
-            finally:
-                docker("tag", pushed.reference, local)
-            pull_s = time.perf_counter() - start
-    print(f"image {local}: {size / 1e9:.2f} GB; in the registry (compressed): {stored / 1e9:.2f} GB")
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        localregistry.running(Path(tmp, "registry")) as registry,
+    ):
+        start = time.perf_counter()
+        pushed = publish.push(target, f"{registry}/bench", client, reports=Path(tmp),
+                              out=lambda line: None)  # fmt: skip
+        push_s = time.perf_counter() - start
+        stored = folder_bytes(Path(tmp, "registry", "storage"))
+        docker("image", "rm", local)
+        start = time.perf_counter()
+        try:
+            docker("pull", "--quiet", pushed.reference)
+        finally:
+            docker("tag", pushed.reference, local)
+        pull_s = time.perf_counter() - start
+    print(
+        f"image {local}: {size / 1e9:.2f} GB; in the registry (compressed): {stored / 1e9:.2f} GB"
+    )
     print(f"push  {push_s:7.1f} s")
     print(f"pull  {pull_s:7.1f} s  (by digest, after removing the local image)")
     return 0
