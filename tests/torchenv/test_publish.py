@@ -75,13 +75,18 @@ def test_push_without_a_registry_is_one_line():
 # --- a real registry -------------------------------------------------------------------------
 
 
+def needs_registry_binary() -> None:
+    """Skip without Debian's docker-registry; fail under CI, whose .ci/run installs it."""
+    if shutil.which("docker-registry") is None:
+        reason = "docker-registry is not installed: apt-get install -y docker-registry"
+        pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def registry(docker_engine, tmp_path_factory):
     """docker-registry on 127.0.0.1:<free port>, its storage in a temporary folder; stopped and
     removed at the end of the module."""
-    if shutil.which("docker-registry") is None:
-        reason = "docker-registry is not installed: apt-get install -y docker-registry"
-        pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
+    needs_registry_binary()
     folder = tmp_path_factory.mktemp("registry")
     try:
         with localregistry.running(folder) as address:
@@ -91,8 +96,7 @@ def registry(docker_engine, tmp_path_factory):
 
 
 def test_the_registry_fixture_stops_what_it_started(tmp_path):
-    if shutil.which("docker-registry") is None:
-        pytest.skip("docker-registry is not installed: apt-get install -y docker-registry")
+    needs_registry_binary()
     with localregistry.running(tmp_path) as address:
         port = int(address.split(":")[1])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=5) as answer:
