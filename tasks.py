@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shlex
 from pathlib import Path
@@ -190,17 +191,25 @@ def _dry_engine() -> engine.Engine:
         "timeout": "stop the suite after this many seconds, exit 124 (default: the target's "
         "smoke_timeout_s in targets.toml)",
         "dry_run": "print the equivalent docker command without running it (default: run)",
+        "nodes": "multi-node DDP: this many containers on a private network, torchrun (default: one)",
+        "nproc_per_node": "with --nodes: processes (ranks) per node (default: 1)",
+        "rdzv_port": "with --nodes: node 0's rendezvous port, also on 127.0.0.1 (default: 29400)",
     },
 )
 def smoke(
     c, target=None, flavor="runtime", no_gpu=False, require_gpu=False, quick=False,
-    reports="reports", image=None, args="", timeout=None, dry_run=False,
+    reports="reports", image=None, args="", timeout=None, dry_run=False, nodes=None,
+    nproc_per_node="1", rdzv_port="29400",
 ):  # fmt: skip
     """Run the smoke suite in a target's image, with the target's expectations."""
     with user_errors():
         t = _target(target)
         if no_gpu and require_gpu:
             raise UserError("--no-gpu and --require-gpu contradict each other: pick one")
+        if nodes is not None:
+            _smoke_nodes(t, image or t.image(flavor), nodes, nproc_per_node, rdzv_port,
+                         no_gpu, reports, dry_run)  # fmt: skip
+            return
         req = smokes.SmokeRequest(
             target=t, image=image or t.image(flavor), gpu="no" if no_gpu else "auto",
             require_gpu=require_gpu, quick=quick, extra_args=tuple(shlex.split(args)),
@@ -221,6 +230,20 @@ def smoke(
             raise Exit(f"error: {exc}", code=smokes.TIMEOUT_EXIT) from None
         if code != 0:
             raise Exit(f"smoke suite failed in {req.image} (exit {code})", code=code)
+
+
+def _smoke_nodes(t, image, nodes, nproc, rdzv_port, no_gpu, reports, dry_run) -> None:
+    from torchenv import multinode
+
+    n, p, port = multinode.validate(nodes, nproc, rdzv_port)
+    req = multinode.MultiNodeRequest(target=t, image=image, nodes=n, nproc=p, rdzv_port=port)
+    if dry_run:
+        print("\n".join(multinode.describe(multinode.plan(req))))
+        return
+    client = engine.docker_sdk_client()
+    if t.is_cuda and not no_gpu and smokes.has_gpu_runtime(client):
+        req = dataclasses.replace(req, gpus_per_node=p)
+    multinode.smoke(req, client, Path(reports) if reports else None)
 
 
 @task(
@@ -402,8 +425,81 @@ def export(
             print(line, flush=True)
 
 
+@task(
+    name="k8s",
+    help={
+        "target": f"the target: {_names()}",
+        "nodes": "pods (nodes) of the Indexed Job (default: 2)",
+        "gpus_per_node": "nvidia.com/gpu per pod, one rank per GPU (default: 0, CPU and gloo)",
+        "image": "image reference, NAME@sha256:... (default: the digest `invoke push` recorded)",
+        "flavor": "runtime (default) or dev, for the recorded digest",
+        "output": "write the manifest here (default: stdout)",
+    },
+)
+def k8s_(c, target=None, nodes="2", gpus_per_node="0", image=None, flavor="runtime", output=None):
+    """Write a Kubernetes manifest (Indexed Job + headless Service) that runs the DDP smoke suite."""
+    import sys
+
+    from torchenv import k8s, multinode
+    from torchenv import publish as publishes
+
+    with user_errors():
+        t = _target(target)
+        n, _, _ = multinode.validate(nodes, 1, multinode.RDZV_PORT)
+        gpus = _int(gpus_per_node, "--gpus-per-node")
+        if not 0 <= gpus <= 64:
+            raise UserError(f"--gpus-per-node {gpus} is out of range: give 0 to 64")
+        ref, source = publishes.resolve_image(t, image, flavor)
+        docs = k8s.manifest(t, ref, n, gpus_per_node=gpus)
+        problems = k8s.validate(docs)
+        if problems:
+            raise UserError(f"the manifest does not validate: {problems[0]}")
+        header = (
+            f"# torchenv k8s: {n} nodes of {t.name}, image {source}; validated against "
+            f"Kubernetes {k8s.KUBERNETES_VERSION}. kubectl apply -f THIS; kubectl logs "
+            f"-l job-name={k8s.job_name(t)}\n"
+        )
+        text = k8s.dump(docs, header)
+        if output:
+            from torchenv.files import write_atomic
+
+            write_atomic(Path(output), text)
+            print(f"wrote {output} (image {ref}, {source})", file=sys.stderr)
+        else:
+            print(text, end="")
+
+
+@task(
+    help={
+        "target": f"the target: {_names()}",
+        "registry": "HOST[:PORT]/NAMESPACE, e.g. ghcr.io/my-org (log in with docker login first)",
+        "flavor": "runtime (default) or dev",
+        "reports": "folder for the record pushed-<target>.json (default: reports/)",
+        "dry_run": "print the docker commands without running them (default: run)",
+    }
+)
+def push(c, target=None, registry=None, flavor="runtime", reports="reports", dry_run=False):
+    """Push a target's image to a registry; print and record its reference by digest."""
+    from torchenv import publish as publishes
+
+    with user_errors():
+        t = _target(target)
+        if not registry:
+            raise UserError("--registry is required: HOST[:PORT]/NAMESPACE, e.g. ghcr.io/my-org")
+        if dry_run:
+            print("\n".join(publishes.describe(t, registry, flavor)))
+            return
+        pushed = publishes.push(
+            t, registry, engine.docker_sdk_client(), flavor, Path(reports) if reports else ROOT
+        )
+        print(f"pushed {pushed.image}: digest {pushed.digest}")
+        print(f"recorded in {publishes.record_path(t, flavor, Path(reports))}")
+        print(pushed.reference)
+
+
 ns = Collection(
     list_, generate_, build, smoke, shell, lint, clean, doctor, lock, verify, refresh_digest,
-    export,
+    export, k8s_, push,
 )  # fmt: skip
 ns.configure({"run": {"echo": True}, "torchenv": dict(BUILD_DEFAULTS)})
+ns.configure({"run": {"echo": True}})

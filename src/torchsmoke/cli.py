@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from torchsmoke import __version__, envinfo, report
-from torchsmoke.checks import ALL, BY_NAME, NAMES
+from torchsmoke.checks import ALL, BY_NAME, NAMES, distributed
 from torchsmoke.core import FAIL, Check, Context, Options, Result, error_summary, run_checks
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -76,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail (not skip) the compile check when compiled code cannot run here (a noexec /tmp)",
     )
     out = parser.add_argument_group("output")
-    out.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report here")
+    out.add_argument(
+        "--json",
+        type=Path,
+        metavar="PATH",
+        help="write the JSON report here ('-': stdout, one line)",
+    )
     out.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML here")
     parser.add_argument("--version", action="version", version=f"torchsmoke {__version__}")
     return parser
@@ -228,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     write_partial()
     try:
-        rerun = None if args.no_rerun else lambda chk: rerun_in_fresh_interpreter(chk, ctx.options)
+        # Under torchrun a check is one rank of a job: it cannot run again on its own.
+        alone = args.no_rerun or distributed.launched_by_torchrun()
+        rerun = None if alone else lambda chk: rerun_in_fresh_interpreter(chk, ctx.options)
         results = run_checks(checks, ctx, on_result, rerun)
     except KeyboardInterrupt:
         print("torchsmoke: interrupted", file=sys.stderr)
@@ -238,7 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.table(results, duration), flush=True)
 
     data = report.build(results, _env_dict(ctx), argv, duration)
-    if args.json:
+    if args.json and str(args.json) == "-":
+        print(report.one_line(data), flush=True)
+    elif args.json:
         report.write_json(data, args.json)
         print(f"JSON report: {args.json}")
     if args.junit:

@@ -58,6 +58,11 @@ def build(
     }
 
 
+def one_line(report: dict[str, Any]) -> str:
+    """The JSON report on one line (`--json -`: for a log that a collector reads line by line)."""
+    return json.dumps(report, default=str, separators=(",", ":"))
+
+
 def write_json(report: dict[str, Any], path: Path) -> None:
     """Written whole or not at all (a temporary file renamed), so that a reader never sees half."""
     path.parent.mkdir(parents=True, exist_ok=True)

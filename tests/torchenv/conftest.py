@@ -26,3 +26,9 @@ def image(docker_engine) -> str:
 def dev_image(docker_engine, image) -> str:
     """The cuda13 dev image (a C/C++ compiler: torch.compile works there)."""
     return _build(docker_engine, "dev")
+
+
+@pytest.fixture(scope="session")
+def cuda13_image(image) -> str:
+    """The cuda13 runtime image under the name the multi-node and registry tests use."""
+    return image

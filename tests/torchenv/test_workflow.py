@@ -83,8 +83,9 @@ def test_every_action_is_pinned_to_a_commit_with_a_version_comment():
 
 def test_read_only_token_and_no_persisted_credentials(workflow):
     assert workflow["permissions"] == {"contents": "read"}
-    for job in workflow["jobs"].values():
-        assert "permissions" not in job or set(job["permissions"].values()) <= {"read", "none"}
+    for name, job in workflow["jobs"].items():
+        if name != "publish":  # the one job that writes packages
+            assert "permissions" not in job or set(job["permissions"].values()) <= {"read", "none"}
     checkouts = [s for s in uses(workflow) if s["uses"].startswith("actions/checkout@")]
     assert checkouts
     for step in checkouts:
@@ -255,3 +256,23 @@ def test_actionlint_finds_errors(tmp_path: Path):
     )
     kinds = {f["kind"] for f in actionlint(broken, tmp_path)}
     assert {"expression", "job-needs"} <= kinds
+
+
+def test_publish_pushes_to_ghcr_on_main_only_and_alone_writes_packages(workflow):
+    job = workflow["jobs"]["publish"]
+    assert job["permissions"] == {"contents": "read", "packages": "write"}
+    assert job["if"] == "${{ github.event_name == 'push' && github.ref == 'refs/heads/main' }}"
+    assert job["needs"] == ["targets", "image"]  # only images whose smoke suite passed
+    login = step_running(job, "docker login ghcr.io")
+    assert "--password-stdin" in login["run"] and login["env"]["GHCR_TOKEN"] == (
+        "${{ secrets.GITHUB_TOKEN }}"
+    )
+    push = step_running(job, "invoke push")
+    assert push["run"] == (
+        'invoke push --target "${TARGET}" --registry "ghcr.io/${GITHUB_REPOSITORY_OWNER,,}"'
+    )
+    assert step_running(job, "docker logout")["if"] == "${{ always() }}"
+    writers = [
+        n for n, j in workflow["jobs"].items() if "write" in j.get("permissions", {}).values()
+    ]
+    assert writers == ["publish"]

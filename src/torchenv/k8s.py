@@ -1,0 +1,219 @@
+"""`invoke k8s`: a Kubernetes manifest that runs the distributed smoke suite, no operator needed.
+
+An Indexed Job (completions = parallelism = nodes) and a headless Service: each pod gets
+JOB_COMPLETION_INDEX and the hostname `<job>-<index>`, and, through the Service named in the pod
+spec's `subdomain`, the others resolve it as `<job>-<index>.<service>`. The pods run the same
+command the containers of `invoke smoke --nodes` run (`multinode.node_command`): torchrun with c10d
+rendezvous hosted by index 0. Pod Security "restricted": a non-root arbitrary UID (GID 0, as
+OpenShift does), no privilege escalation, every capability dropped, the runtime's seccomp profile,
+a read-only root; /tmp and /dev/shm (medium Memory) are emptyDirs, and HOME and every cache point
+under /tmp. GPUs: `nvidia.com/gpu` limits when asked. Each pod prints the JSON report of its
+local rank 0 on one line at the end of its log (`kubectl logs`).
+
+`validate` checks the manifest offline and strictly (unknown fields are errors) against the
+schema of `KUBERNETES_VERSION` (kubernetes-validate). `kubelet_plan` turns the manifest back into
+containers the way a kubelet would run the pods, so a test on Docker proves what the manifest says.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from torchenv import multinode
+from torchenv.errors import UserError
+from torchenv.matrix import Target
+
+KUBERNETES_VERSION = "1.31.0"  # the schema the manifest is validated against
+RUN_AS_USER = 12345  # arbitrary, not the image's 1000: the image must work for any UID
+RUN_AS_GROUP = 0
+DEADLINE_S = 1800
+BACKOFF_LIMIT = 0  # one pod failing fails the job: a retried pod cannot rejoin the rendezvous
+TTL_S = 3600
+SHM_LIMIT = "2Gi"
+TMP_LIMIT = "4Gi"
+INDEX_VAR = "JOB_COMPLETION_INDEX"
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def job_name(target: Target) -> str:
+    return f"torchsmoke-{target.name}"
+
+
+def manifest(
+    target: Target, image: str, nodes: int, gpus_per_node: int = 0, nproc: int | None = None,
+    name: str | None = None, rdzv_port: int = multinode.RDZV_PORT,
+) -> list[dict]:  # fmt: skip
+    """The Service and the Job (pure). `nproc` defaults to the GPUs per node, else 1."""
+    name = name or job_name(target)
+    if not _NAME.match(name) or len(name) > 50:
+        raise UserError(f"job name {name!r} is not a DNS label of at most 50 characters")
+    nproc = nproc or gpus_per_node or 1
+    labels = {"app.kubernetes.io/name": "torchsmoke", "app.kubernetes.io/instance": name}
+    endpoint = f"{name}-0.{name}:{rdzv_port}"
+    suite = target.smoke_expectations() + (["--require-gpu"] if gpus_per_node else [])
+    command = multinode.node_command(nodes, nproc, endpoint, name, suite)
+    resources: dict = {
+        "requests": {"cpu": str(nproc), "memory": f"{2 * nproc}Gi"},
+        "limits": {"memory": f"{4 * nproc}Gi"},
+    }
+    if gpus_per_node:
+        resources["limits"]["nvidia.com/gpu"] = gpus_per_node
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,  # DNS records before the pods are Ready
+            "selector": {"job-name": name},
+            "ports": [{"name": "rdzv", "port": rdzv_port, "targetPort": rdzv_port}],
+        },
+    }
+    container = {
+        "name": "torchsmoke",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": command,
+        "env": [{"name": k, "value": v} for k, v in multinode.node_env(nodes, nproc).items()],
+        "ports": [{"name": "rdzv", "containerPort": rdzv_port}],
+        "resources": resources,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+        },
+        "volumeMounts": [
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": nodes,
+            "parallelism": nodes,
+            "backoffLimit": BACKOFF_LIMIT,
+            "activeDeadlineSeconds": DEADLINE_S,
+            "ttlSecondsAfterFinished": TTL_S,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "subdomain": name,
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS_USER,
+                        "runAsGroup": RUN_AS_GROUP,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_LIMIT}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_LIMIT}},
+                    ],
+                },
+            },
+        },
+    }
+    return [service, job]
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data) -> bool:  # repeated labels are written out, not anchored
+        return True
+
+
+def dump(docs: list[dict], header: str = "") -> str:
+    body = "---\n".join(yaml.dump(d, Dumper=_Dumper, sort_keys=False, width=100) for d in docs)
+    return header + body
+
+
+def load(text: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def validate(docs: list[dict], version: str = KUBERNETES_VERSION) -> list[str]:
+    """Strict schema problems, one line each ("Kind/name: message"); [] when valid."""
+    import kubernetes_validate
+
+    problems = []
+    for doc in docs:
+        where = f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(str(p) for p in exc.path)
+            problems.append(f"{where}: {path or '(top)'}: {exc.message}")
+        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError):
+            problems.append(f"{where}: no schema for Kubernetes {version} in kubernetes-validate")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the manifest's pods the way a kubelet would, on Docker
+
+
+def _size(quantity: str) -> str:
+    """A Kubernetes quantity (2Gi) as a tmpfs size (2g)."""
+    match = re.fullmatch(r"(\d+)([KMG])i", quantity)
+    if not match:
+        raise UserError(f"cannot turn the quantity {quantity!r} into a tmpfs size")
+    return f"{match[1]}{match[2].lower()}"
+
+
+def kubelet_plan(docs: list[dict], run_id: str, target: str = "") -> multinode.Plan:
+    """Containers for the Job's pods, every setting read from the manifest: the command, env
+    (plus JOB_COMPLETION_INDEX, which the Job controller adds), hostname `<job>-<index>` in the
+    Service's subdomain (a network alias), user and group, read-only root, capabilities,
+    no-new-privileges, and each emptyDir as a tmpfs (medium Memory at /dev/shm included)."""
+    (job,) = [d for d in docs if d["kind"] == "Job"]
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    spec, pod = job["spec"], job["spec"]["template"]["spec"]
+    if spec.get("completionMode") != "Indexed" or spec["completions"] != spec["parallelism"]:
+        raise UserError("the Job is not an Indexed Job with completions = parallelism")
+    if pod["subdomain"] != service["metadata"]["name"] or service["spec"]["clusterIP"] != "None":
+        raise UserError("the pods' subdomain is not the headless Service")
+    (container,) = pod["containers"]
+    pod_sc, sc = pod.get("securityContext", {}), container.get("securityContext", {})
+    uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
+    gid = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    tmpfs = {}
+    for mount in container.get("volumeMounts", []):
+        empty = volumes[mount["name"]]["emptyDir"]
+        size = f",size={_size(empty['sizeLimit'])}" if "sizeLimit" in empty else ""
+        tmpfs[mount["mountPath"]] = f"rw,mode=1777{size}"
+    env = {e["name"]: e["value"] for e in container.get("env", [])}
+    name = job["metadata"]["name"]
+    subdomain = pod["subdomain"]
+    nodes = tuple(
+        multinode.Node(
+            name=f"{run_id}-{index}",
+            hostname=f"{name}-{index}",
+            domainname=subdomain,
+            aliases=(f"{name}-{index}.{subdomain}",),
+            command=tuple(container["command"] + container.get("args", [])),
+            environment={**env, INDEX_VAR: str(index)},
+            user=None if uid is None else f"{uid}:{0 if gid is None else gid}",
+            read_only=bool(sc.get("readOnlyRootFilesystem")),
+            tmpfs=tmpfs,
+            cap_drop=tuple(sc.get("capabilities", {}).get("drop", [])),
+            no_new_privileges=sc.get("allowPrivilegeEscalation") is False,
+            publish={},
+        )
+        for index in range(spec["completions"])
+    )
+    world = int(env.get("TORCHSMOKE_EXPECT_WORLD_SIZE", "0") or 0)
+    nproc = max(1, world // max(1, spec["completions"]))
+    return multinode.Plan(
+        run_id, run_id, container["image"], nodes, nproc, target or name,
+        timeout_s=spec["activeDeadlineSeconds"],
+    )  # fmt: skip

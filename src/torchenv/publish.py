@@ -1,0 +1,159 @@
+"""`invoke push`: publish a target's image to a registry and record its digest; image references
+by digest (`NAME@sha256:<64 hex>`) for `invoke k8s` and `invoke export`.
+
+The image is tagged `<registry>/<target>:<tag>` (registry = HOST[:PORT]/NAMESPACE), pushed with
+the Docker engine (its credentials: `docker login` first), untagged again, and the reference by
+digest is written to `reports/pushed-<target>[-dev].json`. A digest names the bytes: the same
+reference pulls the same image on every node.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from torchenv.errors import UserError
+from torchenv.files import write_atomic
+from torchenv.matrix import ROOT, Target
+
+REPORTS = ROOT / "reports"
+DIGEST_REF = re.compile(
+    r"^(?P<name>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@(?P<digest>sha256:[0-9a-f]{64})$"
+)
+# HOST[:PORT]/NAMESPACE[/MORE]: a host with a dot or a port, or localhost; lowercase path parts.
+REGISTRY = re.compile(
+    r"^(?P<host>(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|[a-z0-9.-]+:\d+)(:\d+)?)"
+    r"(?P<path>(/[a-z0-9]+([._-][a-z0-9]+)*)+)$"
+)
+
+
+@dataclass(frozen=True)
+class Pushed:
+    target: str
+    flavor: str
+    image: str  # the local image that was pushed
+    repository: str  # where it went
+    tag: str
+    digest: str  # sha256:...
+    reference: str  # repository@digest
+    pushed_at: str
+
+
+def parse_digest_ref(text: str) -> tuple[str, str]:
+    """(name, digest) of `NAME@sha256:<64 hex>`; UserError (one line) for anything else."""
+    match = DIGEST_REF.match(text.strip())
+    if not match:
+        raise UserError(
+            f"{text!r} is not an image reference by digest: give NAME@sha256:<64 hex digits> "
+            "(`invoke push` prints one)"
+        )
+    return match["name"], match["digest"]
+
+
+def is_digest_ref(text: str) -> bool:
+    return "@" in text
+
+
+def record_path(target: Target, flavor: str = "runtime", reports: Path = REPORTS) -> Path:
+    suffix = "" if flavor == "runtime" else f"-{flavor}"
+    return reports / f"pushed-{target.name}{suffix}.json"
+
+
+def read_record(target: Target, flavor: str = "runtime", reports: Path = REPORTS) -> Pushed | None:
+    path = record_path(target, flavor, reports)
+    if not path.exists():
+        return None
+    try:
+        return Pushed(**json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError):
+        raise UserError(f"{path} is not a push record: remove it and run `invoke push`") from None
+
+
+def resolve_image(
+    target: Target, image: str | None, flavor: str = "runtime", reports: Path = REPORTS
+) -> tuple[str, str]:
+    """The image reference for a cluster and where it came from.
+
+    `image` given: a reference by digest is checked (NAME@sha256:...), a tag is kept as given.
+    Not given: the digest `invoke push` recorded for the target, else the local tag (which a
+    cluster can pull only from where it was pushed).
+    """
+    if image:
+        if is_digest_ref(image):
+            parse_digest_ref(image)
+            return image, "by digest"
+        return image, "by tag (a tag can move: prefer the digest `invoke push` prints)"
+    record = read_record(target, flavor, reports)
+    if record is not None:
+        parse_digest_ref(record.reference)
+        return record.reference, f"pushed, recorded in {record_path(target, flavor, reports)}"
+    return target.image(flavor), "local tag, never pushed: run `invoke push` for a digest"
+
+
+def remote_name(target: Target, registry: str, flavor: str = "runtime") -> tuple[str, str]:
+    """(repository, tag) for the target's image at `registry` (HOST[:PORT]/NAMESPACE)."""
+    registry = registry.strip().rstrip("/")
+    if not REGISTRY.match(registry):
+        raise UserError(
+            f"--registry {registry!r} is not HOST[:PORT]/NAMESPACE in lowercase "
+            "(e.g. ghcr.io/my-org or localhost:5000/torchenv)"
+        )
+    local = target.image(flavor)
+    return f"{registry}/{target.name}", local.rsplit(":", 1)[1]
+
+
+def describe(target: Target, registry: str, flavor: str = "runtime") -> list[str]:
+    """The equivalent docker CLI lines (for --dry-run)."""
+    repository, tag = remote_name(target, registry, flavor)
+    remote = f"{repository}:{tag}"
+    return [
+        f"docker tag {target.image(flavor)} {remote}",
+        f"docker push {remote}",
+        f"docker image rm {remote}",
+        f"# then: the digest the push printed, recorded in {record_path(target, flavor).name}",
+    ]
+
+
+def push(
+    target: Target, registry: str, client, flavor: str = "runtime", reports: Path = REPORTS,
+    out=print,
+) -> Pushed:  # fmt: skip
+    """Tag, push, untag; record and return the reference by digest. UserError (one line)."""
+    import docker.errors
+
+    repository, tag = remote_name(target, registry, flavor)
+    local = target.image(flavor)
+    try:
+        image = client.images.get(local)
+    except docker.errors.ImageNotFound:
+        raise UserError(
+            f"image {local} is not built yet: run `invoke build --target {target.name}`"
+        ) from None
+    image.tag(repository, tag)
+    digest = None
+    try:
+        for event in client.api.push(repository, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                detail = event.get("errorDetail", {}).get("message") or event["error"]
+                raise UserError(f"push to {repository} failed: {detail.strip()}")
+            if "aux" in event and "Digest" in event["aux"]:
+                digest = event["aux"]["Digest"]
+            status = event.get("status", "")
+            if status and "id" not in event:
+                out(status)
+    except docker.errors.APIError as exc:
+        raise UserError(f"push to {repository} failed: {exc.explanation or exc}") from None
+    finally:
+        client.images.remove(f"{repository}:{tag}", noprune=True)
+    if not digest:
+        raise UserError(f"the registry at {registry} returned no digest for {repository}:{tag}")
+    pushed = Pushed(
+        target=target.name, flavor=flavor, image=local, repository=repository, tag=tag,
+        digest=digest, reference=f"{repository}@{digest}",
+        pushed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )  # fmt: skip
+    write_atomic(record_path(target, flavor, reports), json.dumps(asdict(pushed), indent=2) + "\n")
+    return pushed
