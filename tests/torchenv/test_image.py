@@ -186,7 +186,7 @@ def test_wheelhouse_build_is_offline_and_leaves_no_links(
     assert "offline: installing from the wheelhouse only" in done.stdout
     if installer == "uv":
         assert "uv 0.13.9" in done.stdout  # the uv stage installed it from the wheelhouse
-        assert "torch was not found in the provided package locations" in done.stdout
+        assert "was not found in the provided package locations" in done.stdout
         assert "the wheelhouse lacks a locked package" in done.stderr
     else:
         assert "No matching distribution found" in done.stdout  # nothing came from an index
