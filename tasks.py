@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import json
 import os
 import shlex
@@ -171,6 +172,8 @@ def shell(c, target=None, flavor="dev", no_gpu=False, dry_run=False):
         argv = [
             "docker", "run", "--rm", "-it", f"--shm-size={smokes.SHM_SIZE}",
             "--user", f"{os.getuid()}:{os.getgid()}", "--env", "HOME=/tmp",
+            # The image has no passwd entry for your UID: torch.compile needs a user name.
+            "--env", f"USER={getpass.getuser()}",
             "--volume", f"{Path.cwd()}:/workspace", "--workdir", "/workspace",
         ]  # fmt: skip
         if t.is_cuda and not no_gpu:
