@@ -70,7 +70,7 @@ def generate_(c, check=False):
 
 BUILD_HELP = {
     "target": f"the target to build: {', '.join(matrix.names())}",
-    "flavor": "runtime (default) or dev (adds ipykernel, TensorBoard, git, a C compiler)",
+    "flavor": "runtime (default) or dev (adds ipykernel, TensorBoard, git)",
     "installer": "conda (default: micromamba) or pip (a venv from the base's Python)",
     "ca_cert": "a CA bundle for a TLS-inspecting proxy, passed as a BuildKit secret (default: none)",
     "wheelhouse": "a folder of wheels: build offline from it (default: none)",
@@ -160,7 +160,7 @@ def smoke(
 @task(
     help={
         "target": f"the target: {', '.join(matrix.names())}",
-        "flavor": "runtime or dev (default: dev, it has git and a compiler)",
+        "flavor": "runtime or dev (default: dev, it has git and TensorBoard)",
         "no_gpu": "do not request GPUs for CUDA targets (default: request them)",
         "dry_run": "print the docker command without running it (default: run)",
     }
