@@ -112,7 +112,7 @@ _CONFIGURABLE = " (configurable: INVOKE_TORCHENV_{key})"
 
 BUILD_HELP = {
     "target": f"the target to build: {_names()}",
-    "flavor": "runtime (default) or dev (adds ipykernel, TensorBoard, git, a C compiler)",
+    "flavor": "runtime (default) or dev (adds ipykernel, TensorBoard, git)",
     "installer": "uv (default), pip (both: the pip lock into a venv) or conda (micromamba)",
     "ca_cert": "a CA bundle for a TLS-inspecting proxy, passed as a BuildKit secret (default: none)",
     "wheelhouse": "a folder of wheels: build offline from it (default: none)",
@@ -249,7 +249,7 @@ def _smoke_nodes(t, image, nodes, nproc, rdzv_port, no_gpu, reports, dry_run) ->
 @task(
     help={
         "target": f"the target: {_names()}",
-        "flavor": "runtime or dev (default: dev, it has git and a compiler)",
+        "flavor": "runtime or dev (default: dev, it has git and TensorBoard)",
         "no_gpu": "do not request GPUs for CUDA targets (default: request them when the engine can)",
         "dry_run": "print the docker command without running it (default: run)",
     }

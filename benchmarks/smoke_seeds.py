@@ -4,7 +4,9 @@
 
 For each check and budget (full, --quick) it prints the worst, mean and best score against the
 threshold, and how many seeds failed. Scores: held-out accuracy (mlp, cnn; higher is better),
-loss ratio last/first (amp; lower is better), pass/fail (determinism, ddp, dataloader).
+loss ratio last/first (amp; lower is better), int8 accuracy drop from fp32 (quantize), max error
+against eager (export) and on the CPU (checkpoint), seconds until `tensorboard --logdir` serves
+(tensorboard; all lower is better), pass/fail (determinism, ddp, dataloader).
 """
 
 from __future__ import annotations
@@ -19,12 +21,32 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from torchsmoke.checks import BY_NAME  # noqa: E402
+from torchsmoke.checks.board import SERVE_TIMEOUT_S  # noqa: E402
+from torchsmoke.checks.numerics import CROSS_DEVICE_ATOL  # noqa: E402
 from torchsmoke.cli import configure_threads  # noqa: E402
 from torchsmoke.core import Context, Options, Result, run_check  # noqa: E402
 
 
 def accuracy(result: Result) -> tuple[float, float]:
     return result.details["accuracy"], result.details["threshold"]
+
+
+def accuracy_drop(result: Result) -> tuple[float, float]:
+    d = result.details
+    return d["accuracy_fp32"] - d["accuracy_int8"], d["max_accuracy_drop"]
+
+
+def export_error(result: Result) -> tuple[float, float]:
+    d = result.details
+    return max(d["mlp"]["max_error"], d["cnn"]["max_error"]), d["atol"]
+
+
+def checkpoint_error(result: Result) -> tuple[float, float]:
+    return result.details["cpu_max_error"], CROSS_DEVICE_ATOL
+
+
+def tensorboard_ready(result: Result) -> tuple[float, float]:
+    return result.details["served"]["ready_s"], SERVE_TIMEOUT_S
 
 
 def worst_amp_ratio(result: Result) -> tuple[float, float]:
@@ -40,6 +62,10 @@ SCORES: dict[str, tuple[Callable[[Result], tuple[float, float]] | None, bool]] =
     "determinism": (None, True),
     "ddp": (None, True),
     "dataloader": (None, True),
+    "quantize": (accuracy_drop, False),
+    "export": (export_error, False),
+    "checkpoint": (checkpoint_error, False),
+    "tensorboard": (tensorboard_ready, False),
 }
 
 
@@ -62,8 +88,8 @@ def sweep(name: str, seeds: int, quick: bool, device: str) -> str:
         rel = ">=" if higher_is_better else "<="
         margin = worst - threshold if higher_is_better else threshold - worst
         line += (
-            f"  worst {worst:.3f} mean {statistics.mean(scores):.3f} "
-            f"(threshold {rel} {threshold}, margin {margin:.3f})"
+            f"  worst {worst:.4g} mean {statistics.mean(scores):.4g} "
+            f"(threshold {rel} {threshold}, margin {margin:.4g})"
         )
     return "\n".join([line, *(f"    {f}" for f in failures)])
 

@@ -2,7 +2,7 @@
 
 VS Code (and the Dev Containers CLI) lists every folder under `.devcontainer/` as its own
 configuration, so the targets appear side by side. Each builds the `dev` stage of that target's
-Dockerfile: the runtime environment plus ipykernel, TensorBoard, git and a C compiler.
+Dockerfile: the runtime image (which has a C/C++ compiler) plus ipykernel, TensorBoard and git.
 
 Choices, each for a problem users report (items 1, 3 and 12 of the project's users notes):
 - Shared memory: `--shm-size` rather than `--ipc=host`. DataLoader workers pass batches through

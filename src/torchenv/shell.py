@@ -8,6 +8,7 @@ and runs the command through the command seam with this terminal.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shlex
 import sys
@@ -48,12 +49,21 @@ def shell_command(client: str, req: ShellRequest, *, tty: bool, gpus: bool) -> l
     argv = [
         client, "run", "--rm", "--interactive", *(["--tty"] if tty else []),
         f"--shm-size={SHM_SIZE}", "--user", f"{uid}:{gid}", "--env", "HOME=/tmp",
+        # the image has no passwd entry for your UID: your name, for torch.compile's caches
+        "--env", f"USER={_user_name()}",
         *labels.cli_args(labels.of("shell", req.target.name)),
         "--volume", f"{Path(req.workspace).resolve()}:/workspace", "--workdir", "/workspace",
     ]  # fmt: skip
     if gpus:
         argv.append("--gpus=all")
     return [*argv, req.image, *req.command]
+
+
+def _user_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this UID here either
+        return f"uid{os.getuid()}"
 
 
 def has_nvidia_runtime(client: str, runner: Runner = subprocess_runner) -> bool:

@@ -64,8 +64,15 @@ def test_smoke_suite_passes_every_non_gpu_check_in_the_container(image, tmp_path
     assert [n for n, c in statuses.items() if c["status"] == "fail"] == []
     assert statuses["expect"]["status"] == "pass"  # cu130, torch 2.11.0, python 3.11 as promised
     assert statuses["cuda"]["status"] == "skip" and statuses["cuda"]["reason"]
+    # The runtime flavor has no tensorboard: it says so. It has a compiler: compile passes.
+    assert statuses["tensorboard"]["status"] == "skip"
+    assert statuses["tensorboard"]["reason"].startswith("tensorboard is not installed")
     for name in ("mlp", "cnn", "vision", "audio", "dataloader", "ddp", "checkpoint", "amp"):
         assert statuses[name]["status"] == "pass", statuses[name]
+    for name in ("compile", "quantize", "export"):
+        assert statuses[name]["status"] == "pass", statuses[name]
+    assert statuses["quantize"]["details"]["engine"] in ("x86", "fbgemm", "onednn", "qnnpack")
+    assert set(statuses["dataloader"]["details"]["samples_per_s"]) == {"0", "2"}
     assert report["env"]["torch"]["variant"] == "cu130"
     assert (tmp_path / "smoke-cuda13.xml").read_text().count("<testcase") == len(report["checks"])
 
@@ -208,14 +215,16 @@ def test_verify_matches_the_lock_and_catches_a_changed_pin(image):
     assert any("torch" in line and "2.12.0" in line for line in found), found
 
 
-def test_dev_flavor_passes_every_non_gpu_check_compile_included(dev_image, tmp_path):
-    """The dev flavor adds a C/C++ compiler: torch.compile must work there (it skips, with the
-    reason, in the lean runtime image)."""
+def test_dev_flavor_passes_every_non_gpu_check_tensorboard_included(dev_image, tmp_path):
+    """The dev flavor adds tensorboard (and git) to the runtime image, which has the compiler:
+    every check but cuda passes there, tensorboard serving its logs included."""
     done = invoke("smoke", "--target", "cuda13", "--flavor", "dev", "--reports", str(tmp_path))
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
     checks = json.loads((tmp_path / "smoke-cuda13.json").read_text())["checks"]
     not_passed = {c["name"]: c["reason"] for c in checks if c["status"] != "pass"}
     assert list(not_passed) == ["cuda"], not_passed
+    served = next(c for c in checks if c["name"] == "tensorboard")["details"]["served"]
+    assert served["runs"] == ["."] and served["command"][0] == "/opt/env/bin/tensorboard"
 
 
 def test_uv_never_lands_in_the_image(docker_engine, image):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 
 import pytest
@@ -35,6 +36,7 @@ def test_the_command_as_the_caller_with_a_tty_only_when_there_is_one():
     assert argv == [
         CLIENT, "run", "--rm", "--interactive", "--tty", "--shm-size=2g",
         "--user", f"{os.getuid()}:{os.getgid()}", "--env", "HOME=/tmp",
+        "--env", f"USER={getpass.getuser()}",
         "--label", "io.torchenv.managed=true", "--label", "io.torchenv.target=cuda13",
         "--label", "io.torchenv.shell=cuda13",
         "--volume", f"{matrix.ROOT}:/workspace", "--workdir", "/workspace",

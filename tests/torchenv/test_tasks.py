@@ -1,5 +1,6 @@
 """The invoke tasks as a user runs them: real `invoke` processes, dry runs, one-line errors."""
 
+import getpass
 import os
 import subprocess
 import sys
@@ -81,6 +82,7 @@ def test_shell_dry_run_mounts_the_workspace_as_the_caller():
     done = invoke("shell", "--target", "cuda13", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert f"--user {os.getuid()}:{os.getgid()}" in done.stdout
+    assert f"--env USER={getpass.getuser()}" in done.stdout  # torch.compile needs a user name
     assert (
         "--volume" in done.stdout
         and ":/workspace" in done.stdout

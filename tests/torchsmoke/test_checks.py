@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 
 from torchsmoke import envinfo
 from torchsmoke.checks import board, deploy, distributed, extras, numerics, training
-from torchsmoke.checks.compiler import missing_compiler, torch_compile
+from torchsmoke.checks.compiler import missing_compiler, nameless_user, torch_compile
 from torchsmoke.checks.environment import expect, mismatch, variant_hint, version_matches
 from torchsmoke.checks.gpu import _driver_cause, cuda
 from torchsmoke.checks.loader import dataloader, slow_workers_note, small_shm_note
@@ -508,3 +508,28 @@ def test_a_tensorboard_that_never_answers_is_stopped_at_the_deadline(tmp_path, m
     with pytest.raises(CheckFailed, match=r"did not serve the run within 2 s \(URLError"):
         board.serve(tmp_path, timeout_s=2)
     assert time.monotonic() - start < 10  # stopped, not waited for
+
+
+# --- a UID the image does not know -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "chk", [torch_compile, deploy.quantize, deploy.export], ids=lambda c: c.name
+)
+def test_a_uid_without_a_name_fails_cleanly_with_the_fix(real_env, monkeypatch, chk):
+    """`docker run --user 4242`: torch names its compile cache after the user, and fails."""
+    import pwd
+
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def unknown(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", unknown)
+    result = run_check(chk, context(real_env, device="cpu"))
+    assert result.status == "fail"
+    assert result.reason.startswith(f"UID {os.getuid()} has no /etc/passwd entry")
+    assert "-e USER=$(id -un)" in result.reason
+    monkeypatch.setenv("USER", "alice")
+    assert nameless_user() is None

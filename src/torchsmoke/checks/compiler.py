@@ -41,6 +41,30 @@ COMPILER_FIX = (
 )
 
 
+def nameless_user() -> str | None:
+    """Why torch._dynamo cannot even be imported here, or None.
+
+    torch names its compile cache after getpass.getuser(): with no LOGNAME/USER in the
+    environment and a UID that /etc/passwd does not list (`docker run --user 4242`), importing
+    torch._dynamo (torch.compile, torch.export) raises KeyError, and a half-done import breaks
+    the imports that follow. This check comes first, so it fails cleanly, with the fix.
+    """
+    if any(os.environ.get(name) for name in ("LOGNAME", "USER", "LNAME", "USERNAME")):
+        return None
+    try:
+        pwd = importlib.import_module("pwd")
+        pwd.getpwuid(os.getuid())
+    except ModuleNotFoundError:  # not a POSIX system: getuser() fails differently there
+        return None
+    except KeyError:
+        return (
+            f"UID {os.getuid()} has no /etc/passwd entry and USER is not set: torch.compile "
+            "and torch.export cannot name their cache directory; run with -e USER=$(id -un) "
+            "(invoke shell does) or as a user the image knows"
+        )
+    return None
+
+
 def missing_compiler(compilers: dict[str, str | None], device: torch.device) -> str | None:
     """Why torch.compile cannot work here, or None when the needed compiler is on PATH."""
     if device.type == "cpu" and not compilers.get("cxx"):
@@ -78,7 +102,7 @@ def torch_compile(ctx: Context) -> Outcome:
     if ctx.quick:
         raise CheckSkipped("skipped in --quick mode")  # a cold compile takes 10-20 s
     device = ctx.device
-    problem = missing_compiler(ctx.env.compilers, device)
+    problem = nameless_user() or missing_compiler(ctx.env.compilers, device)
     if problem:
         raise CheckFailed(problem, compilers=ctx.env.compilers)
     if device.type == "cuda" and torch.cuda.get_device_capability(device) < (7, 0):

@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from torchsmoke.checks.compiler import nameless_user
 from torchsmoke.checks.training import CNN_LR, cnn_data, train_mlp
-from torchsmoke.core import CheckSkipped, Context, Outcome, check, passed, require
+from torchsmoke.core import CheckFailed, CheckSkipped, Context, Outcome, check, passed, require
 from torchsmoke.train import SmallCNN, accuracy, fit
 
 MAX_ACCURACY_DROP = 0.02  # two points
@@ -68,8 +69,15 @@ def deprecation_note(caught: Sequence[warnings.WarningMessage]) -> str | None:
     return None
 
 
+def _require_named_user() -> None:
+    problem = nameless_user()
+    if problem:
+        raise CheckFailed(problem)
+
+
 @check("quantize", "dynamic int8 quantization of the trained MLP: accuracy, size, engine")
 def quantize(ctx: Context) -> Outcome:
+    _require_named_user()
     supported = supported_engines()
     engine = pick_engine(supported, torch.backends.quantized.engine)
     if engine is None:
@@ -154,6 +162,7 @@ def _export_one(name: str, model: nn.Module, x: torch.Tensor, folder: Path) -> d
 
 @check("export", "torch.export of the trained MLP and CNN, saved and loaded: outputs equal eager")
 def export(ctx: Context) -> Outcome:
+    _require_named_user()
     device = ctx.device
     mlp, mlp_split, _ = train_mlp(ctx, device)
     cnn, cnn_split = SmallCNN().to(device), cnn_data(ctx).to(device)
