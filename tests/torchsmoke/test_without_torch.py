@@ -1,0 +1,59 @@
+"""`python -m torchsmoke` in a Python that has no torch: --help and --list work, the rest is one
+line (exit 2); and the torch-free check list is the suite's own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import venv
+from pathlib import Path
+
+import pytest
+
+from torchsmoke import catalog
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory) -> str:
+    """A venv with nothing installed: no torch, only the standard library."""
+    env = tmp_path_factory.mktemp("bare") / "venv"
+    venv.EnvBuilder(with_pip=False).create(env)
+    return str(env / "bin" / "python")
+
+
+def run(python: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [python, "-m", "torchsmoke", *args], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(SRC)}, check=False,
+    )  # fmt: skip
+
+
+def test_help_works_without_torch(bare_python):
+    done = run(bare_python, "--help")
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert "--only A,B" in done.stdout and "--expect-variant" in done.stdout
+
+
+def test_list_works_without_torch_and_matches_the_suite(bare_python):
+    done = run(bare_python, "--list")
+    assert done.returncode == 0, done.stderr
+    names = [line.split()[0] for line in done.stdout.splitlines()]
+    assert names[:3] == ["env", "expect", "mlp"] and "compile" in names
+
+
+def test_running_without_torch_is_one_line_and_exit_2(bare_python):
+    done = run(bare_python, "--quick")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"torchsmoke: error: torch is not installed in this Python ({bare_python}): install "
+        "torch here, or run the suite in a torchenv image (invoke smoke)"
+    ]
+
+
+def test_the_catalog_is_the_imported_suite():
+    pytest.importorskip("torch", reason="comparing with the imported checks needs torch")
+    from torchsmoke.checks import ALL
+
+    assert catalog.checks() == [(c.name, c.summary) for c in ALL]
