@@ -7,6 +7,7 @@ insecure-allowed registry, so no TLS is needed.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -66,3 +67,22 @@ def running(folder: Path, binary: str | None = None) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def remove_image_everywhere(client: str, image: str) -> str:
+    """Delete a local image for real: every tag and every reference by digest that keeps it (a
+    push adds one), not just one tag; returns its ID. Layers another image shares stay."""
+    done = subprocess.run([client, "image", "inspect", image], capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise UserError(f"no image {image}: {done.stderr.strip()}")
+    info = json.loads(done.stdout)[0]
+    refs = [*(info.get("RepoTags") or []), *(info.get("RepoDigests") or [])]
+    removed = subprocess.run([client, "image", "rm", *refs], capture_output=True, text=True,
+                             check=False)  # fmt: skip
+    gone = subprocess.run(
+        [client, "image", "inspect", info["Id"]], capture_output=True, check=False
+    )
+    if gone.returncode == 0:
+        raise UserError(f"{image} is still there after removing {refs}: {removed.stderr.strip()}")
+    return info["Id"]
