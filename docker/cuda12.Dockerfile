@@ -174,10 +174,6 @@ RUN --mount=type=bind,source=src/torchsmoke/envinfo.py,target=/tmp/ctx/envinfo.p
 # The smoke package changes most often: it comes last (with the stdlib helpers it uses).
 COPY src/torchbuild /opt/torchenv/lib/torchbuild
 COPY src/torchsmoke /opt/torchenv/lib/torchsmoke
-# Any UID, read-only root: every Python of the environment starts by giving itself a
-# user name and a writable HOME when it lacks them (torchsmoke/userenv.py).
-RUN echo 'import torchsmoke.userenv; torchsmoke.userenv.at_startup()' \
-    >> "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"/torchenv.pth
 # Declared late so that their values never invalidate the layers above.
 ARG SOURCE=unknown
 ARG REVISION=unknown
@@ -208,10 +204,6 @@ RUN --mount=type=bind,source=src/torchsmoke/envinfo.py,target=/tmp/ctx/envinfo.p
 # The smoke package changes most often: it comes last (with the stdlib helpers it uses).
 COPY src/torchbuild /opt/torchenv/lib/torchbuild
 COPY src/torchsmoke /opt/torchenv/lib/torchsmoke
-# Any UID, read-only root: every Python of the environment starts by giving itself a
-# user name and a writable HOME when it lacks them (torchsmoke/userenv.py).
-RUN echo 'import torchsmoke.userenv; torchsmoke.userenv.at_startup()' \
-    >> "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"/torchenv.pth
 # Declared late so that their values never invalidate the layers above.
 ARG SOURCE=unknown
 ARG REVISION=unknown

@@ -180,9 +180,11 @@ case $installer in
         ;;
 esac
 
-# The smoke package is copied to /opt/torchenv/lib in the last layer; make it importable.
+# The smoke package is copied to /opt/torchenv/lib in the last layer; make it importable, and
 site=$("$prefix/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-echo /opt/torchenv/lib > "$site/torchenv.pth"
+# torchbuild/torchenv.pth: the smoke package's folder, and the start-up line that gives any UID a
+# user name and a writable HOME (torchsmoke/userenv.py; a no-op until torchsmoke is copied in).
+cp "$ctx/torchbuild/torchenv.pth" "$site/torchenv.pth"
 
 # What this image holds: every installed file's hash (see torchbuild/manifest.py).
 helper manifest --out /opt/torchenv/manifest.json

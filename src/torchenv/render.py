@@ -34,8 +34,12 @@ _UV_MOUNTS = (
     "type=bind,from=uv,source=/opt/uv/bin/uv,target=/usr/local/bin/uv",
     "type=cache,id=torchenv-uv,target=/tmp/uv-cache,mode=0777,sharing=locked",
 )
-# Appended to the environment's torchenv.pth: site runs it at every interpreter start.
-STARTUP_PTH_LINE = "import torchsmoke.userenv; torchsmoke.userenv.at_startup()"
+# The environment's torchenv.pth (install-env.sh copies it): site runs its import line at every
+# interpreter start.
+TORCHENV_PTH = ROOT / "src" / "torchbuild" / "torchenv.pth"
+STARTUP_PTH_LINE = next(
+    line for line in TORCHENV_PTH.read_text().splitlines() if line.startswith("import ")
+)
 
 
 def env_file(t: Target) -> str:
@@ -125,11 +129,6 @@ def _finish(t: Target, parent: str, stage: str) -> str:
             "# The smoke package changes most often: it comes last (with the stdlib helpers it uses).",
             "COPY src/torchbuild /opt/torchenv/lib/torchbuild",
             "COPY src/torchsmoke /opt/torchenv/lib/torchsmoke",
-            "# Any UID, read-only root: every Python of the environment starts by giving itself a",
-            "# user name and a writable HOME when it lacks them (torchsmoke/userenv.py).",
-            f"RUN echo '{STARTUP_PTH_LINE}' \\",
-            '    >> "$(python -c \'import sysconfig; print(sysconfig.get_paths()["purelib"])\')"'
-            "/torchenv.pth",
             "# Declared late so that their values never invalidate the layers above.",
             "ARG SOURCE=unknown",
             "ARG REVISION=unknown",
