@@ -169,3 +169,17 @@ def test_a_broken_targets_toml_is_one_line_and_list_still_works(tmp_path):
 )  # fmt: skip
 def test_bad_input_is_one_line(args, message):
     assert_one_line_error(invoke(*args), message)
+
+
+def test_the_readme_names_exactly_the_tasks_that_take_dry_run():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    named = re.search(r"remove something \(([^)]*)\) take `--dry-run`", readme.replace("\n", " "))
+    assert named, "README's sentence about --dry-run is gone"
+    claimed = set(re.findall(r"`([a-z-]+)`", named.group(1)))
+    listing = invoke("--list").stdout.split()
+    tasks = [t for t in ("build", "smoke", "shell", "clean", "lock", "export", "push", "verify",
+                         "k8s", "doctor", "generate", "list", "refresh-digest", "lint") if t in listing]  # fmt: skip
+    with_dry_run = {t for t in tasks if "--dry-run" in invoke("--help", t).stdout}
+    assert claimed == with_dry_run
