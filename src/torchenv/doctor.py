@@ -14,6 +14,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -76,8 +77,7 @@ class Row:
 def read_text(path: str) -> str | None:
     """The file's text, or None when it is missing or unreadable."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
+        return Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
 

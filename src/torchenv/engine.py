@@ -15,6 +15,7 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from torchenv.errors import UserError
@@ -72,7 +73,7 @@ class ClientProbe:
 
 def candidate_clients() -> list[str]:
     """`docker` on PATH, then the well-known paths that exist, deduplicated by real path."""
-    found = [p for p in (shutil.which("docker"), *WELL_KNOWN_CLIENTS) if p and os.path.exists(p)]
+    found = [p for p in (shutil.which("docker"), *WELL_KNOWN_CLIENTS) if p and Path(p).exists()]
     seen: set[str] = set()
     unique = []
     for path in found:

@@ -21,8 +21,8 @@ def write_atomic(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        Path(tmp).chmod(0o666 & ~umask)
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -21,8 +21,8 @@ TABLE_END = "<!-- /targets-table -->"
 PathTest = Callable[[Path], bool]
 _PER_TARGET: tuple[tuple[str, Callable[[Path], str], PathTest], ...] = (
     ("envs/*.yml", lambda p: p.name[: -len(".yml")], lambda p: not p.name.endswith(".conda-lock.yml")),
-    ("docker/*.Dockerfile", lambda p: p.name[: -len(".Dockerfile")], lambda p: True),
-    (f"{devcontainer.DEVCONTAINER_DIR}/*/devcontainer.json", lambda p: p.parent.name, lambda p: True),
+    ("docker/*.Dockerfile", lambda p: p.name[: -len(".Dockerfile")], lambda _: True),
+    (f"{devcontainer.DEVCONTAINER_DIR}/*/devcontainer.json", lambda p: p.parent.name, lambda _: True),
 )  # fmt: skip
 
 

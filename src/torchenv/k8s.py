@@ -127,7 +127,9 @@ def manifest(
 
 
 class _Dumper(yaml.SafeDumper):
-    def ignore_aliases(self, data) -> bool:  # repeated labels are written out, not anchored
+    def ignore_aliases(
+        self, _data: object
+    ) -> bool:  # repeated labels are written out, not anchored
         return True
 
 

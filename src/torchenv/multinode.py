@@ -313,7 +313,7 @@ class Outcome:
     wall_s: float = 0.0
 
 
-def _interrupt(signum, frame):
+def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 

@@ -80,14 +80,14 @@ def problems(t: Target) -> list[str]:
             f"torchvision {t.torchvision} does not match torch {t.torch} "
             f"(torch {torch_minor} pairs with torchvision {release.torchvision}.x)"
         )
-    out += _torchaudio_problems(t, torch_minor, release)
+    out += _torchaudio_problems(t, release)
     low, high = release.python
     if not versions.parse(low) <= versions.parse(t.python) <= versions.parse(high):
         out.append(f"torch {t.torch} supports Python {low} to {high}, not {t.python}")
     return out
 
 
-def _torchaudio_problems(t: Target, torch_minor: str, release: Release) -> list[str]:
+def _torchaudio_problems(t: Target, release: Release) -> list[str]:
     ta_minor = versions.minor(t.torchaudio)
     if ta_minor == release.torchaudio:
         return []

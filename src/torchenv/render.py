@@ -54,7 +54,7 @@ def env_file(t: Target) -> str:
     )
 
 
-def _install_run(t: Target, installer: str, args: str) -> str:
+def _install_run(installer: str, args: str) -> str:
     mounts = [f"type=bind,source={src},target={dst}" for src, dst in _CONTEXT_MOUNTS]
     mounts += _SHARED_MOUNTS
     if installer == "conda":
@@ -81,7 +81,7 @@ def _install(t: Target, installer: str) -> str:
             "# Sources are bind-mounted, the CA is a secret the user can read, caches are shared",
             "# between builds, SOURCE_DATE_EPOCH makes the .pyc files reproducible; the script",
             "# works as the image's user.",
-            _install_run(t, installer, f"{installer} {t.name}"),
+            _install_run(installer, f"{installer} {t.name}"),
         ]
     )
 
@@ -157,7 +157,7 @@ def dockerfile(t: Target) -> str:
         # conda's __cuda virtual package: lets a machine without a GPU solve for CUDA builds.
         "CONDA_OVERRIDE_ENV": f" \\\n    CONDA_OVERRIDE_CUDA={t.cuda}" if t.cuda else "",
         "VENV": _venv(),
-        "EXTRAS": _install_run(t, "pip", f"extras {t.name} {' '.join(t.dev_packages)}"),
+        "EXTRAS": _install_run("pip", f"extras {t.name} {' '.join(t.dev_packages)}"),
     }
 
     def fill(match: re.Match[str]) -> str:

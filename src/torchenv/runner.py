@@ -173,6 +173,7 @@ class Call:
     env: Mapping[str, str] | None
     input: str | None = None
     interactive: bool = False
+    cwd: str | None = None
 
 
 @dataclass
@@ -199,7 +200,16 @@ class FakeRunner:
         interactive: bool = False,
     ) -> Result:
         argv = tuple(str(a) for a in args)
-        self.calls.append(Call(argv, timeout, dict(env) if env else None, input, interactive))
+        self.calls.append(
+            Call(
+                argv,
+                timeout,
+                dict(env) if env else None,
+                input,
+                interactive,
+                str(cwd) if cwd else None,
+            )
+        )
         matches = [p for p in self.answers if argv[: len(p)] == p]
         if not matches:
             return Result(argv, NOT_FOUND, "", f"not found: {argv[0]}")

@@ -138,7 +138,7 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
         yield pending
 
 
-def _interrupt(signum, frame):
+def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 

@@ -69,12 +69,12 @@ def test_dry_run_prints_the_exact_commands_without_an_engine():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        (dict(base_image="python:3.11"), "given by tag alone: pin it by digest .* --allow-unpinned-base"),
-        (dict(installer="poetry"), "unknown installer 'poetry': choose one of uv, pip, conda"),
-        (dict(flavor="slim"), "unknown flavor 'slim'"),
-        (dict(ca_cert=Path("/nonexistent/ca.pem")), "--ca-cert /nonexistent/ca.pem: cannot read it"),
-        (dict(ca_cert=Path(__file__)), "not a PEM certificate bundle"),
-        (dict(wheelhouse=Path(__file__).parent), "no \\*.whl files there"),
+        ({"base_image": "python:3.11"}, "given by tag alone: pin it by digest .* --allow-unpinned-base"),
+        ({"installer": "poetry"}, "unknown installer 'poetry': choose one of uv, pip, conda"),
+        ({"flavor": "slim"}, "unknown flavor 'slim'"),
+        ({"ca_cert": Path("/nonexistent/ca.pem")}, "--ca-cert /nonexistent/ca.pem: cannot read it"),
+        ({"ca_cert": Path(__file__)}, "not a PEM certificate bundle"),
+        ({"wheelhouse": Path(__file__).parent}, "no \\*.whl files there"),
     ],
     ids=["base by tag alone", "unknown installer", "unknown flavor", "missing CA file",
          "CA that is not PEM", "empty wheelhouse"],
@@ -260,7 +260,7 @@ def test_the_uv_installer_is_the_default_and_pip_and_conda_stay_choices():
 
 def test_offline_uv_build_needs_the_uv_wheel_in_the_wheelhouse(tmp_path: Path):
     (tmp_path / "torch-2.11.0-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"")
-    offline = dict(wheelhouse=tmp_path, base_image="x/y:1", allow_unpinned_base=True)
+    offline = {"wheelhouse": tmp_path, "base_image": "x/y:1", "allow_unpinned_base": True}
     with pytest.raises(UserError) as exc:
         build.validate(request(**offline))
     assert str(exc.value) == (

@@ -323,7 +323,7 @@ def test_build_cache_size_and_how_to_prune_it():
     assert row.status == "ok"
     assert row.detail.startswith("5.452GB (5.452GB reclaimable, 73 records); to prune it: ")
     assert "docker builder prune" in row.detail
-    by_name, _ = check(healthy(**{"df": reply("", 1, "unknown flag: --format")}))
+    by_name, _ = check(healthy(df=reply("", 1, "unknown flag: --format")))
     assert by_name["build cache"] == doctor.Row(
         "build cache",
         "skip",

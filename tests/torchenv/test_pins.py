@@ -14,12 +14,12 @@ def variant_of(name, **changes):
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        (dict(torch="2.8.0", torchvision="0.23.0", torchaudio="2.8.0"), "torch 2.8.0 has no cu118 build"),
-        (dict(torchvision="0.23.0"), "torchvision 0.23.0 does not match torch 2.7.1"),
-        (dict(torchaudio="2.8.0"), "torchaudio 2.8.0 does not pair with torch 2.7.1"),
-        (dict(python="3.14"), "supports Python 3.9 to 3.13, not 3.14"),
-        (dict(index_url="https://download.pytorch.org/whl/cu126"), "does not end in /cu118"),
-        (dict(torch="2.15.0"), "not in torchenv's release table"),
+        ({"torch": "2.8.0", "torchvision": "0.23.0", "torchaudio": "2.8.0"}, "torch 2.8.0 has no cu118 build"),
+        ({"torchvision": "0.23.0"}, "torchvision 0.23.0 does not match torch 2.7.1"),
+        ({"torchaudio": "2.8.0"}, "torchaudio 2.8.0 does not pair with torch 2.7.1"),
+        ({"python": "3.14"}, "supports Python 3.9 to 3.13, not 3.14"),
+        ({"index_url": "https://download.pytorch.org/whl/cu126"}, "does not end in /cu118"),
+        ({"torch": "2.15.0"}, "not in torchenv's release table"),
     ],
     ids=["cuda118 with torch 2.8", "torchvision of another torch", "torchaudio of another torch",
          "python too new", "index of another variant", "unknown torch"],

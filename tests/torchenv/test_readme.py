@@ -27,8 +27,8 @@ BIN = Path(sys.executable).parent
 def commands() -> list[str]:
     out = []
     for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
-        for line in block.splitlines():
-            line = line.split("#", 1)[0].strip()
+        for raw in block.splitlines():
+            line = raw.split("#", 1)[0].strip()
             if line:
                 out.extend(part.strip() for part in line.split("&&"))
     return out
@@ -76,7 +76,7 @@ def check(command: str, request: pytest.FixtureRequest) -> None:
     elif head == "nox":
         listing = run([str(BIN / "nox"), "-l"]).stdout
         args = argv[: argv.index("--")] if "--" in argv else argv
-        sessions = [a for a in args[args.index("-s") + 1 :]] if "-s" in args else []
+        sessions = list(args[args.index("-s") + 1 :]) if "-s" in args else []
         for session in sessions:
             assert f" {session} " in listing or f" {session}" in listing, (session, listing)
         assert "image(cuda13)" in listing

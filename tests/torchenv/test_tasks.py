@@ -143,7 +143,14 @@ def test_a_broken_targets_toml_is_one_line_and_list_still_works(tmp_path):
         copy(ROOT / name, tmp_path / name)
     (tmp_path / "targets.toml").write_text((ROOT / "targets.toml").read_text() + "[targets.x\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "src")}
-    run = dict(cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120, check=False)
+    run = {
+        "cwd": tmp_path,
+        "capture_output": True,
+        "text": True,
+        "env": env,
+        "timeout": 120,
+        "check": False,
+    }
     listing = subprocess.run([sys.executable, "-m", "invoke", "--list"], **run)
     assert listing.returncode == 0 and "build" in listing.stdout, listing.stderr
     done = subprocess.run([sys.executable, "-m", "invoke", "list"], **run)
