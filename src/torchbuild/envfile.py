@@ -15,6 +15,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][0-9A-Za-z.+!-]*)$")
 _PYTHON = re.compile(r"^python=(\d+\.\d+)$")
@@ -120,7 +121,8 @@ def parse_text(text: str, source: str) -> EnvFile:
         raise EnvFileError(
             f"{source}: missing {', '.join(missing)}; regenerate with `invoke generate`"
         )
-    return EnvFile(name, tuple(channels), python, index_url, pins)  # type: ignore[arg-type]
+    # `missing` above made name and python non-empty strings
+    return EnvFile(cast(str, name), tuple(channels), cast(str, python), index_url, pins)
 
 
 def parse(path: str | Path) -> EnvFile:

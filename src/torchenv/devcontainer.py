@@ -52,9 +52,9 @@ def display_name(target: Target) -> str:
     return f"torchenv {target.name} ({accel}, torch {target.torch})"
 
 
-def config(target: Target) -> dict:
+def config(target: Target) -> dict[str, object]:
     """The devcontainer.json content for one target, as a dict (key order is the file's)."""
-    data: dict = {
+    data: dict[str, object] = {
         "name": display_name(target),
         "build": {
             # Paths are relative to .devcontainer/<target>/.

@@ -21,6 +21,8 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from torchenv.errors import UserError
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
@@ -110,7 +112,7 @@ def _require_image(req: ExportRequest, client: str, runner: Runner) -> None:
         raise UserError(f"cannot inspect {req.image}: {text}")
 
 
-def _interrupt(signum, frame):
+def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt(f"signal {signum}")
 
 

@@ -24,7 +24,8 @@ START_TIMEOUT_S = 30
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 def config_text(storage: Path, port: int) -> str:

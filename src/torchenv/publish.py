@@ -12,12 +12,17 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
 from torchenv.matrix import ROOT, Target
+
+if TYPE_CHECKING:  # docker is imported lazily at run time
+    from docker import DockerClient
 
 REPORTS = ROOT / "reports"
 DIGEST_REF = re.compile(
@@ -118,8 +123,8 @@ def describe(target: Target, registry: str, flavor: str = "runtime") -> list[str
 
 
 def push(
-    target: Target, registry: str, client, flavor: str = "runtime", reports: Path = REPORTS,
-    out=print,
+    target: Target, registry: str, client: DockerClient, flavor: str = "runtime",
+    reports: Path = REPORTS, out: Callable[[str], object] = print,
 ) -> Pushed:  # fmt: skip
     """Tag, push, untag; record and return the reference by digest. UserError (one line)."""
     import docker.errors

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import cast
 
 CHECKS = Path(__file__).resolve().parent / "checks"
 
 
 def _decorated(tree: ast.Module) -> dict[str, tuple[str, str]]:
     """{function name: (check name, summary)} of a module's `@check("name", "summary")`s."""
-    found = {}
+    found: dict[str, tuple[str, str]] = {}
     for node in tree.body:
         if not isinstance(node, ast.FunctionDef):
             continue
@@ -27,7 +28,8 @@ def _decorated(tree: ast.Module) -> dict[str, tuple[str, str]]:
                 and len(deco.args) == 2
                 and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in deco.args)
             ):
-                name, summary = (a.value for a in deco.args)  # type: ignore[attr-defined]
+                # the condition above made every argument a str Constant
+                name, summary = (cast(ast.Constant, a).value for a in deco.args)
                 found[node.name] = (str(name), str(summary))
     return found
 
@@ -41,11 +43,14 @@ def checks(folder: Path = CHECKS) -> list[tuple[str, str]]:
             functions.update(_decorated(ast.parse(path.read_text())))
     order: list[str] = []
     for node in init.body:
-        target = node.target if isinstance(node, ast.AnnAssign) else None
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-        if isinstance(target, ast.Name) and target.id == "ALL" and node.value is not None:
-            value = node.value
-            if isinstance(value, ast.Tuple):
-                order = [e.id for e in value.elts if isinstance(e, ast.Name)]
+        target: ast.expr
+        value: ast.expr | None
+        if isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "ALL" and isinstance(value, ast.Tuple):
+            order = [e.id for e in value.elts if isinstance(e, ast.Name)]
     return [functions[name] for name in order if name in functions]

@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -129,7 +130,7 @@ def rerun_in_fresh_interpreter(chk: Check, options: Options) -> Result:
     )
 
 
-def _env_dict(ctx: Context) -> dict:
+def _env_dict(ctx: Context) -> dict[str, Any]:
     try:
         return ctx.env.to_dict()
     except Exception as exc:  # the env check reports it as a failure too

@@ -224,7 +224,7 @@ ATTEMPTS = "attempts"  # the details key of a re-run check: what each run gave
 
 
 def _run_record(where: str, result: Result) -> dict[str, Any]:
-    record = {"where": where, "status": result.status, "reason": result.reason}
+    record: dict[str, Any] = {"where": where, "status": result.status, "reason": result.reason}
     record["duration_s"] = result.duration_s
     if "traceback" in result.details:
         record["traceback"] = result.details["traceback"]

@@ -18,7 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -233,14 +233,16 @@ def get_package(name: str) -> PackageInfo | None:
 
 @probe
 def get_cudnn() -> int | None:
-    return torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    # torch.backends.cudnn leaves both functions unannotated
+    available = torch.backends.cudnn.is_available()  # type: ignore[no-untyped-call]
+    return torch.backends.cudnn.version() if available else None  # type: ignore[no-untyped-call]
 
 
 @probe
 def get_nccl() -> str | None:
     if not torch.version.cuda:
         return None
-    version = torch.cuda.nccl.version()
+    version = torch.cuda.nccl.version()  # type: ignore[no-untyped-call]  # unannotated in torch
     return ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
 
 
@@ -290,7 +292,7 @@ def get_compilers() -> dict[str, str | None]:
     }
 
 
-def get_env_vars(environ: dict[str, str] | None = None) -> dict[str, str]:
+def get_env_vars(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     environ = os.environ if environ is None else environ
     return {k: v for k, v in sorted(environ.items()) if k.startswith(ENV_PREFIXES)}
 

@@ -109,7 +109,8 @@ class SmallCNN(nn.Module):
         x = torch.flatten(x, 1)
         x = F.relu(self.fc1(x))
         x = self.dropout2(x)
-        return self.fc2(x)
+        logits: torch.Tensor = self.fc2(x)
+        return logits
 
 
 def fit(
@@ -133,7 +134,7 @@ def fit(
     """
     device = data.x_train.device
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    losses = []
+    losses: list[float] = []
     model.train()
     for step in range(steps):
         idx = torch.randint(0, len(data.y_train), (batch_size,), generator=gen).to(device)
@@ -144,11 +145,11 @@ def fit(
         if on_step is not None:
             on_step(out)
         if scaler is not None:
-            scaler.scale(loss).backward()
+            scaler.scale(loss).backward()  # type: ignore[no-untyped-call]  # unannotated in torch
             scaler.step(opt)
             scaler.update()
         else:
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch
             opt.step()
         losses.append(loss.item())
         if on_loss is not None:
@@ -159,4 +160,5 @@ def fit(
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     model.eval()
-    return (model(x).argmax(dim=1) == y).float().mean().item()
+    acc: float = (model(x).argmax(dim=1) == y).float().mean().item()
+    return acc

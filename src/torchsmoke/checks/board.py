@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import ModuleType
+from typing import Any, cast
 
 from torch import nn
 
@@ -61,10 +62,11 @@ def _get(url: str, timeout: float) -> bytes:
     # Straight to the loopback: an http_proxy in the environment must not be used.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url, timeout=timeout) as response:
-        return response.read()
+        body: bytes = response.read()
+        return body
 
 
-def serve(logdir: Path, timeout_s: float = SERVE_TIMEOUT_S) -> dict:
+def serve(logdir: Path, timeout_s: float = SERVE_TIMEOUT_S) -> dict[str, object]:
     """Start `tensorboard --logdir`, wait until it lists the run over HTTP, stop it."""
     port = free_port()
     command = tensorboard_command(logdir, port)
@@ -114,7 +116,7 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-7)
 
 
-def _read_back(ea: ModuleType, logdir: Path) -> ModuleType:
+def _read_back(ea: ModuleType, logdir: Path) -> Any:  # an EventAccumulator: tensorboard is untyped
     reader = ea.EventAccumulator(
         str(logdir), size_guidance={ea.SCALARS: 0, ea.HISTOGRAMS: 0}
     )  # 0: keep every event
@@ -138,7 +140,9 @@ def tensorboard(ctx: Context) -> Outcome:
                 writer.add_scalar(LOSS_TAG, loss, step)
                 losses[step] = loss
                 if step % HISTOGRAM_EVERY == 0:
-                    weights = model[0].weight.detach().cpu()
+                    # train_mlp's model is make_mlp's Sequential, a Linear first
+                    first = cast(nn.Linear, cast(nn.Sequential, model)[0])
+                    weights = first.weight.detach().cpu()
                     writer.add_histogram(WEIGHTS_TAG, weights, step)
                     histograms[step] = (weights.min().item(), weights.max().item(), weights.numel())
 

@@ -14,6 +14,7 @@ import importlib
 import os
 import re
 import tempfile
+from typing import Protocol, cast
 
 import torch
 
@@ -27,6 +28,13 @@ from torchsmoke.core import (
     passed,
     require,
 )
+
+
+class _InductorConfig(Protocol):
+    """The part of torch._inductor.config this check sets."""
+
+    compile_threads: int | None
+
 
 _COMPILER_ERROR = re.compile(
     r"InvalidCxxCompiler|No working C\+\+ compiler|CppCompileError|Failed to find C compiler"
@@ -125,7 +133,7 @@ def torch_compile(ctx: Context) -> Outcome:
         raise CheckSkipped(problem)
 
     dynamo = importlib.import_module("torch._dynamo")
-    inductor_config = importlib.import_module("torch._inductor.config")
+    inductor_config = cast(_InductorConfig, importlib.import_module("torch._inductor.config"))
 
     gen = ctx.generator()
     x, y = (torch.randn(64, 32, generator=gen).to(device) for _ in range(2))

@@ -20,12 +20,17 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 
 from torchsmoke.core import CheckFailed, Context, Outcome, check, error_summary, passed, require
+
+if TYPE_CHECKING:
+    from torch.multiprocessing.spawn import ProcessContext
 
 WORLD_SIZE = 2
 TIMEOUT_S = 60  # the whole check; the process group's own timeout is half of it
@@ -35,16 +40,31 @@ EXPECT_NODES = "TORCHSMOKE_EXPECT_NODES"  # set by the launcher: distinct hosts 
 JOINED_STEPS = 5
 
 
+class _RankResult(TypedDict):
+    rank: int
+    loss: float
+    initial: list[float]
+    params: list[float]
+    all_gather_max_diff: float
+
+
+class RankResult(_RankResult, total=False):
+    """What one rank trained and gathered (as JSON between processes)."""
+
+    host: str  # under torchrun only
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 def _step(
     rank: int, backend: str, seed: int, world_size: int = WORLD_SIZE, steps: int = 1,
     device_index: int | None = None,
-) -> dict:  # fmt: skip
+) -> RankResult:  # fmt: skip
     """`steps` DDP training steps on this rank; what is needed to compare the ranks."""
     import torch.distributed as dist
     from torch import nn
@@ -63,12 +83,12 @@ def _step(
     ddp = DistributedDataParallel(model, device_ids=[device] if backend == "nccl" else None)
     gen = torch.Generator().manual_seed(seed + 100 + rank)  # different data per rank
     opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
-    losses = []
+    losses: list[float] = []
     for _ in range(steps):
         x, y = torch.randn(8, 16, generator=gen), torch.randint(0, 4, (8,), generator=gen)
         opt.zero_grad()
         loss = F.cross_entropy(ddp(x.to(device)), y.to(device))
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # unannotated in torch
         opt.step()
         losses.append(loss.item())
     flat = torch.cat([p.detach().flatten() for p in model.parameters()])
@@ -118,7 +138,7 @@ def _start_method(backend: str, device: torch.device) -> str:
     return "spawn"
 
 
-def _join(processes: torch.multiprocessing.ProcessContext, timeout_s: float) -> None:
+def _join(processes: ProcessContext, timeout_s: float) -> None:
     """Wait for the ranks for at most timeout_s; kill them all if they are not done by then."""
     deadline = time.monotonic() + timeout_s
     try:
@@ -135,13 +155,13 @@ def _join(processes: torch.multiprocessing.ProcessContext, timeout_s: float) -> 
                 proc.join(5)
 
 
-def launched_by_torchrun(environ: dict[str, str] | None = None) -> bool:
+def launched_by_torchrun(environ: Mapping[str, str] | None = None) -> bool:
     """True when torchrun (or any launcher that sets the env:// variables) started this rank."""
     environ = os.environ if environ is None else environ
     return all(environ.get(name) for name in TORCHRUN_VARS)
 
 
-def _compare(ranks: list[dict], details: dict) -> None:
+def _compare(ranks: list[RankResult], details: dict[str, object]) -> None:
     """Fail unless the ranks started apart and ended with bit-identical parameters."""
     details["losses"] = [r["loss"] for r in ranks]
     details["all_gather_max_diff"] = max(r["all_gather_max_diff"] for r in ranks)
@@ -159,7 +179,7 @@ def _compare(ranks: list[dict], details: dict) -> None:
     require(first["params"] != first["initial"], "the DDP step did not change the parameters")
 
 
-def _gather_json(mine: dict, world: int, device: torch.device) -> list[dict]:
+def _gather_json(mine: RankResult, world: int, device: torch.device) -> list[RankResult]:
     """Every rank's `mine`, in rank order (as JSON bytes in tensors: all_gather_object needs
     NumPy in some torch builds, and the suite needs only torch)."""
     import torch.distributed as dist
@@ -198,7 +218,12 @@ def _joined(ctx: Context) -> Outcome:
     local_rank = int(os.environ["LOCAL_RANK"])
     use_nccl = ctx.device.type == "cuda" and torch.cuda.device_count() > local_rank
     backend = "nccl" if use_nccl and dist.is_nccl_available() else "gloo"
-    details: dict = {"backend": backend, "launcher": "torchrun", "rank": rank, "world_size": world}
+    details: dict[str, object] = {
+        "backend": backend,
+        "launcher": "torchrun",
+        "rank": rank,
+        "world_size": world,
+    }
     torch.set_num_threads(1)
     owner = not dist.is_initialized()
     if owner:
@@ -237,7 +262,11 @@ def _joined(ctx: Context) -> Outcome:
 @check("ddp", "DistributedDataParallel (2 processes, or every rank under torchrun): equal params")
 def ddp(ctx: Context) -> Outcome:
     import torch.distributed as dist
-    import torch.multiprocessing as mp
+    from torch.multiprocessing.spawn import (  # what torch.multiprocessing re-exports
+        ProcessExitedException,
+        ProcessRaisedException,
+        start_processes,
+    )
 
     if not dist.is_available():
         raise CheckFailed("torch.distributed is not available in this torch build")
@@ -250,9 +279,13 @@ def ddp(ctx: Context) -> Outcome:
     if method == "fork":
         importlib.import_module("torch._dynamo")  # DDP's constructor imports it: once, here
     init_method = f"tcp://127.0.0.1:{free_port()}"
-    details = {"backend": backend, "start_method": method, "world_size": WORLD_SIZE}
+    details: dict[str, object] = {
+        "backend": backend,
+        "start_method": method,
+        "world_size": WORLD_SIZE,
+    }
     with tempfile.TemporaryDirectory(prefix="torchsmoke-ddp-") as out_dir:
-        processes = mp.start_processes(
+        processes = start_processes(  # type: ignore[no-untyped-call]  # unannotated in torch
             _worker,
             args=(backend, init_method, out_dir, ctx.seed),
             nprocs=WORLD_SIZE,
@@ -261,8 +294,10 @@ def ddp(ctx: Context) -> Outcome:
         )
         try:
             _join(processes, TIMEOUT_S)
-        except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:
+        except (ProcessRaisedException, ProcessExitedException) as exc:
             raise CheckFailed(f"a DDP process failed: {error_summary(exc)}", **details) from None
-        ranks = [json.loads(Path(out_dir, f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)]
+        ranks: list[RankResult] = [
+            json.loads(Path(out_dir, f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)
+        ]
     _compare(ranks, details)
     return passed(details)

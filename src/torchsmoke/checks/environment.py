@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from torchsmoke.core import CheckFailed, CheckSkipped, Context, Outcome, check, passed
 from torchsmoke.envinfo import public_version
 
@@ -83,11 +85,11 @@ def mismatch(key: str, actual: str | None, expected: str, torch_version: str) ->
 
 @check("expect", "the environment is what the target promises (--expect-*, --require-gpu)")
 def expect(ctx: Context) -> Outcome:
-    wanted = dict(ctx.options.expect)
+    wanted: dict[str, str | bool] = dict(ctx.options.expect)
     if not wanted and not ctx.options.require_gpu:
         raise CheckSkipped("nothing expected (no --expect-* option and no --require-gpu given)")
     report = ctx.env
-    actual = {
+    actual: dict[str, str | bool | None] = {
         "variant": report.torch.variant,
         "torch": report.torch.version,
         "torchvision": report.torchvision.version if report.torchvision else None,
@@ -96,10 +98,11 @@ def expect(ctx: Context) -> Outcome:
         "gpu": ctx.has_cuda,
     }
     torch_version = public_version(report.torch.version)
+    # wanted is still a copy of expect here; expect's keys are the versions', never "gpu"
     problems = [
         problem
-        for key, value in wanted.items()
-        if (problem := mismatch(key, actual.get(key), value, torch_version))
+        for key, value in ctx.options.expect.items()
+        if (problem := mismatch(key, cast("str | None", actual.get(key)), value, torch_version))
     ]
     if ctx.options.require_gpu:
         wanted["gpu"] = True

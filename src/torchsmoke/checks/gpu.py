@@ -31,7 +31,7 @@ def cuda_init_error() -> str | None:
     if not torch.version.cuda:
         return None
     try:
-        torch.cuda.init()
+        torch.cuda.init()  # type: ignore[no-untyped-call]  # unannotated in torch
     except Exception as exc:
         lines = str(exc).strip().splitlines()
         return lines[0] if lines else type(exc).__name__
@@ -42,7 +42,7 @@ def no_gpu_causes(ctx: Context) -> list[str]:
     """The usual reasons torch.cuda.is_available() is False, most likely first."""
     env = ctx.env
     torch_info = env.torch
-    causes = []
+    causes: list[str] = []
     if not torch_info.cuda and not torch_info.hip:
         causes.append(
             f"torch is the CPU build ({torch_info.version}): install the CUDA build "
@@ -90,7 +90,7 @@ def cuda(ctx: Context) -> Outcome:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     gpu = torch.device("cuda", 0)
-    details = {
+    details: dict[str, object] = {
         "devices": [
             {
                 "name": p.name,
@@ -107,7 +107,8 @@ def cuda(ctx: Context) -> Outcome:
         "matmul", a.to(gpu) @ b.to(gpu), a.double() @ b.double(), atol=1e-3, rtol=1e-4
     )
 
-    require(torch.backends.cudnn.is_available(), "cuDNN is not available to torch")
+    # torch.backends.cudnn leaves is_available and version unannotated
+    require(torch.backends.cudnn.is_available(), "cuDNN is not available to torch")  # type: ignore[no-untyped-call]
     x, w = torch.randn(4, 3, 32, 32, generator=gen), torch.randn(8, 3, 3, 3, generator=gen)
     details["conv_max_error"] = _compare(
         "cuDNN convolution",
@@ -116,7 +117,7 @@ def cuda(ctx: Context) -> Outcome:
         atol=1e-3,
         rtol=1e-4,
     )
-    details["cudnn"] = torch.backends.cudnn.version()
+    details["cudnn"] = torch.backends.cudnn.version()  # type: ignore[no-untyped-call]
 
     torch.cuda.synchronize(gpu)
     baseline = torch.cuda.memory_allocated(gpu)

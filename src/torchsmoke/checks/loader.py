@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import time
 import traceback
+from collections.abc import Sized
+from typing import cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
@@ -30,7 +32,10 @@ _SHM_SIGNS = re.compile(
 SAMPLE_SHAPE = (3, 64, 64)  # 48 KiB a sample, 768 KiB a batch of 16
 
 
-class IndexedSamples(Dataset):
+Sample = tuple[torch.Tensor, int, int]  # a tensor filled with i, i, the worker's id
+
+
+class IndexedSamples(Dataset[Sample]):
     """Sample i is a tensor filled with i; it also says which worker made it."""
 
     def __init__(self, size: int) -> None:
@@ -39,7 +44,7 @@ class IndexedSamples(Dataset):
     def __len__(self) -> int:
         return self.size
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, index: int) -> Sample:
         info = get_worker_info()
         worker = -1 if info is None else info.id
         return torch.full(SAMPLE_SHAPE, float(index)), index, worker
@@ -76,7 +81,7 @@ def slow_workers_note(rates: dict[int, float], cpu_count: int | None) -> str | N
     )
 
 
-def samples_per_second(dataset: Dataset, workers: int, pin: bool) -> float:
+def samples_per_second(dataset: Dataset[Sample], workers: int, pin: bool) -> float:
     """One pass over the dataset, worker start-up included (what an epoch costs)."""
     start = time.perf_counter()
     loader = DataLoader(
@@ -87,17 +92,24 @@ def samples_per_second(dataset: Dataset, workers: int, pin: bool) -> float:
 
 
 @check("dataloader", "DataLoader with 2 workers (pin_memory on CUDA): every batch; samples/s")
-def dataloader(ctx: Context, dataset: Dataset | None = None) -> Outcome:
+def dataloader(ctx: Context, dataset: Dataset[Sample] | None = None) -> Outcome:
     """`dataset` replaces the built-in one (the tests use a failing one)."""
+    # Every dataset here has a length; torch's Dataset does not declare __len__ (the casts).
     size = ctx.pick(256, 128)
     dataset = IndexedSamples(size) if dataset is None else dataset
     pin = ctx.device.type == "cuda"
     shm = ctx.env.shm_bytes
-    details = {"workers": WORKERS, "pin_memory": pin, "samples": len(dataset), "shm_bytes": shm}
+    details: dict[str, object] = {
+        "workers": WORKERS,
+        "pin_memory": pin,
+        "samples": len(cast(Sized, dataset)),
+        "shm_bytes": shm,
+    }
     loader = DataLoader(
         dataset, batch_size=16, shuffle=False, num_workers=WORKERS, pin_memory=pin, timeout=60
     )
-    seen, workers = [], set()
+    seen: list[int] = []
+    workers: set[int] = set()
     batches = None
     try:
         batches = iter(loader)
@@ -123,8 +135,8 @@ def dataloader(ctx: Context, dataset: Dataset | None = None) -> Outcome:
         getattr(batches, "_shutdown_workers", lambda: None)()
     details.update(batches=len(loader), workers_used=sorted(workers))
     require(
-        seen == list(range(len(dataset))),
-        f"{len(seen)} of {len(dataset)} samples arrived (or out of order)",
+        seen == list(range(len(cast(Sized, dataset)))),
+        f"{len(seen)} of {len(cast(Sized, dataset))} samples arrived (or out of order)",
         **details,
     )
     require(

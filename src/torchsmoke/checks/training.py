@@ -104,11 +104,13 @@ def cnn(ctx: Context) -> Outcome:
     )
 
 
-def _amp_run(ctx: Context, device: torch.device, dtype: torch.dtype, scaler: bool) -> dict:
+def _amp_run(
+    ctx: Context, device: torch.device, dtype: torch.dtype, scaler: bool
+) -> dict[str, object]:
     torch.manual_seed(ctx.seed)
     data = prototype_data(ctx.generator(), 512, 0, spread=0.2).to(device)
     model = make_mlp().to(device)
-    dtypes = set()
+    dtypes: set[torch.dtype] = set()
     losses = fit(
         model,
         data,
@@ -163,7 +165,7 @@ def _losses(ctx: Context, device: torch.device) -> tuple[list[float], torch.Tens
     return losses, torch.cat([p.detach().flatten() for p in model.parameters()]).cpu()
 
 
-def _compare_runs(ctx: Context, device: torch.device) -> dict:
+def _compare_runs(ctx: Context, device: torch.device) -> dict[str, object]:
     (losses_a, params_a), (losses_b, params_b) = _losses(ctx, device), _losses(ctx, device)
     result = {"steps": len(losses_a), "losses": losses_a[:5]}
     step = next(
