@@ -33,8 +33,12 @@ def install_project(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint the Python (ruff), the Dockerfiles (hadolint) and check generated files are current."""
+    """Lint: ruff, mypy --strict, hadolint on the Dockerfiles, generated files current."""
     install_project(session)
+    # mypy checks the smoke suite against torch's own types: a CPU torch is enough.
+    session.install(
+        *os.environ.get("TORCHENV_TEST_TORCH", f"--index-url {CPU_INDEX} torch").split()
+    )
     session.run("invoke", "lint")
 
 

@@ -268,7 +268,7 @@ def shell(c, target=None, flavor="dev", no_gpu=False, dry_run=False):
 
 @task
 def lint(c):
-    """Lint: ruff on the Python, hadolint on the Dockerfiles, generated files current."""
+    """Lint: ruff and mypy --strict on the Python, hadolint on the Dockerfiles, generated files current."""
     from torchenv import lint as lints
 
     with user_errors():

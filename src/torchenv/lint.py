@@ -17,10 +17,12 @@ def tool(name: str) -> str:
 
 
 def lint_commands() -> list[list[str]]:
-    """ruff (lint and format), hadolint on every Dockerfile."""
+    """ruff (lint and format), mypy (strict, as pyproject configures it), hadolint on every
+    Dockerfile."""
     dockerfiles = [str(t.dockerfile.relative_to(ROOT)) for t in matrix.load().values()]
     return [
         [tool("ruff"), "check", "."],
         [tool("ruff"), "format", "--check", "."],
+        [tool("mypy")],
         [tool("hadolint"), *dockerfiles],
     ]
