@@ -228,6 +228,10 @@ def dev_container(docker_engine) -> Iterator[DevContainer]:
         config["build"]["dockerfile"] = str(caller.root / target.dockerfile.relative_to(ROOT))
         config["build"]["context"] = str(caller.root)
         config["build"]["args"].update(BASE_IMAGE=STANDIN_BASE)
+        # The CLI's build hits step 1's cache, and where it cannot (BuildKit keys the build
+        # context as the CLI's user sends it), it reaches the index as step 1 did: the CA as a
+        # BuildKit secret, through devcontainer.json's build options.
+        config["build"]["options"] = ["--secret", f"id=ca_cert,src={CA_CERT}"]
         config_file = tmp / "config" / "devcontainer.json"
         config_file.parent.mkdir()
         config_file.write_text(json.dumps(config, indent=2) + "\n")
