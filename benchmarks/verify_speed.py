@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         module_s, container_s, summary = build_hashing(client, image)
         scan = livescan.scan(client, image, target.name)
         start = time.perf_counter()
-        differences = verify.verify_image(target, image=image, client=client, out=lambda line: None)
+        differences = verify.verify_image(
+            target, image=image, client=client, out=lambda _line: None
+        )
         verify_s = time.perf_counter() - start
         rows.append((module_s, container_s, scan.seconds, verify_s))
         print(

@@ -11,7 +11,6 @@ image build.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -36,7 +35,7 @@ def write(path: str | Path, **values: str) -> dict[str, str]:
     data = {**read(path), **values}
     tmp = Path(f"{path}.tmp")
     tmp.write_text(json.dumps(data, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    tmp.replace(path)
     return data
 
 

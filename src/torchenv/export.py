@@ -112,7 +112,7 @@ def _require_image(req: ExportRequest, client: str, runner: Runner) -> None:
         raise UserError(f"cannot inspect {req.image}: {text}")
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
+def _interrupt(signum: int, _frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt(f"signal {signum}")
 
 

@@ -18,6 +18,7 @@ containers the way a kubelet would run the pods, so a test on Docker proves what
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import yaml
 
@@ -44,7 +45,7 @@ def job_name(target: Target) -> str:
 def manifest(
     target: Target, image: str, nodes: int, gpus_per_node: int = 0, nproc: int | None = None,
     name: str | None = None, rdzv_port: int = multinode.RDZV_PORT,
-) -> list[dict]:  # fmt: skip
+) -> list[dict[str, Any]]:  # fmt: skip
     """The Service and the Job (pure). `nproc` defaults to the GPUs per node, else 1."""
     name = name or job_name(target)
     if not _NAME.match(name) or len(name) > 50:
@@ -54,7 +55,7 @@ def manifest(
     endpoint = f"{name}-0.{name}:{rdzv_port}"
     suite = target.smoke_expectations() + (["--require-gpu"] if gpus_per_node else [])
     command = multinode.node_command(nodes, nproc, endpoint, name, suite)
-    resources: dict = {
+    resources: dict[str, Any] = {
         "requests": {"cpu": str(nproc), "memory": f"{2 * nproc}Gi"},
         "limits": {"memory": f"{4 * nproc}Gi"},
     }
@@ -133,18 +134,18 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
-def dump(docs: list[dict], header: str = "") -> str:
+def dump(docs: list[dict[str, Any]], header: str = "") -> str:
     body = "---\n".join(yaml.dump(d, Dumper=_Dumper, sort_keys=False, width=100) for d in docs)
     return header + body
 
 
-def load(text: str) -> list[dict]:
+def load(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
-def validate(docs: list[dict], version: str = KUBERNETES_VERSION) -> list[str]:
+def validate(docs: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -> list[str]:
     """Strict schema problems, one line each ("Kind/name: message"); [] when valid."""
-    import kubernetes_validate
+    import kubernetes_validate  # type: ignore[import-untyped]  # the package ships no type hints
 
     problems = []
     for doc in docs:
@@ -171,7 +172,7 @@ def _size(quantity: str) -> str:
     return f"{match[1]}{match[2].lower()}"
 
 
-def kubelet_plan(docs: list[dict], run_id: str, target: str = "") -> multinode.Plan:
+def kubelet_plan(docs: list[dict[str, Any]], run_id: str, target: str = "") -> multinode.Plan:
     """Containers for the Job's pods, every setting read from the manifest: the command, env
     (plus JOB_COMPLETION_INDEX, which the Job controller adds), hostname `<job>-<index>` in the
     Service's subdomain (a network alias), user and group, read-only root, capabilities,

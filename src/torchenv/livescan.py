@@ -20,6 +20,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torchbuild
 from torchenv import labels
@@ -34,7 +35,7 @@ TIMEOUT_S = 900
 
 @dataclass(frozen=True)
 class Scan:
-    manifest: dict  # torchbuild.manifest's manifest of the live filesystem
+    manifest: dict[str, Any]  # torchbuild.manifest's manifest of the live filesystem
     files: dict[str, bytes | None]  # the baked files asked for (None: absent or unreadable)
     user: str  # the user it ran as
     seconds: float  # time spent hashing, inside the container
@@ -87,7 +88,7 @@ def scan_command(client: str, image: str, user: str, name: str, target: str) -> 
     ]  # fmt: skip
 
 
-def image_config(client: str, image: str, runner: Runner) -> dict:
+def image_config(client: str, image: str, runner: Runner) -> dict[str, Any]:
     """The image's config (User, Labels ...); UserError when there is no such image here."""
     done = runner([client, "image", "inspect", "--format", "{{json .Config}}", image], timeout=60)
     if done.returncode == NOT_FOUND:
@@ -101,10 +102,10 @@ def image_config(client: str, image: str, runner: Runner) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def parse(stdout: str) -> dict:
+def parse(stdout: str) -> dict[str, Any]:
     for line in reversed(stdout.splitlines()):
         if line.startswith(MARK):
-            return json.loads(line[len(MARK) :])
+            return cast("dict[str, Any]", json.loads(line[len(MARK) :]))
     raise ValueError("no answer")
 
 
@@ -113,7 +114,7 @@ def scan(
     image: str,
     target: str,
     paths: tuple[str, ...] = (),
-    config: dict | None = None,
+    config: dict[str, Any] | None = None,
     runner: Runner = subprocess_runner,
     timeout: float = TIMEOUT_S,
 ) -> Scan:

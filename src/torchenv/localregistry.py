@@ -15,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 from torchenv.errors import UserError
 
@@ -86,4 +87,4 @@ def remove_image_everywhere(client: str, image: str) -> str:
     )
     if gone.returncode == 0:
         raise UserError(f"{image} is still there after removing {refs}: {removed.stderr.strip()}")
-    return info["Id"]
+    return cast(str, info["Id"])

@@ -21,6 +21,13 @@ id>`, and are removed on success, on failure, on Ctrl-C and on SIGTERM.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+    from docker.models.networks import Network
+
 import errno
 import json
 import re
@@ -191,11 +198,11 @@ def plan(req: MultiNodeRequest, run_id: str | None = None) -> Plan:
     return Plan(run_id, run_id, req.image, tuple(nodes), req.nproc, req.target.name, req.timeout_s)
 
 
-def create_kwargs(p: Plan, node: Node) -> dict:
+def create_kwargs(p: Plan, node: Node) -> dict[str, Any]:
     """docker SDK `containers.create` arguments for one node (pure; aliases are attached apart)."""
-    kwargs: dict = {
+    kwargs: dict[str, Any] = {
         "image": p.image,
-        "command": list(node.command),
+        "command": list[Any](node.command),
         "name": node.name,
         "hostname": node.hostname,
         "domainname": node.domainname,
@@ -203,7 +210,7 @@ def create_kwargs(p: Plan, node: Node) -> dict:
         "labels": {**p.labels, "io.torchenv.node": node.hostname},
         "read_only": node.read_only,
         "tmpfs": dict(node.tmpfs),
-        "cap_drop": list(node.cap_drop),
+        "cap_drop": list[Any](node.cap_drop),
         "network": p.network,
         "detach": True,
     }
@@ -280,7 +287,7 @@ def capacity_problem(nodes: int, nproc: int, ncpu: int, mem_bytes: int) -> str |
     return None
 
 
-def preflight(p: Plan, client, target: Target) -> None:
+def preflight(p: Plan, client: DockerClient, target: Target) -> None:
     """Everything that can be known before anything is made: image, rendezvous port, capacity."""
     import docker.errors
 
@@ -309,7 +316,7 @@ def preflight(p: Plan, client, target: Target) -> None:
 class Outcome:
     ok: bool
     message: str  # one line
-    report: dict | None = None  # node 0's JSON report
+    report: dict[str, Any] | None = None  # node 0's JSON report
     wall_s: float = 0.0
 
 
@@ -324,16 +331,16 @@ class _Logs:
         self.out = out
         self.lock = threading.Lock()
         self.tails: dict[int, deque[str]] = {}
-        self.reports: dict[int, dict] = {}
+        self.reports: dict[int, dict[str, Any]] = {}
         self.threads: list[threading.Thread] = []
 
-    def follow(self, index: int, container) -> None:
+    def follow(self, index: int, container: Container) -> None:
         self.tails[index] = deque(maxlen=60)
         thread = threading.Thread(target=self._pump, args=(index, container), daemon=True)
         thread.start()
         self.threads.append(thread)
 
-    def _pump(self, index: int, container) -> None:
+    def _pump(self, index: int, container: Container) -> None:
         buffer = b""
         try:
             for chunk in container.logs(stream=True, follow=True):
@@ -381,12 +388,15 @@ def explain_exit(index: int, code: int, tail: list[str], join_timeout: int) -> s
 
 
 def execute(
-    p: Plan, client, out: Callable[[str], None] = print, join_timeout: int = JOIN_TIMEOUT_S
+    p: Plan,
+    client: DockerClient,
+    out: Callable[[str], None] = print,
+    join_timeout: int = JOIN_TIMEOUT_S,
 ) -> Outcome:
     """Make the network and containers, start every node, follow them; remove everything at the
     end, whatever happens (SIGTERM is handled like Ctrl-C)."""
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    made: list = []
+    made: list[Any] = []
     network = None
     start = time.monotonic()
     try:
@@ -406,7 +416,7 @@ def execute(
             signal.signal(signal.SIGTERM, previous)
 
 
-def _create_network(p: Plan, client):
+def _create_network(p: Plan, client: DockerClient) -> Network:
     import docker.errors
 
     try:
@@ -415,7 +425,7 @@ def _create_network(p: Plan, client):
         raise UserError(f"cannot create the run's network: {exc.explanation or exc}") from None
 
 
-def _create_nodes(p: Plan, client) -> list:
+def _create_nodes(p: Plan, client: DockerClient) -> list[Any]:
     import docker.errors
 
     made = []
@@ -439,7 +449,7 @@ def _create_nodes(p: Plan, client) -> list:
     return made
 
 
-def _start(container, node: Node) -> None:
+def _start(container: Container, node: Node) -> None:
     import docker.errors
 
     try:
@@ -465,7 +475,7 @@ def finished_key(stamp: str) -> str:
     return f"{match[1]}.{(match[2] or '').ljust(9, '0')}"
 
 
-def _watch(p: Plan, made: list, logs: _Logs, join_timeout: int) -> Outcome:
+def _watch(p: Plan, made: list[Any], logs: _Logs, join_timeout: int) -> Outcome:
     """Poll the nodes until all exit 0 (pass), one fails (fail), or the deadline passes."""
     deadline = time.monotonic() + p.timeout_s
     while True:
@@ -502,16 +512,18 @@ def _watch(p: Plan, made: list, logs: _Logs, join_timeout: int) -> Outcome:
         time.sleep(0.5)
 
 
-def _remove(made: list, network) -> None:
+def _remove(made: list[Any], network: Network | None) -> None:
     """Remove the containers, then the network (a second try after a second: a container that
     is still stopping can refuse once); what is already gone is fine."""
     import docker.errors
 
     for attempt in (1, 2):
         left = []
-        for item in [*made, *([network] if network is not None else [])]:
+        # containers and the network: their remove() take different arguments
+        items: list[Any] = [*made, *([network] if network is not None else [])]
+        for item in items:
             try:
-                item.remove(force=True) if item is not network else item.remove()
+                item.remove(force=True) if item is not network else item.remove()  # type: ignore[union-attr]  # here item is network, never None
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError:
@@ -524,7 +536,7 @@ def _remove(made: list, network) -> None:
     print(f"torchenv: could not remove {names}: run `invoke clean`")
 
 
-def write_report(report: dict, reports: Path, target: str) -> Path:
+def write_report(report: dict[str, Any], reports: Path, target: str) -> Path:
     from torchenv.files import write_atomic
 
     path = reports / f"smoke-{target}-multinode.json"
@@ -532,7 +544,12 @@ def write_report(report: dict, reports: Path, target: str) -> Path:
     return path
 
 
-def smoke(req: MultiNodeRequest, client, reports: Path | None, out=print) -> Outcome:
+def smoke(
+    req: MultiNodeRequest,
+    client: DockerClient,
+    reports: Path | None,
+    out: Callable[[str], None] = print,
+) -> Outcome:
     """`invoke smoke --nodes N`: check, run, write the report; UserError (one line) on failure."""
     p = plan(req)
     preflight(p, client, req.target)

@@ -11,6 +11,12 @@ check, naming the check now running) is copied out, and `TimedOut` says which ch
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+
 import io
 import json
 import shlex
@@ -89,7 +95,7 @@ def wants_gpu(req: SmokeRequest, engine_has_gpu_runtime: bool) -> bool:
     return engine_has_gpu_runtime
 
 
-def run_kwargs(req: SmokeRequest, gpu: bool) -> dict:
+def run_kwargs(req: SmokeRequest, gpu: bool) -> dict[str, Any]:
     """docker SDK `containers.create` arguments (pure, for the tests and --dry-run)."""
     kwargs = {
         "image": req.image,
@@ -108,7 +114,7 @@ def run_kwargs(req: SmokeRequest, gpu: bool) -> dict:
     return kwargs
 
 
-def describe(kwargs: dict) -> str:
+def describe(kwargs: dict[str, Any]) -> str:
     """The equivalent docker CLI line, for --dry-run and logs."""
     parts = ["docker", "run", "--rm", f"--shm-size={kwargs['shm_size']}"]
     if "device_requests" in kwargs:
@@ -122,7 +128,7 @@ def describe(kwargs: dict) -> str:
     return shlex.join([*parts, kwargs["image"], *command])
 
 
-def has_gpu_runtime(client) -> bool:
+def has_gpu_runtime(client: DockerClient) -> bool:
     runtimes = client.info().get("Runtimes") or {}
     return "nvidia" in runtimes
 
@@ -142,7 +148,7 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run(req: SmokeRequest, client, gpu: bool) -> int:
+def run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
     """Run the suite, stream its output, copy the reports out; returns the suite's exit code.
 
     SIGTERM (a cancelled CI job) is handled like Ctrl-C: the container is removed either way.
@@ -154,7 +160,7 @@ def run(req: SmokeRequest, client, gpu: bool) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run(req: SmokeRequest, client, gpu: bool) -> int:
+def _run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
     import docker.errors
 
     kwargs = run_kwargs(req, gpu)
@@ -177,7 +183,8 @@ def _run(req: SmokeRequest, client, gpu: bool) -> int:
                     f"the NVIDIA container toolkit, or pass --no-gpu to run the CPU checks only"
                 ) from None
             raise UserError(f"cannot start the smoke container: {text}") from None
-        print(f"torchenv: testing {req.image} ({container.image.id[:19]})", flush=True)
+        # the stubs allow no image and no id; a created container always has both
+        print(f"torchenv: testing {req.image} ({container.image.id[:19]})", flush=True)  # type: ignore[union-attr,index]
         follower = threading.Thread(target=_follow, args=(container,), daemon=True)
         follower.start()
         code = _wait(container, req.timeout)
@@ -194,7 +201,7 @@ def _run(req: SmokeRequest, client, gpu: bool) -> int:
         container.remove(force=True)
 
 
-def _follow(container) -> None:
+def _follow(container: Container) -> None:
     """Print the container's output until it ends (its stop ends it)."""
     report_paths = tuple(f"{REPORT_DIR}/smoke.{ext}" for ext in ("json", "xml"))
     try:
@@ -205,7 +212,7 @@ def _follow(container) -> None:
         return
 
 
-def _wait(container, timeout: float) -> int | None:
+def _wait(container: Container, timeout: float) -> int | None:
     """The container's exit status; None when it still runs after `timeout` seconds."""
     import requests
 
@@ -215,7 +222,7 @@ def _wait(container, timeout: float) -> int | None:
         return None
 
 
-def _read(container, src: str) -> bytes | None:
+def _read(container: Container, src: str) -> bytes | None:
     import docker.errors
 
     try:
@@ -227,7 +234,7 @@ def _read(container, src: str) -> bytes | None:
         return member.read() if member is not None else None
 
 
-def _report_from(container) -> dict | None:
+def _report_from(container: Container) -> dict[str, Any] | None:
     data = _read(container, f"{REPORT_DIR}/smoke.json")
     try:
         report = json.loads(data) if data else None
@@ -237,7 +244,7 @@ def _report_from(container) -> dict | None:
 
 
 def _save_reports(
-    req: SmokeRequest, container, exts: tuple[str, ...], say: bool = False
+    req: SmokeRequest, container: Container, exts: tuple[str, ...], say: bool = False
 ) -> Path | None:
     """Copy the reports to req.reports; the JSON report's host path, None when there is none."""
     if req.reports is None:
@@ -259,7 +266,7 @@ def _save_reports(
     return saved
 
 
-def _timeout_line(req: SmokeRequest, partial: dict | None, saved: Path | None) -> str:
+def _timeout_line(req: SmokeRequest, partial: dict[str, Any] | None, saved: Path | None) -> str:
     """The one line a timeout prints: which check was running, what is left."""
     running = (partial or {}).get("running")
     if partial is None:

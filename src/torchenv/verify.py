@@ -24,6 +24,11 @@ adds the I/O.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
 import hashlib
 import io
 import json
@@ -59,7 +64,7 @@ def check_label(manifest_bytes: bytes, label: str | None) -> list[str]:
     return []
 
 
-def installed(manifest: Mapping) -> dict[str, list[str]]:
+def installed(manifest: Mapping[str, Any]) -> dict[str, list[str]]:
     """{normalized name: [versions]} of the manifest's distributions."""
     found: dict[str, list[str]] = {}
     for dist in manifest.get("distributions", []):
@@ -68,7 +73,7 @@ def installed(manifest: Mapping) -> dict[str, list[str]]:
 
 
 def compare(
-    manifest: Mapping,
+    manifest: Mapping[str, Any],
     packages: Iterable[locks.LockedPackage],
     allowed_extra: Iterable[str] = ALLOWED_EXTRA,
 ) -> list[str]:
@@ -104,10 +109,10 @@ def compare(
     return differences
 
 
-def diff_manifests(first: Mapping, second: Mapping) -> list[str]:
+def diff_manifests(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[str]:
     """Every difference between two manifests: distributions, versions, files and their hashes."""
 
-    def by_key(manifest: Mapping) -> dict[tuple[str, str], Mapping]:
+    def by_key(manifest: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
         return {(d["name"], d.get("location", "")): d for d in manifest.get("distributions", [])}
 
     a, b = by_key(first), by_key(second)
@@ -138,7 +143,7 @@ def diff_manifests(first: Mapping, second: Mapping) -> list[str]:
     return differences
 
 
-def check_file(manifest_bytes: bytes, label: str | None) -> tuple[dict | None, list[str]]:
+def check_file(manifest_bytes: bytes, label: str | None) -> tuple[dict[str, Any] | None, list[str]]:
     """A manifest file read from an image: (its content or None, its problems: JSON, format,
     label, its own digests)."""
     try:
@@ -158,7 +163,9 @@ def verify_manifest(manifest_bytes: bytes, label: str | None, lock: locks.Lock) 
     return problems + compare(manifest, lock.packages.values())
 
 
-def read_image(image: str, client=None) -> tuple[dict[str, bytes | None], dict[str, str]]:
+def read_image(
+    image: str, client: DockerClient | None = None
+) -> tuple[dict[str, bytes | None], dict[str, str]]:
     """The manifest and build-info files (None: absent) and the image's labels.
 
     The files are copied out of a created, never started container, which is always removed.
@@ -218,11 +225,11 @@ def lock_for(target: Target, installer: str | None) -> locks.Lock:
     return locks.read_lock(path, target.name)
 
 
-def _by_key(manifest: Mapping) -> dict[tuple[str, str], Mapping]:
+def _by_key(manifest: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
     return {(d["name"], d.get("location", "")): d for d in manifest.get("distributions", [])}
 
 
-def against_build(live: Mapping, baked: Mapping) -> list[str]:
+def against_build(live: Mapping[str, Any], baked: Mapping[str, Any]) -> list[str]:
     """Every difference between the live manifest and the one written at build time."""
     now, then = _by_key(live), _by_key(baked)
     lines = [f"added: {n} {now[(n, loc)]['version']} (not in the build's manifest)"
@@ -240,7 +247,9 @@ def against_build(live: Mapping, baked: Mapping) -> list[str]:
     return lines + _file_lines(baked["unowned"], live.get("unowned", {}), None)
 
 
-def _file_lines(before: Mapping, after: Mapping, owner: str | None) -> list[str]:
+def _file_lines(
+    before: Mapping[str, Any], after: Mapping[str, Any], owner: str | None
+) -> list[str]:
     """A line for each file deleted, new or changed; `owner`: its distribution, None: unowned."""
     kind, why = ("file", f"({owner})") if owner else ("unowned file", "(no distribution owns it)")
     lines = []
@@ -254,7 +263,7 @@ def _file_lines(before: Mapping, after: Mapping, owner: str | None) -> list[str]
     return lines
 
 
-def against_record(live: Mapping) -> list[str]:
+def against_record(live: Mapping[str, Any]) -> list[str]:
     """Files changed or deleted since pip installed them, by each distribution's RECORD."""
     lines = []
     for dist in live.get("distributions", []):
@@ -263,7 +272,7 @@ def against_record(live: Mapping) -> list[str]:
     return lines
 
 
-def unowned_lines(live: Mapping) -> list[str]:
+def unowned_lines(live: Mapping[str, Any]) -> list[str]:
     """Every file no distribution owns, but torchenv's own (ALLOWED_UNOWNED at a site root)."""
     roots = {d.get("location", "") for d in live.get("distributions", [])}
     allowed = {f"{root}/{name}" for root in roots for name in ALLOWED_UNOWNED}
@@ -274,7 +283,7 @@ def unowned_lines(live: Mapping) -> list[str]:
 
 
 def audit(
-    live: Mapping, baked_bytes: bytes | None, label: str | None, lock: locks.Lock
+    live: Mapping[str, Any], baked_bytes: bytes | None, label: str | None, lock: locks.Lock
 ) -> tuple[list[str], list[str]]:
     """(differences, notes): the live manifest against the lock, and against the build's manifest
     when the image has a trustworthy one, else against RECORDs and ownership."""
