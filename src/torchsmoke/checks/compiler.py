@@ -14,6 +14,7 @@ import importlib
 import os
 import re
 import tempfile
+from pathlib import Path
 from typing import Protocol, cast
 
 import torch
@@ -95,7 +96,7 @@ def exec_capable_dir(candidates: list[str]) -> str | None:
     writable place.
     """
     for path in candidates:
-        usable = path and os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+        usable = path and Path(path).is_dir() and os.access(path, os.W_OK | os.X_OK)
         if usable and not os.statvfs(path).f_flag & os.ST_NOEXEC:
             return path
     return None
@@ -121,7 +122,7 @@ def torch_compile(ctx: Context) -> Outcome:
         )
 
     tmp = tempfile.gettempdir()
-    base = exec_capable_dir([tmp, os.path.expanduser("~"), "/dev/shm"])
+    base = exec_capable_dir([tmp, str(Path("~").expanduser()), "/dev/shm"])
     if base is None:
         problem = (
             f"no writable folder lets compiled code run ({tmp} is mounted noexec, as Docker's "
@@ -141,7 +142,7 @@ def torch_compile(ctx: Context) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="torchsmoke-inductor-", dir=base) as cache:
         # The runner restores os.environ; compile in-process, no worker pool to start.
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
-        os.environ["TRITON_CACHE_DIR"] = os.path.join(cache, "triton")
+        os.environ["TRITON_CACHE_DIR"] = str(Path(cache) / "triton")
         inductor_config.compile_threads = 1
         dynamo.reset()
         try:
