@@ -318,7 +318,10 @@ def test_the_suite_passes_under_apptainer_run_semantics(docker_engine, image, co
     checks = json.loads((home / "report.json").read_text())["checks"]
     assert [c["name"] for c in checks] == list(NAMES)  # the whole suite ran
     assert {c["name"]: c["status"] for c in checks} == {
-        c["name"]: "skip" if c["name"] in ("cuda", "compile") else "pass" for c in checks
+        # no GPU here; the runtime flavor ships no tensorboard. compile runs: the host's /tmp,
+        # mounted as Apptainer mounts it, lets compiled code load.
+        c["name"]: "skip" if c["name"] in ("cuda", "tensorboard") else "pass"
+        for c in checks
     }
     seen = json.loads((home / "seen.json").read_text())
     assert (seen["user"], seen["home"]) == ("hpcuser", "/home/hpcuser")  # nothing to fix here
