@@ -125,11 +125,11 @@ def test_failed_builds_are_explained(output, hint):
 DIGEST = "sha256:" + "8" * 64
 # What engine 20.10's BuildKit printed here, with no registry reachable.
 NO_REGISTRY = """\
-#3 ERROR: failed to do request: Head "https://registry-1.docker.io/v2/{repo}/manifests/{digest}": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: no such host
+#3 ERROR: failed to do request: Head "https://registry.example/v2/{repo}/manifests/{digest}": dial tcp: lookup registry.example on 10.255.255.53:53: no such host
 ------
  > [internal] load metadata for docker.io/{repo}:{tag}@{digest}:
 ------
-failed to solve with frontend dockerfile.v0: failed to create LLB definition: failed to do request: Head "https://registry-1.docker.io/v2/{repo}/manifests/{digest}": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: no such host
+failed to solve with frontend dockerfile.v0: failed to create LLB definition: failed to do request: Head "https://registry.example/v2/{repo}/manifests/{digest}": dial tcp: lookup registry.example on 10.255.255.53:53: no such host
 """
 
 

@@ -278,7 +278,7 @@ def test_real_doctor_on_this_machine():
 
 BASE = TARGETS[0].base_ref
 NO_REGISTRY = (
-    'error pinging v2 registry: Get "https://registry-1.docker.io/v2/": dial tcp: no such host'
+    'error pinging v2 registry: Get "https://registry.example/v2/": dial tcp: no such host'
 )
 
 
