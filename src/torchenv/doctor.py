@@ -199,7 +199,7 @@ def _build_cache_row(runner: Runner, client: engine.ClientProbe | None) -> Row:
 
 def _runtime_row(runner: Runner, info: Mapping[str, Any], gpu: bool, require_gpu: bool) -> Row:
     name = "NVIDIA container runtime"
-    if "nvidia" in (info.get("Runtimes") or {}):
+    if engine.has_nvidia_runtime(info.get("Runtimes")):
         return Row(name, "ok", "the Docker daemon has the 'nvidia' runtime")
     for tool in NVIDIA_TOOLS:
         if runner([tool, "--version"], timeout=PROBE_TIMEOUT).returncode != NOT_FOUND:

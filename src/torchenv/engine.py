@@ -71,6 +71,12 @@ class ClientProbe:
     error: str = ""  # first line of what the client said when the daemon was not reached
 
 
+def has_nvidia_runtime(runtimes: object) -> bool:
+    """Whether an engine's runtimes (`docker info`'s "Runtimes") include NVIDIA's, which
+    `--gpus` needs."""
+    return isinstance(runtimes, dict) and "nvidia" in runtimes
+
+
 def candidate_clients() -> list[str]:
     """`docker` on PATH, then the well-known paths that exist, deduplicated by real path."""
     found = [p for p in (shutil.which("docker"), *WELL_KNOWN_CLIENTS) if p and Path(p).exists()]

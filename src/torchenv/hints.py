@@ -164,6 +164,11 @@ def image_unavailable(output: str) -> str | None:
     return image_hint(match["image"], why)
 
 
+def gpu_start_failure(engine_error: str) -> bool:
+    """Whether a container failed to start because the engine cannot give it GPUs."""
+    return "capabilities: [[gpu]]" in engine_error or "nvidia" in engine_error.lower()
+
+
 def image_fix(image: str) -> str:
     """What to do about an image that cannot be had: micromamba's, or a base image."""
     if "micromamba" in image:

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from torchenv import hints
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 
@@ -459,7 +460,7 @@ def _start(container: Container, node: Node) -> None:
         if "port is already allocated" in text or "address already in use" in text:
             port = next(iter(node.publish.values()), "?")
             raise port_in_use(port) from None
-        if "capabilities: [[gpu]]" in text or "nvidia" in text.lower():
+        if hints.gpu_start_failure(text):
             raise UserError(
                 f"the engine cannot give {node.hostname} its GPUs {','.join(node.gpu_ids)} "
                 f"({text.strip()}): use fewer nodes or GPUs per node, or --no-gpu"

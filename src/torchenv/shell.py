@@ -9,6 +9,7 @@ and runs the command through the command seam with this terminal.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import shlex
 import sys
@@ -69,7 +70,10 @@ def _user_name() -> str:
 def has_nvidia_runtime(client: str, runner: Runner = subprocess_runner) -> bool:
     """Whether the engine lists the NVIDIA runtime (what `--gpus` needs)."""
     done = runner([client, "info", "--format", "{{json .Runtimes}}"], timeout=30)
-    return done.ok and '"nvidia"' in done.stdout
+    try:
+        return done.ok and engines.has_nvidia_runtime(json.loads(done.stdout))
+    except ValueError:
+        return False
 
 
 def image_exists(client: str, image: str, runner: Runner = subprocess_runner) -> bool:

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torchenv import labels
+from torchenv import engine, hints, labels
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 
@@ -129,8 +129,7 @@ def describe(kwargs: dict[str, Any]) -> str:
 
 
 def has_gpu_runtime(client: DockerClient) -> bool:
-    runtimes = client.info().get("Runtimes") or {}
-    return "nvidia" in runtimes
+    return engine.has_nvidia_runtime(client.info().get("Runtimes"))
 
 
 def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
@@ -177,7 +176,7 @@ def _run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
             container.start()
         except docker.errors.APIError as exc:
             text = str(exc.explanation or exc)
-            if "capabilities: [[gpu]]" in text or "nvidia" in text.lower():
+            if hints.gpu_start_failure(text):
                 raise UserError(
                     f"this Docker engine cannot give the container a GPU ({text.strip()}): install "
                     f"the NVIDIA container toolkit, or pass --no-gpu to run the CPU checks only"
