@@ -20,7 +20,7 @@ from torchbuild import envfile
 from torchenv import credentials, labels, pins, render
 from torchenv import uv as uvs
 from torchenv.digests import is_pinned
-from torchenv.engine import Engine
+from torchenv.engine import Engine, inspect_image
 from torchenv.errors import UserError
 from torchenv.hints import diagnose_build
 from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS, ROOT, Target
@@ -218,7 +218,7 @@ class StagedWheelhouse:
 
 def image_id(runner: Runner, engine: Engine, image: str) -> str | None:
     """The engine's ID of an image reference; None when there is no such image."""
-    done = runner([engine.client, "image", "inspect", "--format", "{{.Id}}", image], timeout=60)
+    done = inspect_image(engine.client, image, runner)
     return done.stdout.strip() or None if done.ok else None
 
 

@@ -403,10 +403,7 @@ def image_row(runner: Runner, client: engine.ClientProbe | None, name: str, ref:
     """Can a build have `ref`: in the engine already, or on a registry that answers?"""
     if client is None:
         return Row(name, "skip", f"{ref}: no Docker daemon to ask")
-    local = runner(
-        [client.client, "image", "inspect", "--format", "{{.Id}}", ref], timeout=PROBE_TIMEOUT
-    )
-    if local.ok:
+    if engine.inspect_image(client.client, ref, runner).ok:
         return Row(name, "ok", f"{ref} is in the engine")
     remote = runner([client.client, "manifest", "inspect", ref], timeout=60)
     if remote.ok:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from torchenv.errors import UserError
-from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
+from torchenv.runner import NOT_FOUND, Result, Runner, subprocess_runner
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -75,6 +75,11 @@ def has_nvidia_runtime(runtimes: object) -> bool:
     """Whether an engine's runtimes (`docker info`'s "Runtimes") include NVIDIA's, which
     `--gpus` needs."""
     return isinstance(runtimes, dict) and "nvidia" in runtimes
+
+
+def inspect_image(client: str, image: str, runner: Runner = subprocess_runner) -> Result:
+    """`docker image inspect` for an image's ID: ok (the ID on stdout) when the engine has it."""
+    return runner([client, "image", "inspect", "--format", "{{.Id}}", image], timeout=60)
 
 
 def candidate_clients() -> list[str]:

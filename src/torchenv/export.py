@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
+from torchenv.engine import inspect_image
 from torchenv.errors import UserError
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
 
@@ -102,7 +103,7 @@ def plan(req: ExportRequest, client: str) -> list[str]:
 
 
 def _require_image(req: ExportRequest, client: str, runner: Runner) -> None:
-    found = runner([client, "image", "inspect", "--format", "{{.Id}}", req.image], timeout=60)
+    found = inspect_image(client, req.image, runner)
     if found.returncode == NOT_FOUND:
         raise UserError(f"cannot run the Docker client {client}: {found.first_error_line()}")
     if not found.ok:

@@ -77,7 +77,7 @@ def has_nvidia_runtime(client: str, runner: Runner = subprocess_runner) -> bool:
 
 
 def image_exists(client: str, image: str, runner: Runner = subprocess_runner) -> bool:
-    return runner([client, "image", "inspect", "--format", "{{.Id}}", image], timeout=30).ok
+    return engines.inspect_image(client, image, runner).ok
 
 
 def plan(
