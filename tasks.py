@@ -29,11 +29,11 @@ def _names() -> str:
         return "see `invoke list`"
 
 
-def _int(value: object, flag: str) -> int:
+def _int(value: object, flag: str, wanted: str = "a numeric ID") -> int:
     try:
         return int(str(value))
     except ValueError:
-        raise UserError(f"{flag} {value!r} is not a whole number: give a numeric ID") from None
+        raise UserError(f"{flag} {value!r} is not a whole number: give {wanted}") from None
 
 
 def _run_all(commands: list[list[str]], dry_run: bool, check: bool = False) -> None:
@@ -446,7 +446,7 @@ def k8s_(c, target=None, nodes="2", gpus_per_node="0", image=None, flavor="runti
     with user_errors():
         t = _target(target)
         n, _, _ = multinode.validate(nodes, 1, multinode.RDZV_PORT)
-        gpus = _int(gpus_per_node, "--gpus-per-node")
+        gpus = _int(gpus_per_node, "--gpus-per-node", "a GPU count, 0 for none")
         if not 0 <= gpus <= 64:
             raise UserError(f"--gpus-per-node {gpus} is out of range: give 0 to 64")
         ref, source = publishes.resolve_image(t, image, flavor)
