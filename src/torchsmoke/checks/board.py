@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any, cast
 
 from torch import nn
 
+from torchsmoke.checks.distributed import free_port
 from torchsmoke.checks.training import train_mlp
 from torchsmoke.core import CheckFailed, CheckSkipped, Context, Outcome, check, passed, require
 from torchsmoke.train import accuracy
@@ -43,12 +43,6 @@ def _import(name: str) -> ModuleType:
                 "tensorboard is not installed (the dev flavor has it; pip install tensorboard)"
             ) from None
         raise
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tensorboard_command(logdir: Path, port: int) -> list[str]:
