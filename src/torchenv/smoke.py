@@ -17,17 +17,16 @@ if TYPE_CHECKING:
     from docker import DockerClient
     from docker.models.containers import Container
 
-import io
 import json
 import shlex
 import signal
-import tarfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchenv import engine, hints, labels
+from torchenv.containers import read_file
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 
@@ -221,20 +220,8 @@ def _wait(container: Container, timeout: float) -> int | None:
         return None
 
 
-def _read(container: Container, src: str) -> bytes | None:
-    import docker.errors
-
-    try:
-        stream, _ = container.get_archive(src)
-    except docker.errors.NotFound:
-        return None
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-        member = tar.extractfile(tar.getmembers()[0])
-        return member.read() if member is not None else None
-
-
 def _report_from(container: Container) -> dict[str, Any] | None:
-    data = _read(container, f"{REPORT_DIR}/smoke.json")
+    data = read_file(container, f"{REPORT_DIR}/smoke.json")
     try:
         report = json.loads(data) if data else None
     except json.JSONDecodeError:
@@ -251,7 +238,7 @@ def _save_reports(
     req.reports.mkdir(parents=True, exist_ok=True)
     saved, copied = None, []
     for ext in exts:
-        data = _read(container, f"{REPORT_DIR}/smoke.{ext}")
+        data = read_file(container, f"{REPORT_DIR}/smoke.{ext}")
         dest = req.reports / f"smoke-{req.target.name}.{ext}"
         if data is None:
             if say:

@@ -30,9 +30,7 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
 import hashlib
-import io
 import json
-import tarfile
 from collections.abc import Callable, Iterable, Mapping
 
 from torchbuild import buildinfo
@@ -41,6 +39,7 @@ from torchenv import labels as own_labels
 from torchenv import livescan, matrix
 from torchenv import lockfile as locks
 from torchenv.build import MANIFEST_LABEL, MANIFEST_PATH  # where the build puts them
+from torchenv.containers import read_file
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 from torchenv.runner import Runner, subprocess_runner
@@ -188,14 +187,7 @@ def read_image(
     )
     try:
         for path in (MANIFEST_PATH, BUILD_INFO_PATH):
-            try:
-                stream, _ = container.get_archive(path)
-            except docker.errors.NotFound:
-                files[path] = None
-                continue
-            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-                member = tar.extractfile(tar.getmembers()[0])
-                files[path] = member.read() if member else None
+            files[path] = read_file(container, path)
     finally:
         container.remove(force=True)
     if files[MANIFEST_PATH] is None:
