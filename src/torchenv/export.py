@@ -16,16 +16,14 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import signal
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import NoReturn
 
 from torchenv.engine import inspect_image
 from torchenv.errors import UserError
+from torchenv.interrupts import sigterm_as_ctrl_c
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
 
 FORMATS = ("docker-archive", "oci-archive")
@@ -113,27 +111,22 @@ def _require_image(req: ExportRequest, client: str, runner: Runner) -> None:
         raise UserError(f"cannot inspect {req.image}: {text}")
 
 
-def _interrupt(signum: int, _frame: FrameType | None) -> NoReturn:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def export(req: ExportRequest, client: str, runner: Runner = subprocess_runner) -> Iterator[str]:
     """Write the archive, yielding a line per step; UserError (and nothing left) on failure."""
     out = validate(req)
     _require_image(req, client, runner)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # a cancelled job cleans up too
-    try:
-        for argv in commands(req, client, work):
-            yield f"$ {shlex.join(argv)}"
-            done = runner(argv)
-            if not done.ok:
-                raise UserError(
-                    f"{os.path.basename(argv[0])} {argv[1]} failed: {done.first_error_line()}"
-                )
-        os.replace(result(req, work), out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_ctrl_c():  # a cancelled job cleans up too
+        try:
+            for argv in commands(req, client, work):
+                yield f"$ {shlex.join(argv)}"
+                done = runner(argv)
+                if not done.ok:
+                    raise UserError(
+                        f"{os.path.basename(argv[0])} {argv[1]} failed: {done.first_error_line()}"
+                    )
+            os.replace(result(req, work), out)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     size = out.stat().st_size / 1e9
     yield f"wrote {req.out} ({req.format}, {size:.2f} GB)"

@@ -33,7 +33,6 @@ import json
 import re
 import secrets
 import shlex
-import signal
 import socket
 import threading
 import time
@@ -44,6 +43,7 @@ from pathlib import Path
 
 from torchenv import hints
 from torchenv.errors import UserError
+from torchenv.interrupts import sigterm_as_ctrl_c
 from torchenv.matrix import Target
 
 MANAGED_LABEL = "io.torchenv.managed"
@@ -321,10 +321,6 @@ class Outcome:
     wall_s: float = 0.0
 
 
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 class _Logs:
     """Follows every node's output in threads; prints it prefixed; keeps each node's tail."""
 
@@ -396,25 +392,22 @@ def execute(
 ) -> Outcome:
     """Make the network and containers, start every node, follow them; remove everything at the
     end, whatever happens (SIGTERM is handled like Ctrl-C)."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     made: list[Any] = []
     network = None
     start = time.monotonic()
-    try:
-        network = _create_network(p, client)
-        made = _create_nodes(p, client)
-        logs = _Logs(out)
-        for index, container in enumerate(made):
-            _start(container, p.nodes[index])
-            logs.follow(index, container)
-        outcome = _watch(p, made, logs, join_timeout)
-        outcome.wall_s = round(time.monotonic() - start, 1)
-        return outcome
-    finally:
+    with sigterm_as_ctrl_c():
         try:
-            _remove(made, network)
+            network = _create_network(p, client)
+            made = _create_nodes(p, client)
+            logs = _Logs(out)
+            for index, container in enumerate(made):
+                _start(container, p.nodes[index])
+                logs.follow(index, container)
+            outcome = _watch(p, made, logs, join_timeout)
+            outcome.wall_s = round(time.monotonic() - start, 1)
+            return outcome
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            _remove(made, network)
 
 
 def _create_network(p: Plan, client: DockerClient) -> Network:

@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 
 import json
 import shlex
-import signal
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 from torchenv import engine, hints, labels
 from torchenv.containers import read_file
 from torchenv.errors import UserError
+from torchenv.interrupts import sigterm_as_ctrl_c
 from torchenv.matrix import Target
 
 REPORT_DIR = "/tmp/torchsmoke-report"
@@ -142,20 +142,13 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
         yield pending
 
 
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
     """Run the suite, stream its output, copy the reports out; returns the suite's exit code.
 
     SIGTERM (a cancelled CI job) is handled like Ctrl-C: the container is removed either way.
     """
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    with sigterm_as_ctrl_c():
         return _run(req, client, gpu)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
