@@ -447,19 +447,9 @@ def k8s_(c, target=None, nodes="2", gpus_per_node="0", image=None, flavor="runti
         t = _target(target)
         n, _, _ = multinode.validate(nodes, 1, multinode.RDZV_PORT)
         gpus = _int(gpus_per_node, "--gpus-per-node", "a GPU count, 0 for none")
-        if not 0 <= gpus <= 64:
-            raise UserError(f"--gpus-per-node {gpus} is out of range: give 0 to 64")
+        k8s.check_gpus_per_node(gpus)
         ref, source = publishes.resolve_image(t, image, flavor)
-        docs = k8s.manifest(t, ref, n, gpus_per_node=gpus)
-        problems = k8s.validate(docs)
-        if problems:
-            raise UserError(f"the manifest does not validate: {problems[0]}")
-        header = (
-            f"# torchenv k8s: {n} nodes of {t.name}, image {source}; validated against "
-            f"Kubernetes {k8s.KUBERNETES_VERSION}. kubectl apply -f THIS; kubectl logs "
-            f"-l job-name={k8s.job_name(t)}\n"
-        )
-        text = k8s.dump(docs, header)
+        text = k8s.checked_manifest(t, ref, source, n, gpus)
         if output:
             from torchenv.files import write_atomic
 

@@ -164,6 +164,27 @@ def validate(docs: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -> l
 # Running the manifest's pods the way a kubelet would, on Docker
 
 
+def check_gpus_per_node(gpus: int) -> None:
+    if not 0 <= gpus <= 64:
+        raise UserError(f"--gpus-per-node {gpus} is out of range: give 0 to 64")
+
+
+def checked_manifest(target: Target, ref: str, source: str, nodes: int, gpus_per_node: int) -> str:
+    """What `invoke k8s` writes: the manifest, refused in one line unless it validates, with a
+    header that says what it runs and how."""
+    check_gpus_per_node(gpus_per_node)
+    docs = manifest(target, ref, nodes, gpus_per_node=gpus_per_node)
+    problems = validate(docs)
+    if problems:
+        raise UserError(f"the manifest does not validate: {problems[0]}")
+    header = (
+        f"# torchenv k8s: {nodes} nodes of {target.name}, image {source}; validated against "
+        f"Kubernetes {KUBERNETES_VERSION}. kubectl apply -f THIS; kubectl logs "
+        f"-l job-name={job_name(target)}\n"
+    )
+    return dump(docs, header)
+
+
 def _size(quantity: str) -> str:
     """A Kubernetes quantity (2Gi) as a tmpfs size (2g)."""
     match = re.fullmatch(r"(\d+)([KMG])i", quantity)
