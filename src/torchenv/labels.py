@@ -15,9 +15,14 @@ TAG = "io.torchenv.tag"
 PREFIX = "io.torchenv."
 
 
+def role_key(role: str) -> str:
+    """The label key naming a container's or network's role: io.torchenv.<role>."""
+    return f"{PREFIX}{role}"
+
+
 def of(role: str, target: str) -> dict[str, str]:
     """The labels of a container or network that torchenv starts for `target` in `role`."""
-    return {MANAGED: "true", TARGET: target, f"{PREFIX}{role}": target}
+    return {MANAGED: "true", TARGET: target, role_key(role): target}
 
 
 def of_image(tag: str) -> dict[str, str]:

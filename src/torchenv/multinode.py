@@ -44,10 +44,11 @@ from pathlib import Path
 from torchenv import hints
 from torchenv.errors import UserError
 from torchenv.interrupts import sigterm_as_ctrl_c
+from torchenv.labels import MANAGED, role_key
 from torchenv.matrix import Target
 
-MANAGED_LABEL = "io.torchenv.managed"
-MULTINODE_LABEL = "io.torchenv.multinode"
+MANAGED_LABEL = MANAGED
+MULTINODE_LABEL = role_key("multinode")  # its value is the run id, not the target
 RDZV_PORT = 29400
 JOIN_TIMEOUT_S = 60  # node 0 waits this long for the others at the rendezvous
 RUN_TIMEOUT_S = 600  # the whole run, start to last exit

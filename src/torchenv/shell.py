@@ -24,7 +24,7 @@ from torchenv.matrix import Target
 from torchenv.runner import Runner, subprocess_runner
 from torchenv.smoke import SHM_SIZE
 
-SHELL_LABEL = "io.torchenv.shell"  # with the rest of labels.of("shell", target)
+SHELL_LABEL = labels.role_key("shell")  # with the rest of labels.of("shell", target)
 
 
 @dataclass(frozen=True)

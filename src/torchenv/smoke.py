@@ -31,7 +31,7 @@ from torchenv.interrupts import sigterm_as_ctrl_c
 from torchenv.matrix import Target
 
 REPORT_DIR = "/tmp/torchsmoke-report"
-SMOKE_LABEL = "io.torchenv.smoke"  # with the rest of labels.of("smoke", target)
+SMOKE_LABEL = labels.role_key("smoke")  # with the rest of labels.of("smoke", target)
 SHM_SIZE = "2g"  # DataLoader workers need more than Docker's default 64 MB /dev/shm
 TIMEOUT_EXIT = 124  # `invoke smoke`'s exit status when the suite ran out of time (as timeout(1))
 
