@@ -183,7 +183,8 @@ def remove_what_the_cli_made(workspace: Path) -> None:
         docker("rm", "-f", container)
     names = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
     for image in names:
-        if image.startswith(f"vsc-{workspace.name}-"):
+        # vsc-<folder>-<hash> or vsc-<folder>_<hash> (newer CLIs), and its -uid image
+        if re.match(rf"vsc-{re.escape(workspace.name)}[-_]", image):
             docker("rmi", image)
 
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -231,14 +232,15 @@ def test_an_export_stopped_midway_leaves_nothing(image, tmp_path: Path, signum):
 
 
 @pytest.fixture(scope="module")
-def oci_archive(docker_engine, image, tmp_path_factory) -> Path:
+def oci_archive(docker_engine, image, tmp_path_factory) -> Iterator[Path]:
     """The runtime image exported as an OCI archive by `invoke export`."""
     folder = tmp_path_factory.mktemp("export")
     out = folder / "cuda13.oci-archive.tar"
     done = invoke("export", "--target", "cuda13", "--format", "oci-archive", "--out", str(out))
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert list(folder.iterdir()) == [out]  # the work folder is gone
-    return out
+    yield out
+    shutil.rmtree(folder)  # several GB
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +249,7 @@ def config(oci_archive) -> dict:
 
 
 @pytest.fixture(scope="module")
-def bundle(oci_archive, tmp_path_factory) -> Path:
+def bundle(oci_archive, tmp_path_factory) -> Iterator[Path]:
     """umoci's runtime bundle (rootfs/ and config.json) unpacked from the archive."""
     folder = tmp_path_factory.mktemp("umoci")
     with tarfile.open(oci_archive) as tar:
@@ -256,7 +258,8 @@ def bundle(oci_archive, tmp_path_factory) -> Path:
                str(folder / "bundle"), timeout=1200)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     shutil.rmtree(folder / "layout")
-    return folder / "bundle"
+    yield folder / "bundle"
+    shutil.rmtree(folder)  # an unpacked image, several GB
 
 
 @pytest.mark.engine
