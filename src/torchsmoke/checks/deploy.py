@@ -1,20 +1,26 @@
 """`quantize` and `export`: what deploying the trained models from this environment needs.
 
-`quantize` applies dynamic int8 quantization to the trained MLP with the API this torch ships for
-it (torch.ao.quantization.quantize_dynamic; torch's own deprecation warning, when it gives one,
-is repeated in the result with the replacement it names) on the CPU, where that API runs, and
-reports the quantized engine. `export` runs torch.export on the trained MLP and CNN, saves and
-reloads the programs (.pt2) and compares them with eager on two batch sizes.
+`quantize` applies dynamic int8 quantization to the trained MLP, on the CPU, with the API torch
+now recommends where it is installed (torchao's `quantize_` with
+`Int8DynamicActivationInt8WeightConfig`), else with the one this torch ships
+(`torch.ao.quantization.quantize_dynamic`, which torch 2.10 and later mark deprecated: the result
+repeats torch's warning and says how to get the replacement). It reports the API, the quantized
+engine (torch.ao's path) and the weight types. `export` runs torch.export on the trained MLP and
+CNN, saves and reloads the programs (.pt2) and compares them with eager on two batch sizes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import importlib
+import importlib.util
 import io
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from torch import nn
@@ -28,6 +34,7 @@ MAX_ACCURACY_DROP = 0.02  # two points
 # The order torch itself prefers when it picks a default engine.
 ENGINE_PREFERENCE = ("x86", "fbgemm", "onednn", "qnnpack")
 QUANTIZE_API = "torch.ao.quantization.quantize_dynamic"
+TORCHAO_API = "torchao.quantization.quantize_(Int8DynamicActivationInt8WeightConfig)"
 EXPORT_RTOL, EXPORT_ATOL = 1e-4, 1e-5
 
 
@@ -75,12 +82,45 @@ def _require_named_user() -> None:
         raise CheckFailed(problem)
 
 
+def torchao_quantization() -> tuple[ModuleType | None, str | None]:
+    """torchao.quantization where it is installed and imports, else None and why not."""
+    if importlib.util.find_spec("torchao") is None:
+        return None, "torchao is not installed"
+    try:
+        return importlib.import_module("torchao.quantization"), None
+    except Exception as exc:  # e.g. a torchao built for another torch
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return None, f"torchao is installed but does not import ({type(exc).__name__}: {first})"
+
+
+def _with_torchao(ao: ModuleType, model: nn.Module) -> nn.Module:
+    qmodel = copy.deepcopy(model)
+    # set_inductor_config=False: leave torch.compile's global settings as the other checks find them
+    ao.quantize_(qmodel, ao.Int8DynamicActivationInt8WeightConfig(set_inductor_config=False))
+    return qmodel
+
+
+def unquantized_linears(qmodel: nn.Module) -> list[str]:
+    """Names of nn.Linear layers that still hold a plain float weight: torch.ao swaps quantized
+    layers for its own modules, torchao keeps nn.Linear with an int8 tensor subclass as weight."""
+    return [
+        name or "model"
+        for name, m in qmodel.named_modules()
+        if type(m) is nn.Linear and type(m.weight) in (torch.Tensor, nn.Parameter)
+    ]
+
+
+def _type_names(objects: Iterator[object]) -> list[str]:
+    return sorted({type(o).__module__ + "." + type(o).__name__ for o in objects})
+
+
 @check("quantize", "dynamic int8 quantization of the trained MLP: accuracy, size, engine")
 def quantize(ctx: Context) -> Outcome:
     _require_named_user()
+    ao, no_torchao = torchao_quantization()
     supported = supported_engines()
     engine = pick_engine(supported, torch.backends.quantized.engine)
-    if engine is None:
+    if ao is None and engine is None:
         raise CheckSkipped(
             f"this torch build has no quantized engine (supported engines: {supported}): "
             "int8 quantization cannot run here"
@@ -89,36 +129,52 @@ def quantize(ctx: Context) -> Outcome:
     cpu = torch.device("cpu")
     model, data = model.to(cpu).eval(), data.to(cpu)  # dynamic quantization runs on the CPU
     fp32_acc = accuracy(model, data.x_test, data.y_test)
-    with quantized_engine(engine), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        # torch leaves quantize_dynamic unannotated
-        qmodel = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-            model, {nn.Linear}, dtype=torch.qint8
-        )
+    caught: list[warnings.WarningMessage] = []
+    if ao is not None:
+        api, engine = TORCHAO_API, None  # torchao's own int8 kernels, not a quantized engine
+        qmodel = _with_torchao(ao, model)
         int8_acc = accuracy(qmodel, data.x_test, data.y_test)
-    quantized = sorted({type(m).__module__ + "." + type(m).__name__ for m in qmodel.modules()})
+    else:
+        assert engine is not None
+        api = QUANTIZE_API
+        with quantized_engine(engine), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # torch leaves quantize_dynamic unannotated
+            qmodel = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                model, {nn.Linear}, dtype=torch.qint8
+            )
+            int8_acc = accuracy(qmodel, data.x_test, data.y_test)
     bytes_fp32, bytes_int8 = serialized_bytes(model), serialized_bytes(qmodel)
     details: dict[str, object] = {
-        "api": QUANTIZE_API,
+        "api": api,
         "engine": engine,
         "supported_engines": supported,
+        "torchao": no_torchao
+        or str(getattr(importlib.import_module("torchao"), "__version__", "?")),
         "trained_on": str(ctx.device),
         "accuracy_fp32": fp32_acc,
         "accuracy_int8": int8_acc,
         "max_accuracy_drop": MAX_ACCURACY_DROP,
         "bytes_fp32": bytes_fp32,
         "bytes_int8": bytes_int8,
-        "modules": quantized,
+        "modules": _type_names(qmodel.modules()),
+        # torchao's quantized weights are tensor subclasses of nn.Linear's weight
+        "weights": _type_names(
+            m.weight
+            for m in qmodel.modules()
+            if isinstance(getattr(m, "weight", None), torch.Tensor)
+        ),
     }
+    left = unquantized_linears(qmodel)
     require(
-        not any(type(m) is nn.Linear for m in qmodel.modules()),
-        f"{QUANTIZE_API} left nn.Linear layers unquantized (engine {engine})",
+        not left,
+        f"{api} left nn.Linear layers unquantized ({', '.join(left)}; engine {engine})",
         **details,
     )
     require(
         fp32_acc - int8_acc <= MAX_ACCURACY_DROP,
         f"int8 accuracy {int8_acc:.3f} is more than {MAX_ACCURACY_DROP:.0%} below fp32's "
-        f"{fp32_acc:.3f} (engine {engine})",
+        f"{fp32_acc:.3f} ({api}, engine {engine})",
         **details,
     )
     require(
@@ -132,7 +188,7 @@ def quantize(ctx: Context) -> Outcome:
         details["deprecation"] = deprecated
         note = (
             f"passed; torch {torch.__version__} warns: {deprecated!r} (its replacement, "
-            "torchao's quantize_, is not part of this environment)"
+            f"torchao's quantize_, is not used: {no_torchao}; pip install torchao to use it)"
         )
     return passed(details, note=note)
 
