@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import secrets
 import shlex
@@ -30,6 +31,7 @@ from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
 WHEELHOUSE = ROOT / "wheelhouse"
 MANIFEST_PATH = "/opt/torchenv/manifest.json"
 MANIFEST_LABEL = "io.torchenv.manifest.sha256"
+CREATED_LABEL = "org.opencontainers.image.created"
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,42 @@ def image_id(runner: Runner, engine: Engine, image: str) -> str | None:
     return done.stdout.strip() or None if done.ok else None
 
 
+def image_facts(runner: Runner, engine: Engine, image: str) -> dict[str, object] | None:
+    """`docker image inspect` of one image as a dict; None when there is no such image."""
+    done = runner([engine.client, "image", "inspect", image], timeout=60)
+    if not done.ok:
+        return None
+    try:
+        found = json.loads(done.stdout)
+    except ValueError:
+        return None
+    return found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else None
+
+
+def _comparable(facts: dict[str, object]) -> tuple[object, object]:
+    """An image's layers and configuration, without the build time and the label step's labels."""
+    config = dict(facts.get("Config") or {})  # type: ignore[call-overload]
+    own = {CREATED_LABEL, MANIFEST_LABEL, *labels.of_image("").keys()}
+    config["Labels"] = {k: v for k, v in (config.get("Labels") or {}).items() if k not in own}
+    config.pop("Image", None)  # the engine's note of the parent image, not the image
+    rootfs = facts.get("RootFS") or {}
+    return (rootfs.get("Layers") if isinstance(rootfs, dict) else None), config
+
+
+def already_labelled(previous: dict[str, object] | None, built: dict[str, object]) -> str | None:
+    """The manifest sha256 of `previous` when it is the labelled form of the image just built:
+    the same layers and configuration, only the build time differing (a rebuild with nothing
+    changed). Then the earlier image is kept as it is, and the label step is not needed."""
+    if previous is None:
+        return None
+    config = previous.get("Config")
+    found = (config.get("Labels") or {}) if isinstance(config, dict) else {}
+    digest = found.get(MANIFEST_LABEL)
+    if not digest or _comparable(previous) != _comparable(built):
+        return None
+    return str(digest)
+
+
 def dangling_ids(runner: Runner, engine: Engine) -> set[str]:
     """IDs of the engine's untagged (`<none>`) images."""
     done = runner(
@@ -254,7 +292,7 @@ def run_build(
         commands[-1] += "   # then label the image with the manifest file's sha256"
         if dry_run:
             return commands
-        previous = image_id(runner, engine, req.image)
+        before = image_facts(runner, engine, req.image)
         with StagedWheelhouse(req.wheelhouse):
             out(f"torchenv: {commands[0]}")
             done = runner(argv, env=env, cwd=ROOT, on_line=lambda line: out(line.rstrip("\n")))
@@ -266,20 +304,34 @@ def run_build(
             f"building {req.image} failed (exit {done.returncode})"
             + (f": {cause}" if cause else ": see the build output above")
         )
-    built = image_id(runner, engine, req.image)
-    file_sha = _manifest_file_sha256(runner, engine, req.image)
-    labelled = runner(
-        label_command(engine, req.image, file_sha), env=env, input=label_dockerfile(req.image)
-    )
-    if not labelled.ok:
-        last = (labelled.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserError(f"labelling {req.image} failed: {last}")
-    final = image_id(runner, engine, req.image)
+    previous = str(before["Id"]) if before else None
+    after = image_facts(runner, engine, req.image)
+    built = str(after["Id"]) if after else None
+    kept = already_labelled(before, after) if after else None
+    final: str | None
+    if kept and previous:
+        # Nothing changed: the earlier image, labelled when it was built, names it again.
+        file_sha, final = kept, previous
+        tagged = runner([engine.client, "tag", previous, req.image], timeout=60)
+        if not tagged.ok:
+            last = (tagged.stderr.strip().splitlines() or ["no output"])[-1]
+            raise UserError(f"tagging {req.image} again failed: {last}")
+    else:
+        file_sha = _manifest_file_sha256(runner, engine, req.image)
+        labelled = runner(
+            label_command(engine, req.image, file_sha), env=env, input=label_dockerfile(req.image)
+        )
+        if not labelled.ok:
+            last = (labelled.stderr.strip().splitlines() or ["no output"])[-1]
+            raise UserError(f"labelling {req.image} failed: {last}")
+        final = image_id(runner, engine, req.image)
     leftovers = ({previous, built} - {final, None}) & dangling_ids(runner, engine)
     for old in sorted(i for i in leftovers if i):
         runner([engine.client, "image", "rm", old], timeout=120)
+    what = "nothing changed: kept" if kept else "built"
     out(
-        f"torchenv: built {req.image} (manifest file sha256 {file_sha[:12]}..., label {MANIFEST_LABEL})"
+        f"torchenv: {what} {req.image} (manifest file sha256 {file_sha[:12]}..., "
+        f"label {MANIFEST_LABEL})"
     )
     return commands
 

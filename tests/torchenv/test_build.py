@@ -1,5 +1,6 @@
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -174,13 +175,38 @@ def copy_manifest(argv):
     return reply()
 
 
-def engine_answers(build_output: str = "#1 done\n", build_code: int = 0, label_code: int = 0):
-    """A FakeRunner playing a 20.10 engine: ids change as the build and the label step tag."""
-    ids = iter([OLD_ID, BUILT_ID, LABELLED_ID])
+def facts(image_id: str, layers: list[str], created: str, labelled: bool) -> dict:
+    """What `docker image inspect` says of an image, the parts run_build compares."""
+    found = {"io.torchenv.target": "cuda13", build.CREATED_LABEL: created}
+    if labelled:
+        found |= {build.MANIFEST_LABEL: FILE_SHA, "io.torchenv.managed": "true"}
+        found |= {"io.torchenv.tag": "torchenv/cuda13:2.11.0-cu130"}
+    config = {"User": "1000:1000", "Env": ["PATH=/opt/env/bin"], "Labels": found}
+    return {"Id": image_id, "RootFS": {"Layers": layers}, "Config": config | {"Image": image_id}}
+
+
+def engine_answers(
+    build_output: str = "#1 done\n", build_code: int = 0, label_code: int = 0, same_layers=False
+):
+    """A FakeRunner playing a 20.10 engine: the tag names the earlier image, then the build's, then
+    the label step's.
+    The build's layers are the earlier image's with `same_layers` (a rebuild changing nothing)."""
+    old = facts(OLD_ID, ["sha256:1", "sha256:2"], "2026-11-22T10:00:00Z", labelled=True)
+    new_layers = ["sha256:1", "sha256:2" if same_layers else "sha256:3"]
+    ids, described = iter([LABELLED_ID]), iter([old, BUILT_ID])
+
+    def inspect(argv):
+        if "--format" in argv:  # image_id: the ID alone
+            return reply(next(ids) + "\n")
+        item = next(described)
+        if item == BUILT_ID:
+            item = facts(BUILT_ID, new_layers, "2026-11-23T10:00:00Z", labelled=False)
+        return reply(json.dumps([item]))
+
     return FakeRunner(
         {
             ("git",): reply("", returncode=128),
-            ("/usr/bin/docker", "image", "inspect"): lambda argv: reply(next(ids) + "\n"),
+            ("/usr/bin/docker", "image", "inspect"): inspect,
             ("/usr/bin/docker", "build", "--progress=plain"): reply(build_output, build_code),
             ("/usr/bin/docker", "create"): reply("container\n"),
             ("/usr/bin/docker", "cp"): copy_manifest,
@@ -188,6 +214,7 @@ def engine_answers(build_output: str = "#1 done\n", build_code: int = 0, label_c
             ("/usr/bin/docker", "build", "--quiet"): reply(
                 LABELLED_ID, label_code, "no space left"
             ),
+            ("/usr/bin/docker", "tag"): reply(),
             ("/usr/bin/docker", "image", "ls"): reply(f"{OLD_ID}\n{BUILT_ID}\nsha256:{'9' * 64}\n"),
             ("/usr/bin/docker", "image", "rm"): reply(),
         }
@@ -209,6 +236,39 @@ def test_run_build_streams_labels_with_the_file_sha256_and_leaves_no_dangling_im
     assert label.env == {"DOCKER_BUILDKIT": "1"}
     removed = [c.args[-1] for c in runner.calls if c.args[1:3] == ("image", "rm")]
     assert removed == [OLD_ID, BUILT_ID]  # not the other dangling image, which is not ours
+
+
+def test_a_rebuild_that_changed_nothing_keeps_the_labelled_image_and_skips_the_label_step():
+    runner, lines = engine_answers(same_layers=True), []
+    build.run_build(request(), BUILTIN, runner=runner, out=lines.append)
+    assert lines[-1].startswith("torchenv: nothing changed: kept torchenv/cuda13:2.11.0-cu130")
+    assert f"sha256 {FILE_SHA[:12]}" in lines[-1]
+    assert runner.ran("/usr/bin/docker", "tag", OLD_ID, "torchenv/cuda13:2.11.0-cu130")
+    for skipped in (("create",), ("cp",), ("build", "--quiet")):
+        assert not runner.ran("/usr/bin/docker", *skipped)
+    removed = [c.args[-1] for c in runner.calls if c.args[1:3] == ("image", "rm")]
+    assert removed == [BUILT_ID]  # the unlabelled twin, not the image kept
+
+
+@pytest.mark.parametrize(
+    ("change", "kept"),
+    [
+        (lambda f: None, True),
+        (lambda f: f["Config"]["Labels"].update({build.CREATED_LABEL: "later"}), True),
+        (lambda f: f["Config"]["Labels"].update({"org.opencontainers.image.revision": "b"}), False),
+        (lambda f: f["Config"].update(User="0"), False),
+        (lambda f: f["RootFS"]["Layers"].append("sha256:9"), False),
+    ],
+    ids=["identical", "only the build time", "another revision", "another user", "a new layer"],
+)
+def test_only_the_build_time_may_differ_for_the_earlier_image_to_be_kept(change, kept):
+    previous = facts(OLD_ID, ["sha256:1"], "2026-11-22T10:00:00Z", labelled=True)
+    built = facts(BUILT_ID, ["sha256:1"], "2026-11-22T10:00:00Z", labelled=False)
+    change(built)
+    assert build.already_labelled(previous, built) == (FILE_SHA if kept else None)
+    del previous["Config"]["Labels"][build.MANIFEST_LABEL]  # never labelled: label it now
+    assert build.already_labelled(previous, built) is None
+    assert build.already_labelled(None, built) is None
 
 
 def test_run_build_failure_is_one_line_with_the_cause():

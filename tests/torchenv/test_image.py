@@ -476,19 +476,35 @@ def test_index_credentials_reach_pip_but_no_history_config_or_layer(docker_engin
         docker(docker_engine, "image", "rm", "--force", tag)
 
 
-def test_a_rebuild_leaves_no_dangling_image_of_its_own(docker_engine, image):
-    """The rebuild is all cache hits but its labels (created) change, so its tag moves to a new
-    image: the one it named before and the unlabelled one must not stay behind as `<none>`.
-    (The test holds the engine lock: no other build runs meanwhile.)"""
+def test_a_rebuild_keeps_an_unchanged_image_and_leaves_no_dangling_image(docker_engine, image):
+    """A rebuild with nothing changed keeps the labelled image as it is (only the build time
+    would differ). A rebuild after an edit moves the tag to a new image, and neither the image it
+    named before nor the unlabelled one stays behind as `<none>`."""
 
     def dangling() -> set[str]:
         listing = docker(docker_engine, "image", "ls", "-q", "--no-trunc", "-f", "dangling=true")
         return set(listing.stdout.split())
 
-    before, old_id = dangling(), docker(docker_engine, "image", "inspect", "-f", "{{.Id}}", image)
-    done = invoke("build", *BUILD, *(["--ca-cert", CA] if Path(CA).exists() else []))
-    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
-    new_id = docker(docker_engine, "image", "inspect", "-f", "{{.Id}}", image)
-    assert new_id.stdout != old_id.stdout  # the tag moved: there was something to clean up
+    def image_id() -> str:
+        return docker(docker_engine, "image", "inspect", "-f", "{{.Id}}", image).stdout.strip()
+
+    def rebuild() -> str:
+        done = invoke("build", *BUILD, *(["--ca-cert", CA] if Path(CA).exists() else []))
+        assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
+        return done.stdout.strip().splitlines()[-1]
+
+    before, first = dangling(), image_id()
+    assert rebuild().startswith(f"torchenv: nothing changed: kept {image}")
+    assert image_id() == first and dangling() - before == set()
+
+    edited = ROOT / "src" / "torchsmoke" / "core.py"
+    original = edited.read_text()
+    try:
+        edited.write_text(original + "\n# an edit, for this test\n")
+        assert rebuild().startswith(f"torchenv: built {image}")
+    finally:
+        edited.write_text(original)
+    assert image_id() != first  # the tag moved
     assert dangling() - before == set()
-    assert docker(docker_engine, "image", "inspect", old_id.stdout.strip()).returncode != 0
+    assert docker(docker_engine, "image", "inspect", first).returncode != 0
+    rebuild()  # the committed source again, for the tests after this one
