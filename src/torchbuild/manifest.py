@@ -58,8 +58,28 @@ def digest(obj: object) -> str:
 
 
 def render(manifest: dict[str, Any]) -> str:
-    """The file's text: one key per line, so that two manifests diff line by line."""
-    return json.dumps(manifest, sort_keys=True, indent=1, separators=(",", ": "), ensure_ascii=True)
+    """The file's text, for diffing two manifests line by line: one line per key, except that an
+    object or list holding no other container (a file's sha256 and size, say) takes one line."""
+
+    def one_line(value: object) -> str:
+        return json.dumps(value, sort_keys=True, separators=(", ", ": "), ensure_ascii=True)
+
+    def nested(value: object) -> bool:
+        if isinstance(value, dict):
+            value = list(value.values())
+        return isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
+
+    def text(value: Any, depth: int) -> str:
+        if not nested(value):
+            return one_line(value)
+        pad = " " * (depth + 1)
+        if isinstance(value, dict):
+            lines = [f"{pad}{one_line(k)}: {text(value[k], depth + 1)}" for k in sorted(value)]
+            return "{\n" + ",\n".join(lines) + "\n" + " " * depth + "}"
+        lines = [pad + text(v, depth + 1) for v in value]
+        return "[\n" + ",\n".join(lines) + "\n" + " " * depth + "]"
+
+    return text(manifest, 0)
 
 
 def hash_file(path: str) -> tuple[str, int]:

@@ -160,3 +160,25 @@ def test_runs_as_a_module_and_lists_pip_of_the_venv():
     names = {d["name"] for d in data["distributions"]}
     assert {"pip", "pytest"} <= names
     assert data["digest"] == manifest.manifest_digest(data)
+
+
+def test_render_puts_each_file_on_one_line_and_reads_back_as_it_was():
+    data = {
+        "digest": "sha256:0",
+        "distributions": [
+            {
+                "files": {
+                    "b.py": {"sha256": "b" * 64, "size": 2},
+                    "a.py": {"sha256": "a" * 64, "size": 1},
+                },
+                "name": "one",
+                "tags": [],
+            }
+        ],
+    }
+    text = manifest.render(data)
+    assert json.loads(text) == data
+    lines = text.splitlines()
+    assert f'    "a.py": {{"sha256": "{"a" * 64}", "size": 1}},' in lines  # sorted, one line each
+    assert lines.index('   "files": {') < lines.index('   "name": "one",')
+    assert manifest.render(json.loads(text)) == text
