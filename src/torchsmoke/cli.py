@@ -163,8 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finished: list[Result] = []
 
     def write_partial() -> None:
-        """The JSON report so far, with the check now running: what a killed run leaves."""
-        if args.json:
+        """The JSON report so far, with the check now running: what a killed run leaves (in a
+        file only: `--json -` prints the whole report at the end, and writes no file)."""
+        if args.json and str(args.json) != "-":
             running = checks[len(finished)].name if len(finished) < len(checks) else None
             env = _env_dict(ctx) if finished else {}
             data = report.build(finished, env, argv, time.perf_counter() - start)

@@ -445,16 +445,18 @@ def stream_holds(argv: list[str], needle: bytes) -> bool:
     return found
 
 
-def test_index_credentials_reach_pip_but_no_history_config_or_layer(docker_engine, image):
+def test_index_credentials_reach_pip_but_no_history_config_or_layer(docker_engine, pip_image):
     """A real build through an index URL with a user and token: pip uses them (it prints the URL
-    with the password hidden), and the token is nowhere in the image: not in `docker history`,
-    not in its config, not in any layer of `docker save`. The wheels come from the pip cache the
-    first build filled."""
+    with the password hidden; uv, which reads the same variable, prints no index), and the token
+    is nowhere in the image: not in `docker history`, not in its config, not in any layer of
+    `docker save`. The wheels come from the pip cache the pip image's build filled."""
     token = f"tok-{os.getpid()}-{time.time_ns()}"
     tag = "torchenv-test/credentials:0"
     url = default_index_with("torchenv-user", token)
     args = [
         *BUILD,
+        "--installer",
+        "pip",
         "--index-url",
         url,
         "--tag",

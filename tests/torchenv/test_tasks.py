@@ -13,9 +13,12 @@ STANDIN = "torchenv-standin/python:3.11-slim-bookworm"
 
 
 def invoke(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The task as a user runs it: without the torchenv.* configuration CI sets through
+    INVOKE_TORCHENV_* variables (.ci/build.env), unless `env` gives it."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_TORCHENV_")}
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=120, check=False,
+        env={**clean, **(env or {})}, timeout=120, check=False,
     )  # fmt: skip
 
 

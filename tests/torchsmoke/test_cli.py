@@ -205,3 +205,17 @@ def test_require_gpu_without_a_gpu_exits_1_with_the_causes(capsys):
 def test_quick_mode_skips_compile_with_the_reason(capsys):
     assert main(["--quick", "--only", "compile"]) == 0
     assert "SKIP  compile" in capsys.readouterr().out
+
+
+def test_json_to_stdout_writes_no_file_even_in_a_read_only_folder(tmp_path):
+    """`--json -` (multi-node, Kubernetes logs): the report is printed whole at the end, and no
+    partial report goes to a file named "-", which a read-only working directory would refuse."""
+    tmp_path.chmod(0o555)
+    try:
+        done = run_cli("--only", "env,autograd", "--json", "-", cwd=tmp_path)
+    finally:
+        tmp_path.chmod(0o755)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith('{"schema"')]
+    assert [c["name"] for c in json.loads(line)["checks"]] == ["env", "autograd"]

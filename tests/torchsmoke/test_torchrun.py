@@ -50,6 +50,8 @@ def torchrun(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, d
     )  # fmt: skip
     lines = [line for line in done.stdout.splitlines() if line.startswith('{"schema"')]
     assert len(lines) == 1, (done.stdout[-3000:], done.stderr[-3000:])
+    # `--json -`: the report on stdout only, no file (the multi-node containers' cwd is read-only)
+    assert list(tmp_path.iterdir()) == []
     report.write_text(lines[0])
     (check,) = json.loads(lines[0])["checks"]
     return done, check
