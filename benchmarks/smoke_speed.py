@@ -1,9 +1,12 @@
 """How long the smoke suite takes, full and --quick, and which checks take the time.
 
-    python benchmarks/smoke_speed.py [--python PATH] [--repeat N] [-- extra torchsmoke args]
+    python benchmarks/smoke_speed.py [--python PATH | --image IMAGE] [--repeat N]
+        [-- extra torchsmoke args]
 
 Each run is a fresh `python -m torchsmoke` process (so torch's import and every cold start
-count), with --json to read the per-check durations. Targets on 2 CPU cores: full <= 45 s,
+count), with --json to read the per-check durations: on the host's torch (--python), or in a
+container of a built image (--image: `docker run --rm --network none --shm-size 2g`, as the image's
+user, the container's start and removal counted too). Targets on 2 CPU cores: full <= 45 s,
 --quick <= 10 s.
 """
 
@@ -22,11 +25,15 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 BUDGET_S = {"full": 45.0, "quick": 10.0}
 
 
-def run_suite(python: str, mode: str, extra: list[str]) -> tuple[float, dict]:
+def run_suite(python: str, mode: str, extra: list[str], image: str | None) -> tuple[float, dict]:
     """(wall seconds of the whole process, the JSON report)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "report.json"
         args = [python, "-W", "ignore", "-m", "torchsmoke", "--json", str(path), *extra]
+        if image:
+            Path(tmp).chmod(0o777)  # the image's user writes the report there
+            docker = ["docker", "run", "--rm", "--network", "none", "--shm-size", "2g"]
+            args = [*docker, "--volume", f"{tmp}:{tmp}", image, "python", *args[1:]]
         if mode == "quick":
             args.append("--quick")
         env = {**os.environ, "PYTHONPATH": str(SRC)}
@@ -41,13 +48,16 @@ def run_suite(python: str, mode: str, extra: list[str]) -> tuple[float, dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable, help="interpreter with torch")
+    parser.add_argument("--image", help="run the suite in a container of this image instead")
     parser.add_argument("--repeat", type=int, default=1, help="runs per mode (default: 1)")
     parser.add_argument("extra", nargs="*", help="more torchsmoke arguments (after --)")
     args = parser.parse_args()
 
     runs: dict[str, list[tuple[float, dict]]] = {}
     for mode in ("full", "quick"):
-        runs[mode] = [run_suite(args.python, mode, args.extra) for _ in range(args.repeat)]
+        runs[mode] = [
+            run_suite(args.python, mode, args.extra, args.image) for _ in range(args.repeat)
+        ]
 
     print(f"{'mode':<6} {'wall s':>7} {'suite s':>8} {'budget':>7}  result")
     for mode, results in runs.items():
