@@ -320,9 +320,10 @@ def tiny_wheel(folder: Path, name: str = "tiny", version: str = "1.0") -> Path:
     return wheel
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def derived(docker_engine, image, tmp_path_factory):
-    """Make images FROM the built one (each a small layer), removed at the end."""
+    """Make images FROM the built one (each a small layer), removed after the test: a child image
+    would keep the built one alive past a rebuild (see the rebuild test)."""
     made: list[str] = []
 
     def make(name: str, dockerfile: str, wheel: bool = False) -> str:
