@@ -7,19 +7,15 @@ import sys
 
 import pytest
 
+import images
 from torchenv.matrix import ROOT
-
-STANDIN = "torchenv-standin/python:3.11-slim-bookworm"
 
 
 def invoke(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """The task as a user runs it: without the torchenv.* configuration CI sets through
     INVOKE_TORCHENV_* variables (.ci/build.env), unless `env` gives it."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_TORCHENV_")}
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True,
-        env={**clean, **(env or {})}, timeout=120, check=False,
-    )  # fmt: skip
+    return images.invoke(*args, env={**clean, **(env or {})}, timeout=120)
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, text: str) -> None:
