@@ -187,7 +187,9 @@ def test_wheelhouse_build_is_offline_and_leaves_no_links(
         wheels.append(tmp_path / uv_wheel.name)
         wheels[1].write_bytes(uv_wheel.read_bytes())
     tag = f"torchenv-test/offline-{installer}:0"
-    args = [*BUILD, "--installer", installer, "--wheelhouse", str(tmp_path), "--tag", tag]
+    # --no-cache: the uv stage must run here, not come from an earlier run's build cache
+    args = [*BUILD, "--installer", installer, "--wheelhouse", str(tmp_path), "--tag", tag,
+            "--no-cache"]  # fmt: skip
     done = invoke("build", *args, timeout=600)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "offline: installing from the wheelhouse only" in done.stdout
@@ -446,11 +448,11 @@ def stream_holds(argv: list[str], needle: bytes) -> bool:
     return found
 
 
-def test_index_credentials_reach_pip_but_no_history_config_or_layer(docker_engine, pip_image):
+def test_index_credentials_reach_pip_but_no_history_config_or_layer(docker_engine, image):
     """A real build through an index URL with a user and token: pip uses them (it prints the URL
     with the password hidden; uv, which reads the same variable, prints no index), and the token
     is nowhere in the image: not in `docker history`, not in its config, not in any layer of
-    `docker save`. The wheels come from the pip cache the pip image's build filled."""
+    `docker save`. It builds without the build cache, so pip really runs with the token."""
     token = f"tok-{os.getpid()}-{time.time_ns()}"
     tag = "torchenv-test/credentials:0"
     url = default_index_with("torchenv-user", token)
@@ -462,6 +464,7 @@ def test_index_credentials_reach_pip_but_no_history_config_or_layer(docker_engin
         url,
         "--tag",
         tag,
+        "--no-cache",  # pip must run here: a step from an earlier run's cache never saw the token
         *(["--ca-cert", CA] if Path(CA).exists() else []),
     ]
     try:
