@@ -22,6 +22,10 @@ import time
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+sys.path.insert(0, str(SRC))
+
+from torchenv import engine, smoke  # noqa: E402
+
 BUDGET_S = {"full": 45.0, "quick": 10.0}
 
 
@@ -29,13 +33,16 @@ def run_suite(python: str, mode: str, extra: list[str], image: str | None) -> tu
     """(wall seconds of the whole process, the JSON report)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "report.json"
-        args = [python, "-W", "ignore", "-m", "torchsmoke", "--json", str(path), *extra]
+        suite = ["-W", "ignore", "-m", "torchsmoke", "--json", str(path), *extra]
+        if mode == "quick":
+            suite.append("--quick")
         if image:
             Path(tmp).chmod(0o777)  # the image's user writes the report there
-            docker = ["docker", "run", "--rm", "--network", "none", "--shm-size", "2g"]
-            args = [*docker, "--volume", f"{tmp}:{tmp}", image, "python", *args[1:]]
-        if mode == "quick":
-            args.append("--quick")
+            args = [engine.detect().client, "run", "--rm", "--network", "none",
+                    f"--shm-size={smoke.SHM_SIZE}", "--volume", f"{tmp}:{tmp}", image,
+                    "python", *suite]  # fmt: skip
+        else:
+            args = [python, *suite]
         env = {**os.environ, "PYTHONPATH": str(SRC)}
         start = time.perf_counter()
         proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)

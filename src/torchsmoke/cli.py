@@ -161,15 +161,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     width = max([0, *(len(c.name) for c in checks)])
     finished: list[Result] = []
+    # `--json -` prints the whole report at the end and writes no file, partial or final.
+    json_to_stdout = str(args.json) == "-"
+    json_file = None if json_to_stdout else args.json
 
     def write_partial() -> None:
-        """The JSON report so far, with the check now running: what a killed run leaves (in a
-        file only: `--json -` prints the whole report at the end, and writes no file)."""
-        if args.json and str(args.json) != "-":
+        """The JSON report so far, with the check now running: what a killed run leaves."""
+        if json_file:
             running = checks[len(finished)].name if len(finished) < len(checks) else None
             env = _env_dict(ctx) if finished else {}
             data = report.build(finished, env, argv, time.perf_counter() - start)
-            report.write_json({**data, "partial": True, "running": running}, args.json)
+            report.write_json({**data, "partial": True, "running": running}, json_file)
 
     def on_result(result: Result) -> None:
         print(report.result_line(result, width), flush=True)
@@ -193,11 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report.table(results, duration), flush=True)
 
     data = report.build(results, _env_dict(ctx), argv, duration)
-    if args.json and str(args.json) == "-":
+    if json_to_stdout:
         print(report.one_line(data), flush=True)
-    elif args.json:
-        report.write_json(data, args.json)
-        print(f"JSON report: {args.json}")
+    elif json_file:
+        report.write_json(data, json_file)
+        print(f"JSON report: {json_file}")
     if args.junit:
         report.write_junit(data, args.junit)
         print(f"JUnit XML: {args.junit}")
