@@ -10,6 +10,7 @@ from pathlib import Path
 
 from invoke import Collection, Exit, task
 
+from torchbuild.envfile import EnvFileError
 from torchenv import build as builds
 from torchenv import engine, generate, matrix, table
 from torchenv import smoke as smokes
@@ -52,7 +53,7 @@ def user_errors():
     """A user mistake ends the task with its one-line message, never a traceback."""
     try:
         yield
-    except UserError as exc:
+    except (UserError, EnvFileError) as exc:
         raise Exit(f"error: {exc}", code=1) from None
     except KeyboardInterrupt:
         raise Exit("interrupted", code=130) from None

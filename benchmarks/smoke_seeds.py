@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from torchsmoke.checks import BY_NAME  # noqa: E402
-from torchsmoke.checks.board import SERVE_TIMEOUT_S  # noqa: E402
-from torchsmoke.checks.numerics import CROSS_DEVICE_ATOL  # noqa: E402
-from torchsmoke.cli import configure_threads  # noqa: E402
+from torchsmoke.checks import load  # noqa: E402
+from torchsmoke.checks.checkpoint import CROSS_DEVICE_ATOL  # noqa: E402
+from torchsmoke.checks.tensorboard import SERVE_TIMEOUT_S  # noqa: E402
 from torchsmoke.core import Context, Options, Result, run_check  # noqa: E402
+from torchsmoke.suite import configure_threads  # noqa: E402
 
 
 def accuracy(result: Result) -> tuple[float, float]:
@@ -74,7 +74,7 @@ def sweep(name: str, seeds: int, quick: bool, device: str) -> str:
     scores, failures, threshold = [], [], None
     start = time.perf_counter()
     for seed in range(seeds):
-        result = run_check(BY_NAME[name], Context(Options(device=device, quick=quick, seed=seed)))
+        result = run_check(load(name), Context(Options(device=device, quick=quick, seed=seed)))
         if result.status != "pass":
             failures.append(f"seed {seed}: {result.reason}")
         if extract is not None and "traceback" not in result.details:

@@ -21,14 +21,12 @@ _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][0-9A-Za-z.+!-]*)$")
 _PYTHON = re.compile(r"^python=(\d+\.\d+)$")
 _TOP_KEYS = ("name", "channels", "dependencies")
 
-try:  # the host raises the project's UserError; inside an image build the script stands alone
-    from torchenv.errors import UserError as _Error
-except ImportError:  # pragma: no cover - exercised inside the image build
-    _Error = ValueError  # type: ignore[misc,assignment]
 
+class EnvFileError(ValueError):
+    """A malformed or unreadable env file: one line that names the file (and line) and the fix.
 
-class EnvFileError(_Error):
-    """A malformed env file: the message names the file and line."""
+    torchbuild depends on nothing of the host kit: torchenv catches this beside its UserError.
+    """
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from torchbuild.envfile import EnvFile
+from torchbuild.envfile import EnvFile, EnvFileError
 from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
 from torchenv import matrix
 from torchenv.errors import UserError
@@ -82,7 +82,7 @@ def check_target(target: Target) -> list[str]:
         ]
     try:
         env = read_env(target.env_file)
-    except UserError as exc:
+    except EnvFileError as exc:
         return [str(exc)]
     problems = []
     for path in locks:

@@ -9,6 +9,14 @@ cuda, compile, quantize, export, tensorboard. Each ends pass, fail or skip, with
 skip and failure (and a note on some passes), and its duration; one failing or raising check never
 stops the others.
 
+Modules (tests/torchsmoke/test_<module>.py tests each; checks/<m>.py: tests/torchsmoke/checks/):
+cli (the command line: parsed once; `--list`; the inverse a re-run gets), suite (runs a parsed
+command line), rerun (a failed check again in a fresh interpreter), core (what a check is; the
+isolating runner), report (result lines, table, JSON, JUnit), checks/__init__ (the one table of
+checks: name, module, summary), checks/<name> (each check, its module named after it; training
+holds mlp, cnn, amp and determinism, vision_audio holds vision and audio), train (data, models
+and the loop the checks train with), envinfo (the environment report), userenv (any UID).
+
 Usage::
 
     python -m torchsmoke                        # every check

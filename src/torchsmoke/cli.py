@@ -1,71 +1,125 @@
-"""Command line: `python -m torchsmoke [--only a,b | --skip a,b] [--json PATH] ...`.
+"""The suite's command line, its one owner: flags, exit codes, the parsed `Invocation`, and its
+inverse `to_argv` (what a re-run in a fresh interpreter is given).
 
-Exit status: 0 when no check failed, 1 when one did, 2 for a usage error.
+Standard library only: `main` parses argv once, answers `--help`, `--version` and `--list`
+without torch, and imports the suite (torch with it) only to run it; in a Python without torch
+anything else ends with one line saying so (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import torch
+from torchsmoke import __version__, checks
 
-from torchsmoke import __version__, envinfo, report
-from torchsmoke.checks import ALL, BY_NAME, NAMES, distributed
-from torchsmoke.core import FAIL, Check, Context, Options, Result, error_summary, run_checks
-from torchsmoke.options import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    EXPECT_OPTIONS,
-    UsageError,
-    build_parser,
-)
-
-RERUN_TIMEOUT_S = 900
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# --expect-<key> options, with an example value each (a version matches ignoring its +label).
+EXPECT_OPTIONS = {
+    "variant": "cu118",
+    "torch": "2.7.1",
+    "torchvision": "0.22.1",
+    "torchaudio": "2.7.1",
+    "python": "3.11",
+}
 
 
-def _names(text: str | None, option: str) -> list[str]:
-    names = [n.strip() for n in (text or "").split(",") if n.strip()]
-    unknown = [n for n in names if n not in BY_NAME]
-    if unknown:
-        raise UsageError(
-            f"unknown check{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-            f"in {option}; valid checks: {', '.join(NAMES)}"
-        )
-    return names
+class UsageError(Exception):
+    pass
 
 
-def select(only: str | None, skip: str | None) -> list[Check]:
-    """The checks to run, in the suite's order; UsageError for an unknown name."""
-    wanted = set(_names(only, "--only")) if only is not None else set(NAMES)
-    dropped = set(_names(skip, "--skip"))
-    return [c for c in ALL if c.name in wanted and c.name not in dropped]
+@dataclass(frozen=True)
+class Options:
+    """What the checks see of the command line (a re-run gets the same)."""
+
+    device: str = "auto"  # auto | cpu | cuda
+    quick: bool = False
+    seed: int = 0
+    expect: dict[str, str] = field(default_factory=dict)  # variant/torch/torchvision/... -> value
+    require_gpu: bool = False
+    require_compiler: bool = False  # torch.compile must run: its skips become failures
 
 
-def configure_threads() -> int:
-    """A sensible intra-op thread count, unless the user chose one with OMP_NUM_THREADS."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(min(4, envinfo.get_cpu_count() or 1))
-    return torch.get_num_threads()
+@dataclass(frozen=True)
+class Invocation:
+    """One parsed command line: the checks' options, the selection and the outputs."""
+
+    options: Options = field(default_factory=Options)
+    only: str | None = None  # A,B as given
+    skip: str | None = None
+    list: bool = False
+    no_rerun: bool = False
+    json: Path | None = None  # '-': stdout, one line
+    junit: Path | None = None
+    argv: tuple[str, ...] = field(default=(), compare=False)  # as given: the report's "argv"
+
+    @property
+    def json_to_stdout(self) -> bool:
+        return str(self.json) == "-"
 
 
-def _options(args: argparse.Namespace) -> Options:
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="torchsmoke",
+        description="Smoke-test this PyTorch environment by training in it.",
+        epilog="Exit status: 0 nothing failed, 1 a check failed, 2 usage error (or no torch here).",
+    )
+    select = parser.add_argument_group("selection")
+    select.add_argument("--only", metavar="A,B", help="run only these checks")
+    select.add_argument("--skip", metavar="A,B", help="do not run these checks")
+    select.add_argument("--list", action="store_true", help="list the checks and exit")
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="device for the training checks (default: auto, CUDA when available)",
+    )
+    run.add_argument("--quick", action="store_true", help="smaller budget (dev-container start-up)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    run.add_argument(
+        "--no-rerun",
+        action="store_true",
+        help="do not re-run a failed check in a fresh interpreter (default: re-run it, so that "
+        "what it broke cannot fail later checks; the report shows both runs)",
+    )
+    expect = parser.add_argument_group("expectations (the expect check)")
+    for key, example in EXPECT_OPTIONS.items():
+        metavar = "VARIANT" if key == "variant" else "VERSION"
+        expect.add_argument(f"--expect-{key}", metavar=metavar, help=f"e.g. {example}")
+    expect.add_argument(
+        "--require-gpu", action="store_true", help="fail (not skip) when no GPU is usable"
+    )
+    expect.add_argument(
+        "--require-compiler",
+        action="store_true",
+        help="fail (not skip) the compile check when compiled code cannot run here (a noexec /tmp)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--json",
+        type=Path,
+        metavar="PATH",
+        help="write the JSON report here ('-': stdout, one line)",
+    )
+    out.add_argument("--junit", type=Path, metavar="PATH", help="write JUnit XML here")
+    parser.add_argument("--version", action="version", version=f"torchsmoke {__version__}")
+    return parser
+
+
+def parse(argv: Sequence[str]) -> Invocation:
+    """The command line, parsed once; argparse prints and exits on --help, --version or a bad
+    option."""
+    args = build_parser().parse_args(list(argv))
     expected = {
         key: value
         for key in EXPECT_OPTIONS
         if (value := getattr(args, f"expect_{key}")) is not None
     }
-    return Options(
+    options = Options(
         device=args.device,
         quick=args.quick,
         seed=args.seed,
@@ -73,134 +127,78 @@ def _options(args: argparse.Namespace) -> Options:
         require_gpu=args.require_gpu,
         require_compiler=args.require_compiler,
     )
-
-
-def option_args(options: Options) -> list[str]:
-    """The command-line arguments that give a fresh interpreter the same options."""
-    args = ["--device", options.device, "--seed", str(options.seed)]
-    for key, value in options.expect.items():
-        args += [f"--expect-{key}", value]
-    flags = {
-        "--quick": options.quick,
-        "--require-gpu": options.require_gpu,
-        "--require-compiler": options.require_compiler,
-    }
-    return args + [flag for flag, on in flags.items() if on]
-
-
-def rerun_argv(name: str, options: Options, json_path: Path) -> list[str]:
-    return [
-        sys.executable, "-m", "torchsmoke", "--no-rerun", "--only", name,
-        *option_args(options), "--json", str(json_path),
-    ]  # fmt: skip
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
-def rerun_in_fresh_interpreter(chk: Check, options: Options) -> Result:
-    """Run one check again in a new `python -m torchsmoke`, which shares nothing with this one
-    but the environment variables; a failure when that run gives no result."""
-    start = time.perf_counter()
-
-    def failed(reason: str, **details: str) -> Result:
-        return Result(chk.name, FAIL, reason, round(time.perf_counter() - start, 3), details)
-
-    try:
-        with tempfile.TemporaryDirectory(prefix="torchsmoke-rerun-") as tmp:
-            out = Path(tmp) / "result.json"
-            proc = subprocess.run(
-                rerun_argv(chk.name, options, out), capture_output=True, text=True,
-                errors="replace", timeout=RERUN_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False,
-            )  # fmt: skip
-            # the report is written as the run goes: a run that died holds no result for it
-            done = json.loads(out.read_text())["checks"] if out.exists() else []
-            if done:
-                return Result(**done[0])
-    except subprocess.TimeoutExpired:
-        return failed(f"the fresh interpreter gave no result within {RERUN_TIMEOUT_S} s")
-    except (OSError, ValueError, LookupError, TypeError) as exc:
-        return failed(f"cannot re-run it in a fresh interpreter: {error_summary(exc)}")
-    return failed(
-        f"the fresh interpreter ended with exit status {proc.returncode} and no result: "
-        f"{_last_line(proc.stderr or proc.stdout)}",
-        output=(proc.stdout + proc.stderr)[-4000:],
+    return Invocation(
+        options, args.only, args.skip, args.list, args.no_rerun, args.json, args.junit, tuple(argv)
     )
 
 
-def _env_dict(ctx: Context) -> dict[str, Any]:
-    try:
-        return ctx.env.to_dict()
-    except Exception as exc:  # the env check reports it as a failure too
-        return {"error": error_summary(exc)}
+def to_argv(invocation: Invocation) -> list[str]:
+    """The arguments that `parse` reads back as `invocation` (its `argv` aside): the one inverse
+    of the parser."""
+    o = invocation.options
+    argv = ["--list"] if invocation.list else []
+    argv += ["--no-rerun"] if invocation.no_rerun else []
+    argv += ["--only", invocation.only] if invocation.only is not None else []
+    argv += ["--skip", invocation.skip] if invocation.skip is not None else []
+    argv += ["--device", o.device, "--seed", str(o.seed)]
+    for key, value in o.expect.items():
+        argv += [f"--expect-{key}", value]
+    flags = {
+        "--quick": o.quick,
+        "--require-gpu": o.require_gpu,
+        "--require-compiler": o.require_compiler,
+    }
+    argv += [flag for flag, on in flags.items() if on]
+    argv += ["--json", str(invocation.json)] if invocation.json is not None else []
+    argv += ["--junit", str(invocation.junit)] if invocation.junit is not None else []
+    return argv
+
+
+def _names(text: str | None, option: str) -> list[str]:
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    unknown = [n for n in names if n not in checks.NAMES]
+    if unknown:
+        raise UsageError(
+            f"unknown check{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"in {option}; valid checks: {', '.join(checks.NAMES)}"
+        )
+    return names
+
+
+def select(only: str | None, skip: str | None) -> list[checks.Entry]:
+    """The checks to run, in the suite's order; UsageError for an unknown name."""
+    wanted = set(_names(only, "--only")) if only is not None else set(checks.NAMES)
+    dropped = set(_names(skip, "--skip"))
+    return [c for c in checks.ALL if c.name in wanted and c.name not in dropped]
+
+
+def listing() -> str:
+    """`--list`: a line a check, its name and summary, in the order they run."""
+    width = max(len(c.name) for c in checks.ALL)
+    return "\n".join(f"{c.name:<{width}}  {c.summary}" for c in checks.ALL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    """`python -m torchsmoke`: parse once, then list the checks or run them (see the package
+    docstring)."""
+    invocation = parse(sys.argv[1:] if argv is None else argv)
     try:
-        checks = select(args.only, args.skip)
+        selected = select(invocation.only, invocation.skip)
     except UsageError as exc:
         print(f"torchsmoke: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.list:
-        width = max(len(n) for n in NAMES)
-        for chk in ALL:
-            print(f"{chk.name:<{width}}  {chk.summary}")
+    if invocation.list:
+        print(listing())
         return EXIT_OK
-
-    threads = configure_threads()
-    ctx = Context(_options(args))
-    print(
-        f"torchsmoke {__version__}: torch {torch.__version__}, Python "
-        f"{platform.python_version()}, device {args.device}, seed {args.seed}, "
-        f"{threads} threads{', quick' if args.quick else ''}; {len(checks)} checks",
-        flush=True,
-    )
-    width = max([0, *(len(c.name) for c in checks)])
-    finished: list[Result] = []
-    # `--json -` prints the whole report at the end and writes no file, partial or final.
-    json_to_stdout = str(args.json) == "-"
-    json_file = None if json_to_stdout else args.json
-
-    def write_partial() -> None:
-        """The JSON report so far, with the check now running: what a killed run leaves."""
-        if json_file:
-            running = checks[len(finished)].name if len(finished) < len(checks) else None
-            env = _env_dict(ctx) if finished else {}
-            data = report.build(finished, env, argv, time.perf_counter() - start)
-            report.write_json({**data, "partial": True, "running": running}, json_file)
-
-    def on_result(result: Result) -> None:
-        print(report.result_line(result, width), flush=True)
-        if result.name == "env" and result.status == "pass":
-            print("      " + envinfo.render(ctx.env).replace("\n", "\n      "), flush=True)
-        finished.append(result)
-        write_partial()
-
-    start = time.perf_counter()
-    write_partial()
     try:
-        # Under torchrun a check is one rank of a job: it cannot run again on its own.
-        alone = args.no_rerun or distributed.launched_by_torchrun()
-        rerun = None if alone else lambda chk: rerun_in_fresh_interpreter(chk, ctx.options)
-        results = run_checks(checks, ctx, on_result, rerun)
-    except KeyboardInterrupt:
-        print("torchsmoke: interrupted", file=sys.stderr)
-        return 130
-    duration = time.perf_counter() - start
-    print()
-    print(report.table(results, duration), flush=True)
-
-    data = report.build(results, _env_dict(ctx), argv, duration)
-    if json_to_stdout:
-        print(report.one_line(data), flush=True)
-    elif json_file:
-        report.write_json(data, json_file)
-        print(f"JSON report: {json_file}")
-    if args.junit:
-        report.write_junit(data, args.junit)
-        print(f"JUnit XML: {args.junit}")
-    return EXIT_FAILED if data["summary"]["fail"] else EXIT_OK
+        from torchsmoke import suite
+    except ImportError as exc:
+        if exc.name != "torch":
+            raise
+        print(
+            f"torchsmoke: error: torch is not installed in this Python ({sys.executable}): "
+            "install torch here, or run the suite in a torchenv image (invoke smoke)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return suite.run(invocation, selected)

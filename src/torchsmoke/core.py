@@ -24,7 +24,8 @@ from typing import Any
 
 import torch
 
-from torchsmoke import envinfo
+from torchsmoke import checks, envinfo
+from torchsmoke.cli import Options
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -66,16 +67,6 @@ class Result:
     reason: str | None
     duration_s: float
     details: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Options:
-    device: str = "auto"  # auto | cpu | cuda
-    quick: bool = False
-    seed: int = 0
-    expect: dict[str, str] = field(default_factory=dict)  # variant/torch/torchvision/... -> value
-    require_gpu: bool = False
-    require_compiler: bool = False  # torch.compile must run: its skips become failures
 
 
 class Context:
@@ -133,11 +124,13 @@ class Check:
     func: Callable[[Context], Outcome]
 
 
-def check(name: str, summary: str) -> Callable[[Callable[..., Outcome]], Check]:
-    """Decorator: turn `fn(ctx) -> Outcome` into a named Check."""
+def check(name: str, summary: str | None = None) -> Callable[[Callable[..., Outcome]], Check]:
+    """Decorator: turn `fn(ctx) -> Outcome` into the Check `name`, with the summary of its row
+    in the table of checks (torchsmoke.checks), or `summary` for a check outside the table."""
+    text = checks.entry(name).summary if summary is None else summary
 
     def wrap(func: Callable[..., Outcome]) -> Check:
-        return Check(name, summary, func)
+        return Check(name, text, func)
 
     return wrap
 

@@ -74,3 +74,8 @@ def test_module_mode_stands_alone_as_in_the_image_build(tmp_path: Path, run_modu
     assert done.returncode == 1 and f"{bad}:13:" in done.stderr and "Traceback" not in done.stderr
     done = run_module(sys.executable, "envfile", "frobnicate", str(bad))
     assert done.returncode == 2 and done.stderr.startswith("usage:")
+
+
+def test_the_error_is_torchbuilds_own_not_the_host_kits():
+    """torchbuild depends on no torchenv module: the host catches EnvFileError itself."""
+    assert EnvFileError.__bases__ == (ValueError,)

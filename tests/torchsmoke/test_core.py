@@ -1,15 +1,25 @@
+"""The check machinery (torchsmoke.core): outcomes, the isolating runner, and one result from a
+check that ran twice (`combine_runs`)."""
+
 from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 
+from torchsmoke import checks
+from torchsmoke.cli import Options
 from torchsmoke.core import (
+    FAIL,
+    PASS,
+    SKIP,
     CheckFailed,
     CheckSkipped,
     Context,
-    Options,
+    Result,
     check,
+    combine_runs,
     error_summary,
     passed,
     run_check,
@@ -107,3 +117,55 @@ def test_device_cuda_without_a_gpu_is_a_failure_of_the_check(monkeypatch):
 def test_pick_chooses_the_quick_budget():
     assert Context(Options(quick=True)).pick(100, 10) == 10
     assert Context(Options()).pick(100, 10) == 100
+
+
+def result(status: str, reason: str | None, seconds: float = 1.0, **details) -> Result:
+    return Result("mlp", status, reason, seconds, details)
+
+
+def test_combine_runs_the_fresh_run_decides_and_both_are_kept():
+    first = result(FAIL, "AssertionError: already registered", traceback="Traceback ...")
+    got = combine_runs(first, result(PASS, None, 2.0, final_loss=0.1))
+    assert got.status == PASS and got.duration_s == 3.0
+    assert got.reason == (
+        "passed in a fresh interpreter; failed in the suite's interpreter: "
+        "AssertionError: already registered"
+    )
+    assert got.details["final_loss"] == 0.1
+    assert got.details["attempts"] == [
+        {
+            "where": "in the suite's interpreter",
+            "status": FAIL,
+            "reason": "AssertionError: already registered",
+            "duration_s": 1.0,
+            "traceback": "Traceback ...",
+        },
+        {"where": "in a fresh interpreter", "status": PASS, "reason": None, "duration_s": 2.0},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("again", "reason"),
+    [
+        (result(FAIL, "KeyError: uid"), "KeyError: uid"),
+        (result(FAIL, "other"), "other (in the suite's interpreter: KeyError: uid)"),
+        (
+            result(SKIP, "no GPU"),
+            "skipped in a fresh interpreter: no GPU; failed in the suite's interpreter: "
+            "KeyError: uid",
+        ),
+    ],
+)
+def test_combine_runs_reasons(again: Result, reason: str):
+    got = combine_runs(result(FAIL, "KeyError: uid"), again)
+    assert (got.status, got.reason) == (again.status, reason)
+
+
+def test_a_check_of_the_table_takes_its_summary_from_there():
+    @check("env")
+    def env_again(ctx: Context):
+        return passed()
+
+    assert env_again.summary == checks.entry("env").summary
+    with pytest.raises(LookupError, match="no check 'nowhere' in the table"):
+        check("nowhere")

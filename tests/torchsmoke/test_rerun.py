@@ -15,11 +15,10 @@ import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 import torchsmoke
-from torchsmoke.cli import _options, build_parser, option_args, rerun_argv
-from torchsmoke.core import FAIL, PASS, SKIP, Options, Result, combine_runs
+from torchsmoke.cli import Options
+from torchsmoke.core import FAIL, PASS
+from torchsmoke.rerun import rerun_argv
 
 SRC = Path(torchsmoke.__file__).parents[1]
 
@@ -30,10 +29,18 @@ import sys
 import torch.nn.functional as F
 
 from torchsmoke import checks
-from torchsmoke.core import CheckFailed, check
+
+checks.ALL = (
+    checks.Entry("poison", __name__, "fails, and leaves torch broken for every later check"),
+    checks.Entry("vanish", __name__, "fails here, and its fresh interpreter dies without a result"),
+    *checks.ALL,
+)
+checks.NAMES = tuple(e.name for e in checks.ALL)
+
+from torchsmoke.core import CheckFailed, check  # noqa: E402  (after the rows: @check reads them)
 
 
-@check("poison", "fails, and leaves torch broken for every later check in this interpreter")
+@check("poison")
 def poison(ctx):
     def broken(*args, **kwargs):
         raise RuntimeError("torch state poisoned by an earlier check")
@@ -42,17 +49,12 @@ def poison(ctx):
     raise CheckFailed("injected failure")
 
 
-@check("vanish", "fails here, and its fresh interpreter dies without a result")
+@check("vanish")
 def vanish(ctx):
     if "--no-rerun" in sys.argv:
         sys.stderr.write("vanishing now\\n")
         os._exit(3)
     raise CheckFailed("failed in the suite")
-
-
-checks.ALL = (poison, vanish, *checks.ALL)
-checks.NAMES = tuple(c.name for c in checks.ALL)
-checks.BY_NAME.update(poison=poison, vanish=vanish)
 """
 
 
@@ -120,57 +122,6 @@ def test_a_fresh_interpreter_that_dies_is_a_failure_with_its_last_words(tmp_path
     )
     assert vanish["details"]["attempts"][0]["reason"] == "failed in the suite"
     assert by_name(report)["env"]["status"] == PASS
-
-
-def result(status: str, reason: str | None, seconds: float = 1.0, **details) -> Result:
-    return Result("mlp", status, reason, seconds, details)
-
-
-def test_combine_runs_the_fresh_run_decides_and_both_are_kept():
-    first = result(FAIL, "AssertionError: already registered", traceback="Traceback ...")
-    got = combine_runs(first, result(PASS, None, 2.0, final_loss=0.1))
-    assert got.status == PASS and got.duration_s == 3.0
-    assert got.reason == (
-        "passed in a fresh interpreter; failed in the suite's interpreter: "
-        "AssertionError: already registered"
-    )
-    assert got.details["final_loss"] == 0.1
-    assert got.details["attempts"] == [
-        {
-            "where": "in the suite's interpreter",
-            "status": FAIL,
-            "reason": "AssertionError: already registered",
-            "duration_s": 1.0,
-            "traceback": "Traceback ...",
-        },
-        {"where": "in a fresh interpreter", "status": PASS, "reason": None, "duration_s": 2.0},
-    ]
-
-
-@pytest.mark.parametrize(
-    ("again", "reason"),
-    [
-        (result(FAIL, "KeyError: uid"), "KeyError: uid"),
-        (result(FAIL, "other"), "other (in the suite's interpreter: KeyError: uid)"),
-        (
-            result(SKIP, "no GPU"),
-            "skipped in a fresh interpreter: no GPU; failed in the suite's interpreter: "
-            "KeyError: uid",
-        ),
-    ],
-)
-def test_combine_runs_reasons(again: Result, reason: str):
-    got = combine_runs(result(FAIL, "KeyError: uid"), again)
-    assert (got.status, got.reason) == (again.status, reason)
-
-
-def test_option_args_give_the_fresh_interpreter_the_same_options():
-    options = Options(
-        device="cpu", quick=True, seed=7, expect={"torch": "2.11.0", "variant": "cu130"},
-        require_gpu=True, require_compiler=True,
-    )  # fmt: skip
-    assert _options(build_parser().parse_args(option_args(options))) == options
-    assert _options(build_parser().parse_args(option_args(Options()))) == Options()
 
 
 def test_rerun_argv_runs_only_that_check_without_rerunning_again(tmp_path: Path):

@@ -1,37 +1,91 @@
-"""All checks, in the order they run (and `--list` shows them)."""
+"""The suite's one table of checks: name, module and summary of each, in the order they run.
+
+The name is the `--only`/`--skip` value and the report's key; the module (under
+torchsmoke/checks, named after its checks) holds the `@check(name)` function, which takes its
+summary from here. The table is standard library only, so that `--list` and `--help` work in a
+Python without torch; a check's module, and torch with it, is imported when the check runs.
+tests/torchsmoke/test_checks.py keeps every module's checks equal to its rows.
+"""
 
 from __future__ import annotations
 
-from torchsmoke.checks.board import tensorboard
-from torchsmoke.checks.compiler import torch_compile
-from torchsmoke.checks.deploy import export, quantize
-from torchsmoke.checks.distributed import ddp
-from torchsmoke.checks.environment import env, expect
-from torchsmoke.checks.extras import audio, vision
-from torchsmoke.checks.gpu import cuda
-from torchsmoke.checks.loader import dataloader
-from torchsmoke.checks.numerics import autograd, checkpoint
-from torchsmoke.checks.training import amp, cnn, determinism, mlp
-from torchsmoke.core import Check
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-ALL: tuple[Check, ...] = (
-    env,
-    expect,
-    mlp,
-    cnn,
-    vision,
-    audio,
-    autograd,
-    checkpoint,
-    determinism,
-    dataloader,
-    ddp,
-    amp,
-    cuda,
-    torch_compile,
-    quantize,
-    export,
-    tensorboard,
-)
-NAMES: tuple[str, ...] = tuple(c.name for c in ALL)
-BY_NAME: dict[str, Check] = {c.name: c for c in ALL}
+if TYPE_CHECKING:
+    from torchsmoke.core import Check, Context, Outcome
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    module: str  # importable name of the module that defines it
+    summary: str
+
+
+ALL: tuple[Entry, ...] = tuple(
+    Entry(name, f"{__name__}.{module}", summary)
+    for name, module, summary in (
+        ("env", "env", "environment report: Python, OS, torch build, CUDA, GPUs, driver, /dev/shm"),
+        ("expect", "expect", "the environment is what the target promises (--expect-*, --require-gpu)"),
+        ("mlp", "training", "train an MLP 784-128-10 on synthetic class prototypes; held-out accuracy"),
+        ("cnn", "training", "train a small CNN on synthetic bars/crosses/squares; held-out accuracy"),
+        ("vision", "vision_audio", "torchvision ops (nms, roi_align), transforms v2, a resnet18 forward pass"),
+        ("audio", "vision_audio", "torchaudio MelSpectrogram, Resample and lfilter"),
+        ("autograd", "autograd", "torch.autograd.gradcheck on a small double-precision function"),
+        ("checkpoint", "checkpoint", "state_dict saved, loaded (weights_only=True) there and on the CPU"),
+        ("determinism", "training", "two seeded trainings give bit-identical losses (CPU, and CUDA)"),
+        ("dataloader", "dataloader", "DataLoader with 2 workers (pin_memory on CUDA): every batch; samples/s"),
+        ("ddp", "ddp", "DistributedDataParallel (2 processes, or every rank under torchrun): equal params"),
+        ("amp", "training", "autocast training steps (bf16 on CPU; fp16 + GradScaler and bf16 on CUDA)"),
+        ("cuda", "cuda", "GPU properties, matmul and cuDNN conv against CPU, memory allocate/release"),
+        ("compile", "compile", "torch.compile on a small function gives the eager result"),
+        ("quantize", "quantize", "dynamic int8 quantization of the trained MLP: accuracy, size, engine"),
+        ("export", "export", "torch.export of the trained MLP and CNN, saved and loaded: outputs equal eager"),
+        ("tensorboard", "tensorboard", "SummaryWriter during MLP training, read back, `tensorboard --logdir` serves"),
+    )
+)  # fmt: skip
+NAMES: tuple[str, ...] = tuple(e.name for e in ALL)
+
+
+def entry(name: str) -> Entry:
+    """The table's row for `name`; LookupError when the table has none."""
+    for row in ALL:
+        if row.name == name:
+            return row
+    raise LookupError(f"no check {name!r} in the table of torchsmoke/checks/__init__.py")
+
+
+def defined_in(module: object) -> list[Check]:
+    """The checks that `module` itself defines (`@check` functions), in definition order."""
+    from torchsmoke.core import Check
+
+    name = getattr(module, "__name__", None)
+    return [
+        value
+        for value in vars(module).values()
+        if isinstance(value, Check) and value.func.__module__ == name
+    ]
+
+
+def load(name: str) -> Check:
+    """The check `name`, its module imported now (torch with it)."""
+    row = entry(name)
+    module = importlib.import_module(row.module)
+    found = [c for c in defined_in(module) if c.name == name]
+    if not found:
+        raise LookupError(f"{row.module} defines no @check({name!r})")
+    return found[0]
+
+
+def deferred(name: str) -> Check:
+    """The check `name`, whose module is imported only when it runs: an import error is then
+    that check's failure, not the suite's."""
+    from torchsmoke.core import Check
+
+    def run(ctx: Context) -> Outcome:
+        return load(name).func(ctx)
+
+    row = entry(name)
+    return Check(row.name, row.summary, run)

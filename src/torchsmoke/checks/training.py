@@ -80,7 +80,7 @@ def _train_classifier(
     return passed(details)
 
 
-@check("mlp", "train an MLP 784-128-10 on synthetic class prototypes; held-out accuracy")
+@check("mlp")
 def mlp(ctx: Context) -> Outcome:
     return _train_classifier(
         ctx,
@@ -92,7 +92,7 @@ def mlp(ctx: Context) -> Outcome:
     )
 
 
-@check("cnn", "train a small CNN on synthetic bars/crosses/squares; held-out accuracy")
+@check("cnn")
 def cnn(ctx: Context) -> Outcome:
     return _train_classifier(
         ctx,
@@ -145,7 +145,7 @@ def _amp_run(
     return result
 
 
-@check("amp", "autocast training steps (bf16 on CPU; fp16 + GradScaler and bf16 on CUDA)")
+@check("amp")
 def amp(ctx: Context) -> Outcome:
     device = ctx.device
     if device.type == "cuda":
@@ -184,7 +184,7 @@ def _compare_runs(ctx: Context, device: torch.device) -> dict[str, object]:
     return result
 
 
-@check("determinism", "two seeded trainings give bit-identical losses (CPU, and CUDA)")
+@check("determinism")
 def determinism(ctx: Context) -> Outcome:
     details = {"cpu": _compare_runs(ctx, torch.device("cpu"))}
     if ctx.device.type == "cuda":

@@ -1,4 +1,4 @@
-"""The `cuda` check, and the diagnosis of a missing GPU that the `expect` check shares."""
+"""`cuda`: GPU properties, matmul and cuDNN against the CPU, memory; why there is no GPU."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def _compare(what: str, got: torch.Tensor, ref: torch.Tensor, atol: float, rtol:
     return err
 
 
-@check("cuda", "GPU properties, matmul and cuDNN conv against CPU, memory allocate/release")
+@check("cuda")
 def cuda(ctx: Context) -> Outcome:
     if not ctx.has_cuda:
         causes = no_gpu_causes(ctx)

@@ -1,4 +1,5 @@
-"""The `env` check (the environment report) and the `expect` check (it matches the target)."""
+"""`expect`: the environment is what the target promises (--expect-*, --require-gpu), or each
+mismatch with its likely cause (which wheel index, which companion release)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,6 @@ from typing import cast
 
 from torchsmoke.core import CheckFailed, CheckSkipped, Context, Outcome, check, passed
 from torchsmoke.envinfo import public_version
-
-
-@check("env", "environment report: Python, OS, torch build, CUDA, GPUs, driver, /dev/shm")
-def env(ctx: Context) -> Outcome:
-    report = ctx.env
-    return passed(
-        {
-            "python": report.python.version,
-            "torch": report.torch.version,
-            "variant": report.torch.variant,
-            "cuda": report.torch.cuda,
-            "gpus": len(report.gpus),
-            "shm_bytes": report.shm_bytes,
-        }
-    )
 
 
 def version_matches(actual: str, expected: str) -> bool:
@@ -83,7 +69,7 @@ def mismatch(key: str, actual: str | None, expected: str, torch_version: str) ->
     return f"{key} {state} but {expected} was expected: {_companion_hint(key, torch_version)}"
 
 
-@check("expect", "the environment is what the target promises (--expect-*, --require-gpu)")
+@check("expect")
 def expect(ctx: Context) -> Outcome:
     wanted: dict[str, str | bool] = dict(ctx.options.expect)
     if not wanted and not ctx.options.require_gpu:

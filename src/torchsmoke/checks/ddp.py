@@ -259,7 +259,7 @@ def _joined(ctx: Context) -> Outcome:
     return passed(details)
 
 
-@check("ddp", "DistributedDataParallel (2 processes, or every rank under torchrun): equal params")
+@check("ddp")
 def ddp(ctx: Context) -> Outcome:
     import torch.distributed as dist
     from torch.multiprocessing.spawn import (  # what torch.multiprocessing re-exports

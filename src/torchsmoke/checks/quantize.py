@@ -1,6 +1,6 @@
-"""`quantize` and `export`: what deploying the trained models from this environment needs.
+"""`quantize`: dynamic int8 quantization of the trained MLP, as deploying it from here needs.
 
-`quantize` applies dynamic int8 quantization to the trained MLP, on the CPU, with the API torch
+It applies dynamic int8 quantization to the trained MLP, on the CPU, with the API torch
 now recommends where it is installed (torchao's `quantize_` with
 `Int8DynamicActivationInt8WeightConfig`), else with the one this torch ships
 (`torch.ao.quantization.quantize_dynamic`, which torch 2.10 and later mark deprecated: the result
@@ -16,26 +16,23 @@ import copy
 import importlib
 import importlib.util
 import io
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from types import ModuleType
 
 import torch
 from torch import nn
 
-from torchsmoke.checks.compiler import nameless_user
-from torchsmoke.checks.training import CNN_LR, cnn_data, train_mlp
-from torchsmoke.core import CheckFailed, CheckSkipped, Context, Outcome, check, passed, require
-from torchsmoke.train import SmallCNN, accuracy, fit
+from torchsmoke.checks.compile import require_named_user
+from torchsmoke.checks.training import train_mlp
+from torchsmoke.core import CheckSkipped, Context, Outcome, check, passed, require
+from torchsmoke.train import accuracy
 
 MAX_ACCURACY_DROP = 0.02  # two points
 # The order torch itself prefers when it picks a default engine.
 ENGINE_PREFERENCE = ("x86", "fbgemm", "onednn", "qnnpack")
 QUANTIZE_API = "torch.ao.quantization.quantize_dynamic"
 TORCHAO_API = "torchao.quantization.quantize_(Int8DynamicActivationInt8WeightConfig)"
-EXPORT_RTOL, EXPORT_ATOL = 1e-4, 1e-5
 
 
 def supported_engines() -> list[str]:
@@ -76,12 +73,6 @@ def deprecation_note(caught: Sequence[warnings.WarningMessage]) -> str | None:
     return None
 
 
-def _require_named_user() -> None:
-    problem = nameless_user()
-    if problem:
-        raise CheckFailed(problem)
-
-
 def torchao_quantization() -> tuple[ModuleType | None, str | None]:
     """torchao.quantization where it is installed and imports, else None and why not."""
     if importlib.util.find_spec("torchao") is None:
@@ -114,9 +105,9 @@ def _type_names(objects: Iterator[object]) -> list[str]:
     return sorted({type(o).__module__ + "." + type(o).__name__ for o in objects})
 
 
-@check("quantize", "dynamic int8 quantization of the trained MLP: accuracy, size, engine")
+@check("quantize")
 def quantize(ctx: Context) -> Outcome:
-    _require_named_user()
+    require_named_user()
     ao, no_torchao = torchao_quantization()
     supported = supported_engines()
     engine = pick_engine(supported, torch.backends.quantized.engine)
@@ -191,54 +182,3 @@ def quantize(ctx: Context) -> Outcome:
             f"torchao's quantize_, is not used: {no_torchao}; pip install torchao to use it)"
         )
     return passed(details, note=note)
-
-
-def _export_one(name: str, model: nn.Module, x: torch.Tensor, folder: Path) -> dict[str, object]:
-    """Export with a dynamic batch size, save, load, compare with eager on two batch sizes."""
-    model.eval()
-    batch = torch.export.Dim("batch", min=2, max=4096)
-    program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
-    path = folder / f"{name}.pt2"
-    torch.export.save(program, path)
-    loaded = torch.export.load(path).module()
-    errors = []
-    with torch.no_grad():
-        for inputs in (x, x[:7]):
-            expected, got = model(inputs), loaded(inputs)
-            require(
-                got.shape == expected.shape,
-                f"exported {name}: output shape {tuple(got.shape)}, eager {tuple(expected.shape)}",
-            )
-            err = (got - expected).abs().max().item()
-            errors.append(err)
-            require(
-                torch.allclose(got, expected, rtol=EXPORT_RTOL, atol=EXPORT_ATOL),
-                f"exported {name} differs from eager on a batch of {len(inputs)} "
-                f"(max error {err:.3g})",
-            )
-    return {"file_bytes": path.stat().st_size, "batch_sizes": [len(x), 7], "max_error": max(errors)}
-
-
-@check("export", "torch.export of the trained MLP and CNN, saved and loaded: outputs equal eager")
-def export(ctx: Context) -> Outcome:
-    _require_named_user()
-    device = ctx.device
-    mlp, mlp_split, _ = train_mlp(ctx, device)
-    cnn, cnn_split = SmallCNN().to(device), cnn_data(ctx).to(device)
-    # Trained enough to move every weight away from its initial value; accuracy is cnn's job.
-    steps = ctx.pick(60, 20)
-    fit(cnn, cnn_split, steps=steps, batch_size=64, lr=CNN_LR, gen=ctx.generator(1))
-    with tempfile.TemporaryDirectory(prefix="torchsmoke-export-") as tmp:
-        results = {
-            "mlp": _export_one("mlp", mlp, mlp_split.x_test[:64], Path(tmp)),
-            "cnn": _export_one("cnn", cnn, cnn_split.x_test[:64], Path(tmp)),
-        }
-    return passed(
-        {
-            "device": str(device),
-            "cnn_steps": steps,
-            "rtol": EXPORT_RTOL,
-            "atol": EXPORT_ATOL,
-            **results,
-        }
-    )

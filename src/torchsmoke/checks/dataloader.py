@@ -91,7 +91,7 @@ def samples_per_second(dataset: Dataset[Sample], workers: int, pin: bool) -> flo
     return count / (time.perf_counter() - start)
 
 
-@check("dataloader", "DataLoader with 2 workers (pin_memory on CUDA): every batch; samples/s")
+@check("dataloader")
 def dataloader(ctx: Context, dataset: Dataset[Sample] | None = None) -> Outcome:
     """`dataset` replaces the built-in one (the tests use a failing one)."""
     # Every dataset here has a length; torch's Dataset does not declare __len__ (the casts).

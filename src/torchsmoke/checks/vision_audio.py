@@ -80,7 +80,7 @@ def _vision_hints(ctx: Context) -> list[tuple[re.Pattern[str], str]]:
     ]
 
 
-@check("vision", "torchvision ops (nms, roi_align), transforms v2, a resnet18 forward pass")
+@check("vision")
 def vision(ctx: Context) -> Outcome:
     with _explained(_vision_hints(ctx)):
         tv = _import("torchvision")
@@ -143,7 +143,7 @@ def _audio_hints(ctx: Context) -> list[tuple[re.Pattern[str], str]]:
     ]
 
 
-@check("audio", "torchaudio MelSpectrogram, Resample and lfilter")
+@check("audio")
 def audio(ctx: Context) -> Outcome:
     with _explained(_audio_hints(ctx)):
         ta = _import("torchaudio")

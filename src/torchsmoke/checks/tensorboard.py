@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from torch import nn
 
-from torchsmoke.checks.distributed import free_port
+from torchsmoke.checks.ddp import free_port
 from torchsmoke.checks.training import train_mlp
 from torchsmoke.core import CheckFailed, CheckSkipped, Context, Outcome, check, passed, require
 from torchsmoke.train import accuracy
@@ -119,7 +119,7 @@ def _read_back(ea: ModuleType, logdir: Path) -> Any:  # an EventAccumulator: ten
     return reader
 
 
-@check("tensorboard", "SummaryWriter during MLP training, read back, `tensorboard --logdir` serves")
+@check("tensorboard")
 def tensorboard(ctx: Context) -> Outcome:
     _import("tensorboard")
     summary = _import("torch.utils.tensorboard")
