@@ -125,7 +125,7 @@ NETWORK_HINT = (
     "MIRROR, or --wheelhouse DIR for an offline build"
 )
 NO_SUCH_VERSION = (
-    "the index has no such version: check the pins (invoke list), or point --index-url at a "
+    "the index has no such version: check the pins (invoke matrix), or point --index-url at a "
     "mirror that has them"
 )
 # What else a failed build printed -> the likely cause and what to do; the first match wins.

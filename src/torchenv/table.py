@@ -1,4 +1,4 @@
-"""The target matrix as a table: `invoke list` (text) and the README (Markdown)."""
+"""The target matrix as a table: `invoke matrix` (text) and the README (Markdown)."""
 
 from __future__ import annotations
 

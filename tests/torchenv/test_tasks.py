@@ -32,7 +32,7 @@ def test_every_task_has_help():
         "smoke",
         "shell",
         "lint",
-        "list",
+        "matrix",
         "clean",
         "doctor",
         "generate",
@@ -89,9 +89,46 @@ def test_shell_dry_run_mounts_the_workspace_as_the_caller():
     )
 
 
-def test_list_shows_the_matrix():
-    out = invoke("list").stdout
+def test_matrix_shows_the_matrix_and_list_is_its_alias():
+    out = invoke("matrix").stdout
     assert "cuda118  2.7.1" in out and "520.61.05" in out
+    assert invoke("list").stdout == out
+    assert "matrix (list)" in invoke("--list").stdout
+
+
+def test_a_configured_boolean_is_read_strictly():
+    # the bug this fixes: any word but "0" read as true, so "false" turned the guard off
+    args = ("build", "--target", "cuda13", "--base-image", "python:3.11", "--dry-run")
+    done = invoke(*args, env={"INVOKE_TORCHENV_ALLOW_UNPINNED_BASE": "false"})
+    assert_one_line_error(done, "is given by tag alone")
+    done = invoke(*args, env={"INVOKE_TORCHENV_ALLOW_UNPINNED_BASE": "maybe"})
+    assert_one_line_error(done, "'maybe' is not true or false")
+    assert invoke(*args, env={"INVOKE_TORCHENV_ALLOW_UNPINNED_BASE": "true"}).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--nodes", "2", "--quick"), "--quick does not apply with --nodes"),
+        (("--nodes", "2", "--timeout", "9", "--args", "-v"), "--args, --timeout do not apply"),
+        (
+            (
+                "--rdzv-port",
+                "3000",
+            ),
+            "--rdzv-port does not apply without --nodes",
+        ),
+        (
+            (
+                "--args",
+                "'x",
+            ),
+            '--args "\'x" cannot be split',
+        ),
+    ],
+)
+def test_smoke_refuses_flags_that_do_not_apply(args, message):
+    assert_one_line_error(invoke("smoke", "--target", "cpu", "--dry-run", *args), message)
 
 
 def test_missing_daemon_is_one_clear_line():
@@ -186,6 +223,6 @@ def test_the_readme_names_exactly_the_tasks_that_take_dry_run():
     claimed = set(re.findall(r"`([a-z-]+)`", named.group(1)))
     listing = invoke("--list").stdout.split()
     tasks = [t for t in ("build", "smoke", "shell", "clean", "lock", "export", "push", "verify",
-                         "k8s", "doctor", "generate", "list", "refresh-digest", "lint") if t in listing]  # fmt: skip
+                         "k8s", "doctor", "generate", "matrix", "refresh-digest", "lint") if t in listing]  # fmt: skip
     with_dry_run = {t for t in tasks if "--dry-run" in invoke("--help", t).stdout}
     assert claimed == with_dry_run

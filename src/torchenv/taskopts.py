@@ -1,0 +1,173 @@
+"""The tasks' options, each declared once: name, type, help, default and whether it is configurable.
+
+A task is declared with `command(name, options)`: its invoke signature (the flags, their help) is
+made from the options, and its body gets one `Given` holding every value already typed. An option
+marked `config=True` falls back to invoke's configuration (`torchenv.<name>` in an invoke.yaml, or
+`INVOKE_TORCHENV_<NAME>`) when its flag is not given; a flag on the command line wins. Values from
+the configuration are strings or YAML scalars: they are parsed as strictly as flags are (a boolean
+is one of the words in `TRUE`/`FALSE`, anything else is one line).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torchenv.errors import UserError
+
+TRUE = ("1", "true", "yes", "on")
+FALSE = ("0", "false", "no", "off")
+# What each kind of option takes, for the one-line error of a bad value.
+_WANTED = {bool: "true or false", int: "a whole number", Path: "a path", str: "a value"}
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the Python name; the flag is --name with dashes
+    help: str
+    default: Any = None  # what the task gets when neither flag nor configuration says
+    kind: type = str  # str, bool, int or Path
+    config: bool = False  # configurable as torchenv.<name> / INVOKE_TORCHENV_<NAME>
+    choices: tuple[str, ...] = ()
+    low: int | None = None  # inclusive bounds of an int option
+    high: int | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def full_help(self) -> str:
+        default = {True: "on", False: "off", None: "none"}.get(self.default, self.default)
+        text = f"{self.help} (default: {default}"
+        if self.config:
+            text += f"; configurable: INVOKE_TORCHENV_{self.name.upper()}"
+        return text + ")"
+
+    def parse(self, value: object, origin: str) -> Any:
+        """The typed value, or one UserError line naming `origin` (the flag or config key)."""
+        if value is None:
+            return None
+        if self.kind is bool:
+            if isinstance(value, bool):
+                return value
+            word = str(value).strip().lower()
+            if word in TRUE:
+                return True
+            if word in FALSE:
+                return False
+            raise UserError(
+                f"{origin} {value!r} is not {_WANTED[bool]}: use one of {', '.join(TRUE + FALSE)}"
+            )
+        text = str(value)
+        if self.kind is int:
+            try:
+                number = int(text.strip())
+            except ValueError:
+                raise UserError(f"{origin} {value!r} is not {_WANTED[int]}") from None
+            low, high = self.low, self.high
+            if (low is not None and number < low) or (high is not None and number > high):
+                raise UserError(f"{origin} {number} is out of range: give {low}..{high}")
+            return number
+        if "\n" in text or "\r" in text or "\0" in text:
+            raise UserError(f"{origin} holds a line break or NUL: give it on one line")
+        if self.choices and text not in self.choices:
+            raise UserError(
+                f"{origin} {value!r} is unknown: choose one of {', '.join(self.choices)}"
+            )
+        return Path(text) if self.kind is Path else text
+
+
+class Given(Mapping[str, Any]):
+    """The typed values of one task call, by option name; `explicit` names the flags given."""
+
+    def __init__(self, values: dict[str, Any], explicit: frozenset[str]) -> None:
+        self._values = values
+        self.explicit = explicit
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def _invoke_default(opt: Option) -> Any:
+    """The default invoke sees: False for a switch (a flag without value), None otherwise, so that
+    'not given' is told apart from 'given the default'."""
+    return False if opt.kind is bool else None
+
+
+def resolve(options: Sequence[Option], raw: Mapping[str, Any], config: Mapping[str, Any]) -> Given:
+    """Flags as invoke passed them, then the configuration, then each option's default."""
+    values: dict[str, Any] = {}
+    explicit = set()
+    for opt in options:
+        given = raw.get(opt.name, _invoke_default(opt))
+        if given not in (None, False):
+            values[opt.name] = opt.parse(given, opt.flag)
+            explicit.add(opt.name)
+        elif opt.config and config.get(opt.name) is not None:
+            key = f"torchenv.{opt.name} (INVOKE_TORCHENV_{opt.name.upper()})"
+            values[opt.name] = opt.parse(config[opt.name], key)
+        else:
+            values[opt.name] = opt.parse(opt.default, opt.flag) if opt.default is not None else None
+            if opt.kind is bool and values[opt.name] is None:
+                values[opt.name] = False
+    return Given(values, frozenset(explicit))
+
+
+def config_defaults(options: Sequence[Option]) -> dict[str, Any]:
+    """The `torchenv` configuration namespace: every configurable option, None (unset).
+
+    None, not the option's default: invoke casts an environment variable to the type of the value
+    it overrides, and would read any word but '0' as true for a bool.
+    """
+    return {opt.name: None for opt in options if opt.config}
+
+
+def signature(options: Sequence[Option]) -> inspect.Signature:
+    params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [
+        inspect.Parameter(
+            opt.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=_invoke_default(opt)
+        )
+        for opt in options
+    ]
+    return inspect.Signature(params)
+
+
+def body(
+    options: Sequence[Option],
+    run: Callable[[Any, Given], None],
+    doc: str | None,
+    guard: Callable[[], AbstractContextManager[None]] = nullcontext,
+) -> Callable[..., None]:
+    """A function invoke can read as a task: its signature is the options', it calls `run` with
+    the typed values, both inside `guard` (which turns a bad value into one line)."""
+
+    def task_body(c: Any, **raw: Any) -> None:
+        config = c.config.get("torchenv", {}) if hasattr(c, "config") else {}
+        with guard():
+            run(c, resolve(options, raw, config))
+
+    task_body.__signature__ = signature(options)  # type: ignore[attr-defined]
+    task_body.__doc__ = doc
+    task_body.__name__ = run.__name__
+    return task_body
+
+
+def helps(options: Sequence[Option]) -> dict[str, str]:
+    return {opt.name: opt.full_help() for opt in options}

@@ -1,0 +1,480 @@
+"""The invoke tasks (`invoke --list`): wiring only, the logic lives in the other modules.
+
+Each task is declared by `command(name, options...)`: the options (src/torchenv/taskopts.py) are
+declared once below, typed before the task's body sees them, and the body turns them into the one
+request its library module takes. A task's function has the task's name (dashes as underscores);
+modules are imported under other names so that no task shadows one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from invoke.collection import Collection
+from invoke.exceptions import Exit
+from invoke.tasks import Task
+
+from torchbuild.envfile import EnvFileError
+from torchenv import build as builds
+from torchenv import engine, matrix, table
+from torchenv import generate as generation
+from torchenv import smoke as smokes
+from torchenv.errors import UserError
+from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS
+from torchenv.runner import subprocess_runner
+from torchenv.taskopts import Given, Option, body, config_defaults, helps
+
+MAX_ID = 2**31 - 1  # the largest UID/GID every tool in the image (useradd, tar, Docker) takes
+
+
+def _names() -> str:
+    """The target names for help texts; a broken targets.toml must not break `invoke --list`
+    (the task itself then fails with the matrix's one-line error)."""
+    try:
+        return ", ".join(matrix.names())
+    except UserError:
+        return "see `invoke matrix`"
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """A user mistake ends the task with its one-line message, never a traceback."""
+    try:
+        yield
+    except (UserError, EnvFileError) as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted", code=130) from None
+
+
+def command(
+    name: str, *options: Option, aliases: tuple[str, ...] = ()
+) -> Callable[[Callable[[Any, Given], None]], Task]:  # type: ignore[type-arg]
+    """Declare a task: its flags are `options`; its body runs inside `user_errors`."""
+
+    def declare(run: Callable[[Any, Given], None]) -> Task:  # type: ignore[type-arg]
+        return Task(
+            body(options, run, run.__doc__, user_errors), name=name, aliases=aliases,
+            help=helps(options), auto_shortflags=False,
+        )  # fmt: skip
+
+    return declare
+
+
+def _target(name: str | None) -> matrix.Target:
+    if not name:
+        raise UserError(f"--target is required: choose one of {', '.join(matrix.names())}")
+    return matrix.get(name)
+
+
+def _targets(name: str | None) -> list[matrix.Target]:
+    return [_target(name)] if name else list(matrix.load().values())
+
+
+def _dry_engine() -> engine.Engine:
+    """For --dry-run: the real engine when there is one, else the commands a 20.10 client runs."""
+    try:
+        return engine.detect()
+    except UserError:
+        return engine.Engine("docker", "unknown", "unknown", "builtin")
+
+
+def _run_all(commands: list[list[str]], check: bool = False) -> None:
+    """Print and run each command (streamed); with check, the first failure ends."""
+    for argv in commands:
+        print(shlex.join(argv))
+        done = subprocess_runner(argv, cwd=matrix.ROOT, on_line=lambda line: print(line, end=""))
+        if check and not done.ok:
+            raise UserError(f"{Path(argv[0]).name} failed (exit {done.returncode}): see above")
+
+
+# The options, each once. Tasks pick theirs by name below.
+TARGET = Option("target", f"the target: {_names()}")
+TARGET_ALL = Option("target", "only this target (default: all targets)")
+FLAVOR = Option("flavor", "runtime or dev (adds ipykernel, TensorBoard, git)", "runtime",
+                choices=matrix.FLAVORS)  # fmt: skip
+DRY_RUN = Option("dry_run", "print the exact commands without running them", False, bool)
+IMAGE = Option("image", "use this image instead of the target's (default: the matrix's name)")
+REPORTS = Option("reports", "folder for the reports", "reports", Path)
+UID = Option("uid", "UID of the image's user", 1000, int, low=1, high=MAX_ID)
+GID = Option("gid", "GID of the image's user", 1000, int, low=1, high=MAX_ID)
+BUILD_CONFIGURABLE = (
+    Option("installer", "uv, pip (the pip lock into a venv) or conda (micromamba)",
+           DEFAULT_INSTALLER, config=True, choices=INSTALLERS),
+    Option("ca_cert", "a CA bundle for a TLS-inspecting proxy, passed as a BuildKit secret",
+           kind=Path, config=True),
+    Option("wheelhouse", "a folder of wheels: build offline from it", kind=Path, config=True),
+    Option("base_image", "replace the matrix's digest-pinned base image", config=True),
+    Option("allow_unpinned_base", "accept a base image given by tag alone", False, bool,
+           config=True),
+    Option("index_url", "a mirror of the target's pip index", config=True),
+    Option("conda_channel_alias", "a conda channel mirror, as micromamba's channel alias",
+           config=True),
+)  # fmt: skip
+CONFIGURABLE = BUILD_CONFIGURABLE
+
+
+@command("matrix", Option("format", "text, json or markdown", "text",
+                          choices=("text", "json", "markdown")), aliases=("list",))  # fmt: skip
+def matrix_(c: Any, o: Given) -> None:
+    """Show the target matrix (pins, CUDA, minimum driver, image)."""
+    targets = matrix.load().values()
+    if o.format == "json":
+        print(json.dumps([t.__dict__ for t in targets], indent=2, default=list))
+    else:
+        print(table.text(targets) if o.format == "text" else table.markdown(targets))
+
+
+@command(
+    "generate", Option("check", "only check that the generated files are current", False, bool)
+)
+def generate(c: Any, o: Given) -> None:
+    """Write the env files, Dockerfiles, dev containers and README table from targets.toml."""
+    if o.check:
+        problems = generation.problems()
+        for line in problems:
+            print(line)
+        if problems:
+            raise UserError(f"{len(problems)} generated file(s) need attention (above)")
+        print("generated files are current")
+        return
+    for path in generation.write_all():
+        print(f"wrote {matrix.rel(path)}")
+
+
+@command(
+    "build", TARGET, FLAVOR, *BUILD_CONFIGURABLE,
+    Option("no_cache", "build without the build cache", False, bool), UID, GID,
+    Option("tag", "tag the image with this name (default: the matrix's image name)"), DRY_RUN,
+)  # fmt: skip
+def build(c: Any, o: Given) -> None:
+    """Build a target's image (invoke build --target cuda13)."""
+    req = builds.BuildRequest(
+        target=_target(o.target), flavor=o.flavor, installer=o.installer, ca_cert=o.ca_cert,
+        wheelhouse=o.wheelhouse, base_image=o.base_image or None,
+        allow_unpinned_base=o.allow_unpinned_base, index_url=o.index_url or None,
+        conda_channel_alias=o.conda_channel_alias or None, no_cache=o.no_cache, uid=o.uid,
+        gid=o.gid, tag=o.tag,
+    )  # fmt: skip
+    eng = _dry_engine() if o.dry_run else engine.detect()
+    for line in builds.run_build(req, eng, dry_run=o.dry_run):
+        if o.dry_run:
+            print(line)
+
+
+# Flags of a single-container smoke run that `--nodes` has no use for, and the reverse.
+SINGLE_ONLY = ("quick", "args", "timeout", "require_gpu")
+NODES_ONLY = ("nproc_per_node", "rdzv_port")
+
+
+@command(
+    "smoke", TARGET, FLAVOR,
+    Option("no_gpu", "never request GPUs (default: for CUDA targets when the engine can)",
+           False, bool),
+    Option("require_gpu", "request GPUs and fail when the container sees none", False, bool),
+    Option("quick", "the suite's quick mode", False, bool),
+    REPORTS, IMAGE,
+    Option("args", "more arguments for the suite, e.g. '--only mlp,cnn'", ""),
+    Option("timeout", "stop the suite after this many seconds, exit 124 (default: the target's "
+           "smoke_timeout_s)"),
+    Option("nodes", "multi-node DDP: this many containers on a private network, torchrun",
+           kind=int, low=1, high=256),
+    Option("nproc_per_node", "with --nodes: processes (ranks) per node", 1, int, low=1, high=64),
+    Option("rdzv_port", "with --nodes: node 0's rendezvous port, also on 127.0.0.1", 29400, int,
+           low=1024, high=65535),
+    DRY_RUN,
+)  # fmt: skip
+def smoke(c: Any, o: Given) -> None:
+    """Run the smoke suite in a target's image, with the target's expectations."""
+    t = _target(o.target)
+    if o.no_gpu and o.require_gpu:
+        raise UserError("--no-gpu and --require-gpu contradict each other: pick one")
+    misplaced = [n for n in (SINGLE_ONLY if o.nodes else NODES_ONLY) if n in o.explicit]
+    if misplaced:
+        flags = ", ".join("--" + n.replace("_", "-") for n in misplaced)
+        verb = "does" if len(misplaced) == 1 else "do"
+        why = "with --nodes (multi-node runs the ddp check)" if o.nodes else "without --nodes"
+        raise UserError(f"{flags} {verb} not apply {why}: drop it, or add/remove --nodes")
+    reports = o.reports if o.reports and str(o.reports) else None
+    if reports is not None and reports.exists() and not reports.is_dir():
+        raise UserError(f"--reports {reports} is a file: give a folder (made when missing)")
+    if o.nodes:
+        _smoke_nodes(t, o.image or t.image(o.flavor), o, reports)
+        return
+    try:
+        extra = tuple(shlex.split(o.args))
+    except ValueError as exc:
+        raise UserError(f"--args {o.args!r} cannot be split ({exc}): balance its quotes") from None
+    req = smokes.SmokeRequest(
+        target=t, image=o.image or t.image(o.flavor), gpu="no" if o.no_gpu else "auto",
+        require_gpu=o.require_gpu, quick=o.quick, extra_args=extra, reports=reports,
+        timeout_s=smokes.parse_timeout(o.timeout),
+    )  # fmt: skip
+    if o.dry_run:
+        print(smokes.describe(smokes.run_kwargs(req, gpu=smokes.wants_gpu(req, t.is_cuda))))
+        return
+    client = engine.docker_sdk_client()
+    gpu = smokes.wants_gpu(req, smokes.has_gpu_runtime(client))
+    if t.is_cuda and not gpu:
+        why = "--no-gpu given" if o.no_gpu else "this engine has no NVIDIA runtime"
+        print(f"torchenv: running without a GPU ({why}): the GPU checks will skip")
+    try:
+        code = smokes.run(req, client, gpu)
+    except smokes.TimedOut as exc:
+        raise Exit(f"error: {exc}", code=smokes.TIMEOUT_EXIT) from None
+    if code != 0:
+        raise Exit(f"smoke suite failed in {req.image} (exit {code})", code=code)
+
+
+def _smoke_nodes(t: matrix.Target, image: str, o: Given, reports: Path | None) -> None:
+    import dataclasses
+
+    from torchenv import multinode
+
+    n, p, port = multinode.validate(o.nodes, o.nproc_per_node, o.rdzv_port)
+    req = multinode.MultiNodeRequest(target=t, image=image, nodes=n, nproc=p, rdzv_port=port)
+    if o.dry_run:
+        print("\n".join(multinode.describe(multinode.plan(req))))
+        return
+    client = engine.docker_sdk_client()
+    if t.is_cuda and not o.no_gpu and smokes.has_gpu_runtime(client):
+        req = dataclasses.replace(req, gpus_per_node=p)
+    multinode.smoke(req, client, reports)
+
+
+@command(
+    "shell", TARGET,
+    Option("flavor", "runtime or dev (dev has git and TensorBoard)", "dev",
+           choices=matrix.FLAVORS),
+    Option("no_gpu", "do not request GPUs for CUDA targets (default: when the engine can)",
+           False, bool),
+    DRY_RUN,
+)  # fmt: skip
+def shell(c: Any, o: Given) -> None:
+    """Open a shell in a target's image, the workspace mounted, as you (piped input works too)."""
+    from torchenv import shell as shells
+
+    req = shells.ShellRequest(target=_target(o.target), flavor=o.flavor, gpu=not o.no_gpu)
+    code = shells.open_shell(req, dry_run=o.dry_run)
+    if code:
+        raise Exit(code=code)
+
+
+@command("lint")
+def lint(c: Any, o: Given) -> None:
+    """Lint: ruff and mypy --strict on the Python, hadolint on the Dockerfiles, generated files current."""
+    from torchenv import lint as lints
+
+    _run_all(lints.lint_commands(), check=True)
+    problems = generation.problems()
+    for line in problems:
+        print(line)
+    if problems:
+        raise UserError(f"{len(problems)} generated file(s) need attention (above)")
+
+
+@command(
+    "clean", TARGET_ALL,
+    Option("dry_run", "show what would be removed and what is kept, remove nothing", False, bool),
+)  # fmt: skip
+def clean(c: Any, o: Given) -> None:
+    """Remove what torchenv made on the engine, found by its labels: images, containers, networks."""
+    from torchenv import clean as cleans
+
+    names = _targets(o.target)
+    client = engine.detect().client
+    steps = cleans.plan(
+        cleans.find(client, o.target and names[0].name),
+        known_images=[t.image(f) for t in names for f in matrix.FLAVORS],
+    )
+    for line in cleans.describe(steps, o.dry_run):
+        print(line)
+    failed = [] if o.dry_run else cleans.run(steps, client)
+    for line in failed:
+        print(line)
+    if failed:
+        raise UserError(f"{len(failed)} of torchenv's objects could not be removed (above)")
+
+
+@command(
+    "doctor", Option("target", "check only this target's needs (default: all targets)"),
+    Option("require_gpu", "fail when no usable GPU/driver is found (default: warn)", False, bool),
+    *(opt for opt in BUILD_CONFIGURABLE if opt.name in ("base_image", "installer")),
+)  # fmt: skip
+def doctor(c: Any, o: Given) -> None:
+    """Check this host before a build: engine, BuildKit, disk, base images, driver, GPU runtime, shm, proxy."""
+    from torchenv import doctor as doctors
+
+    targets = _targets(o.target)
+    images = {"base image": str(o.base_image)} if o.base_image else None
+    if o.installer == "conda":
+        images = images or {"base image": targets[0].base_ref}
+        images["micromamba image"] = targets[0].micromamba_ref
+    rows = doctors.run_checks(targets=targets, require_gpu=o.require_gpu, images=images)
+    print(doctors.render(rows))
+    if doctors.exit_code(rows):
+        raise Exit("doctor found problems: each failed row above says how to fix it", code=1)
+
+
+@command(
+    "lock", Option("target", "lock this target (default with --check: all targets)"),
+    Option("check", "only check that env files and locks agree (drift), write nothing", False,
+           bool),
+    Option("installer", "the lock this installer reads: uv or pip (the pip lock), conda "
+           "(default: both)", choices=INSTALLERS),
+    Option("index_url", "resolve against this mirror of the target's index (default: the "
+           "target's)"),
+    DRY_RUN,
+)  # fmt: skip
+def lock(c: Any, o: Given) -> None:
+    """Write a target's locks (exact versions, sha256) next to its env file; --check for drift."""
+    from torchenv import drift, resolve
+
+    if o.check:
+        problems = drift.check_all(_targets(o.target))
+        for problem in problems:
+            print(problem)
+        if problems:
+            raise Exit("locks and env files disagree: run `invoke lock --target X`", code=1)
+        print("locks agree with their env files")
+        return
+    if o.dry_run:
+        for line in resolve.planned_commands(_target(o.target), o.installer, o.index_url):
+            print(line)
+        return
+    for line in resolve.lock_target(
+        _target(o.target), installer=o.installer, index_url=o.index_url
+    ):
+        print(line)
+
+
+@command(
+    "verify",
+    Option("target", f"the target whose lock to verify against: {_names()} (default with "
+           "--image: the image's io.torchenv.target label)"),
+    Option("image", "verify this image: built here, pulled by digest, derived (default: the "
+           "target's runtime image)"),
+)  # fmt: skip
+def verify(c: Any, o: Given) -> None:
+    """Hash what an image holds now; compare with the target's lock and the build's manifest."""
+    from torchenv import verify as verification
+
+    image = o.image
+    t = matrix.get(verification.target_of(image)) if image and not o.target else _target(o.target)
+    differences = verification.verify_image(t, image=image)
+    for line in differences:
+        print(line)
+    if differences:
+        raise Exit(f"{image or t.image()} differs from its lock ({len(differences)})", code=1)
+    print(f"{image or t.image()} matches its lock")
+
+
+@command(
+    "refresh-digest",
+    Option("key", "base_digest or micromamba_digest", "base_digest",
+           choices=("base_digest", "micromamba_digest")),
+    Option("image", "resolve this tag (default: the matrix's base_image / micromamba_image)"),
+)  # fmt: skip
+def refresh_digest(c: Any, o: Given) -> None:
+    """Re-pin a base image: resolve its tag's digest on a registry and rewrite targets.toml."""
+    from torchenv import digests
+
+    digest = digests.refresh_digest(o.image, key=o.key)
+    print(f"{o.key} = {digest}; now run `invoke generate`")
+
+
+@command(
+    "export", TARGET,
+    Option("format", "docker-archive (`docker save`) or oci-archive (needs skopeo)",
+           "docker-archive", choices=("docker-archive", "oci-archive")),
+    Option("out", "the archive file (default: <target>[-dev].<format>.tar here)", kind=Path),
+    FLAVOR, IMAGE, DRY_RUN,
+)  # fmt: skip
+def export(c: Any, o: Given) -> None:
+    """Save a target's image as one archive file, e.g. for `apptainer build` on a cluster."""
+    from torchenv import export as exports
+
+    t = _target(o.target)
+    hint = f"invoke build --target {t.name}" + ("" if o.flavor == "runtime" else " --flavor dev")
+    req = exports.ExportRequest(
+        image=o.image or t.image(o.flavor), format=o.format,
+        out=o.out or exports.default_out(t.name, o.flavor, o.format), build_hint=hint,
+    )  # fmt: skip
+    exports.validate(req)  # before looking for an engine: bad input first
+    if o.dry_run:
+        print("\n".join(exports.plan(req, _dry_engine().client)))
+        return
+    for line in exports.export(req, engine.detect().client):
+        print(line, flush=True)
+
+
+@command(
+    "k8s", TARGET,
+    Option("nodes", "pods (nodes) of the Indexed Job", 2, int, low=1, high=64),
+    Option("gpus_per_node", "nvidia.com/gpu per pod, one rank per GPU (0: CPU and gloo)", 0, int,
+           low=0, high=16),
+    Option("image", "image reference, NAME@sha256:... (default: the digest `invoke push` "
+           "recorded)"),
+    Option("flavor", "runtime or dev, for the recorded digest", "runtime", choices=matrix.FLAVORS),
+    Option("output", "write the manifest here (default: stdout)", kind=Path),
+)  # fmt: skip
+def k8s(c: Any, o: Given) -> None:
+    """Write a Kubernetes manifest (Indexed Job + headless Service) that runs the DDP smoke suite."""
+    import sys
+
+    from torchenv import k8s as kube
+    from torchenv import publish as publishes
+    from torchenv.files import write_atomic
+
+    t = _target(o.target)
+    if o.output is not None and (o.output.is_dir() or not o.output.parent.resolve().is_dir()):
+        raise UserError(
+            f"--output {o.output} is not a file in an existing folder: give a file path"
+        )
+    kube.check_gpus_per_node(o.gpus_per_node)
+    ref, source = publishes.resolve_image(t, o.image, o.flavor)
+    text = kube.checked_manifest(t, ref, source, o.nodes, o.gpus_per_node)
+    if o.output is None:
+        print(text, end="")
+        return
+    try:
+        write_atomic(o.output, text)
+    except OSError as exc:
+        raise UserError(f"cannot write {o.output}: {exc.strerror}") from None
+    print(f"wrote {o.output} (image {ref}, {source})", file=sys.stderr)
+
+
+@command(
+    "push", TARGET,
+    Option("registry", "HOST[:PORT]/NAMESPACE, e.g. ghcr.io/my-org (log in with docker login "
+           "first)"),
+    FLAVOR, Option("reports", "folder for the record pushed-<target>.json", "reports", Path),
+    DRY_RUN,
+)  # fmt: skip
+def push(c: Any, o: Given) -> None:
+    """Push a target's image to a registry; print and record its reference by digest."""
+    from torchenv import publish as publishes
+
+    t = _target(o.target)
+    if not o.registry:
+        raise UserError("--registry is required: HOST[:PORT]/NAMESPACE, e.g. ghcr.io/my-org")
+    if o.dry_run:
+        print("\n".join(publishes.describe(t, o.registry, o.flavor)))
+        return
+    pushed = publishes.push(t, o.registry, engine.docker_sdk_client(), o.flavor, o.reports)
+    print(f"pushed {pushed.image}: digest {pushed.digest}")
+    print(f"recorded in {publishes.record_path(t, o.flavor, o.reports)}")
+    print(pushed.reference)
+
+
+TASKS = (
+    matrix_, generate, build, smoke, shell, lint, clean, doctor, lock, verify, refresh_digest,
+    export, k8s, push,
+)  # fmt: skip
+ns = Collection(*TASKS)
+ns.configure({"run": {"echo": True}, "torchenv": config_defaults(CONFIGURABLE)})
