@@ -1,5 +1,37 @@
-"""torchenv's tasks (`invoke --list`): the kit's collection, plus this repository's own `lint`."""
+"""This repository's tasks (`invoke --list`): the kit's collection, plus the kit's own `lint`."""
 
-from torchenv.tasks import ns
+import shlex
+from pathlib import Path
+from typing import Any
 
-__all__ = ["ns"]
+from torchenv import generate as generation
+from torchenv import matrix
+from torchenv.errors import UserError
+from torchenv.runner import subprocess_runner
+from torchenv.taskopts import Given
+from torchenv.tasks import command, ns
+
+
+def _run_all(commands: list[list[str]], check: bool = False) -> None:
+    """Print and run each command (streamed); with check, the first failure ends."""
+    for argv in commands:
+        print(shlex.join(argv))
+        done = subprocess_runner(argv, cwd=matrix.ROOT, on_line=lambda line: print(line, end=""))
+        if check and not done.ok:
+            raise UserError(f"{Path(argv[0]).name} failed (exit {done.returncode}): see above")
+
+
+@command("lint")
+def lint(c: Any, o: Given) -> None:
+    """Lint: ruff and mypy --strict on the Python, hadolint on the Dockerfiles, generated files current."""
+    from torchenv import lint as lints
+
+    _run_all(lints.lint_commands(), check=True)
+    problems = generation.problems()
+    for line in problems:
+        print(line)
+    if problems:
+        raise UserError(f"{len(problems)} generated file(s) need attention (above)")
+
+
+ns.add_task(lint)

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torchenv import matrix
 from torchenv.errors import UserError
+from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
@@ -171,3 +173,39 @@ def body(
 
 def helps(options: Sequence[Option]) -> dict[str, str]:
     return {opt.name: opt.full_help() for opt in options}
+
+
+def target_names() -> str:
+    """The target names for help texts; a broken targets.toml must not break `invoke --list`
+    (the task itself then fails with the matrix's one-line error)."""
+    try:
+        return ", ".join(matrix.names())
+    except UserError:
+        return "see `invoke matrix`"
+
+
+MAX_ID = 2**31 - 1  # the largest UID/GID every tool in the image (useradd, tar, Docker) takes
+
+# The options, each once. Tasks pick theirs by name below.
+TARGET = Option("target", f"the target: {target_names()}")
+TARGET_ALL = Option("target", "only this target (default: all targets)")
+FLAVOR = Option("flavor", "runtime or dev (adds ipykernel, TensorBoard, git)", "runtime",
+                choices=matrix.FLAVORS)  # fmt: skip
+DRY_RUN = Option("dry_run", "print the exact commands without running them", False, bool)
+IMAGE = Option("image", "use this image instead of the target's (default: the matrix's name)")
+REPORTS = Option("reports", "folder for the reports", "reports", Path)
+UID = Option("uid", "UID of the image's user", 1000, int, low=1, high=MAX_ID)
+GID = Option("gid", "GID of the image's user", 1000, int, low=1, high=MAX_ID)
+BUILD_CONFIGURABLE = (
+    Option("installer", "uv, pip (the pip lock into a venv) or conda (micromamba)",
+           DEFAULT_INSTALLER, config=True, choices=INSTALLERS),
+    Option("ca_cert", "a CA bundle for a TLS-inspecting proxy, passed as a BuildKit secret",
+           kind=Path, config=True),
+    Option("wheelhouse", "a folder of wheels: build offline from it", kind=Path, config=True),
+    Option("base_image", "replace the matrix's digest-pinned base image", config=True),
+    Option("allow_unpinned_base", "accept a base image given by tag alone", False, bool,
+           config=True),
+    Option("index_url", "a mirror of the target's pip index", config=True),
+    Option("conda_channel_alias", "a conda channel mirror, as micromamba's channel alias",
+           config=True),
+)  # fmt: skip

@@ -25,20 +25,24 @@ from torchenv import engine, matrix, table
 from torchenv import generate as generation
 from torchenv import smoke as smokes
 from torchenv.errors import UserError
-from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS
-from torchenv.runner import subprocess_runner
-from torchenv.taskopts import Given, Option, body, config_defaults, helps
-
-MAX_ID = 2**31 - 1  # the largest UID/GID every tool in the image (useradd, tar, Docker) takes
-
-
-def _names() -> str:
-    """The target names for help texts; a broken targets.toml must not break `invoke --list`
-    (the task itself then fails with the matrix's one-line error)."""
-    try:
-        return ", ".join(matrix.names())
-    except UserError:
-        return "see `invoke matrix`"
+from torchenv.matrix import INSTALLERS
+from torchenv.taskopts import (
+    BUILD_CONFIGURABLE,
+    DRY_RUN,
+    FLAVOR,
+    GID,
+    IMAGE,
+    REPORTS,
+    TARGET,
+    TARGET_ALL,
+    UID,
+    Given,
+    Option,
+    body,
+    config_defaults,
+    helps,
+    target_names,
+)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -84,38 +88,6 @@ def _dry_engine() -> engine.Engine:
         return engine.Engine("docker", "unknown", "unknown", "builtin")
 
 
-def _run_all(commands: list[list[str]], check: bool = False) -> None:
-    """Print and run each command (streamed); with check, the first failure ends."""
-    for argv in commands:
-        print(shlex.join(argv))
-        done = subprocess_runner(argv, cwd=matrix.ROOT, on_line=lambda line: print(line, end=""))
-        if check and not done.ok:
-            raise UserError(f"{Path(argv[0]).name} failed (exit {done.returncode}): see above")
-
-
-# The options, each once. Tasks pick theirs by name below.
-TARGET = Option("target", f"the target: {_names()}")
-TARGET_ALL = Option("target", "only this target (default: all targets)")
-FLAVOR = Option("flavor", "runtime or dev (adds ipykernel, TensorBoard, git)", "runtime",
-                choices=matrix.FLAVORS)  # fmt: skip
-DRY_RUN = Option("dry_run", "print the exact commands without running them", False, bool)
-IMAGE = Option("image", "use this image instead of the target's (default: the matrix's name)")
-REPORTS = Option("reports", "folder for the reports", "reports", Path)
-UID = Option("uid", "UID of the image's user", 1000, int, low=1, high=MAX_ID)
-GID = Option("gid", "GID of the image's user", 1000, int, low=1, high=MAX_ID)
-BUILD_CONFIGURABLE = (
-    Option("installer", "uv, pip (the pip lock into a venv) or conda (micromamba)",
-           DEFAULT_INSTALLER, config=True, choices=INSTALLERS),
-    Option("ca_cert", "a CA bundle for a TLS-inspecting proxy, passed as a BuildKit secret",
-           kind=Path, config=True),
-    Option("wheelhouse", "a folder of wheels: build offline from it", kind=Path, config=True),
-    Option("base_image", "replace the matrix's digest-pinned base image", config=True),
-    Option("allow_unpinned_base", "accept a base image given by tag alone", False, bool,
-           config=True),
-    Option("index_url", "a mirror of the target's pip index", config=True),
-    Option("conda_channel_alias", "a conda channel mirror, as micromamba's channel alias",
-           config=True),
-)  # fmt: skip
 CONFIGURABLE = BUILD_CONFIGURABLE
 
 
@@ -265,19 +237,6 @@ def shell(c: Any, o: Given) -> None:
         raise Exit(code=code)
 
 
-@command("lint")
-def lint(c: Any, o: Given) -> None:
-    """Lint: ruff and mypy --strict on the Python, hadolint on the Dockerfiles, generated files current."""
-    from torchenv import lint as lints
-
-    _run_all(lints.lint_commands(), check=True)
-    problems = generation.problems()
-    for line in problems:
-        print(line)
-    if problems:
-        raise UserError(f"{len(problems)} generated file(s) need attention (above)")
-
-
 @command(
     "clean", TARGET_ALL,
     Option("dry_run", "show what would be removed and what is kept, remove nothing", False, bool),
@@ -355,7 +314,7 @@ def lock(c: Any, o: Given) -> None:
 
 @command(
     "verify",
-    Option("target", f"the target whose lock to verify against: {_names()} (default with "
+    Option("target", f"the target whose lock to verify against: {target_names()} (default with "
            "--image: the image's io.torchenv.target label)"),
     Option("image", "verify this image: built here, pulled by digest, derived (default: the "
            "target's runtime image)"),
@@ -473,7 +432,7 @@ def push(c: Any, o: Given) -> None:
 
 
 TASKS = (
-    matrix_, generate, build, smoke, shell, lint, clean, doctor, lock, verify, refresh_digest,
+    matrix_, generate, build, smoke, shell, clean, doctor, lock, verify, refresh_digest,
     export, k8s, push,
 )  # fmt: skip
 ns = Collection(*TASKS)
