@@ -32,6 +32,7 @@ def lint(c: Any, o: Given) -> None:
         print(line)
     if problems:
         raise UserError(f"{len(problems)} generated file(s) need attention (above)")
+    print("generated files are current")
 
 
 ns.add_task(lint)
