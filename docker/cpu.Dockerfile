@@ -48,7 +48,9 @@ RUN groupadd --gid "${ENV_GID}" torchenv \
     && install -d -o "${USER_UID}" -g "${USER_GID}" /opt/torchenv /workspace
 
 FROM base AS env-conda
-ENV CONDA_PREFIX=/opt/env
+# conda's __cuda virtual package: lets a machine without a GPU solve for CUDA builds.
+ENV \
+    CONDA_PREFIX=/opt/env
 # A mirror of the target's pip index, and a conda channel alias; empty: the defaults.
 ARG TORCHENV_INDEX_URL=""
 ARG CONDA_CHANNEL_ALIAS=""

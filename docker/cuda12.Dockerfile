@@ -38,10 +38,10 @@ ENV LANG=C.UTF-8 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ENV_PREFIX=/opt/env \
     PATH=/opt/env/bin:$PATH \
-    TORCHENV_TARGET=cuda12 \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
-    NVIDIA_REQUIRE_CUDA="cuda>=12.8"
+    NVIDIA_REQUIRE_CUDA="cuda>=12.8" \
+    TORCHENV_TARGET=cuda12
 # /opt/env is setgid and group-writable: what the installer writes there stays the group's.
 RUN groupadd --gid "${ENV_GID}" torchenv \
     && groupadd --gid "${USER_GID}" "${USER_NAME}" \
@@ -51,8 +51,10 @@ RUN groupadd --gid "${ENV_GID}" torchenv \
     && install -d -o "${USER_UID}" -g "${USER_GID}" /opt/torchenv /workspace
 
 FROM base AS env-conda
-ENV CONDA_PREFIX=/opt/env \
-    CONDA_OVERRIDE_CUDA=12.8
+# conda's __cuda virtual package: lets a machine without a GPU solve for CUDA builds.
+ENV \
+    CONDA_OVERRIDE_CUDA=12.8 \
+    CONDA_PREFIX=/opt/env
 # A mirror of the target's pip index, and a conda channel alias; empty: the defaults.
 ARG TORCHENV_INDEX_URL=""
 ARG CONDA_CHANNEL_ALIAS=""

@@ -4,6 +4,7 @@ import subprocess
 import pytest
 
 from torchenv import generate, matrix, render
+from torchenv.matrix import ROOT
 
 
 def test_committed_generated_files_are_current():
@@ -97,3 +98,28 @@ def test_every_install_step_can_read_the_index_secret():
         # (the venv step installs nothing; uv itself comes from pip's default index)
         installs = len(re.findall(r"bash /tmp/ctx/install-env.sh (conda|uv|pip|extras) ", text))
         assert text.count("--mount=type=secret,id=index_url,mode=0444") == installs == 4
+
+
+def test_fill_replaces_fields_and_keeps_if_blocks_only_where_their_flag_is_set():
+    template = "A={{X}}\n{{if F}}\nonly-f {{X}}\n{{end}}\nlast\n"
+    assert render.fill(template, {"X": "1"}, {"F": True}) == "A=1\nonly-f 1\nlast\n"
+    assert render.fill(template, {"X": "1"}, {"F": False}) == "A=1\nlast\n"
+
+
+def test_fill_refuses_what_the_caller_did_not_give():
+    with pytest.raises(KeyError):
+        render.fill("{{Y}}\n", {}, {})
+    with pytest.raises(ValueError, match="without its"):
+        render.fill("{{if F}}\nx\n", {}, {"F": True})
+
+
+def test_the_template_holds_all_the_text_python_fills_values_only():
+    source = (ROOT / "src" / "torchenv" / "render.py").read_text()
+    for dockerfile_text in ("RUN ", "--mount=", "FROM ", "LABEL "):
+        assert dockerfile_text not in source
+    fields = set(re.findall(r"\{\{([A-Z_]+)\}\}", render.TEMPLATE.read_text()))
+    assert fields == set(render.values(matrix.get("cuda13")))
+
+
+def test_a_label_value_cannot_end_its_quotes_or_expand_a_variable():
+    assert render.label_value('say "hi" $HOME \\') == 'say \\"hi\\" \\$HOME \\\\'
