@@ -109,6 +109,52 @@ class Target:
 
 
 _FIELDS = {f.name for f in fields(Target)}
+# What each text field may hold: the values reach file names, Dockerfile fields, labels and
+# command lines, so none may carry a quote, a space where it would split, a line break or `..`.
+NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+_VERSION = r"[0-9][0-9A-Za-z.+!-]*"
+_REFERENCE = r"[a-z0-9]+(?:[._/-][a-z0-9]+)*"  # a registry path, Docker's grammar, no host port
+_SHAPES = {
+    "variant": (r"[a-z0-9]+", "lowercase letters and digits, e.g. cu130"),
+    "torch": (_VERSION, "a version, e.g. 2.11.0"),
+    "torchvision": (_VERSION, "a version"),
+    "torchaudio": (_VERSION, "a version"),
+    "python": (r"3\.[0-9]+", "a Python minor version, e.g. 3.11"),
+    "cuda": (r"[0-9]+\.[0-9]+", "a CUDA version, e.g. 13.0"),
+    "base_image": (rf"(?:[a-z0-9.-]+(?::[0-9]+)?/)?{_REFERENCE}:[A-Za-z0-9_][A-Za-z0-9_.-]*",
+                   "an image NAME:TAG"),
+    "micromamba_image": (rf"(?:[a-z0-9.-]+(?::[0-9]+)?/)?{_REFERENCE}:[A-Za-z0-9_][A-Za-z0-9_.-]*",
+                         "an image NAME:TAG"),
+    "base_digest": (r"sha256:[0-9a-f]{64}", "sha256: and 64 hex digits"),
+    "micromamba_digest": (r"sha256:[0-9a-f]{64}", "sha256: and 64 hex digits"),
+    "image_repo": (_REFERENCE, "a lowercase repository path, e.g. torchenv or my-org/envs"),
+    "index_url": (r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[A-Za-z0-9._~%-]*)*",
+                  "an http(s) URL of an index, with no credentials, query or spaces"),
+    "dev_packages": (r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9,._-]+\])?==" + _VERSION,
+                     "NAME==VERSION"),
+}  # fmt: skip
+
+
+def _check_values(name: str, values: dict[str, object], source: str) -> None:
+    """One UserError line for the first value that could break out of the field it reaches."""
+    if not NAME.fullmatch(name):
+        raise UserError(
+            f"{source}: target name {name!r} is not lowercase letters, digits and dashes "
+            "(starting with a letter or digit): rename it, e.g. cuda13"
+        )
+    for key, (pattern, wanted) in _SHAPES.items():
+        raw = values.get(key)
+        for value in raw if isinstance(raw, (list, tuple)) else [raw]:
+            if value is not None and not re.fullmatch(pattern, str(value)):
+                raise UserError(f"{source}: target {name!r} has {key} = {value!r}: give {wanted}")
+    description = values.get("description")
+    if not isinstance(description, str) or not description.isprintable():
+        raise UserError(
+            f"{source}: target {name!r} has a description that is not one printable line: "
+            "write it on one line, without control characters"
+        )
+
+
 _REQUIRED = {f.name for f in fields(Target) if f.default is MISSING} - {"name"}
 
 
@@ -134,6 +180,7 @@ def parse(text: str, source: str = "targets.toml") -> dict[str, Target]:
         missing = _REQUIRED - set(values)
         if missing:
             raise UserError(f"{source}: target {name!r} lacks {', '.join(sorted(missing))}")
+        _check_values(name, values, source)
         values["dev_packages"] = tuple(values["dev_packages"])
         cuda = values.get("cuda")
         if cuda is not None and versions.min_driver(str(cuda)) is None:

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,10 @@ GOOD = """
 [defaults]
 python = "3.11"
 image_repo = "torchenv"
-base_image = "b"
-base_digest = "sha256:x"
-micromamba_image = "m"
-micromamba_digest = "sha256:y"
+base_image = "b:1"
+base_digest = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+micromamba_image = "m:2"
+micromamba_digest = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 dev_packages = ["ipykernel==1"]
 
 [targets.cuda13]
@@ -94,3 +95,46 @@ def test_missing_matrix_file(tmp_path: Path):
 def test_cli_prints_names_as_json(capsys):
     assert matrix.main(["--json"]) == 0
     assert capsys.readouterr().out.strip() == '["cpu", "cuda118", "cuda12", "cuda13"]'
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("[targets.cuda13]", '[targets."../../x"]', "target name '../../x' is not lowercase"),
+        ("[targets.cuda13]", '[targets."Cuda 13"]', "is not lowercase letters"),
+        ('description = "d"', 'description = "d\\"\\nRUN curl x"', "not one printable line"),
+        (
+            'torch = "2.11.0"',
+            'torch = "2.11.0 ; rm -rf /"',
+            "torch = '2.11.0 ; rm -rf /': give a version",
+        ),
+        ('variant = "cu130"', 'variant = "cu130\\""', "give lowercase letters and digits"),
+        ('cuda = "13.0"', 'cuda = "13.0\\nRUN x"', "give a CUDA version"),
+        ('image_repo = "torchenv"', 'image_repo = "../evil"', "give a lowercase repository path"),
+        ('base_image = "b:1"', 'base_image = "b:1 --privileged"', "give an image NAME:TAG"),
+        (
+            'dev_packages = ["ipykernel==1"]',
+            'dev_packages = ["ipykernel>=1; x"]',
+            "give NAME==VERSION",
+        ),
+        (
+            'variant = "cu130"',
+            'variant = "cu130"\nindex_url = "https://u:p@h/simple"',
+            "no credentials",
+        ),
+        (
+            'variant = "cu130"',
+            'variant = "cu130"\nindex_url = "https://h/s?token=x"',
+            "give an http(s) URL",
+        ),
+    ],
+)
+def test_values_that_could_leave_their_field_are_one_line(old, new, message):
+    assert old in GOOD
+    with pytest.raises(UserError, match=re.escape(message)) as caught:
+        matrix.parse(GOOD.replace(old, new))
+    assert "\n" not in str(caught.value)
+
+
+def test_the_good_matrix_parses():
+    assert list(matrix.parse(GOOD)) == ["cuda13"]
