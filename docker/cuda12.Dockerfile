@@ -135,14 +135,22 @@ FROM env AS compiler
 # release (exact apt pins break at each point release). compiler-slim.cfg keeps out what
 # torch.compile never uses (docs, LTO, sanitizers, static libraries: measured in that file).
 COPY docker/compiler-slim.cfg /etc/dpkg/dpkg.cfg.d/torchenv-compiler
-# hadolint ignore=DL3008
+# FFmpeg's shared libraries, also from the base's Debian release: TorchCodec (through which
+# torchaudio 2.9+ loads and saves audio) and torchaudio 2.7's own FFmpeg backend load them. The
+# names carry the release's sonames (bookworm: libavcodec59 ...), so they are read off the
+# release's ffmpeg package rather than written here; the ffmpeg program itself is not installed.
+# (The base stage's SHELL, bash with pipefail, holds here; $ffmpeg_libs is split on purpose.)
+# hadolint ignore=DL3008,DL4006,SC2086
 RUN headers="$(python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" \
     && if [ -f "$headers" ]; then extra=""; else extra=libpython3-dev; fi \
     && apt-get update \
+    && ffmpeg_libs="$(apt-cache depends ffmpeg | awk '/Depends: lib(av|sw)/ {print $2}' | sort -u)" \
+    && [ -n "$ffmpeg_libs" ] \
     && apt-get install -y --no-install-recommends \
         g++ \
         libc6-dev \
         ${extra:+"$extra"} \
+        $ffmpeg_libs \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 

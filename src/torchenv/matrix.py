@@ -51,6 +51,12 @@ class Target:
     )
     image_gzip_gb: float | None = None  # the same image, `docker save | gzip` (build_speed.py)
     smoke_timeout_s: int = 900  # `invoke smoke` stops the suite after this (its --timeout)
+    # TorchCodec, through which torchaudio 2.9+ loads and saves files (and which decodes video);
+    # None: the target has no TorchCodec (torchaudio 2.7/2.8 have their own backends).
+    torchcodec: str | None = None
+    # The GPU architectures torch's kernels are built for, as measured (torch._C._cuda_getArchFlags()
+    # in the image, which needs no GPU); empty: not measured yet (the build records them).
+    cuda_archs: tuple[str, ...] = ()
 
     @property
     def is_cuda(self) -> bool:
@@ -119,6 +125,8 @@ _SHAPES = {
     "torch": (_VERSION, "a version, e.g. 2.11.0"),
     "torchvision": (_VERSION, "a version"),
     "torchaudio": (_VERSION, "a version"),
+    "torchcodec": (_VERSION, "a version"),
+    "cuda_archs": (r"(?:sm|compute)_[0-9]+[a-z]?", "architectures like sm_90 or compute_120"),
     "python": (r"3\.[0-9]+", "a Python minor version, e.g. 3.11"),
     "cuda": (r"[0-9]+\.[0-9]+", "a CUDA version, e.g. 13.0"),
     "base_image": (rf"(?:[a-z0-9.-]+(?::[0-9]+)?/)?{_REFERENCE}:[A-Za-z0-9_][A-Za-z0-9_.-]*",
@@ -182,6 +190,7 @@ def parse(text: str, source: str = "targets.toml") -> dict[str, Target]:
             raise UserError(f"{source}: target {name!r} lacks {', '.join(sorted(missing))}")
         _check_values(name, values, source)
         values["dev_packages"] = tuple(values["dev_packages"])
+        values["cuda_archs"] = tuple(values.get("cuda_archs", ()))
         cuda = values.get("cuda")
         if cuda is not None and versions.min_driver(str(cuda)) is None:
             raise UserError(

@@ -32,13 +32,30 @@ RELEASES: dict[str, Release] = {
     "2.12": Release("0.27", None, ("cpu", "cu126", "cu130", "cu132"), ("3.10", "3.14")),
     "2.13": Release("0.28", None, ("cpu", "cu126", "cu130"), ("3.10", "3.15")),
     "2.14": Release("0.29", None, ("cpu", "cu126", "cu130", "cu132"), ("3.10", "3.15")),
+    # PyPI's 2.15.0 is the cu132 build (checked); the PyTorch index's variants are not confirmed.
+    "2.15": Release("0.29", None, ("cpu", "cu130", "cu132"), ("3.10", "3.15")),
 }
 # torchvision from this minor on is ABI-stable: one wheel works with any torch >= its own release.
 ABI_STABLE_TORCHVISION = "0.29"
 # The last torchaudio release; torchaudio is in maintenance mode.
 LAST_TORCHAUDIO = "2.11"
 # What pip's default index serves for Linux: a CUDA build, never CPU.
-DEFAULT_INDEX_VARIANT = {"2.11": "cu130", "2.12": "cu130", "2.13": "cu130", "2.14": "cu130"}
+DEFAULT_INDEX_VARIANT = {
+    "2.11": "cu130", "2.12": "cu130", "2.13": "cu130", "2.14": "cu130", "2.15": "cu132",
+}  # fmt: skip
+# torchaudio releases with no compiled part (one py3-none wheel, checked on PyPI: 2.11.1): they
+# load beside any torch of their minor or newer, whatever its CUDA build.
+PURE_TORCHAUDIO = ("2.11.1",)
+# TorchCodec minors built for each torch minor (TorchCodec's compatibility table); from torch
+# 2.11 on, TorchCodec 0.12 and newer load with it too (checked: 0.17.0 with torch 2.14.1 and
+# 2.15.0, decoding and torchaudio save/load).
+TORCHCODEC = {
+    "2.7": ("0.3", "0.4", "0.5"), "2.8": ("0.6", "0.7"), "2.9": ("0.8", "0.9"),
+    "2.10": ("0.10",), "2.11": ("0.11",),
+}  # fmt: skip
+TORCHCODEC_STABLE = ("2.11", "0.12")  # from this torch minor on, TorchCodec >= this minor loads
+# torchaudio reads and writes files through TorchCodec from this minor on.
+TORCHAUDIO_NEEDS_TORCHCODEC = "2.9"
 
 
 def problems(t: Target) -> list[str]:
@@ -81,15 +98,37 @@ def problems(t: Target) -> list[str]:
             f"(torch {torch_minor} pairs with torchvision {release.torchvision}.x)"
         )
     out += _torchaudio_problems(t, release)
+    out += _torchcodec_problems(t)
     low, high = release.python
     if not versions.parse(low) <= versions.parse(t.python) <= versions.parse(high):
         out.append(f"torch {t.torch} supports Python {low} to {high}, not {t.python}")
     return out
 
 
+def _torchcodec_problems(t: Target) -> list[str]:
+    torch_minor = versions.minor(t.torch)
+    if t.torchcodec is None:
+        if versions.at_least(t.torchaudio, TORCHAUDIO_NEEDS_TORCHCODEC):
+            return [
+                f"torchaudio {t.torchaudio} loads and saves files through TorchCodec: set "
+                "torchcodec (the version that pairs with the target's torch)"
+            ]
+        return []
+    tc_minor = versions.minor(t.torchcodec)
+    stable_torch, stable_codec = TORCHCODEC_STABLE
+    if tc_minor in TORCHCODEC.get(torch_minor, ()) or (
+        versions.at_least(t.torch, stable_torch) and versions.at_least(t.torchcodec, stable_codec)
+    ):
+        return []
+    want = "/".join(f"{m}.x" for m in TORCHCODEC.get(torch_minor, ())) or f"{stable_codec}.x or newer"
+    return [f"torchcodec {t.torchcodec} does not pair with torch {t.torch} (use {want})"]
+
+
 def _torchaudio_problems(t: Target, release: Release) -> list[str]:
     ta_minor = versions.minor(t.torchaudio)
     if ta_minor == release.torchaudio:
+        return []
+    if t.torchaudio in PURE_TORCHAUDIO and versions.at_least(t.torch, ta_minor):
         return []
     if release.torchaudio is not None or ta_minor != LAST_TORCHAUDIO:
         want = release.torchaudio or LAST_TORCHAUDIO

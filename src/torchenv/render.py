@@ -31,6 +31,8 @@ def env_file(t: Target) -> str:
         f"On a workstation: conda env create -f envs/{t.name}.yml"
     )
     pins = {"torch": t.torch, "torchvision": t.torchvision, "torchaudio": t.torchaudio}
+    if t.torchcodec:
+        pins["torchcodec"] = t.torchcodec
     return envfile.render(
         name=f"torchenv-{t.name}", python=t.python, index_url=t.index_url, pins=pins, header=header
     )
