@@ -39,7 +39,7 @@ ALL: tuple[Entry, ...] = tuple(
         ("dataloader", "dataloader", "DataLoader with 2 workers (pin_memory on CUDA): every batch; samples/s"),
         ("ddp", "ddp", "DistributedDataParallel (2 processes, or every rank under torchrun): equal params"),
         ("amp", "training", "autocast training steps (bf16 on CPU; fp16 + GradScaler and bf16 on CUDA)"),
-        ("cuda", "cuda", "GPU properties, matmul and cuDNN conv against CPU, memory allocate/release"),
+        ("cuda", "cuda", "GPU fits torch's kernel archs; matmul, cuDNN conv against CPU; memory; CUDA errors caught"),
         ("compile", "compile", "torch.compile on a small function gives the eager result"),
         ("quantize", "quantize", "dynamic int8 quantization of the trained MLP: accuracy, size, engine"),
         ("export", "export", "torch.export of the trained MLP and CNN, saved and loaded: outputs equal eager"),
