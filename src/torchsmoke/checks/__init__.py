@@ -40,6 +40,7 @@ ALL: tuple[Entry, ...] = tuple(
         ("ddp", "ddp", "DistributedDataParallel (2 processes, or every rank under torchrun): equal params"),
         ("amp", "training", "autocast training steps (bf16 on CPU; fp16 + GradScaler and bf16 on CUDA)"),
         ("cuda", "cuda", "GPU fits torch's kernel archs; matmul, cuDNN conv against CPU; memory; CUDA errors caught"),
+        ("cuda_libs", "cuda_libs", "every CUDA shared library (nvidia wheels, torch/lib) loads; cuDNN/NCCL versions agree"),
         ("compile", "compile", "torch.compile on a small function gives the eager result"),
         ("quantize", "quantize", "dynamic int8 quantization of the trained MLP: accuracy, size, engine"),
         ("export", "export", "torch.export of the trained MLP and CNN, saved and loaded: outputs equal eager"),
