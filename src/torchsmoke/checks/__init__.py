@@ -32,6 +32,7 @@ ALL: tuple[Entry, ...] = tuple(
         ("mlp", "training", "train an MLP 784-128-10 on synthetic class prototypes; held-out accuracy"),
         ("cnn", "training", "train a small CNN on synthetic bars/crosses/squares; held-out accuracy"),
         ("vision", "vision_audio", "torchvision ops (nms, roi_align), transforms v2, a resnet18 forward pass"),
+        ("image_io", "image_io", "JPEG, PNG, WebP files made here decode through torchvision.io and PIL (nvJPEG on a GPU)"),
         ("audio", "vision_audio", "torchaudio MelSpectrogram, Resample and lfilter"),
         ("autograd", "autograd", "torch.autograd.gradcheck on a small double-precision function"),
         ("checkpoint", "checkpoint", "state_dict saved, loaded (weights_only=True) there and on the CPU"),

@@ -209,6 +209,11 @@ def site_dirs() -> list[Path]:
     return list(dict.fromkeys(d.resolve() for d in dirs if d.is_dir()))
 
 
+def torch_lib() -> Path:
+    """torch's own folder of shared libraries."""
+    return Path(torch.__file__).parent / "lib"
+
+
 @check("cuda_libs")
 def cuda_libs(ctx: Context) -> Outcome:  # noqa: ARG001  # the same on every device
     if not torch.version.cuda:
@@ -217,7 +222,7 @@ def cuda_libs(ctx: Context) -> Outcome:  # noqa: ARG001  # the same on every dev
             "no CUDA libraries to load"
         )
     start = time.perf_counter()
-    libraries = find_libraries(site_dirs(), Path(torch.__file__).parent / "lib")
+    libraries = find_libraries(site_dirs(), torch_lib())
     errors = load_all(libraries)
     have_driver = _driver_loads()
     optional: dict[str, str] = {}

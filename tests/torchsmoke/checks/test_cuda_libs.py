@@ -145,6 +145,7 @@ def test_the_check_on_a_doctored_cuda_build(tmp_path: Path, monkeypatch, real_en
     }
     monkeypatch.setattr(torch.version, "cuda", "13.0")
     monkeypatch.setattr(libs, "site_dirs", lambda: [site])
+    monkeypatch.setattr(libs, "torch_lib", lambda: site / "torch/lib")
     monkeypatch.setattr(libs, "load_all", lambda paths: {p: errors[p] for p in paths})
     monkeypatch.setattr(libs, "_driver_loads", lambda: False)
     monkeypatch.setattr(libs, "cudnn_library_version", lambda paths: None)
