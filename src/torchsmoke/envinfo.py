@@ -84,6 +84,8 @@ class TorchInfo:
     hip: str | None
     cuda_available: bool
     num_threads: int
+    # the GPU architectures torch has kernels for ("sm_75", ...); None on a build without CUDA
+    arch_list: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,15 @@ def get_nccl() -> str | None:
 
 
 @probe
+def get_arch_list() -> list[str] | None:
+    """torch's kernel architectures, readable without a GPU (`torch.cuda.get_arch_list()` gives
+    [] without one): `torch._C._cuda_getArchFlags()`, "sm_75 sm_80 ...", on a CUDA build."""
+    flags = getattr(torch._C, "_cuda_getArchFlags", None)
+    text = flags() if flags is not None and torch.version.cuda else None
+    return str(text).split() if text else None
+
+
+@probe
 def get_cuda_available() -> bool:
     return torch.cuda.is_available()
 
@@ -310,6 +321,7 @@ def get_torch() -> TorchInfo:
         hip=hip,
         cuda_available=bool(get_cuda_available()),
         num_threads=torch.get_num_threads(),
+        arch_list=get_arch_list(),
     )
 
 
@@ -386,6 +398,7 @@ def render(report: EnvReport) -> str:
         ("CUDA (torch build)", _text(t.cuda)),
         ("cuDNN", _text(t.cudnn)),
         ("NCCL", _text(t.nccl)),
+        ("CUDA archs", " ".join(t.arch_list) if t.arch_list else NOT_AVAILABLE),
         ("CUDA available", str(t.cuda_available)),
         ("GPUs", "; ".join(gpus) or "none"),
         ("NVIDIA driver", _text(report.driver_version)),

@@ -139,3 +139,16 @@ def test_run_as_a_file_it_writes_the_env_report_alone(tmp_path: Path):
     assert list(report) == ["env"]
     assert report["env"]["torch"]["version"] == torch.__version__
     assert "torch" in done.stdout and "Python" in done.stdout
+
+
+def test_arch_list_is_read_without_a_gpu_and_none_on_a_cpu_build(monkeypatch):
+    monkeypatch.setattr(torch._C, "_cuda_getArchFlags", lambda: "sm_75 sm_80 sm_120", raising=False)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    assert envinfo.get_arch_list() == ["sm_75", "sm_80", "sm_120"]
+    assert envinfo.get_torch().arch_list == ["sm_75", "sm_80", "sm_120"]
+    assert "CUDA archs         : sm_75 sm_80 sm_120" in envinfo.render(envinfo.collect())
+    monkeypatch.setattr(torch.version, "cuda", None)
+    assert envinfo.get_arch_list() is None
+    monkeypatch.delattr(torch._C, "_cuda_getArchFlags")
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    assert envinfo.get_arch_list() is None

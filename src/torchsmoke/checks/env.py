@@ -1,4 +1,5 @@
-"""`env`: the environment report (torchsmoke.envinfo); its headline figures are the details."""
+"""`env`: the environment report (torchsmoke.envinfo); its headline figures are the details,
+the GPU architectures torch has kernels for among them (readable without a GPU)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ def env(ctx: Context) -> Outcome:
             "torch": report.torch.version,
             "variant": report.torch.variant,
             "cuda": report.torch.cuda,
+            "arch_list": report.torch.arch_list,
             "gpus": len(report.gpus),
             "shm_bytes": report.shm_bytes,
         }

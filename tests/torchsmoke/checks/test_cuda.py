@@ -1,12 +1,14 @@
-"""The cuda check: without a GPU it skips, or fails under --require-gpu with the likely causes."""
+"""The cuda check: without a GPU it skips, or fails under --require-gpu with the likely causes;
+the GPU paths (arch fit, CUDA errors, the device-side assert probe) through their helpers."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from torchsmoke.checks import cuda as cuda_check
 from torchsmoke.checks.cuda import _driver_cause, cuda
-from torchsmoke.core import run_check
+from torchsmoke.core import CheckFailed, run_check
 
 NO_GPU = not torch.cuda.is_available()
 
@@ -37,3 +39,88 @@ def test_the_driver_hint_names_the_minimum_and_drops_out_when_met():
     assert _driver_cause("13.0", "580.95.05") is None
     assert "needs >= 520.61.05)" in _driver_cause("11.8", None)
     assert _driver_cause(None, None) == "the host NVIDIA driver is too old for this CUDA build"
+
+
+def test_gpus_the_build_has_no_kernels_for_are_named_one_line_each():
+    flags = "sm_75 sm_80 sm_86 sm_90 sm_100 sm_120"
+    devices = [("Tesla V100-SXM2-16GB", (7, 0)), ("NVIDIA H100", (9, 0)), ("GTX 1080", (6, 1))]
+    assert cuda_check.misfits(flags, devices) == [
+        "GPU 0 Tesla V100-SXM2-16GB is sm_70; this torch has kernels for sm_75 sm_80 sm_86 "
+        "sm_90 sm_100 sm_120: it needs a build with sm_70 (or PTX compute_70 or older)",
+        "GPU 2 GTX 1080 is sm_61; this torch has kernels for sm_75 sm_80 sm_86 sm_90 sm_100 "
+        "sm_120: it needs a build with sm_60..sm_61 (or PTX compute_61 or older)",
+    ]
+    assert cuda_check.misfits(flags, devices[1:2]) == []
+    assert cuda_check.misfits(None, devices) == []  # unreadable (ROCm): torch's errors speak
+
+
+def test_arch_flags_reads_torch_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch._C, "_cuda_getArchFlags", lambda: "sm_80 sm_90", raising=False)
+    assert cuda_check.arch_flags() == "sm_80 sm_90"
+    monkeypatch.setattr(torch._C, "_cuda_getArchFlags", lambda: None)
+    assert cuda_check.arch_flags() is None
+
+    def broken() -> str:
+        raise RuntimeError("no")
+
+    monkeypatch.setattr(torch._C, "_cuda_getArchFlags", broken)
+    assert cuda_check.arch_flags() is None
+
+
+@pytest.mark.parametrize(
+    ("returncode", "stdout", "stderr", "ok", "message"),
+    [
+        (
+            0,
+            "CAUGHT AcceleratorError: CUDA error: device-side assert triggered\n",
+            "",
+            True,
+            "AcceleratorError: CUDA error: device-side assert triggered",
+        ),
+        (None, "", "", False, "a device-side assert hung the process (no answer in 120 s)"),
+        (
+            -6,
+            "",
+            "Assertion `index out of bounds` failed.\n",
+            False,
+            "a device-side assert crashed the process (SIGABRT): Assertion `index out of "
+            "bounds` failed.",
+        ),
+        (3, "no error\n", "", False, "an index out of range in a kernel raised no error"),
+        (1, "", "ImportError: no torch\n", False, "the device-side assert probe exited 1: "
+         "ImportError: no torch"),
+    ],
+    ids=["caught", "hung", "crashed", "no error", "other exit"],
+)  # fmt: skip
+def test_the_assert_probes_verdict(returncode, stdout, stderr, ok, message):
+    assert cuda_check.read_assert_probe(returncode, stdout, stderr, 120) == cuda_check.AssertProbe(
+        ok, message
+    )
+
+
+def test_the_assert_probe_runs_in_a_child_and_brings_back_the_error():
+    """On the CPU the out-of-range index is an IndexError straight away: the same code path."""
+    probe = cuda_check.device_assert_probe("cpu", timeout_s=120)
+    assert probe.ok, probe.message
+    assert probe.message.startswith("IndexError: index 10 is out of bounds")
+
+
+def test_a_hanging_probe_times_out(monkeypatch):
+    monkeypatch.setattr(cuda_check, "ASSERT_PROBE", "import time; time.sleep(30)")
+    probe = cuda_check.device_assert_probe("cpu", timeout_s=1)
+    assert probe == cuda_check.AssertProbe(
+        False, "a device-side assert hung the process (no answer in 1 s)"
+    )
+
+
+def test_a_cuda_error_becomes_a_failure_with_cudas_message():
+    with pytest.raises(CheckFailed) as caught, cuda_check.cuda_errors("the GPU checks"):
+        raise RuntimeError("CUDA error: device-side assert triggered\nCompile with ...")
+    reason = caught.value.outcome.reason
+    assert reason.startswith(
+        "CUDA error during the GPU checks: RuntimeError: CUDA error: device-side assert triggered"
+    )
+    assert "CUDA_LAUNCH_BLOCKING=1" in reason
+    not_cudas = pytest.raises(RuntimeError, match="shape mismatch")  # left as it is
+    with not_cudas, cuda_check.cuda_errors("the GPU checks"):
+        raise RuntimeError("shape mismatch")

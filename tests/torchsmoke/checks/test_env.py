@@ -14,6 +14,7 @@ def test_env_passes_with_the_reports_headline_figures(real_env, context):
         "torch": real_env.torch.version,
         "variant": real_env.torch.variant,
         "cuda": real_env.torch.cuda,
+        "arch_list": real_env.torch.arch_list,
         "gpus": len(real_env.gpus),
         "shm_bytes": real_env.shm_bytes,
     }
