@@ -120,7 +120,9 @@ def _torchcodec_problems(t: Target) -> list[str]:
         versions.at_least(t.torch, stable_torch) and versions.at_least(t.torchcodec, stable_codec)
     ):
         return []
-    want = "/".join(f"{m}.x" for m in TORCHCODEC.get(torch_minor, ())) or f"{stable_codec}.x or newer"
+    want = (
+        "/".join(f"{m}.x" for m in TORCHCODEC.get(torch_minor, ())) or f"{stable_codec}.x or newer"
+    )
     return [f"torchcodec {t.torchcodec} does not pair with torch {t.torch} (use {want})"]
 
 

@@ -127,6 +127,17 @@ def describe(kwargs: dict[str, Any]) -> str:
     return shlex.join([*parts, kwargs["image"], *command])
 
 
+def image_label(client: DockerClient, image: str, key: str) -> str | None:
+    """A label of a local image; None when the image or the label is not there."""
+    import docker.errors
+
+    try:
+        value = client.images.get(image).labels.get(key)
+    except docker.errors.DockerException:
+        return None
+    return str(value) if value is not None else None
+
+
 def has_gpu_runtime(client: DockerClient) -> bool:
     return engine.has_nvidia_runtime(client.info().get("Runtimes"))
 

@@ -191,6 +191,9 @@ TARGET = Option("target", f"the target: {target_names()}")
 TARGET_ALL = Option("target", "only this target (default: all targets)")
 FLAVOR = Option("flavor", "runtime or dev (adds ipykernel, TensorBoard, git)", "runtime",
                 choices=matrix.FLAVORS)  # fmt: skip
+IGNORE_ARCH = Option(
+    "ignore_arch", "hand the GPUs to an image that has no kernels for them", False, bool
+)
 DRY_RUN = Option("dry_run", "print the exact commands without running them", False, bool)
 IMAGE = Option("image", "use this image instead of the target's (default: the matrix's name)")
 REPORTS = Option("reports", "folder for the reports", "reports", Path)

@@ -21,7 +21,7 @@ from invoke.tasks import Task
 
 from torchbuild.envfile import EnvFileError
 from torchenv import build as builds
-from torchenv import engine, matrix, table
+from torchenv import engine, gpufit, matrix, table
 from torchenv import generate as generation
 from torchenv import smoke as smokes
 from torchenv.errors import UserError
@@ -31,6 +31,7 @@ from torchenv.taskopts import (
     DRY_RUN,
     FLAVOR,
     GID,
+    IGNORE_ARCH,
     IMAGE,
     REPORTS,
     TARGET,
@@ -154,6 +155,7 @@ NODES_ONLY = ("nproc_per_node", "rdzv_port")
     Option("args", "more arguments for the suite, e.g. '--only mlp,cnn'", ""),
     Option("timeout", "stop the suite after this many seconds, exit 124 (default: the target's "
            "smoke_timeout_s)"),
+    IGNORE_ARCH,
     Option("nodes", "multi-node DDP: this many containers on a private network, torchrun",
            kind=int, low=1, high=256),
     Option("nproc_per_node", "with --nodes: processes (ranks) per node", 1, int, low=1, high=64),
@@ -192,6 +194,8 @@ def smoke(c: Any, o: Given) -> None:
         return
     client = engine.docker_sdk_client()
     gpu = smokes.wants_gpu(req, smokes.has_gpu_runtime(client))
+    if gpu and not o.ignore_arch:
+        gpufit.refuse(t, smokes.image_label(client, req.image, gpufit.ARCHS_LABEL))
     if t.is_cuda and not gpu:
         why = "--no-gpu given" if o.no_gpu else "this engine has no NVIDIA runtime"
         print(f"torchenv: running without a GPU ({why}): the GPU checks will skip")
@@ -225,13 +229,15 @@ def _smoke_nodes(t: matrix.Target, image: str, o: Given, reports: Path | None) -
            choices=matrix.FLAVORS),
     Option("no_gpu", "do not request GPUs for CUDA targets (default: when the engine can)",
            False, bool),
-    DRY_RUN,
+    IGNORE_ARCH, DRY_RUN,
 )  # fmt: skip
 def shell(c: Any, o: Given) -> None:
     """Open a shell in a target's image, the workspace mounted, as you (piped input works too)."""
     from torchenv import shell as shells
 
     req = shells.ShellRequest(target=_target(o.target), flavor=o.flavor, gpu=not o.no_gpu)
+    if req.target.is_cuda and req.gpu and not o.dry_run and not o.ignore_arch:
+        gpufit.refuse(req.target, None)
     code = shells.open_shell(req, dry_run=o.dry_run)
     if code:
         raise Exit(code=code)
