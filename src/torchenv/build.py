@@ -10,10 +10,11 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import secrets
 import shlex
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
 WHEELHOUSE = ROOT / "wheelhouse"
 MANIFEST_PATH = "/opt/torchenv/manifest.json"
 MANIFEST_LABEL = "io.torchenv.manifest.sha256"
+ENV_REPORT_PATH = "/opt/torchenv/env-report.json"
+ARCHS_LABEL = "io.torchenv.cuda-archs"  # torchenv.gpufit reads it
 CREATED_LABEL = "org.opencontainers.image.created"
 
 
@@ -166,24 +169,32 @@ def build_command(
     return argv, env
 
 
-def label_command(engine: Engine, image: str, digest: str) -> list[str]:
-    """Adds the label with the manifest file's sha256 and torchenv's own labels (`invoke clean`
-    finds the image by them): a metadata-only build on top of the built image."""
+def label_command(
+    engine: Engine, image: str, digest: str, cuda_archs: Sequence[str] = ()
+) -> list[str]:
+    """Adds the label with the manifest file's sha256, the GPU architectures torch has kernels
+    for (measured at build time: the env report's arch_list) and torchenv's own labels (`invoke
+    clean` finds the image by them): a metadata-only build on top of the built image."""
     prefix, _ = engine.build_prefix()
     own = labels.cli_args(labels.of_image(image))
-    return [*prefix, "--quiet", "--label", f"{MANIFEST_LABEL}={digest}", *own, "--tag", image, "-"]
+    archs = ["--label", f"{ARCHS_LABEL}={' '.join(cuda_archs)}"] if cuda_archs else []
+    return [
+        *prefix, "--quiet", "--label", f"{MANIFEST_LABEL}={digest}", *archs, *own,
+        "--tag", image, "-",
+    ]  # fmt: skip
 
 
 def label_dockerfile(image: str) -> str:
     return f"FROM {image}\n"
 
 
-def manifest_read_commands(engine: Engine, image: str, name: str, dest: str) -> list[list[str]]:
-    """Copy the manifest to `dest` out of a created, never started container (no process, no
-    network: a third of the time `docker run` takes), then remove the container."""
+def manifest_read_commands(engine: Engine, image: str, name: str, folder: str) -> list[list[str]]:
+    """Copy the manifest and the env report into `folder` out of a created, never started
+    container (no process, no network: a third of the time `docker run` takes), then remove it."""
     return [
         [engine.client, "create", "--name", name, image],
-        [engine.client, "cp", f"{name}:{MANIFEST_PATH}", dest],
+        [engine.client, "cp", f"{name}:{MANIFEST_PATH}", f"{folder}/manifest.json"],
+        [engine.client, "cp", f"{name}:{ENV_REPORT_PATH}", f"{folder}/env-report.json"],
         [engine.client, "rm", "--force", name],
     ]
 
@@ -287,7 +298,7 @@ def run_build(
     with credentials.SecretFile(None if dry_run else index) as secret:
         argv, env = build_command(req, engine, labels=provenance(runner), index_secret=secret)
         commands = [format_command(argv, env)]
-        reads = manifest_read_commands(engine, req.image, "NAME", "DEST")
+        reads = manifest_read_commands(engine, req.image, "NAME", "DIR")
         commands += [shlex.join(argv) for argv in reads]
         commands[-1] += "   # then label the image with the manifest file's sha256"
         if dry_run:
@@ -317,10 +328,11 @@ def run_build(
             last = (tagged.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(f"tagging {req.image} again failed: {last}")
     else:
-        file_sha = _manifest_file_sha256(runner, engine, req.image)
+        file_sha, cuda_archs = _manifest_file_sha256(runner, engine, req.image)
         labelled = runner(
-            label_command(engine, req.image, file_sha), env=env, input=label_dockerfile(req.image)
-        )
+            label_command(engine, req.image, file_sha, cuda_archs),
+            env=env, input=label_dockerfile(req.image),
+        )  # fmt: skip
         if not labelled.ok:
             last = (labelled.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(f"labelling {req.image} failed: {last}")
@@ -336,18 +348,32 @@ def run_build(
     return commands
 
 
-def _manifest_file_sha256(runner: Runner, engine: Engine, image: str) -> str:
-    """The sha256 of the manifest file's bytes, copied out of a created, never started container."""
+def archs_of_report(text: str | None) -> list[str]:
+    """The env report's arch_list (torch's kernel architectures); [] for a CPU build or no report."""
+    try:
+        found = json.loads(text or "{}").get("arch_list") or []
+    except (ValueError, AttributeError):
+        return []
+    return [str(a) for a in found if re.fullmatch(r"(?:sm|compute)_[0-9]+[a-z]?", str(a))]
+
+
+def _manifest_file_sha256(runner: Runner, engine: Engine, image: str) -> tuple[str, list[str]]:
+    """The sha256 of the manifest file's bytes and the env report's kernel architectures, copied
+    out of a created, never started container."""
     name = f"torchenv-manifest-{os.getpid()}-{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="torchenv-manifest-") as tmp:
         dest = Path(tmp) / "manifest.json"
-        create, copy, remove = manifest_read_commands(engine, image, name, str(dest))
+        create, copy, copy_report, remove = manifest_read_commands(engine, image, name, tmp)
         done = runner(create, timeout=120)
         try:
             if done.ok:
                 done = runner(copy, timeout=300)
+            if done.ok:
+                runner(copy_report, timeout=120)
         finally:
             runner(remove, timeout=120)
         if not done.ok or not dest.is_file():
             raise UserError(f"{image} has no readable {MANIFEST_PATH}: {done.stderr.strip()[:200]}")
-        return hashlib.sha256(dest.read_bytes()).hexdigest()
+        report = dest.with_name("env-report.json")
+        archs = archs_of_report(report.read_text() if report.is_file() else None)
+        return hashlib.sha256(dest.read_bytes()).hexdigest(), archs

@@ -19,7 +19,7 @@ from torchenv.matrix import Target
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
 
 QUERY = ["nvidia-smi", "--query-gpu=index,name,compute_cap", "--format=csv,noheader"]
-ARCHS_LABEL = "io.torchenv.cuda-archs"
+
 PROBE_TIMEOUT = 30.0
 
 

@@ -195,7 +195,7 @@ def smoke(c: Any, o: Given) -> None:
     client = engine.docker_sdk_client()
     gpu = smokes.wants_gpu(req, smokes.has_gpu_runtime(client))
     if gpu and not o.ignore_arch:
-        gpufit.refuse(t, smokes.image_label(client, req.image, gpufit.ARCHS_LABEL))
+        gpufit.refuse(t, smokes.image_label(client, req.image, builds.ARCHS_LABEL))
     if t.is_cuda and not gpu:
         why = "--no-gpu given" if o.no_gpu else "this engine has no NVIDIA runtime"
         print(f"torchenv: running without a GPU ({why}): the GPU checks will skip")

@@ -14,7 +14,8 @@ def test_rendered_env_files_parse_back_to_the_matrix_pins(name):
     env = envfile.parse_text(render.env_file(t), "x.yml")
     assert env.python == t.python
     assert env.index_url == t.index_url
-    assert env.pins == {"torch": t.torch, "torchvision": t.torchvision, "torchaudio": t.torchaudio}
+    family = {"torch": t.torch, "torchvision": t.torchvision, "torchaudio": t.torchaudio}
+    assert env.pins == {**family, **({"torchcodec": t.torchcodec} if t.torchcodec else {})}
 
 
 def test_pip_args_put_the_index_first():
@@ -66,7 +67,9 @@ def test_module_mode_stands_alone_as_in_the_image_build(tmp_path: Path, run_modu
     env_file = matrix.get("cuda13").env_file
     done = run_module(sys.executable, "envfile", "pip-args", str(env_file))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["torch==2.11.0", "torchvision==0.26.0", "torchaudio==2.11.0"]
+    assert done.stdout.split() == [
+        "torch==2.14.1", "torchvision==0.29.2", "torchaudio==2.11.0", "torchcodec==0.17.0"
+    ]  # fmt: skip
     assert run_module(sys.executable, "envfile", "python", str(env_file)).stdout == "3.11\n"
     bad = tmp_path / "bad.yml"
     bad.write_text(GOOD.replace("torch==2.7.1", "torch"))

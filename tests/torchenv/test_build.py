@@ -25,7 +25,7 @@ def test_default_command_with_engine_builtin_buildkit():
     assert argv == [
         "/usr/bin/docker", "build", "--progress=plain",
         "--file", "docker/cuda13.Dockerfile", "--target", "runtime",
-        "--tag", "torchenv/cuda13:2.11.0-cu130",
+        "--tag", "torchenv/cuda13:2.14.1-cu130",
         "--build-arg", "INSTALLER=uv", "--build-arg", "USER_UID=1000",
         "--build-arg", "USER_GID=1000", ".",
     ]  # fmt: skip
@@ -44,7 +44,7 @@ def test_network_options_become_build_args_and_a_secret_never_a_value_in_history
     environ = {"HTTPS_PROXY": "http://user:pw@proxy:3128", "NO_PROXY": "localhost"}
     argv, _ = build.build_command(req, BUILTIN, labels={"REVISION": "abc"}, environ=environ)
     line = " ".join(argv)
-    assert "--target dev --tag torchenv/cuda13:2.11.0-cu130-dev" in line
+    assert "--target dev --tag torchenv/cuda13:2.14.1-cu130-dev" in line
     assert "--build-arg INSTALLER=pip" in line
     assert f"--secret id=ca_cert,src={CA}" in line
     assert "--build-arg BASE_IMAGE=local/base:1" in line
@@ -61,8 +61,9 @@ def test_dry_run_prints_the_exact_commands_without_an_engine():
     commands = build.run_build(req, BUILTIN, dry_run=True)
     assert commands[0].startswith("DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain")
     assert commands[1:] == [
-        "/usr/bin/docker create --name NAME torchenv/cuda13:2.11.0-cu130",
-        "/usr/bin/docker cp NAME:/opt/torchenv/manifest.json DEST",
+        "/usr/bin/docker create --name NAME torchenv/cuda13:2.14.1-cu130",
+        "/usr/bin/docker cp NAME:/opt/torchenv/manifest.json DIR/manifest.json",
+        "/usr/bin/docker cp NAME:/opt/torchenv/env-report.json DIR/env-report.json",
         "/usr/bin/docker rm --force NAME   # then label the image with the manifest file's sha256",
     ]
 
@@ -170,8 +171,10 @@ FILE_SHA = hashlib.sha256(MANIFEST_BYTES).hexdigest()
 
 
 def copy_manifest(argv):
-    """`docker cp NAME:/opt/torchenv/manifest.json DEST`, as the engine does it."""
-    Path(argv[-1]).write_bytes(MANIFEST_BYTES)
+    """`docker cp NAME:/opt/torchenv/<file> DEST`, as the engine does it (the env report of a
+    cuda13 image lists its kernel architectures)."""
+    report = b'{"arch_list": ["sm_75", "sm_90"], "torch": "2.14.1+cu130"}'
+    Path(argv[-1]).write_bytes(MANIFEST_BYTES if argv[-2].endswith("manifest.json") else report)
     return reply()
 
 
@@ -180,7 +183,7 @@ def facts(image_id: str, layers: list[str], created: str, labelled: bool) -> dic
     found = {"io.torchenv.target": "cuda13", build.CREATED_LABEL: created}
     if labelled:
         found |= {build.MANIFEST_LABEL: FILE_SHA, "io.torchenv.managed": "true"}
-        found |= {"io.torchenv.tag": "torchenv/cuda13:2.11.0-cu130"}
+        found |= {"io.torchenv.tag": "torchenv/cuda13:2.14.1-cu130"}
     config = {"User": "1000:1000", "Env": ["PATH=/opt/env/bin"], "Labels": found}
     return {"Id": image_id, "RootFS": {"Layers": layers}, "Config": config | {"Image": image_id}}
 
@@ -227,12 +230,13 @@ def test_run_build_streams_labels_with_the_file_sha256_and_leaves_no_dangling_im
     assert "#1 done" in lines and lines[-1].startswith("torchenv: built torchenv/cuda13")
     label = next(c for c in runner.calls if c.args[:3] == ("/usr/bin/docker", "build", "--quiet"))
     assert f"io.torchenv.manifest.sha256={FILE_SHA}" in label.args
-    own = label.args[label.args.index("--quiet") + 3 : label.args.index("--tag")]
+    assert "io.torchenv.cuda-archs=sm_75 sm_90" in label.args  # from the image's env report
+    own = label.args[label.args.index("--quiet") + 5 : label.args.index("--tag")]
     assert own == (
         "--label", "io.torchenv.managed=true",
-        "--label", "io.torchenv.tag=torchenv/cuda13:2.11.0-cu130",
+        "--label", "io.torchenv.tag=torchenv/cuda13:2.14.1-cu130",
     )  # fmt: skip
-    assert label.input == "FROM torchenv/cuda13:2.11.0-cu130\n"
+    assert label.input == "FROM torchenv/cuda13:2.14.1-cu130\n"
     assert label.env == {"DOCKER_BUILDKIT": "1"}
     removed = [c.args[-1] for c in runner.calls if c.args[1:3] == ("image", "rm")]
     assert removed == [OLD_ID, BUILT_ID]  # not the other dangling image, which is not ours
@@ -241,9 +245,9 @@ def test_run_build_streams_labels_with_the_file_sha256_and_leaves_no_dangling_im
 def test_a_rebuild_that_changed_nothing_keeps_the_labelled_image_and_skips_the_label_step():
     runner, lines = engine_answers(same_layers=True), []
     build.run_build(request(), BUILTIN, runner=runner, out=lines.append)
-    assert lines[-1].startswith("torchenv: nothing changed: kept torchenv/cuda13:2.11.0-cu130")
+    assert lines[-1].startswith("torchenv: nothing changed: kept torchenv/cuda13:2.14.1-cu130")
     assert f"sha256 {FILE_SHA[:12]}" in lines[-1]
-    assert runner.ran("/usr/bin/docker", "tag", OLD_ID, "torchenv/cuda13:2.11.0-cu130")
+    assert runner.ran("/usr/bin/docker", "tag", OLD_ID, "torchenv/cuda13:2.14.1-cu130")
     for skipped in (("create",), ("cp",), ("build", "--quiet")):
         assert not runner.ran("/usr/bin/docker", *skipped)
     removed = [c.args[-1] for c in runner.calls if c.args[1:3] == ("image", "rm")]
@@ -275,12 +279,12 @@ def test_run_build_failure_is_one_line_with_the_cause():
     runner = engine_answers("#9 ERROR: ... SSL: CERTIFICATE_VERIFY_FAILED ...\n", build_code=1)
     with pytest.raises(UserError) as exc:
         build.run_build(request(installer="pip"), BUILTIN, runner=runner, out=lambda line: None)
-    assert str(exc.value).startswith("building torchenv/cuda13:2.11.0-cu130 failed (exit 1): TLS")
+    assert str(exc.value).startswith("building torchenv/cuda13:2.14.1-cu130 failed (exit 1): TLS")
     assert not runner.ran("/usr/bin/docker", "build", "--quiet")  # nothing labelled
 
 
 def test_run_build_label_failure_and_missing_client():
-    with pytest.raises(UserError, match="labelling torchenv/cuda13:2.11.0-cu130 failed: no space"):
+    with pytest.raises(UserError, match="labelling torchenv/cuda13:2.14.1-cu130 failed: no space"):
         build.run_build(request(), BUILTIN, runner=engine_answers(label_code=1), out=lambda x: None)
     missing = FakeRunner({("git",): reply()})
     with pytest.raises(UserError, match="/usr/bin/docker not found: install Docker"):
@@ -393,3 +397,13 @@ def test_bad_mirror_urls_are_refused_before_building(changes, message):
     with pytest.raises(UserError) as exc:
         build.validate(request(installer="pip", **changes))
     assert str(exc.value).startswith(message)
+
+
+def test_archs_of_report_reads_only_architecture_names():
+    assert build.archs_of_report('{"arch_list": ["sm_75", "compute_120"]}') == [
+        "sm_75",
+        "compute_120",
+    ]
+    assert build.archs_of_report('{"arch_list": null}') == []
+    assert build.archs_of_report('{"arch_list": ["sm_75 --label x=y"]}') == []
+    assert build.archs_of_report("not json") == [] and build.archs_of_report(None) == []

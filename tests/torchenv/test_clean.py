@@ -37,8 +37,8 @@ def engine(images: list[str], containers: str = "", networks: str = "") -> FakeR
 
 
 IMAGES = [
-    inspect_line(OURS, ["torchenv/cuda13:2.11.0-cu130"], {**labels.of_image("torchenv/cuda13:2.11.0-cu130"), labels.TARGET: "cuda13"}),
-    inspect_line(DERIVED, ["me/project:1"], {**labels.of_image("torchenv/cuda13:2.11.0-cu130"), labels.TARGET: "cuda13"}),
+    inspect_line(OURS, ["torchenv/cuda13:2.14.1-cu130"], {**labels.of_image("torchenv/cuda13:2.14.1-cu130"), labels.TARGET: "cuda13"}),
+    inspect_line(DERIVED, ["me/project:1"], {**labels.of_image("torchenv/cuda13:2.14.1-cu130"), labels.TARGET: "cuda13"}),
     inspect_line(DANGLING, [], {labels.TARGET: "cuda13"}),
     inspect_line(OLD, ["torchenv/cpu:2.11.0-cpu", "mine:latest"], {labels.TARGET: "cpu"}),
 ]  # fmt: skip
@@ -57,7 +57,7 @@ def test_find_asks_by_label_and_reads_every_kind():
     assert [(f.kind, f.id, f.names) for f in found] == [
         ("container", "c1", ("torchenv-verify-1",)),
         ("container", "c2", ("dreamy_shell",)),
-        ("image", OURS, ("torchenv/cuda13:2.11.0-cu130",)),
+        ("image", OURS, ("torchenv/cuda13:2.14.1-cu130",)),
         ("image", DERIVED, ("me/project:1",)),
         ("image", DANGLING, ()),
         ("image", OLD, ("torchenv/cpu:2.11.0-cpu", "mine:latest")),
@@ -75,7 +75,7 @@ def test_plan_removes_torchenvs_own_and_keeps_derived_images_and_running_contain
         "keep image me/project:1 (222222222222): not tagged by a torchenv build (an image built FROM one, or retagged)",
         "would remove image torchenv/cpu:2.11.0-cpu (444444444444)",
         "keep image mine:latest (444444444444): not tagged by a torchenv build (an image built FROM one, or retagged)",
-        "would remove image torchenv/cuda13:2.11.0-cu130 (111111111111)",
+        "would remove image torchenv/cuda13:2.14.1-cu130 (111111111111)",
         "would remove network torchenv-nodes",
     ]  # fmt: skip
 
@@ -89,7 +89,7 @@ def test_run_removes_in_order_and_reports_what_failed():
     assert removed == [
         (DOCKER, "container", "rm", "c1"),
         (DOCKER, "image", "rm", DANGLING),
-        (DOCKER, "image", "rm", "torchenv/cuda13:2.11.0-cu130"),
+        (DOCKER, "image", "rm", "torchenv/cuda13:2.14.1-cu130"),
         (DOCKER, "network", "rm", "n1"),
     ]
     assert printed == [" ".join(args) for args in removed]

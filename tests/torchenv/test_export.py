@@ -51,7 +51,7 @@ def test_default_out_names_target_flavor_and_format():
 
 
 def test_the_commands_for_each_format(tmp_path: Path):
-    req = export.ExportRequest("torchenv/cuda13:2.11.0-cu130", "docker-archive", tmp_path / "a")
+    req = export.ExportRequest("torchenv/cuda13:2.14.1-cu130", "docker-archive", tmp_path / "a")
     work = tmp_path / "w"
     save = ["/usr/bin/docker", "save", "--output", f"{work}/docker-archive.tar", req.image]
     assert export.commands(req, "/usr/bin/docker", work) == [save]
@@ -59,13 +59,13 @@ def test_the_commands_for_each_format(tmp_path: Path):
     assert export.commands(oci, "/usr/bin/docker", work) == [
         save,
         ["skopeo", "copy", "--quiet", f"docker-archive:{work}/docker-archive.tar",
-         f"oci-archive:{work}/oci-archive.tar:2.11.0-cu130"],
+         f"oci-archive:{work}/oci-archive.tar:2.14.1-cu130"],
     ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("image", "ref"),
-    [("torchenv/cuda13:2.11.0-cu130", "2.11.0-cu130"), ("localhost:5000/x", "latest")],
+    [("torchenv/cuda13:2.14.1-cu130", "2.14.1-cu130"), ("localhost:5000/x", "latest")],
 )
 def test_oci_reference_is_the_tag(image: str, ref: str):
     assert export.oci_reference(image) == ref
@@ -132,7 +132,7 @@ def test_an_interrupted_export_leaves_nothing(tmp_path: Path):
     [
         (
             ["--format", "zip", "--out", "{tmp}/x.tar"],
-            "unknown export format 'zip': choose docker-archive or oci-archive",
+            "--format 'zip' is unknown: choose one of docker-archive, oci-archive",
         ),
         (["--out", "{tmp}"], "--out {tmp} is a folder: give a file name"),
         (
@@ -142,7 +142,7 @@ def test_an_interrupted_export_leaves_nothing(tmp_path: Path):
         (["--out", "/proc/1/x.tar"], "cannot write to /proc/1: choose another --out"),
         (
             ["--flavor", "fat", "--out", "{tmp}/x.tar"],
-            "unknown flavor 'fat': choose one of runtime, dev",
+            "--flavor 'fat' is unknown: choose one of runtime, dev",
         ),
     ],
     ids=["format", "out-is-a-folder", "out-folder-missing", "out-folder-not-writable", "flavor"],

@@ -126,9 +126,10 @@ def pip_runner(report: dict) -> FakeRunner:
 
 
 RESOLVED = {
-    "torch": "2.11.0",
-    "torchvision": "0.26.0",
+    "torch": "2.14.1",
+    "torchvision": "0.29.2",
     "torchaudio": "2.11.0",
+    "torchcodec": "0.17.0",
     "Jinja2": "3.1.6",
     "typing_extensions": "4.16.0",
 }
@@ -147,8 +148,8 @@ def test_committed_cuda13_lock_is_complete_hashed_and_names_no_host():
     text = target.pip_lock.read_text()
     parsed = lockfile.parse_pip_lock(text, target.pip_lock, "cuda13")
     pkgs = parsed.packages
-    assert {pkgs[n].version for n in ("torch", "torchaudio")} == {"2.11.0"}
-    assert pkgs["torchvision"].version == "0.26.0"
+    family = {n: pkgs[n].version for n in ("torch", "torchvision", "torchaudio", "torchcodec")}
+    assert family == {"torch": "2.14.1", "torchvision": "0.29.2", "torchaudio": "2.11.0", "torchcodec": "0.17.0"}
     assert any(n.startswith("nvidia-cudnn") for n in pkgs) and "triton" in pkgs
     assert len(pkgs) >= 30
     assert all(len(p.hashes) == 1 for p in pkgs.values())  # the one wheel used, no other files
@@ -194,7 +195,7 @@ def test_changing_one_pin_is_drift(tree):
     assert "older than its env file" in problems[0]
     assert problems[1] == (
         "envs/cuda13.pip.lock.txt: envs/cuda13.yml pins torchvision==0.26.1, the lock has "
-        "torchvision==0.26.0; regenerate with invoke lock --target cuda13"
+        "torchvision==0.29.2; regenerate with invoke lock --target cuda13"
     )
     assert drift.check_all(["cuda13"]) == problems
 
@@ -335,7 +336,7 @@ def test_lock_pip_writes_a_hashed_lock_from_pips_report(tree, monkeypatch):
     monkeypatch.setenv("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")
     target = matrix.get("cuda13")
     runner = pip_runner(report_for(RESOLVED))
-    assert resolve.lock_pip(target, runner) == "wrote envs/cuda13.pip.lock.txt (5 packages)"
+    assert resolve.lock_pip(target, runner) == "wrote envs/cuda13.pip.lock.txt (6 packages)"
     (call,) = runner.calls
     argv = call.args
     assert argv[: argv.index(resolve.sys.executable)].count("-u") >= 1
@@ -363,7 +364,7 @@ def test_lock_pip_leaves_an_unchanged_lock_alone(tree):
     resolve.lock_pip(target, runner)
     dated = re.sub(r"locked-on: \S+", "locked-on: 2020-01-01", target.pip_lock.read_text())
     target.pip_lock.write_text(dated)
-    assert "up to date (5 packages)" in resolve.lock_pip(target, runner)
+    assert "up to date (6 packages)" in resolve.lock_pip(target, runner)
     assert target.pip_lock.read_text() == dated
 
 
@@ -524,7 +525,7 @@ def test_lock_target_reports_what_was_written_and_what_failed(tree, monkeypatch)
     monkeypatch.setattr(resolve, "conda_lock_executable", lambda: None)
     lines = resolve.lock_target("cuda13", runner=pip_runner(report_for(RESOLVED)))
     assert lines == [
-        "wrote envs/cuda13.pip.lock.txt (5 packages)",
+        "wrote envs/cuda13.pip.lock.txt (6 packages)",
         "conda lock of cuda13 skipped: conda-lock is not installed: pip install conda-lock (the "
         "conda lock also needs the conda-forge channel reachable)",
     ]

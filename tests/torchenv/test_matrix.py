@@ -26,9 +26,9 @@ torchaudio = "2.11.0"
 """
 
 
-def test_the_committed_matrix_has_the_four_targets_and_their_pins_can_exist():
+def test_the_committed_matrix_has_the_five_targets_and_their_pins_can_exist():
     targets = matrix.load()
-    assert list(targets) == ["cpu", "cuda118", "cuda12", "cuda13"]
+    assert list(targets) == ["cpu", "cuda118", "cuda12", "cuda13", "cuda132"]
     for t in targets.values():
         assert pins.problems(t) == [], t.name
     assert targets["cuda118"].torch == "2.7.1"  # the last CUDA 11.8 release
@@ -39,8 +39,8 @@ def test_derived_paths_and_image_names():
     t = matrix.get("cuda13")
     assert t.env_file == matrix.ROOT / "envs" / "cuda13.yml"
     assert t.dockerfile == matrix.ROOT / "docker" / "cuda13.Dockerfile"
-    assert t.image() == "torchenv/cuda13:2.11.0-cu130"
-    assert t.image("dev") == "torchenv/cuda13:2.11.0-cu130-dev"
+    assert t.image() == "torchenv/cuda13:2.14.1-cu130"
+    assert t.image("dev") == "torchenv/cuda13:2.14.1-cu130-dev"
     assert t.nvidia_require_cuda == "cuda>=13.0"
     assert matrix.get("cpu").nvidia_require_cuda is None
 
@@ -94,7 +94,7 @@ def test_missing_matrix_file(tmp_path: Path):
 
 def test_cli_prints_names_as_json(capsys):
     assert matrix.main(["--json"]) == 0
-    assert capsys.readouterr().out.strip() == '["cpu", "cuda118", "cuda12", "cuda13"]'
+    assert capsys.readouterr().out.strip() == '["cpu", "cuda118", "cuda12", "cuda13", "cuda132"]'
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ def variant_of(name, **changes):
         ({"torchaudio": "2.8.0"}, "torchaudio 2.8.0 does not pair with torch 2.7.1"),
         ({"python": "3.14"}, "supports Python 3.9 to 3.13, not 3.14"),
         ({"index_url": "https://download.pytorch.org/whl/cu126"}, "does not end in /cu118"),
-        ({"torch": "2.15.0"}, "not in torchenv's release table"),
+        ({"torch": "2.99.0"}, "not in torchenv's release table"),
     ],
     ids=["cuda118 with torch 2.8", "torchvision of another torch", "torchaudio of another torch",
          "python too new", "index of another variant", "unknown torch"],

@@ -56,9 +56,9 @@ def test_resolve_prefers_what_was_given_then_what_was_pushed(tmp_path):
 def test_registry_names():
     assert publish.remote_name(TARGET, "localhost:5000/ns") == (
         "localhost:5000/ns/cuda13",
-        "2.11.0-cu130",
+        "2.14.1-cu130",
     )
-    assert publish.remote_name(TARGET, "ghcr.io/org/sub/", "dev")[1] == "2.11.0-cu130-dev"
+    assert publish.remote_name(TARGET, "ghcr.io/org/sub/", "dev")[1] == "2.14.1-cu130-dev"
     for bad in ("ghcr.io", "Ghcr.io/Org", "no-namespace", "localhost:5000/"):
         with pytest.raises(UserError, match="is not HOST\\[:PORT\\]/NAMESPACE"):
             publish.remote_name(TARGET, bad)

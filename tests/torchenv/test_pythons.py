@@ -63,7 +63,7 @@ def test_the_host_kit_works_on(other_python, tmp_path):
     dry = run(str(bin_dir / "invoke"), "build", "--target", "cuda13", "--dry-run")
     assert dry.returncode == 0 and "--file docker/cuda13.Dockerfile" in dry.stdout, dry.stderr
     names = run(str(bin_dir / "python"), "-m", "torchenv.matrix")
-    assert names.stdout.split() == ["cpu", "cuda118", "cuda12", "cuda13"]
+    assert names.stdout.split() == ["cpu", "cuda118", "cuda12", "cuda13", "cuda132"]
     tests = run(
         str(bin_dir / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", *UNIT_TESTS
     )

@@ -40,7 +40,7 @@ def test_the_command_as_the_caller_with_a_tty_only_when_there_is_one():
         "--label", "io.torchenv.managed=true", "--label", "io.torchenv.target=cuda13",
         "--label", "io.torchenv.shell=cuda13",
         "--volume", f"{matrix.ROOT}:/workspace", "--workdir", "/workspace",
-        "torchenv/cuda13:2.11.0-cu130-dev", "bash",
+        "torchenv/cuda13:2.14.1-cu130-dev", "bash",
     ]  # fmt: skip
     piped = shell.shell_command(CLIENT, request(), tty=False, gpus=True)
     assert "--tty" not in piped and "--interactive" in piped and "--gpus=all" in piped
@@ -66,7 +66,7 @@ def test_an_image_that_is_not_built_is_one_line_with_the_build_command():
     with pytest.raises(UserError) as exc:
         shell.plan(request(), CLIENT, engine(image=False), tty=False)
     assert str(exc.value) == (
-        "image torchenv/cuda13:2.11.0-cu130-dev is not built: run "
+        "image torchenv/cuda13:2.14.1-cu130-dev is not built: run "
         "`invoke build --target cuda13 --flavor dev` first (or pass --flavor runtime)"
     )
 

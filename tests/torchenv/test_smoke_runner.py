@@ -16,7 +16,7 @@ def test_suite_gets_the_targets_expectations():
     args = smokes.smoke_args(req(require_gpu=True, reports=Path("r")))
     assert args[:3] == ["python", "-m", "torchsmoke"]
     joined = " ".join(args)
-    assert "--expect-variant cu130 --expect-torch 2.11.0" in joined
+    assert "--expect-variant cu130 --expect-torch 2.14.1" in joined
     assert "--expect-python 3.11" in joined and "--require-gpu" in joined
     assert "--json /tmp/torchsmoke-report/smoke.json" in joined
 
@@ -80,6 +80,6 @@ def test_timeout_defaults_to_the_targets_and_is_checked():
 def test_the_timeout_line_names_where_the_suite_was(partial, saved, where):
     line = smokes._timeout_line(req(timeout_s=30.0), partial, saved)
     assert line == (
-        f"smoke suite in torchenv/cuda13:2.11.0-cu130 timed out after 30 s {where}; "
+        f"smoke suite in torchenv/cuda13:2.14.1-cu130 timed out after 30 s {where}; "
         "raise --timeout if it only needs longer"
     )

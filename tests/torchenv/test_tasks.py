@@ -54,7 +54,7 @@ def test_unknown_target_lists_the_valid_ones(task):
     )
 
 
-@pytest.mark.parametrize("target", ["cpu", "cuda118", "cuda12", "cuda13"])
+@pytest.mark.parametrize("target", ["cpu", "cuda118", "cuda12", "cuda13", "cuda132"])
 def test_build_dry_run_for_every_target(target):
     done = invoke("build", "--target", target, "--dry-run")
     assert done.returncode == 0, done.stderr

@@ -291,6 +291,6 @@ def test_the_target_of_an_image_comes_from_its_label():
     bare = FakeRunner({("docker", "image", "inspect"): reply('{"User": "", "Labels": null}')})
     with pytest.raises(
         UserError,
-        match=r"^x:1 has no io.torchenv.target label: say which lock .* with --target \(cpu, cuda118, cuda12, cuda13\)$",
+        match=r"^x:1 has no io.torchenv.target label: say which lock .* with --target \(cpu, cuda118, cuda12, cuda13, cuda132\)$",
     ):
         verify.target_of("x:1", bare, client="docker")
