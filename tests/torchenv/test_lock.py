@@ -149,7 +149,12 @@ def test_committed_cuda13_lock_is_complete_hashed_and_names_no_host():
     parsed = lockfile.parse_pip_lock(text, target.pip_lock, "cuda13")
     pkgs = parsed.packages
     family = {n: pkgs[n].version for n in ("torch", "torchvision", "torchaudio", "torchcodec")}
-    assert family == {"torch": "2.14.1", "torchvision": "0.29.2", "torchaudio": "2.11.0", "torchcodec": "0.17.0"}
+    assert family == {
+        "torch": "2.14.1",
+        "torchvision": "0.29.2",
+        "torchaudio": "2.11.0",
+        "torchcodec": "0.17.0",
+    }
     assert any(n.startswith("nvidia-cudnn") for n in pkgs) and "triton" in pkgs
     assert len(pkgs) >= 30
     assert all(len(p.hashes) == 1 for p in pkgs.values())  # the one wheel used, no other files
