@@ -19,7 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from torchbuild import versions
-from torchenv import engine, hints, matrix
+from torchenv import engine, gpufit, hints, matrix
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 from torchenv.proxy import PROXY_VARS
@@ -451,8 +451,19 @@ def run_checks(
         # Suggest any CUDA target of the matrix that an old driver still runs.
         known = {t.name: t for t in (*matrix.load().values(), *cuda_targets) if t.is_cuda}
         rows += _driver_rows(cuda_targets, gpu, require_gpu, list(known.values()))
+        rows += _fit_rows(cuda_targets, gpufit.probe(runner), list(known.values()))
     rows += [_shm_row(read_file), _proxy_row(environ), _ca_row(runner, environ, read_file)]
     return rows
+
+
+def _fit_rows(
+    cuda_targets: Sequence[Target], gpus: Sequence[gpufit.HostGpu], known: Sequence[Target]
+) -> list[Row]:
+    """A row per CUDA target: whether its torch has kernels for every GPU of this host."""
+    if not gpus:
+        return []  # the driver rows already say there is no GPU
+    fits = [gpufit.fit(t, gpus, known) for t in cuda_targets]
+    return [Row(f"GPU fit of {f.target}", f.status, f.detail, f.fix) for f in fits]
 
 
 def render(rows: Sequence[Row]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from torchbuild import archs
 from torchenv.errors import UserError
@@ -61,7 +62,7 @@ def probe(runner: Runner) -> list[HostGpu]:
 @dataclass(frozen=True)
 class Fit:
     target: str
-    status: str  # ok, fail, skip (nothing to compare)
+    status: Literal["ok", "fail", "skip"]  # skip: nothing to compare
     detail: str
     fix: str = ""
 

@@ -329,3 +329,25 @@ def test_build_cache_size_and_how_to_prune_it():
         "skip",
         "docker system df gave no build cache size (unknown flag: --format)",
     )
+
+
+def test_gpu_fit_row_per_cuda_target_names_the_gpu_it_cannot_run_and_the_target_that_can():
+    runner = healthy()
+    fit_query = tuple(doctor.gpufit.QUERY)
+    runner.answers = {**runner.answers, fit_query: reply("0, Tesla V100-SXM2-16GB, 7.0\n")}
+    by_name, _ = check(runner)
+    row = by_name["GPU fit of cuda13"]
+    assert row.status == "fail" and "GPU 0 Tesla V100-SXM2-16GB is sm_70" in row.detail
+    measured = [t.name for t in CUDA if t.cuda_archs]
+    assert "cuda13" in measured and row.fix.startswith(("use ", "no target"))
+    unmeasured = [t.name for t in CUDA if not t.cuda_archs]
+    for name in unmeasured:
+        assert by_name[f"GPU fit of {name}"].status == "skip"
+
+
+def test_gpu_fit_ok_on_a_gpu_the_kernels_cover():
+    runner = healthy()
+    runner.answers = {**runner.answers, tuple(doctor.gpufit.QUERY): reply("0, NVIDIA H100, 9.0\n")}
+    by_name, _ = check(runner)
+    assert by_name["GPU fit of cuda13"].status == "ok"
+    assert "sm_90" in by_name["GPU fit of cuda13"].detail
