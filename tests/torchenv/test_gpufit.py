@@ -82,3 +82,22 @@ def test_refuse_raises_one_line_before_a_container_starts():
     with pytest.raises(UserError, match="GPU 0 Tesla V100-SXM2-16GB is sm_70"):
         gpufit.refuse(target("cuda13", NEW), None, runner)
     gpufit.refuse(target("cuda118", ["sm_70"], "11.8"), None, runner)  # fits: no error
+
+
+REAL_GPUS = {
+    "Tesla V100": "7.0", "Tesla T4": "7.5", "A100": "8.0", "L4": "8.9", "L40": "8.9",
+    "H100": "9.0", "B200": "10.0", "GeForce RTX 5090": "12.0",
+}  # fmt: skip
+
+
+def test_real_gpus_against_each_targets_recorded_list():
+    """CUDA's rules on real GPUs against the lists measured in the images (targets.toml)."""
+    recorded = {t.name: t for t in matrix.load().values() if t.cuda_archs}
+    assert {"cuda13", "cuda132"} <= set(recorded)
+    for name, t in recorded.items():
+        fitting = {
+            gpu for gpu, cc in REAL_GPUS.items()
+            if gpufit.fit(t, [gpufit.HostGpu("0", gpu, cc)], []).status == "ok"
+        }  # fmt: skip
+        # sm_75 sm_80 sm_86 sm_90 sm_100 sm_120: everything from Turing on, no Volta
+        assert fitting == set(REAL_GPUS) - {"Tesla V100"}, name

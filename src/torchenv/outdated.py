@@ -1,0 +1,103 @@
+"""`invoke matrix --outdated`: newer torch releases on each target's index that the pin rules accept.
+
+For each target, pip (`pip index versions`, with the user's pip configuration kept out as in a
+lock) lists torch, torchvision and torchaudio on the target's index (pip's default index when
+the target has none), for the image's Python and platform. A newer torch is offered with the
+newest torchvision (and torchaudio, and TorchCodec where the target has it) that `pins.problems`
+accepts beside it; releases the rules refuse are left out, so what is listed can be pinned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from torchbuild import versions
+from torchenv import pins
+from torchenv.errors import UserError
+from torchenv.lockfile import PIP_PLATFORM
+from torchenv.matrix import Target
+from torchenv.resolve import clean_pip_env
+from torchenv.runner import Runner, subprocess_runner
+
+TIMEOUT = 120.0
+_AVAILABLE = re.compile(r"^Available versions:\s*(.+)$", re.M)
+_RELEASE = re.compile(r"^[0-9]+(?:\.[0-9]+)*$")  # final releases only: no rc, no dev
+
+
+def versions_command(package: str, t: Target) -> list[str]:
+    argv = [
+        sys.executable, "-m", "pip", "index", "versions", package, "--only-binary=:all:",
+        "--python-version", t.python, "--platform", PIP_PLATFORM,
+    ]  # fmt: skip
+    return argv + (["--index-url", t.index_url] if t.index_url else [])
+
+
+def parse_versions(text: str) -> list[str]:
+    """The final releases `pip index versions` lists, newest first."""
+    found = _AVAILABLE.search(text)
+    listed = [v.strip() for v in found.group(1).split(",")] if found else []
+    return sorted((v for v in listed if _RELEASE.match(v)), key=versions.parse, reverse=True)
+
+
+@dataclass(frozen=True)
+class Offer:
+    target: str
+    pins: dict[str, str]  # the new pins, torch first
+
+
+def offers(t: Target, available: Callable[[str], list[str]]) -> list[Offer]:
+    """Every newer torch with the newest companions the rules accept, newest first."""
+    family = ["torchvision", "torchaudio", *(["torchcodec"] if t.torchcodec else [])]
+    companions = {name: available(name) for name in family}
+    out = []
+    for torch in available("torch"):
+        if versions.parse(torch) <= versions.parse(t.torch):
+            break
+        chosen = {"torch": torch}
+        for name in family:
+            for version in companions[name]:
+                trial = dataclasses.replace(t, **{**chosen, name: version})
+                if not _problems_about(trial, name):
+                    chosen[name] = version
+                    break
+        if not pins.problems(dataclasses.replace(t, **chosen)):
+            out.append(Offer(t.name, chosen))
+    return out
+
+
+def _problems_about(t: Target, name: str) -> list[str]:
+    return [p for p in pins.problems(t) if p.startswith(name) or f" {name} " in p]
+
+
+def check(targets: Sequence[Target], runner: Runner = subprocess_runner) -> list[str]:
+    """One line per target: its newer accepted pins, or that it is current."""
+    prefix, env = clean_pip_env()
+    lines = []
+    for t in targets:
+        cache: dict[str, list[str]] = {}
+
+        def available(package: str, t: Target = t, cache: dict[str, list[str]] = cache) -> list[str]:
+            if package not in cache:
+                done = runner([*prefix, *versions_command(package, t)], timeout=TIMEOUT, env=env)
+                if not done.ok and "No matching distribution" not in done.stderr:
+                    where = t.index_url or "pip's default index"
+                    raise UserError(
+                        f"cannot list {package} on {where} for target {t.name}: "
+                        f"{done.first_error_line()}; `invoke matrix --outdated` needs the index"
+                    )
+                cache[package] = parse_versions(done.stdout)
+            return cache[package]
+
+        found = offers(t, available)
+        if not found:
+            lines.append(f"{t.name}: current (torch {t.torch} is the newest its rules accept)")
+            continue
+        best = found[0].pins
+        spelled = ", ".join(f"{k} {v}" for k, v in best.items())
+        more = f" (also: torch {', '.join(o.pins['torch'] for o in found[1:])})" if found[1:] else ""
+        lines.append(f"{t.name}: torch {t.torch} -> {spelled}{more}")
+    return lines
