@@ -162,3 +162,24 @@ def test_torchvisions_deprecation_becomes_a_short_note():
         "torchvision 0.29 and will be removed in a future release. They are superseded by the "
         "decoders of TorchCodec (from torchcodec 0.16)"
     )
+
+
+def test_a_format_a_route_cannot_decode_says_what_to_install(
+    with_torchvision, real_env, monkeypatch, context
+):
+    import torchvision.io as tv_io
+
+    real = image_io._tv_decoder(tv_io)
+
+    def no_webp(path: Path) -> torch.Tensor:
+        if path.suffix == ".webp":
+            raise RuntimeError("Not compiled with WebP support")
+        return real(path)
+
+    monkeypatch.setattr(image_io, "_tv_decoder", lambda module: no_webp)
+    result = run_check(image_io.image_io, context(real_env, device="cpu", quick=True))
+    assert (result.status, result.reason) == (
+        "fail",
+        "torchvision.io cannot decode WEBP (RuntimeError: Not compiled with WebP support): "
+        + image_io.ROUTE_HINT["torchvision"],
+    )
