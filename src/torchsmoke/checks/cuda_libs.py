@@ -90,6 +90,7 @@ def load_all(paths: Iterable[Path], load: Loader = ctypes.CDLL) -> dict[Path, st
 
 
 CHILD_TIMEOUT_S = 120.0
+_MARK = "torchsmoke-cuda-libs: "
 
 
 def _child_main() -> None:
@@ -99,7 +100,7 @@ def _child_main() -> None:
 
     importlib.import_module("torch")
     paths = [Path(p) for p in json.load(sys.stdin)]
-    print(json.dumps({str(p): e for p, e in load_all(paths).items()}), flush=True)
+    print(_MARK + json.dumps({str(p): e for p, e in load_all(paths).items()}), flush=True)
 
 
 def load_in_child(paths: list[Path], timeout_s: float = CHILD_TIMEOUT_S) -> dict[Path, str | None]:
@@ -129,7 +130,11 @@ def load_in_child(paths: list[Path], timeout_s: float = CHILD_TIMEOUT_S) -> dict
         )
         last = done.stderr.strip().splitlines()[-1:] or [""]
         raise CheckFailed(f"loading the CUDA libraries in a fresh interpreter {how}: {last[0]}")
-    return {Path(p): e for p, e in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+    # the libraries may print too (at load or at exit): the answer is the marked line
+    answer = next((ln for ln in done.stdout.splitlines()[::-1] if ln.startswith(_MARK)), None)
+    if answer is None:
+        raise CheckFailed("loading the CUDA libraries in a fresh interpreter gave no answer")
+    return {Path(p): e for p, e in json.loads(answer[len(_MARK) :]).items()}
 
 
 def optional_reason(name: str, error: str, have_driver: bool) -> str | None:

@@ -186,3 +186,18 @@ def test_a_crash_while_loading_fails_the_check_not_the_suite(monkeypatch):
     assert caught.value.outcome.reason.startswith(
         "loading the CUDA libraries in a fresh interpreter crashed (SIGABRT)"
     )
+
+
+def test_what_the_libraries_print_does_not_hide_the_answer(monkeypatch):
+    real_run = libs.subprocess.run
+    answer = libs._MARK + '{"/x.so": null}'
+    code = f"print('[NVBLAS] config'); print({answer!r}); print('bye')"
+    monkeypatch.setattr(
+        libs.subprocess, "run", lambda args, **kw: real_run([args[0], "-c", code], **kw)
+    )
+    assert libs.load_in_child([Path("/x.so")]) == {Path("/x.so"): None}
+    monkeypatch.setattr(
+        libs.subprocess, "run", lambda args, **kw: real_run([args[0], "-c", "pass"], **kw)
+    )
+    with pytest.raises(libs.CheckFailed, match="gave no answer"):
+        libs.load_in_child([Path("/x.so")])
