@@ -7,4 +7,6 @@ images carry it next to the smoke suite, and the host kit (`torchenv`) imports i
 - `manifest`: every installed file of an environment with its sha256;
 - `buildinfo`: /opt/torchenv/build-info.json, what the build did (installer, lock mode);
 - `versions`: the one version parser, and the minimum NVIDIA driver of each CUDA toolkit.
+- `archs`: which of a torch build's GPU kernels (`sm_XY`, PTX `compute_XY`) run on a GPU of a
+  given compute capability, by CUDA's rules; the `cuda` smoke check and the doctor share it.
 """

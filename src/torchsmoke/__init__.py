@@ -1,11 +1,12 @@
 """torchsmoke: the in-image smoke suite. `python -m torchsmoke` proves an environment trains.
 
 It runs inside every torchenv image and on any Python with torch, and imports only the standard
-library and torch (torchvision, torchaudio and tensorboard lazily: they may be missing).
+library and torch (torchvision, torchaudio, PIL, TorchCodec and tensorboard lazily: they may be
+missing), and torchbuild, the standard-library helpers the images carry beside it.
 
 Checks (in order; `--list` shows them, `--only a,b` / `--skip a,b` select):
-env, expect, mlp, cnn, vision, audio, autograd, checkpoint, determinism, dataloader, ddp, amp,
-cuda, compile, quantize, export, tensorboard. Each ends pass, fail or skip, with a reason for every
+env, expect, mlp, cnn, vision, image_io, audio, audio_io, autograd, checkpoint, determinism,
+dataloader, ddp, amp, cuda, cuda_libs, compile, quantize, export, tensorboard. Each ends pass, fail or skip, with a reason for every
 skip and failure (and a note on some passes), and its duration; one failing or raising check never
 stops the others.
 
@@ -41,7 +42,8 @@ JSON report (`--json PATH`), schema "torchsmoke/report/v1"::
         "cpu_count": int|null, "memory_bytes": int|null, "memory_limit_bytes": int|null,
         "torch": {"version": "2.7.1+cu118", "variant": "cu118", "cuda": "11.8"|null,
                   "cudnn": int|null, "nccl": str|null, "hip": str|null,
-                  "cuda_available": bool, "num_threads": int},
+                  "cuda_available": bool, "num_threads": int,
+                  "arch_list": ["sm_75", ...]|null},     # kernel archs (no GPU needed)
         "torchvision": {"version", "build", "variant"}|null,   # null: not installed;
         "torchaudio": {"version", "build", "variant"}|null,    # build: "0.26.0+cu130"
         "gpus": [{"index", "name", "capability": "9.0", "memory_bytes"}],

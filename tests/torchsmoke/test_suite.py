@@ -55,7 +55,14 @@ def test_every_check_passes_or_skips_for_the_expected_reason(full_run: FullRun):
     }
     for name in ("torchvision", "torchaudio"):
         if importlib.util.find_spec(name) is None:
-            expected_skips[name.removeprefix("torch")] = f"{name} is not installed"
+            short = name.removeprefix("torch")
+            for check in (short, {"vision": "image_io", "audio": "audio_io"}[short]):
+                expected_skips[check] = f"{name} is not installed"
+    if not torch.version.cuda:
+        expected_skips["cuda_libs"] = (
+            f"torch {torch.__version__} is not a CUDA build (torch.version.cuda is None): "
+            "no CUDA libraries to load"
+        )
     if not HAS_GPU:
         expected_skips["cuda"] = statuses["cuda"][1]
         assert statuses["cuda"][1].startswith("no GPU")

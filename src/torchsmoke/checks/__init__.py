@@ -34,6 +34,7 @@ ALL: tuple[Entry, ...] = tuple(
         ("vision", "vision_audio", "torchvision ops (nms, roi_align), transforms v2, a resnet18 forward pass"),
         ("image_io", "image_io", "JPEG, PNG, WebP files made here decode through torchvision.io and PIL (nvJPEG on a GPU)"),
         ("audio", "vision_audio", "torchaudio MelSpectrogram, Resample and lfilter"),
+        ("audio_io", "audio_io", "a sine saved and loaded as WAV and FLAC (torchaudio.save/load; TorchCodec for 2.9+)"),
         ("autograd", "autograd", "torch.autograd.gradcheck on a small double-precision function"),
         ("checkpoint", "checkpoint", "state_dict saved, loaded (weights_only=True) there and on the CPU"),
         ("determinism", "training", "two seeded trainings give bit-identical losses (CPU, and CUDA)"),

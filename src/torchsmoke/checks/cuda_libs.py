@@ -13,7 +13,10 @@ nvidia-nccl wheel's with torch's NCCL.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import re
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -84,6 +87,54 @@ def load_all(paths: Iterable[Path], load: Loader = ctypes.CDLL) -> dict[Path, st
             break
         pending = still
     return errors
+
+
+CHILD_TIMEOUT_S = 120.0
+_MARK = "torchsmoke-cuda-libs: "
+
+
+def _child_main() -> None:
+    """In the child: torch first (it loads its CUDA libraries, as any torch program does), then
+    each library of the JSON list on stdin; the errors as JSON on stdout."""
+    import json
+
+    importlib.import_module("torch")
+    paths = [Path(p) for p in json.load(sys.stdin)]
+    print(_MARK + json.dumps({str(p): e for p, e in load_all(paths).items()}), flush=True)
+
+
+def load_in_child(paths: list[Path], timeout_s: float = CHILD_TIMEOUT_S) -> dict[Path, str | None]:
+    """`load_all` in a fresh interpreter: the suite's process keeps only what torch loads, and a
+    library whose initialiser crashes fails this check instead of the suite."""
+    import json
+
+    root = Path(__file__).resolve().parents[2]  # the folder torchsmoke is in
+    code = (
+        f"import sys; sys.path.insert(0, {str(root)!r}); "
+        "from torchsmoke.checks.cuda_libs import _child_main; _child_main()"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], input=json.dumps([str(p) for p in paths]),
+            capture_output=True, text=True, timeout=timeout_s, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise CheckFailed(
+            f"loading the CUDA libraries did not finish in {timeout_s:.0f} s"
+        ) from None
+    if done.returncode != 0:
+        how = (
+            f"crashed ({signal.Signals(-done.returncode).name})"
+            if done.returncode < 0 and -done.returncode in signal.valid_signals()
+            else f"exited {done.returncode}"
+        )
+        last = done.stderr.strip().splitlines()[-1:] or [""]
+        raise CheckFailed(f"loading the CUDA libraries in a fresh interpreter {how}: {last[0]}")
+    # the libraries may print too (at load or at exit): the answer is the marked line
+    answer = next((ln for ln in done.stdout.splitlines()[::-1] if ln.startswith(_MARK)), None)
+    if answer is None:
+        raise CheckFailed("loading the CUDA libraries in a fresh interpreter gave no answer")
+    return {Path(p): e for p, e in json.loads(answer[len(_MARK) :]).items()}
 
 
 def optional_reason(name: str, error: str, have_driver: bool) -> str | None:
@@ -223,7 +274,7 @@ def cuda_libs(ctx: Context) -> Outcome:  # noqa: ARG001  # the same on every dev
         )
     start = time.perf_counter()
     libraries = find_libraries(site_dirs(), torch_lib())
-    errors = load_all(libraries)
+    errors = load_in_child(libraries)
     have_driver = _driver_loads()
     optional: dict[str, str] = {}
     failed: dict[str, str] = {}

@@ -44,6 +44,12 @@ NVJPEG_MIN_PSNR_DB = 35.0  # nvJPEG against libjpeg-turbo on the same file: a fe
 QUALITY = 95
 PIL_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
 ROUTE_LABEL = {"torchvision": "torchvision.io", "pil": "PIL"}
+# What to install when a route cannot decode a format at all.
+ROUTE_HINT = {
+    "torchvision": "install torchvision's wheel from PyPI or the PyTorch index (its image "
+    "extension bundles libjpeg-turbo, libpng and libwebp)",
+    "pil": "install pillow's wheel from PyPI (it bundles libjpeg-turbo, libpng and libwebp)",
+}
 SUFFIX = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
 PIL_MISSING = (
     "PIL is missing: add pillow to the target's packages (torchvision's transforms and "
@@ -153,14 +159,16 @@ def _import_pil() -> tuple[ModuleType | None, ModuleType | None]:
 
 
 @contextlib.contextmanager
-def _problem(problems: list[str], what: str) -> Iterator[None]:
-    """Any error becomes one line of `problems`, starting with `what`."""
+def _problem(problems: list[str], what: str, hint: str | None = None) -> Iterator[None]:
+    """Any error becomes one line of `problems`: `what`, the error, and `hint` when given."""
     try:
         yield
     except (CheckFailed, CheckSkipped):
         raise
     except Exception as exc:
-        problems.append(f"{what}: {error_summary(exc)}")
+        problems.append(
+            f"{what} ({error_summary(exc)}): {hint}" if hint else f"{what}: {error_summary(exc)}"
+        )
 
 
 def make_files(
@@ -222,7 +230,8 @@ def image_io(ctx: Context) -> Outcome:
                 routes["pil"] = _pil_decoder(pil)
             for route, decode in routes.items():
                 label = ROUTE_LABEL[route]
-                with _problem(problems, f"{label} cannot decode {fmt.upper()}"):
+                what = f"{label} cannot decode {fmt.upper()}"
+                with _problem(problems, what, ROUTE_HINT[route]):
                     ms, decoded = ms_per_call(functools.partial(decode, path), repeats)
                     problem, psnr = compare(fmt, decoded, source)
                     row[route] = {"ms": ms, "psnr_db": _rounded(psnr)}

@@ -124,3 +124,62 @@ def test_a_cuda_error_becomes_a_failure_with_cudas_message():
     not_cudas = pytest.raises(RuntimeError, match="shape mismatch")  # left as it is
     with not_cudas, cuda_check.cuda_errors("the GPU checks"):
         raise RuntimeError("shape mismatch")
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch, real_env, context):
+    """`fake_gpu(name, capability, flags)`: a context that sees one such GPU (no kernel runs)."""
+    from types import SimpleNamespace
+
+    def make(name: str, capability: tuple[int, int], flags: str | None, **options):
+        props = SimpleNamespace(
+            name=name, major=capability[0], minor=capability[1], total_memory=16 * 2**30,
+            multi_processor_count=80,
+        )  # fmt: skip
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+        monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: props)
+        monkeypatch.setattr(cuda_check, "arch_flags", lambda: flags)
+        ctx = context(real_env, **options)
+        ctx.has_cuda = True  # replaces the cached property's value
+        return ctx
+
+    return make
+
+
+def test_a_gpu_without_kernels_fails_before_any_kernel_runs(fake_gpu, monkeypatch):
+    def no_kernels(ctx, details):
+        raise AssertionError("the GPU work ran on a GPU the build cannot run")
+
+    monkeypatch.setattr(cuda_check, "_gpu_work", no_kernels)
+    ctx = fake_gpu("Tesla V100-SXM2-16GB", (7, 0), "sm_75 sm_80 sm_86 sm_90 sm_100 sm_120")
+    result = run_check(cuda, ctx)
+    assert result.status == "fail"
+    assert result.reason.startswith(
+        "GPU 0 Tesla V100-SXM2-16GB is sm_70; this torch has kernels for sm_75 sm_80"
+    )
+    assert result.details["arch_list"][0] == "sm_75"
+    assert result.details["devices"][0]["capability"] == "7.0"
+
+
+def test_a_cuda_error_in_the_gpu_work_is_a_failure_with_cudas_message(fake_gpu, monkeypatch):
+    def illegal_access(ctx, details):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(cuda_check, "_gpu_work", illegal_access)
+    result = run_check(cuda, fake_gpu("NVIDIA H100 80GB HBM3", (9, 0), "sm_80 sm_90"))
+    assert result.status == "fail"
+    assert "CUDA error: an illegal memory access was encountered" in result.reason
+
+
+def test_the_device_assert_probe_decides_after_the_gpu_work(fake_gpu, monkeypatch):
+    monkeypatch.setattr(cuda_check, "_gpu_work", lambda ctx, details: None)
+    hung = cuda_check.AssertProbe(False, "a device-side assert hung the process (no answer in 1 s)")
+    monkeypatch.setattr(cuda_check, "device_assert_probe", lambda device: hung)
+    result = run_check(cuda, fake_gpu("NVIDIA L4", (8, 9), "sm_80 sm_90"))
+    assert (result.status, result.reason) == ("fail", hung.message)
+    caught = cuda_check.AssertProbe(True, "AcceleratorError: CUDA error: device-side assert")
+    monkeypatch.setattr(cuda_check, "device_assert_probe", lambda device: caught)
+    result = run_check(cuda, fake_gpu("NVIDIA L4", (8, 9), "sm_80 sm_90"))
+    assert result.status == "pass" and result.details["device_assert"] == caught.message
+    result = run_check(cuda, fake_gpu("NVIDIA L4", (8, 9), "sm_80 sm_90", quick=True))
+    assert result.status == "pass" and result.details["device_assert"] == "not run (--quick)"

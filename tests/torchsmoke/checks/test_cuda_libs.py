@@ -146,7 +146,7 @@ def test_the_check_on_a_doctored_cuda_build(tmp_path: Path, monkeypatch, real_en
     monkeypatch.setattr(torch.version, "cuda", "13.0")
     monkeypatch.setattr(libs, "site_dirs", lambda: [site])
     monkeypatch.setattr(libs, "torch_lib", lambda: site / "torch/lib")
-    monkeypatch.setattr(libs, "load_all", lambda paths: {p: errors[p] for p in paths})
+    monkeypatch.setattr(libs, "load_in_child", lambda paths: {p: errors[p] for p in paths})
     monkeypatch.setattr(libs, "_driver_loads", lambda: False)
     monkeypatch.setattr(libs, "cudnn_library_version", lambda paths: None)
     monkeypatch.setattr(libs, "_torch_nccl", lambda: (2, 28, 9))
@@ -164,3 +164,40 @@ def test_the_check_on_a_doctored_cuda_build(tmp_path: Path, monkeypatch, real_en
     errors[bad] = None
     result = run_check(libs.cuda_libs, context(real_env))
     assert (result.status, result.details["loaded"]) == ("pass", 2)
+
+
+def test_the_libraries_load_in_a_fresh_interpreter(tmp_path: Path):
+    libm = next(Path(d) / "libm.so.6" for d in ("/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64")
+                if (Path(d) / "libm.so.6").exists())  # fmt: skip
+    broken = touch(tmp_path / "libbroken.so.1")
+    errors = libs.load_in_child([libm, broken])
+    assert errors[libm] is None
+    assert "libbroken.so.1" in errors[broken]  # the loader's message ("file too short", ...)
+
+
+def test_a_crash_while_loading_fails_the_check_not_the_suite(monkeypatch):
+    code = "import os; os.abort()"  # the child dies as a crashing library initialiser would
+    real_run = libs.subprocess.run
+    monkeypatch.setattr(
+        libs.subprocess, "run", lambda args, **kw: real_run([args[0], "-c", code], **kw)
+    )
+    with pytest.raises(libs.CheckFailed) as caught:
+        libs.load_in_child([Path("/x.so")])
+    assert caught.value.outcome.reason.startswith(
+        "loading the CUDA libraries in a fresh interpreter crashed (SIGABRT)"
+    )
+
+
+def test_what_the_libraries_print_does_not_hide_the_answer(monkeypatch):
+    real_run = libs.subprocess.run
+    answer = libs._MARK + '{"/x.so": null}'
+    code = f"print('[NVBLAS] config'); print({answer!r}); print('bye')"
+    monkeypatch.setattr(
+        libs.subprocess, "run", lambda args, **kw: real_run([args[0], "-c", code], **kw)
+    )
+    assert libs.load_in_child([Path("/x.so")]) == {Path("/x.so"): None}
+    monkeypatch.setattr(
+        libs.subprocess, "run", lambda args, **kw: real_run([args[0], "-c", "pass"], **kw)
+    )
+    with pytest.raises(libs.CheckFailed, match="gave no answer"):
+        libs.load_in_child([Path("/x.so")])

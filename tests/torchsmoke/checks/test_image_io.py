@@ -162,3 +162,54 @@ def test_torchvisions_deprecation_becomes_a_short_note():
         "torchvision 0.29 and will be removed in a future release. They are superseded by the "
         "decoders of TorchCodec (from torchcodec 0.16)"
     )
+
+
+def test_a_format_a_route_cannot_decode_says_what_to_install(
+    with_torchvision, real_env, monkeypatch, context
+):
+    import torchvision.io as tv_io
+
+    real = image_io._tv_decoder(tv_io)
+
+    def no_webp(path: Path) -> torch.Tensor:
+        if path.suffix == ".webp":
+            raise RuntimeError("Not compiled with WebP support")
+        return real(path)
+
+    monkeypatch.setattr(image_io, "_tv_decoder", lambda module: no_webp)
+    result = run_check(image_io.image_io, context(real_env, device="cpu", quick=True))
+    assert (result.status, result.reason) == (
+        "fail",
+        "torchvision.io cannot decode WEBP (RuntimeError: Not compiled with WebP support): "
+        + image_io.ROUTE_HINT["torchvision"],
+    )
+
+
+def test_nvjpeg_is_compared_with_the_cpu_decode(monkeypatch, real_env, context, tmp_path: Path):
+    """The GPU path through a stand-in torchvision.io (no GPU here)."""
+    source = image_io.source_image(16, 24)
+    shift = {"by": 0}
+
+    def decode_jpeg(data, mode=None, device="cpu"):
+        return source if device == "cpu" else (source.int() + shift["by"]).clamp(0, 255).byte()
+
+    tv_io = SimpleNamespace(
+        read_file=lambda path: b"jpeg", decode_jpeg=decode_jpeg,
+        ImageReadMode=SimpleNamespace(RGB="RGB"),
+    )  # fmt: skip
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    ctx = context(real_env)
+    ctx.has_cuda = True
+    problems: list[str] = []
+    result = image_io._nvjpeg(ctx, tv_io, tmp_path / "a.jpg", 2, problems)
+    assert (problems, result["psnr_db_vs_cpu"], result["max_difference"]) == ([], "exact", 0)
+    shift["by"] = 40
+    result = image_io._nvjpeg(ctx, tv_io, tmp_path / "a.jpg", 2, problems)
+    assert result["max_difference"] == 40
+    assert problems == [
+        f"nvJPEG's decode differs from the CPU decode ({result['psnr_db_vs_cpu']} dB, shape "
+        "(3, 16, 24) against (3, 16, 24))"
+    ]
+    ctx = context(real_env)
+    ctx.has_cuda = False
+    assert image_io._nvjpeg(ctx, tv_io, tmp_path / "a.jpg", 2, []) == "not run: no GPU"
