@@ -8,8 +8,8 @@ from torchenv import generate as generation
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.runner import subprocess_runner
-from torchenv.taskopts import Given
-from torchenv.tasks import command, ns
+from torchenv.taskopts import Given, command
+from torchenv.tasks import ns
 
 
 def _run_all(commands: list[list[str]], check: bool = False) -> None:

@@ -31,7 +31,8 @@ _RELEASE = re.compile(r"^[0-9]+(?:\.[0-9]+)*$")  # final releases only: no rc, n
 def versions_command(package: str, t: Target) -> list[str]:
     argv = [
         sys.executable, "-m", "pip", "index", "versions", package, "--only-binary=:all:",
-        "--python-version", t.python, "--platform", PIP_PLATFORM,
+        "--python-version", t.python, "--platform", PIP_PLATFORM, "--retries", "1",
+        "--timeout", "20", "--disable-pip-version-check",
     ]  # fmt: skip
     return argv + (["--index-url", t.index_url] if t.index_url else [])
 
@@ -51,22 +52,36 @@ class Offer:
 
 def offers(t: Target, available: Callable[[str], list[str]]) -> list[Offer]:
     """Every newer torch with the newest companions the rules accept, newest first."""
+    newer = [v for v in available("torch") if versions.parse(v) > versions.parse(t.torch)]
     family = ["torchvision", "torchaudio", *(["torchcodec"] if t.torchcodec else [])]
-    companions = {name: available(name) for name in family}
+    companions = {name: available(name) for name in family} if newer else {}
     out = []
-    for torch in available("torch"):
-        if versions.parse(torch) <= versions.parse(t.torch):
-            break
+    for torch in newer:
         chosen = {"torch": torch}
         for name in family:
             for version in companions[name]:
-                trial = dataclasses.replace(t, **{**chosen, name: version})
+                trial = _with(t, {**chosen, name: version})
                 if not _problems_about(trial, name):
                     chosen[name] = version
                     break
-        if not pins.problems(dataclasses.replace(t, **chosen)):
+        if not pins.problems(_with(t, chosen)):
             out.append(Offer(t.name, chosen))
     return out
+
+
+def _why(stderr: str) -> str:
+    """The line of pip's output that says why it listed nothing (a connection error, an ERROR)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for marker in ("Failed to establish", "Could not fetch", "ERROR", "connection"):
+        for line in lines:
+            if marker in line:
+                found = re.search(r"(Failed to establish[^']*|ERROR: .*|Could not fetch.*)", line)
+                return found.group(1).rstrip(" ')\"") if found else line[:200]
+    return "it listed no release"
+
+
+def _with(t: Target, new_pins: dict[str, str]) -> Target:
+    return dataclasses.replace(t, **new_pins)  # type: ignore[arg-type]
 
 
 def _problems_about(t: Target, name: str) -> list[str]:
@@ -80,16 +95,18 @@ def check(targets: Sequence[Target], runner: Runner = subprocess_runner) -> list
     for t in targets:
         cache: dict[str, list[str]] = {}
 
-        def available(package: str, t: Target = t, cache: dict[str, list[str]] = cache) -> list[str]:
+        def available(
+            package: str, t: Target = t, cache: dict[str, list[str]] = cache
+        ) -> list[str]:
             if package not in cache:
                 done = runner([*prefix, *versions_command(package, t)], timeout=TIMEOUT, env=env)
-                if not done.ok and "No matching distribution" not in done.stderr:
+                cache[package] = parse_versions(done.stdout) if done.ok else []
+                if not cache[package]:
                     where = t.index_url or "pip's default index"
                     raise UserError(
                         f"cannot list {package} on {where} for target {t.name}: "
-                        f"{done.first_error_line()}; `invoke matrix --outdated` needs the index"
+                        f"{_why(done.stderr)}; `invoke matrix --outdated` needs the index"
                     )
-                cache[package] = parse_versions(done.stdout)
             return cache[package]
 
         found = offers(t, available)
@@ -98,6 +115,8 @@ def check(targets: Sequence[Target], runner: Runner = subprocess_runner) -> list
             continue
         best = found[0].pins
         spelled = ", ".join(f"{k} {v}" for k, v in best.items())
-        more = f" (also: torch {', '.join(o.pins['torch'] for o in found[1:])})" if found[1:] else ""
+        more = (
+            f" (also: torch {', '.join(o.pins['torch'] for o in found[1:])})" if found[1:] else ""
+        )
         lines.append(f"{t.name}: torch {t.torch} -> {spelled}{more}")
     return lines

@@ -1,4 +1,4 @@
-"""The tasks' options, each declared once: name, type, help, default and whether it is configurable.
+"""The tasks' options, each declared once (name, type, help, default, configurable), and `command`.
 
 A task is declared with `command(name, options)`: its invoke signature (the flags, their help) is
 made from the options, and its body gets one `Given` holding every value already typed. An option
@@ -10,13 +10,18 @@ is one of the words in `TRUE`/`FALSE`, anything else is one line).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from invoke.exceptions import Exit
+from invoke.tasks import Task
+
+from torchbuild.envfile import EnvFileError
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS
@@ -173,6 +178,31 @@ def body(
 
 def helps(options: Sequence[Option]) -> dict[str, str]:
     return {opt.name: opt.full_help() for opt in options}
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """A user mistake ends the task with its one-line message, never a traceback."""
+    try:
+        yield
+    except (UserError, EnvFileError) as exc:
+        raise Exit(f"error: {exc}", code=1) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted", code=130) from None
+
+
+def command(
+    name: str, *options: Option, aliases: tuple[str, ...] = ()
+) -> Callable[[Callable[[Any, Given], None]], Task]:  # type: ignore[type-arg]
+    """Declare a task: its flags are `options`; its body runs inside `user_errors`."""
+
+    def declare(run: Callable[[Any, Given], None]) -> Task:  # type: ignore[type-arg]
+        return Task(
+            body(options, run, run.__doc__, user_errors), name=name, aliases=aliases,
+            help=helps(options), auto_shortflags=False,
+        )  # fmt: skip
+
+    return declare
 
 
 def target_names() -> str:

@@ -8,18 +8,14 @@ modules are imported under other names so that no task shadows one.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shlex
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from invoke.collection import Collection
 from invoke.exceptions import Exit
-from invoke.tasks import Task
 
-from torchbuild.envfile import EnvFileError
 from torchenv import build as builds
 from torchenv import engine, gpufit, matrix, table
 from torchenv import generate as generation
@@ -39,36 +35,10 @@ from torchenv.taskopts import (
     UID,
     Given,
     Option,
-    body,
+    command,
     config_defaults,
-    helps,
     target_names,
 )  # fmt: skip
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """A user mistake ends the task with its one-line message, never a traceback."""
-    try:
-        yield
-    except (UserError, EnvFileError) as exc:
-        raise Exit(f"error: {exc}", code=1) from None
-    except KeyboardInterrupt:
-        raise Exit("interrupted", code=130) from None
-
-
-def command(
-    name: str, *options: Option, aliases: tuple[str, ...] = ()
-) -> Callable[[Callable[[Any, Given], None]], Task]:  # type: ignore[type-arg]
-    """Declare a task: its flags are `options`; its body runs inside `user_errors`."""
-
-    def declare(run: Callable[[Any, Given], None]) -> Task:  # type: ignore[type-arg]
-        return Task(
-            body(options, run, run.__doc__, user_errors), name=name, aliases=aliases,
-            help=helps(options), auto_shortflags=False,
-        )  # fmt: skip
-
-    return declare
 
 
 def _target(name: str | None) -> matrix.Target:
@@ -92,12 +62,20 @@ def _dry_engine() -> engine.Engine:
 CONFIGURABLE = BUILD_CONFIGURABLE
 
 
-@command("matrix", Option("format", "text, json or markdown", "text",
-                          choices=("text", "json", "markdown")), aliases=("list",))  # fmt: skip
+@command(
+    "matrix", Option("format", "text, json or markdown", "text", choices=("text", "json", "markdown")),
+    Option("outdated", "list newer torch releases on each target's index that the pin rules "
+           "accept (needs the index)", False, bool),
+    TARGET_ALL, aliases=("list",),
+)  # fmt: skip
 def matrix_(c: Any, o: Given) -> None:
-    """Show the target matrix (pins, CUDA, minimum driver, image)."""
-    targets = matrix.load().values()
-    if o.format == "json":
+    """Show the target matrix (pins, CUDA, minimum driver, image); --outdated for newer pins."""
+    targets = _targets(o.target)
+    if o.outdated:
+        from torchenv import outdated
+
+        print("\n".join(outdated.check(targets)))
+    elif o.format == "json":
         print(json.dumps([t.__dict__ for t in targets], indent=2, default=list))
     else:
         print(table.text(targets) if o.format == "text" else table.markdown(targets))
