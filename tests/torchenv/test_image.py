@@ -62,7 +62,7 @@ def test_smoke_suite_passes_every_non_gpu_check_in_the_container(image, tmp_path
     report = json.loads((tmp_path / "smoke-cuda13.json").read_text())
     statuses = {c["name"]: c for c in report["checks"]}
     assert [n for n, c in statuses.items() if c["status"] == "fail"] == []
-    assert statuses["expect"]["status"] == "pass"  # cu130, torch 2.11.0, python 3.11 as promised
+    assert statuses["expect"]["status"] == "pass"  # cu130, torch 2.14.1, python 3.11 as promised
     assert statuses["cuda"]["status"] == "skip" and statuses["cuda"]["reason"]
     # The runtime flavor has no tensorboard: it says so. It has a compiler: compile passes.
     assert statuses["tensorboard"]["status"] == "skip"
@@ -71,6 +71,15 @@ def test_smoke_suite_passes_every_non_gpu_check_in_the_container(image, tmp_path
         assert statuses[name]["status"] == "pass", statuses[name]
     for name in ("compile", "quantize", "export"):
         assert statuses[name]["status"] == "pass", statuses[name]
+    # Data in (issue 19): files made in the check round-trip through torchvision, PIL and
+    # torchaudio (TorchCodec over the base's FFmpeg); every CUDA library loads without a GPU.
+    for name in ("image_io", "audio_io", "cuda_libs"):
+        assert statuses[name]["status"] == "pass", statuses[name]
+    audio = statuses["audio_io"]["details"]
+    assert "torchcodec" in json.dumps(audio) and "flac" in json.dumps(audio).lower()
+    assert set(statuses["image_io"]["details"]["formats"]) == {"jpeg", "png", "webp"}
+    libs = statuses["cuda_libs"]["details"]
+    assert libs["loaded"] > 30 and "libcufile_rdma.so.1" in libs["optional"]
     assert statuses["quantize"]["details"]["engine"] in ("x86", "fbgemm", "onednn", "qnnpack")
     assert set(statuses["dataloader"]["details"]["samples_per_s"]) == {"0", "2"}
     assert report["env"]["torch"]["variant"] == "cu130"
