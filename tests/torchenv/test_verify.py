@@ -62,12 +62,12 @@ def test_an_image_built_from_its_lock_matches():
 
 
 def test_changing_one_pin_is_caught():
-    """The image has torch 2.11.0; the lock (after changing the pin and locking) has 2.12.0."""
+    """The image has torch 2.14.1; the lock (after changing the pin and locking) has 2.12.0."""
     locked = cuda13_lock()
     packages = {**locked.packages, "torch": LockedPackage("torch", "2.12.0", (SHA,))}
     data, label = as_file(installed_as_locked())
     assert verify.verify_manifest(data, label, lockfile.Lock(locked.path, "pip", {}, packages)) == [
-        "different version: torch 2.11.0 installed, 2.12.0 locked"
+        "different version: torch 2.14.1 installed, 2.12.0 locked"
     ]
 
 
