@@ -101,6 +101,10 @@ def generate(c: Any, o: Given) -> None:
 @command(
     "build", TARGET, FLAVOR, *BUILD_CONFIGURABLE,
     Option("no_cache", "build without the build cache", False, bool), UID, GID,
+    Option("frozen", "refuse to build when the lock is missing or stale (default: lock first)",
+           False, bool),
+    Option("allow_unlocked", "where no lock can be made, install from the pins only (no hashes)",
+           False, bool, config=True),
     Option("tag", "tag the image with this name (default: the matrix's image name)"), DRY_RUN,
 )  # fmt: skip
 def build(c: Any, o: Given) -> None:
@@ -111,6 +115,15 @@ def build(c: Any, o: Given) -> None:
         allow_unpinned_base=o.allow_unpinned_base, index_url=o.index_url or None,
         conda_channel_alias=o.conda_channel_alias or None, no_cache=o.no_cache, uid=o.uid,
         gid=o.gid, tag=o.tag,
+    )  # fmt: skip
+    from torchenv import lockgate, resolve
+
+    def lock(t: matrix.Target) -> str:
+        return resolve.lock_pip(t, index_url=req.index_url)
+
+    lockgate.ensure(
+        req.target, req.installer, frozen=o.frozen, allow_unlocked=o.allow_unlocked,
+        dry_run=o.dry_run, lock=lock,
     )  # fmt: skip
     eng = _dry_engine() if o.dry_run else engine.detect()
     for line in builds.run_build(req, eng, dry_run=o.dry_run):
