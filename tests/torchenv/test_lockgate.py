@@ -69,11 +69,4 @@ def test_conda_without_its_lock_refuses_and_a_dry_run_only_says_so(unlocked):
     lines = []
     lockgate.ensure(unlocked, "uv", frozen=False, allow_unlocked=False, dry_run=True,
                     out=lines.append, lock=pytest.fail)  # fmt: skip
-    assert (
-        lines
-        == [
-            "# /tmp" not in lines and lines[0],
-        ]
-        and lines[0].startswith("# ")
-        and "the build locks first" in lines[0]
-    )
+    assert len(lines) == 1 and lines[0].startswith("# ") and "the build locks first" in lines[0]
