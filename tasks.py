@@ -413,10 +413,9 @@ def export(
 
     with user_errors():
         t = _target(target)
-        hint = f"invoke build --target {t.name}" + ("" if flavor == "runtime" else " --flavor dev")
         req = exports.ExportRequest(
             image=image or t.image(flavor), format=format,
-            out=Path(out) if out else exports.default_out(t.name, flavor, format), build_hint=hint,
+            out=Path(out) if out else exports.default_out(t.name, flavor, format), target=t.name, flavor=flavor,
         )  # fmt: skip
         exports.validate(req)  # before looking for an engine: bad input first
         if dry_run:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from torchbuild import versions
 from torchenv import engine, hints, matrix
+from torchenv.engine import clients as probes_of
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 from torchenv.proxy import PROXY_VARS
@@ -95,12 +96,12 @@ def image_gb(target: Target) -> float:
 
 def _docker_rows(
     runner: Runner, clients: Sequence[str] | None
-) -> tuple[list[Row], engine.ClientProbe | None]:
+) -> tuple[list[Row], probes_of.ClientProbe | None]:
     """The daemon and BuildKit rows, by engine.detect's own steps; and a client that reached it."""
-    probes = engine.probe_clients(runner, clients)
-    reached: list[engine.ClientProbe] = []
+    probes = probes_of.probe_clients(runner, clients)
+    reached: list[probes_of.ClientProbe] = []
     try:
-        reached = engine.require_daemon(probes)
+        reached = probes_of.require_daemon(probes)
         via = f"{reached[0].client} {reached[0].client_version}"
         daemon = Row("Docker daemon", "ok", f"engine {reached[0].server_version} (client {via})")
     except engine.EngineError as exc:
@@ -109,7 +110,7 @@ def _docker_rows(
         return [daemon, Row("BuildKit", "skip", "no docker client to check")], None
     try:
         # With the daemon up, choose as detect() does; with it down, still say what would build.
-        probe, builder = engine.pick_builder(reached or probes, runner)
+        probe, builder = probes_of.pick_builder(reached or probes, runner)
         found = engine.Engine(probe.client, probe.client_version or "", "", builder)
         prefix, env = found.build_prefix()
         command = " ".join([*(f"{k}={v}" for k, v in env.items()), *prefix])
@@ -120,7 +121,7 @@ def _docker_rows(
     return [daemon, buildkit], (reached[0] if reached else None)
 
 
-def _docker_info(runner: Runner, client: engine.ClientProbe | None) -> dict[str, Any]:
+def _docker_info(runner: Runner, client: probes_of.ClientProbe | None) -> dict[str, Any]:
     if client is None:
         return {}
     result = runner([client.client, "info", "--format", "{{json .}}"], timeout=PROBE_TIMEOUT)
@@ -179,7 +180,7 @@ PRUNE_HINT = (
 )
 
 
-def _build_cache_row(runner: Runner, client: engine.ClientProbe | None) -> Row:
+def _build_cache_row(runner: Runner, client: probes_of.ClientProbe | None) -> Row:
     """The size of BuildKit's cache (`docker system df`), and how to prune it."""
     if client is None:
         return Row("build cache", "skip", "no Docker daemon to ask")
@@ -399,7 +400,7 @@ def _ca_row(
 # --- the images a build starts from -------------------------------------------------------------
 
 
-def image_row(runner: Runner, client: engine.ClientProbe | None, name: str, ref: str) -> Row:
+def image_row(runner: Runner, client: probes_of.ClientProbe | None, name: str, ref: str) -> Row:
     """Can a build have `ref`: in the engine already, or on a registry that answers?"""
     if client is None:
         return Row(name, "skip", f"{ref}: no Docker daemon to ask")

@@ -42,9 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchenv import hints
+from torchenv.engine.images import ImageNotBuilt, get_image
+from torchenv.engine.interrupts import sigterm_as_ctrl_c
+from torchenv.engine.labels import MANAGED, role_key
 from torchenv.errors import UserError
-from torchenv.interrupts import sigterm_as_ctrl_c
-from torchenv.labels import MANAGED, role_key
 from torchenv.matrix import Target
 
 MANAGED_LABEL = MANAGED
@@ -291,14 +292,8 @@ def capacity_problem(nodes: int, nproc: int, ncpu: int, mem_bytes: int) -> str |
 
 def preflight(p: Plan, client: DockerClient, target: Target) -> None:
     """Everything that can be known before anything is made: image, rendezvous port, capacity."""
-    import docker.errors
 
-    try:
-        client.images.get(p.image)
-    except docker.errors.ImageNotFound:
-        raise UserError(
-            f"image {p.image} is not built yet: run `invoke build --target {target.name}`"
-        ) from None
+    get_image(client, p.image, target.name)
     for port in {h for n in p.nodes for h in n.publish.values()}:
         if not port_is_free(port):
             raise port_in_use(port)
@@ -432,7 +427,7 @@ def _create_nodes(p: Plan, client: DockerClient) -> list[Any]:
             made.append(client.containers.create(**kwargs))
     except docker.errors.ImageNotFound:
         _remove(made, None)
-        raise UserError(f"image {p.image} is not built yet: run `invoke build`") from None
+        raise ImageNotBuilt(p.image, p.target) from None
     except docker.errors.APIError as exc:
         _remove(made, None)
         raise UserError(

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from torchenv.engine.images import get_image
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
 from torchenv.matrix import ROOT, Target
@@ -131,12 +132,7 @@ def push(
 
     repository, tag = remote_name(target, registry, flavor)
     local = target.image(flavor)
-    try:
-        image = client.images.get(local)
-    except docker.errors.ImageNotFound:
-        raise UserError(
-            f"image {local} is not built yet: run `invoke build --target {target.name}`"
-        ) from None
+    image = get_image(client, local, target.name, flavor)
     image.tag(repository, tag)
     digest = None
     try:

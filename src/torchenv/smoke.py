@@ -24,10 +24,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torchenv import engine, hints, labels
-from torchenv.containers import read_file
+from torchenv import engine, hints
+from torchenv.engine import labels
+from torchenv.engine.containers import read_file
+from torchenv.engine.images import ImageNotBuilt
+from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.errors import UserError
-from torchenv.interrupts import sigterm_as_ctrl_c
 from torchenv.matrix import Target
 
 REPORT_DIR = "/tmp/torchsmoke-report"
@@ -158,9 +160,7 @@ def _run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
     try:
         container = client.containers.create(**kwargs)
     except docker.errors.ImageNotFound:
-        raise UserError(
-            f"image {req.image} is not built yet: run `invoke build --target {req.target.name}`"
-        ) from None
+        raise ImageNotBuilt(req.image, req.target.name) from None
     except docker.errors.APIError as exc:
         raise UserError(f"cannot create the smoke container: {exc.explanation or exc}") from None
     try:

@@ -35,11 +35,11 @@ from collections.abc import Callable, Iterable, Mapping
 
 from torchbuild import buildinfo
 from torchbuild import manifest as manifests
-from torchenv import labels as own_labels
 from torchenv import livescan, matrix
 from torchenv import lockfile as locks
 from torchenv.build import MANIFEST_LABEL, MANIFEST_PATH  # where the build puts them
-from torchenv.containers import read_file
+from torchenv.engine import labels as own_labels
+from torchenv.engine.containers import read_file
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 from torchenv.runner import Runner, subprocess_runner
