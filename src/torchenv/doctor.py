@@ -6,7 +6,6 @@ file read through `read_file`, so that tests replace the host with fakes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -21,7 +20,6 @@ from urllib.parse import urlsplit
 from torchbuild import versions
 from torchenv import engine, hints, matrix
 from torchenv.engine import clients as probes_of
-from torchenv.errors import UserError
 from torchenv.matrix import Target
 from torchenv.proxy import PROXY_VARS
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
@@ -471,22 +469,3 @@ def render(rows: Sequence[Row]) -> str:
 
 def exit_code(rows: Iterable[Row]) -> int:
     return 1 if any(r.status == "fail" for r in rows) else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="torchenv-doctor", description=__doc__.splitlines()[0])
-    parser.add_argument("--target", action="append", help="check only this target (repeatable)")
-    parser.add_argument("--require-gpu", action="store_true", help="fail without a usable GPU")
-    args = parser.parse_args(argv)
-    try:
-        targets = [matrix.get(n) for n in args.target] if args.target else None
-        rows = run_checks(targets=targets, require_gpu=args.require_gpu)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(render(rows))
-    return exit_code(rows)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from tests.support import kubelet
 
 from torchenv import k8s, multinode
 from torchenv.errors import UserError
@@ -128,7 +129,9 @@ def test_nodes_0_is_one_line_without_an_engine():
 
 
 def manifest(**kw) -> list[dict]:
-    return k8s.load(k8s.dump(k8s.manifest(TARGET, "r.example/t/cuda13@sha256:" + "a" * 64, **kw)))
+    return kubelet.load(
+        k8s.dump(k8s.manifest(TARGET, "r.example/t/cuda13@sha256:" + "a" * 64, **kw))
+    )
 
 
 def test_manifest_is_an_indexed_job_with_a_headless_service():
@@ -182,7 +185,7 @@ def test_strict_validation_catches_an_unknown_field_and_a_wrong_type():
 def test_kubelet_plan_reads_everything_from_the_manifest():
     docs = manifest(nodes=2)
     pod = docs[1]["spec"]["template"]["spec"]
-    p = k8s.kubelet_plan(docs, "run")
+    p = kubelet.kubelet_plan(docs, "run")
     assert p.image == pod["containers"][0]["image"]
     for index, node in enumerate(p.nodes):
         assert node.hostname == f"torchsmoke-cuda13-{index}"
@@ -205,7 +208,7 @@ def test_k8s_task_writes_a_valid_manifest(tmp_path):
     out = tmp_path / "job.yaml"
     done = invoke("k8s", "--target", "cuda13", "--image", ref, "--output", str(out), timeout=60)
     assert done.returncode == 0, done.stderr
-    docs = k8s.load(out.read_text())
+    docs = kubelet.load(out.read_text())
     assert docs[1]["spec"]["template"]["spec"]["containers"][0]["image"] == ref
     assert k8s.validate(docs) == []
 
@@ -348,9 +351,9 @@ def test_the_manifest_runs_as_a_kubelet_would_run_it(cuda13_image, clean_engine,
     done = invoke("k8s", "--target", "cuda13", "--nodes", "2", "--image", cuda13_image,
                   "--output", str(out), timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    docs = k8s.load(out.read_text())
+    docs = kubelet.load(out.read_text())
     assert k8s.validate(docs) == []
-    p = k8s.kubelet_plan(docs, multinode.new_run_id(), "cuda13")
+    p = kubelet.kubelet_plan(docs, multinode.new_run_id(), "cuda13")
     assert p.nodes[0].user == "12345:0" and p.nodes[0].read_only
     outcome, _, lines = run_plan(p)
     assert outcome.ok, (outcome.message, lines[-40:])
