@@ -53,8 +53,9 @@ def manifest(
     nproc = nproc or gpus_per_node or 1
     labels = {"app.kubernetes.io/name": "torchsmoke", "app.kubernetes.io/instance": name}
     endpoint = f"{name}-0.{name}:{rdzv_port}"
-    suite = target.smoke_expectations() + (["--require-gpu"] if gpus_per_node else [])
-    command = multinode.node_command(nodes, nproc, endpoint, name, suite)
+    command = multinode.node_command(
+        nodes, nproc, endpoint, name, target.smoke_expectations(), require_gpu=gpus_per_node > 0
+    )
     resources: dict[str, Any] = {
         "requests": {"cpu": str(nproc), "memory": f"{2 * nproc}Gi"},
         "limits": {"memory": f"{4 * nproc}Gi"},

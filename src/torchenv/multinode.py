@@ -37,7 +37,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.engine.labels import MANAGED, role_key
 from torchenv.errors import UserError
 from torchenv.matrix import Target
+from torchenv.suite import report_of, suite_command
 
 MANAGED_LABEL = MANAGED
 MULTINODE_LABEL = role_key("multinode")  # its value is the run id, not the target
@@ -59,7 +60,6 @@ PROC_MEMORY_BYTES = 1 << 30
 TMP_SIZE = "2g"
 SHM_SIZE = "1g"
 CHECKS = "env,expect,ddp"
-REPORT_MARK = '{"schema":"torchsmoke/report/v1"'
 # A pod spec (and a node) with an arbitrary UID, no passwd entry and a read-only root: HOME and
 # every cache under the writable /tmp, and a user name for getpass.getuser().
 WRITABLE_ENV = {
@@ -80,17 +80,25 @@ NET_ENV = {"GLOO_SOCKET_IFNAME": "eth0", "NCCL_SOCKET_IFNAME": "eth0"}
 
 
 def node_command(
-    nodes: int, nproc: int, endpoint: str, run_id: str, suite_args: list[str],
-    join_timeout: int = JOIN_TIMEOUT_S,
+    nodes: int, nproc: int, endpoint: str, run_id: str, expectations: Sequence[str] = (), *,
+    quick: bool = False, require_gpu: bool = False, join_timeout: int = JOIN_TIMEOUT_S,
 ) -> list[str]:  # fmt: skip
     """The node's (the pod's) command: torchrun, c10d rendezvous at `endpoint`; the node whose
     JOB_COMPLETION_INDEX is 0 hosts the rendezvous. Each node shows its local rank 0's output,
     which ends with the JSON report on one line."""
-    torchrun = [
+    launcher = [
         "torchrun", f"--nnodes={nodes}", f"--nproc-per-node={nproc}", "--rdzv-backend=c10d",
         f"--rdzv-endpoint={endpoint}", f"--rdzv-id={run_id}", "--max-restarts=0",
-        "--local-ranks-filter=0", "-m", "torchsmoke", "--only", CHECKS, *suite_args, "--json", "-",
+        "--local-ranks-filter=0",
     ]  # fmt: skip
+    torchrun = suite_command(
+        expectations,
+        launcher=launcher,
+        only=CHECKS,
+        require_gpu=require_gpu,
+        quick=quick,
+        json_to="-",
+    )
     conf = f"--rdzv-conf=join_timeout={join_timeout},is_host=$is_host"
     script = (
         'is_host=false; [ "${JOB_COMPLETION_INDEX:?set by the Job controller}" = 0 ] '
@@ -180,8 +188,12 @@ def plan(req: MultiNodeRequest, run_id: str | None = None) -> Plan:
     run_id = run_id or new_run_id()
     job = service = f"torchsmoke-{req.target.name}"
     endpoint = f"{job}-0.{service}:{req.rdzv_port}"
-    suite = [*req.target.smoke_expectations(), *(["--quick"] if req.quick else [])]
-    command = tuple(node_command(req.nodes, req.nproc, endpoint, run_id, suite, req.join_timeout))
+    command = tuple(
+        node_command(
+            req.nodes, req.nproc, endpoint, run_id, req.target.smoke_expectations(),
+            quick=req.quick, join_timeout=req.join_timeout,
+        )
+    )  # fmt: skip
     nodes = []
     for index in range(req.nodes):
         gpus = req.gpus_per_node
@@ -347,13 +359,10 @@ class _Logs:
             self._line(index, buffer.decode(errors="replace"))
 
     def _line(self, index: int, line: str) -> None:
-        if line.startswith(REPORT_MARK):
-            try:
-                self.reports[index] = json.loads(line)
-            except json.JSONDecodeError:
-                pass
-            else:
-                return
+        report = report_of(line)
+        if report is not None:
+            self.reports[index] = report
+            return
         with self.lock:
             self.tails[index].append(line)
             self.out(f"[node {index}] {line}")

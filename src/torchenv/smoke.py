@@ -31,6 +31,7 @@ from torchenv.engine.images import ImageNotBuilt
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.errors import UserError
 from torchenv.matrix import Target
+from torchenv.suite import suite_command
 
 REPORT_DIR = "/tmp/torchsmoke-report"
 SMOKE_LABEL = labels.role_key("smoke")  # with the rest of labels.of("smoke", target)
@@ -76,16 +77,12 @@ def parse_timeout(value: object) -> float | None:
 
 def smoke_args(req: SmokeRequest) -> list[str]:
     """The command run in the container: the target's expectations plus the user's options."""
-    args = ["python", "-m", "torchsmoke", *req.target.smoke_expectations()]
-    if req.require_gpu:
-        args.append("--require-gpu")
-    if req.quick:
-        args.append("--quick")
     # The JSON report always: on a timeout it names the check that was running.
-    args += ["--json", f"{REPORT_DIR}/smoke.json"]
-    if req.reports is not None:
-        args += ["--junit", f"{REPORT_DIR}/smoke.xml"]
-    return [*args, *req.extra_args]
+    return suite_command(
+        req.target.smoke_expectations(), require_gpu=req.require_gpu, quick=req.quick,
+        json_to=f"{REPORT_DIR}/smoke.json",
+        junit_to=None if req.reports is None else f"{REPORT_DIR}/smoke.xml", extra=req.extra_args,
+    )  # fmt: skip
 
 
 def wants_gpu(req: SmokeRequest, engine_has_gpu_runtime: bool) -> bool:

@@ -45,7 +45,7 @@ def req(**kw) -> multinode.MultiNodeRequest:
 
 
 def test_node_command_is_torchrun_with_c10d_rendezvous_hosted_by_index_0():
-    argv = multinode.node_command(2, 3, "job-0.svc:29400", "run1", ["--quick"], join_timeout=7)
+    argv = multinode.node_command(2, 3, "job-0.svc:29400", "run1", quick=True, join_timeout=7)
     assert argv[:2] == ["/bin/sh", "-c"]
     assert argv[2] == (
         'is_host=false; [ "${JOB_COMPLETION_INDEX:?set by the Job controller}" = 0 ] && '
