@@ -234,7 +234,7 @@ def smoke(
 
 
 def _smoke_nodes(t, image, nodes, nproc, rdzv_port, no_gpu, reports, dry_run) -> None:
-    from torchenv import multinode
+    from torchenv import multinode, multinode_run
 
     n, p, port = multinode.validate(nodes, nproc, rdzv_port)
     req = multinode.MultiNodeRequest(target=t, image=image, nodes=n, nproc=p, rdzv_port=port)
@@ -244,7 +244,7 @@ def _smoke_nodes(t, image, nodes, nproc, rdzv_port, no_gpu, reports, dry_run) ->
     client = engine.docker_sdk_client()
     if t.is_cuda and not no_gpu and smokes.has_gpu_runtime(client):
         req = dataclasses.replace(req, gpus_per_node=p)
-    multinode.smoke(req, client, Path(reports) if reports else None)
+    multinode_run.smoke(req, client, Path(reports) if reports else None)
 
 
 @task(
