@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from docker import DockerClient
+    from torchenv.engine.sdk import DockerClient
 
 import errno
 import re
@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 from torchenv.engine.images import get_image
 from torchenv.engine.labels import MANAGED, role_key
+from torchenv.engine.sdk import gpu_request
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 from torchenv.suite import suite_command
@@ -228,11 +229,7 @@ def create_kwargs(p: Plan, node: Node) -> dict[str, Any]:
     if node.publish:
         kwargs["ports"] = {f"{c}/tcp": ("127.0.0.1", h) for c, h in node.publish.items()}
     if node.gpu_ids:
-        import docker.types
-
-        kwargs["device_requests"] = [
-            docker.types.DeviceRequest(device_ids=list(node.gpu_ids), capabilities=[["gpu"]])
-        ]
+        kwargs["device_requests"] = [gpu_request(node.gpu_ids)]
     return kwargs
 
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from docker import DockerClient
-    from docker.models.containers import Container
-    from docker.models.networks import Network
+    from torchenv.engine.sdk import Container, DockerClient, Network
 
 import json
 import re
@@ -24,6 +22,7 @@ from pathlib import Path
 from torchenv import hints
 from torchenv.engine.images import ImageNotBuilt
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
+from torchenv.engine.sdk import CallFailed, ImageMissing, Missing, sdk_errors
 from torchenv.errors import UserError
 from torchenv.multinode import (
     JOIN_TIMEOUT_S,
@@ -133,31 +132,29 @@ def execute(
 
 
 def _create_network(p: Plan, client: DockerClient) -> Network:
-    import docker.errors
-
     try:
-        return client.networks.create(p.network, driver="bridge", labels=p.labels)
-    except docker.errors.APIError as exc:
-        raise UserError(f"cannot create the run's network: {exc.explanation or exc}") from None
+        with sdk_errors():
+            return client.networks.create(p.network, driver="bridge", labels=p.labels)
+    except CallFailed as exc:
+        raise UserError(f"cannot create the run's network: {exc.text}") from None
 
 
 def _create_nodes(p: Plan, client: DockerClient) -> list[Any]:
-    import docker.errors
-
     made = []
     try:
         for node in p.nodes:
             kwargs = create_kwargs(p, node)
-            endpoint = client.api.create_endpoint_config(aliases=list(node.aliases))
-            kwargs["networking_config"] = {p.network: endpoint}
-            made.append(client.containers.create(**kwargs))
-    except docker.errors.ImageNotFound:
+            with sdk_errors():
+                endpoint = client.api.create_endpoint_config(aliases=list(node.aliases))
+                kwargs["networking_config"] = {p.network: endpoint}
+                made.append(client.containers.create(**kwargs))
+    except ImageMissing:
         _remove(made, None)
         raise ImageNotBuilt(p.image, p.target) from None
-    except docker.errors.APIError as exc:
+    except CallFailed as exc:
         _remove(made, None)
         raise UserError(
-            f"the engine cannot create node {len(made)} of {len(p.nodes)}: {exc.explanation or exc}"
+            f"the engine cannot create node {len(made)} of {len(p.nodes)}: {exc.text}"
         ) from None
     except BaseException:
         _remove(made, None)
@@ -166,12 +163,11 @@ def _create_nodes(p: Plan, client: DockerClient) -> list[Any]:
 
 
 def _start(container: Container, node: Node) -> None:
-    import docker.errors
-
     try:
-        container.start()
-    except docker.errors.APIError as exc:
-        text = str(exc.explanation or exc)
+        with sdk_errors():
+            container.start()
+    except CallFailed as exc:
+        text = exc.text
         if "port is already allocated" in text or "address already in use" in text:
             port = next(iter(node.publish.values()), "?")
             raise port_in_use(port) from None
@@ -231,18 +227,17 @@ def _watch(p: Plan, made: list[Any], logs: _Logs, join_timeout: int) -> Outcome:
 def _remove(made: list[Any], network: Network | None) -> None:
     """Remove the containers, then the network (a second try after a second: a container that
     is still stopping can refuse once); what is already gone is fine."""
-    import docker.errors
-
     for attempt in (1, 2):
         left = []
         # containers and the network: their remove() take different arguments
         items: list[Any] = [*made, *([network] if network is not None else [])]
         for item in items:
             try:
-                item.remove(force=True) if item is not network else item.remove()  # type: ignore[union-attr]  # here item is network, never None
-            except docker.errors.NotFound:
+                with sdk_errors():
+                    item.remove(force=True) if item is not network else item.remove()  # type: ignore[union-attr]  # here item is network, never None
+            except Missing:
                 pass
-            except docker.errors.APIError:
+            except CallFailed:
                 left.append(item)
         if not left:
             return

@@ -14,8 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from docker import DockerClient
-    from docker.models.containers import Container
+    from torchenv.engine.sdk import Container, DockerClient
 
 import json
 import shlex
@@ -29,6 +28,7 @@ from torchenv.engine import labels
 from torchenv.engine.containers import read_file
 from torchenv.engine.images import ImageNotBuilt
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
+from torchenv.engine.sdk import CallFailed, ImageMissing, gpu_request, sdk_errors
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 from torchenv.suite import suite_command
@@ -106,9 +106,7 @@ def run_kwargs(req: SmokeRequest, gpu: bool) -> dict[str, Any]:
     # Created as the image's user, so the suite can write there.
     kwargs["entrypoint"] = ["bash", "-c", f'mkdir -p {REPORT_DIR} && exec "$@"', "smoke"]
     if gpu:
-        import docker.types
-
-        kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        kwargs["device_requests"] = [gpu_request()]
     return kwargs
 
 
@@ -151,20 +149,20 @@ def run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
 
 
 def _run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
-    import docker.errors
-
     kwargs = run_kwargs(req, gpu)
     try:
-        container = client.containers.create(**kwargs)
-    except docker.errors.ImageNotFound:
+        with sdk_errors():
+            container = client.containers.create(**kwargs)
+    except ImageMissing:
         raise ImageNotBuilt(req.image, req.target.name) from None
-    except docker.errors.APIError as exc:
-        raise UserError(f"cannot create the smoke container: {exc.explanation or exc}") from None
+    except CallFailed as exc:
+        raise UserError(f"cannot create the smoke container: {exc.text}") from None
     try:
         try:
-            container.start()
-        except docker.errors.APIError as exc:
-            text = str(exc.explanation or exc)
+            with sdk_errors():
+                container.start()
+        except CallFailed as exc:
+            text = exc.text
             if hints.gpu_start_failure(text):
                 raise UserError(
                     f"this Docker engine cannot give the container a GPU ({text.strip()}): install "
