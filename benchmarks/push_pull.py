@@ -18,8 +18,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 
-from torchenv import engine, localregistry, matrix, publish  # noqa: E402
+from tests.support import localregistry  # noqa: E402
+
+from torchenv import engine, matrix, publish  # noqa: E402
 
 
 def docker(*args: str) -> str:

@@ -33,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # tests.support
+
+from tests.support import manifests as baked  # noqa: E402
 
 from torchenv import drift, engine, matrix, verify  # noqa: E402
 from torchenv.errors import UserError  # noqa: E402
@@ -82,7 +85,7 @@ def snapshot(image: str) -> dict:
     """The image's manifest and figures about it."""
     with open(LOCK_FILE, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        files, labels = verify.read_image(image)
+        files, labels = baked.read_image(image)
     pyc = locked([engine.detect().client, "run", "--rm", "--network=none", "--user", "0", image, "bash", "-c",
                   PYC_DIGEST], capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
     data = files[verify.MANIFEST_PATH] or b""
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     first, second = runs
-    differences = verify.diff_manifests(first["manifest"], second["manifest"])
+    differences = baked.diff_manifests(first["manifest"], second["manifest"])
     try:
         against_lock = verify.verify_image(target, image=image, installer=args.installer)
     except UserError as exc:

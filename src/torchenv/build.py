@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchbuild import envfile
-from torchenv import credentials, labels, pins, render
+from torchenv import credentials, pins, render
 from torchenv import uv as uvs
 from torchenv.digests import is_pinned
-from torchenv.engine import Engine, inspect_image
+from torchenv.engine import Engine, inspect_image, labels
 from torchenv.errors import UserError
 from torchenv.hints import diagnose_build
 from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS, ROOT, Target

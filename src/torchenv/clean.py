@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from torchenv import labels
+from torchenv.engine import labels
 from torchenv.errors import UserError
 from torchenv.runner import Runner, subprocess_runner
 

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from torchenv.engine import inspect_image
+from torchenv.engine.images import require_image
+from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.errors import UserError
-from torchenv.interrupts import sigterm_as_ctrl_c
-from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
+from torchenv.runner import Runner, subprocess_runner
 
 FORMATS = ("docker-archive", "oci-archive")
 SKOPEO = "skopeo"
@@ -37,7 +37,8 @@ class ExportRequest:
     image: str  # NAME:TAG of a built image
     format: str  # one of FORMATS
     out: Path
-    build_hint: str = "invoke build"  # the command that builds `image`, for the not-built message
+    target: str = ""  # the target and flavor that build `image`, for the not-built message
+    flavor: str = "runtime"
 
 
 def default_out(target: str, flavor: str, fmt: str) -> Path:
@@ -101,14 +102,7 @@ def plan(req: ExportRequest, client: str) -> list[str]:
 
 
 def _require_image(req: ExportRequest, client: str, runner: Runner) -> None:
-    found = inspect_image(client, req.image, runner)
-    if found.returncode == NOT_FOUND:
-        raise UserError(f"cannot run the Docker client {client}: {found.first_error_line()}")
-    if not found.ok:
-        text = found.first_error_line()
-        if "No such image" in text or "No such object" in text:
-            raise UserError(f"image {req.image} is not built yet: run `{req.build_hint}`")
-        raise UserError(f"cannot inspect {req.image}: {text}")
+    require_image(client, req.image, req.target, req.flavor, runner)
 
 
 def export(req: ExportRequest, client: str, runner: Runner = subprocess_runner) -> Iterator[str]:

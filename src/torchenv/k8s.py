@@ -11,8 +11,8 @@ under /tmp. GPUs: `nvidia.com/gpu` limits when asked. Each pod prints the JSON r
 local rank 0 on one line at the end of its log (`kubectl logs`).
 
 `validate` checks the manifest offline and strictly (unknown fields are errors) against the
-schema of `KUBERNETES_VERSION` (kubernetes-validate). `kubelet_plan` turns the manifest back into
-containers the way a kubelet would run the pods, so a test on Docker proves what the manifest says.
+schema of `KUBERNETES_VERSION` (kubernetes-validate). tests/support/kubelet.py turns the manifest
+back into containers the way a kubelet would run the pods, so a test on Docker proves what it says.
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ def manifest(
     nproc = nproc or gpus_per_node or 1
     labels = {"app.kubernetes.io/name": "torchsmoke", "app.kubernetes.io/instance": name}
     endpoint = f"{name}-0.{name}:{rdzv_port}"
-    suite = target.smoke_expectations() + (["--require-gpu"] if gpus_per_node else [])
-    command = multinode.node_command(nodes, nproc, endpoint, name, suite)
+    command = multinode.node_command(
+        nodes, nproc, endpoint, name, target.smoke_expectations(), require_gpu=gpus_per_node > 0
+    )
     resources: dict[str, Any] = {
         "requests": {"cpu": str(nproc), "memory": f"{2 * nproc}Gi"},
         "limits": {"memory": f"{4 * nproc}Gi"},
@@ -139,10 +140,6 @@ def dump(docs: list[dict[str, Any]], header: str = "") -> str:
     return header + body
 
 
-def load(text: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(text) if d]
-
-
 def validate(docs: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -> list[str]:
     """Strict schema problems, one line each ("Kind/name: message"); [] when valid."""
     import kubernetes_validate  # type: ignore[import-untyped]  # the package ships no type hints
@@ -158,10 +155,6 @@ def validate(docs: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -> l
         except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError):
             problems.append(f"{where}: no schema for Kubernetes {version} in kubernetes-validate")
     return problems
-
-
-# ---------------------------------------------------------------------------------------------
-# Running the manifest's pods the way a kubelet would, on Docker
 
 
 def check_gpus_per_node(gpus: int) -> None:
@@ -183,61 +176,3 @@ def checked_manifest(target: Target, ref: str, source: str, nodes: int, gpus_per
         f"-l job-name={job_name(target)}\n"
     )
     return dump(docs, header)
-
-
-def _size(quantity: str) -> str:
-    """A Kubernetes quantity (2Gi) as a tmpfs size (2g)."""
-    match = re.fullmatch(r"(\d+)([KMG])i", quantity)
-    if not match:
-        raise UserError(f"cannot turn the quantity {quantity!r} into a tmpfs size")
-    return f"{match[1]}{match[2].lower()}"
-
-
-def kubelet_plan(docs: list[dict[str, Any]], run_id: str, target: str = "") -> multinode.Plan:
-    """Containers for the Job's pods, every setting read from the manifest: the command, env
-    (plus JOB_COMPLETION_INDEX, which the Job controller adds), hostname `<job>-<index>` in the
-    Service's subdomain (a network alias), user and group, read-only root, capabilities,
-    no-new-privileges, and each emptyDir as a tmpfs (medium Memory at /dev/shm included)."""
-    (job,) = [d for d in docs if d["kind"] == "Job"]
-    (service,) = [d for d in docs if d["kind"] == "Service"]
-    spec, pod = job["spec"], job["spec"]["template"]["spec"]
-    if spec.get("completionMode") != "Indexed" or spec["completions"] != spec["parallelism"]:
-        raise UserError("the Job is not an Indexed Job with completions = parallelism")
-    if pod["subdomain"] != service["metadata"]["name"] or service["spec"]["clusterIP"] != "None":
-        raise UserError("the pods' subdomain is not the headless Service")
-    (container,) = pod["containers"]
-    pod_sc, sc = pod.get("securityContext", {}), container.get("securityContext", {})
-    uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
-    gid = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
-    volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    tmpfs = {}
-    for mount in container.get("volumeMounts", []):
-        empty = volumes[mount["name"]]["emptyDir"]
-        size = f",size={_size(empty['sizeLimit'])}" if "sizeLimit" in empty else ""
-        tmpfs[mount["mountPath"]] = f"rw,mode=1777{size}"
-    env = {e["name"]: e["value"] for e in container.get("env", [])}
-    name = job["metadata"]["name"]
-    subdomain = pod["subdomain"]
-    nodes = tuple(
-        multinode.Node(
-            name=f"{run_id}-{index}",
-            hostname=f"{name}-{index}",
-            domainname=subdomain,
-            aliases=(f"{name}-{index}.{subdomain}",),
-            command=tuple(container["command"] + container.get("args", [])),
-            environment={**env, INDEX_VAR: str(index)},
-            user=None if uid is None else f"{uid}:{0 if gid is None else gid}",
-            read_only=bool(sc.get("readOnlyRootFilesystem")),
-            tmpfs=tmpfs,
-            cap_drop=tuple(sc.get("capabilities", {}).get("drop", [])),
-            no_new_privileges=sc.get("allowPrivilegeEscalation") is False,
-            publish={},
-        )
-        for index in range(spec["completions"])
-    )
-    world = int(env.get("TORCHSMOKE_EXPECT_WORLD_SIZE", "0") or 0)
-    nproc = max(1, world // max(1, spec["completions"]))
-    return multinode.Plan(
-        run_id, run_id, container["image"], nodes, nproc, target or name,
-        timeout_s=spec["activeDeadlineSeconds"],
-    )  # fmt: skip

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import torchbuild
-from torchenv import labels
+from torchenv.engine import labels
 from torchenv.errors import UserError
 from torchenv.runner import NOT_FOUND, TIMED_OUT, Runner, subprocess_runner
 

@@ -27,14 +27,7 @@ from torchbuild.envfile import EnvFile
 from torchenv.errors import UserError
 from torchenv.matrix import INSTALLERS, Target, rel
 
-# pip's --platform does not imply the older manylinux tags, so they are all listed.
 PIP_PLATFORM = "manylinux_2_28_x86_64"
-PIP_PLATFORMS = (
-    *(f"manylinux_2_{minor}_x86_64" for minor in range(28, 4, -1)),
-    "manylinux2014_x86_64",
-    "manylinux2010_x86_64",
-    "manylinux1_x86_64",
-)
 CONDA_PLATFORM = "linux-64"
 DEFAULT_INDEX = "default"  # the header's `index:` for pip's default index
 HEADER_KEYS = ("env-file", "env-sha256", "locked-on", "python", "platform", "index")

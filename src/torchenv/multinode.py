@@ -5,7 +5,8 @@ nodes' names; the default bridge has none). Every node runs the same command a K
 `invoke k8s` runs (`node_command`): torchrun with c10d rendezvous at node 0, whose
 `JOB_COMPLETION_INDEX` is 0, and the smoke suite's env, expect and ddp checks; under torchrun the
 ddp check joins the job's process group, trains across every rank and compares the world size,
-the hosts and the parameters of every rank.
+the hosts and the parameters of every rank. This module plans the run (pure, but for the
+preflight's look at the engine); torchenv.multinode_run runs it.
 
 The nodes are named as an Indexed Job's pods are: hostname `<job>-<i>`, reachable from the others
 as `<job>-<i>.<service>` (a network alias). Node 0's rendezvous port is also published on this
@@ -24,28 +25,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from docker import DockerClient
-    from docker.models.containers import Container
-    from docker.models.networks import Network
+    from torchenv.engine.sdk import DockerClient
 
 import errno
-import json
 import re
 import secrets
 import shlex
 import socket
-import threading
-import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from torchenv import hints
+from torchenv.engine.images import get_image
+from torchenv.engine.labels import MANAGED, role_key
+from torchenv.engine.sdk import gpu_request
 from torchenv.errors import UserError
-from torchenv.interrupts import sigterm_as_ctrl_c
-from torchenv.labels import MANAGED, role_key
 from torchenv.matrix import Target
+from torchenv.suite import suite_command
 
 MANAGED_LABEL = MANAGED
 MULTINODE_LABEL = role_key("multinode")  # its value is the run id, not the target
@@ -58,7 +53,6 @@ PROC_MEMORY_BYTES = 1 << 30
 TMP_SIZE = "2g"
 SHM_SIZE = "1g"
 CHECKS = "env,expect,ddp"
-REPORT_MARK = '{"schema":"torchsmoke/report/v1"'
 # A pod spec (and a node) with an arbitrary UID, no passwd entry and a read-only root: HOME and
 # every cache under the writable /tmp, and a user name for getpass.getuser().
 WRITABLE_ENV = {
@@ -79,17 +73,25 @@ NET_ENV = {"GLOO_SOCKET_IFNAME": "eth0", "NCCL_SOCKET_IFNAME": "eth0"}
 
 
 def node_command(
-    nodes: int, nproc: int, endpoint: str, run_id: str, suite_args: list[str],
-    join_timeout: int = JOIN_TIMEOUT_S,
+    nodes: int, nproc: int, endpoint: str, run_id: str, expectations: Sequence[str] = (), *,
+    quick: bool = False, require_gpu: bool = False, join_timeout: int = JOIN_TIMEOUT_S,
 ) -> list[str]:  # fmt: skip
     """The node's (the pod's) command: torchrun, c10d rendezvous at `endpoint`; the node whose
     JOB_COMPLETION_INDEX is 0 hosts the rendezvous. Each node shows its local rank 0's output,
     which ends with the JSON report on one line."""
-    torchrun = [
+    launcher = [
         "torchrun", f"--nnodes={nodes}", f"--nproc-per-node={nproc}", "--rdzv-backend=c10d",
         f"--rdzv-endpoint={endpoint}", f"--rdzv-id={run_id}", "--max-restarts=0",
-        "--local-ranks-filter=0", "-m", "torchsmoke", "--only", CHECKS, *suite_args, "--json", "-",
+        "--local-ranks-filter=0",
     ]  # fmt: skip
+    torchrun = suite_command(
+        expectations,
+        launcher=launcher,
+        only=CHECKS,
+        require_gpu=require_gpu,
+        quick=quick,
+        json_to="-",
+    )
     conf = f"--rdzv-conf=join_timeout={join_timeout},is_host=$is_host"
     script = (
         'is_host=false; [ "${JOB_COMPLETION_INDEX:?set by the Job controller}" = 0 ] '
@@ -179,8 +181,12 @@ def plan(req: MultiNodeRequest, run_id: str | None = None) -> Plan:
     run_id = run_id or new_run_id()
     job = service = f"torchsmoke-{req.target.name}"
     endpoint = f"{job}-0.{service}:{req.rdzv_port}"
-    suite = [*req.target.smoke_expectations(), *(["--quick"] if req.quick else [])]
-    command = tuple(node_command(req.nodes, req.nproc, endpoint, run_id, suite, req.join_timeout))
+    command = tuple(
+        node_command(
+            req.nodes, req.nproc, endpoint, run_id, req.target.smoke_expectations(),
+            quick=req.quick, join_timeout=req.join_timeout,
+        )
+    )  # fmt: skip
     nodes = []
     for index in range(req.nodes):
         gpus = req.gpus_per_node
@@ -223,11 +229,7 @@ def create_kwargs(p: Plan, node: Node) -> dict[str, Any]:
     if node.publish:
         kwargs["ports"] = {f"{c}/tcp": ("127.0.0.1", h) for c, h in node.publish.items()}
     if node.gpu_ids:
-        import docker.types
-
-        kwargs["device_requests"] = [
-            docker.types.DeviceRequest(device_ids=list(node.gpu_ids), capabilities=[["gpu"]])
-        ]
+        kwargs["device_requests"] = [gpu_request(node.gpu_ids)]
     return kwargs
 
 
@@ -291,14 +293,8 @@ def capacity_problem(nodes: int, nproc: int, ncpu: int, mem_bytes: int) -> str |
 
 def preflight(p: Plan, client: DockerClient, target: Target) -> None:
     """Everything that can be known before anything is made: image, rendezvous port, capacity."""
-    import docker.errors
 
-    try:
-        client.images.get(p.image)
-    except docker.errors.ImageNotFound:
-        raise UserError(
-            f"image {p.image} is not built yet: run `invoke build --target {target.name}`"
-        ) from None
+    get_image(client, p.image, target.name)
     for port in {h for n in p.nodes for h in n.publish.values()}:
         if not port_is_free(port):
             raise port_in_use(port)
@@ -308,251 +304,3 @@ def preflight(p: Plan, client: DockerClient, target: Target) -> None:
     )
     if problem:
         raise UserError(problem)
-
-
-# ---------------------------------------------------------------------------------------------
-# Running a plan
-
-
-@dataclass
-class Outcome:
-    ok: bool
-    message: str  # one line
-    report: dict[str, Any] | None = None  # node 0's JSON report
-    wall_s: float = 0.0
-
-
-class _Logs:
-    """Follows every node's output in threads; prints it prefixed; keeps each node's tail."""
-
-    def __init__(self, out: Callable[[str], None]) -> None:
-        self.out = out
-        self.lock = threading.Lock()
-        self.tails: dict[int, deque[str]] = {}
-        self.reports: dict[int, dict[str, Any]] = {}
-        self.threads: list[threading.Thread] = []
-
-    def follow(self, index: int, container: Container) -> None:
-        self.tails[index] = deque(maxlen=60)
-        thread = threading.Thread(target=self._pump, args=(index, container), daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def _pump(self, index: int, container: Container) -> None:
-        buffer = b""
-        try:
-            for chunk in container.logs(stream=True, follow=True):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for raw in lines:
-                    self._line(index, raw.decode(errors="replace"))
-        except Exception:  # the container was removed under us: the run is over
-            return
-        if buffer:
-            self._line(index, buffer.decode(errors="replace"))
-
-    def _line(self, index: int, line: str) -> None:
-        if line.startswith(REPORT_MARK):
-            try:
-                self.reports[index] = json.loads(line)
-            except json.JSONDecodeError:
-                pass
-            else:
-                return
-        with self.lock:
-            self.tails[index].append(line)
-            self.out(f"[node {index}] {line}")
-
-    def join(self, timeout: float) -> None:
-        for thread in self.threads:
-            thread.join(timeout)
-
-
-def explain_exit(index: int, code: int, tail: list[str], join_timeout: int) -> str:
-    """One line for a node that ended badly, from its exit code and last lines."""
-    text = "\n".join(tail)
-    if "RendezvousTimeoutError" in text or "RendezvousClosedError" in text:
-        return (
-            f"node {index} gave up waiting for the other nodes at the rendezvous "
-            f"(join timeout {join_timeout} s): a node never came"
-        )
-    if code in (137, 143) or code < 0:
-        return f"node {index} died (exit {code}, killed) before the run finished"
-    failed = [line for line in tail if line.startswith("FAIL ")]
-    if failed:
-        return f"node {index}: the suite failed: {' '.join(failed[0].split())}"
-    last = next((line.strip() for line in reversed(tail) if line.strip()), "no output")
-    return f"node {index} exited with code {code}: {last[:300]}"
-
-
-def execute(
-    p: Plan,
-    client: DockerClient,
-    out: Callable[[str], None] = print,
-    join_timeout: int = JOIN_TIMEOUT_S,
-) -> Outcome:
-    """Make the network and containers, start every node, follow them; remove everything at the
-    end, whatever happens (SIGTERM is handled like Ctrl-C)."""
-    made: list[Any] = []
-    network = None
-    start = time.monotonic()
-    with sigterm_as_ctrl_c():
-        try:
-            network = _create_network(p, client)
-            made = _create_nodes(p, client)
-            logs = _Logs(out)
-            for index, container in enumerate(made):
-                _start(container, p.nodes[index])
-                logs.follow(index, container)
-            outcome = _watch(p, made, logs, join_timeout)
-            outcome.wall_s = round(time.monotonic() - start, 1)
-            return outcome
-        finally:
-            _remove(made, network)
-
-
-def _create_network(p: Plan, client: DockerClient) -> Network:
-    import docker.errors
-
-    try:
-        return client.networks.create(p.network, driver="bridge", labels=p.labels)
-    except docker.errors.APIError as exc:
-        raise UserError(f"cannot create the run's network: {exc.explanation or exc}") from None
-
-
-def _create_nodes(p: Plan, client: DockerClient) -> list[Any]:
-    import docker.errors
-
-    made = []
-    try:
-        for node in p.nodes:
-            kwargs = create_kwargs(p, node)
-            endpoint = client.api.create_endpoint_config(aliases=list(node.aliases))
-            kwargs["networking_config"] = {p.network: endpoint}
-            made.append(client.containers.create(**kwargs))
-    except docker.errors.ImageNotFound:
-        _remove(made, None)
-        raise UserError(f"image {p.image} is not built yet: run `invoke build`") from None
-    except docker.errors.APIError as exc:
-        _remove(made, None)
-        raise UserError(
-            f"the engine cannot create node {len(made)} of {len(p.nodes)}: {exc.explanation or exc}"
-        ) from None
-    except BaseException:
-        _remove(made, None)
-        raise
-    return made
-
-
-def _start(container: Container, node: Node) -> None:
-    import docker.errors
-
-    try:
-        container.start()
-    except docker.errors.APIError as exc:
-        text = str(exc.explanation or exc)
-        if "port is already allocated" in text or "address already in use" in text:
-            port = next(iter(node.publish.values()), "?")
-            raise port_in_use(port) from None
-        if hints.gpu_start_failure(text):
-            raise UserError(
-                f"the engine cannot give {node.hostname} its GPUs {','.join(node.gpu_ids)} "
-                f"({text.strip()}): use fewer nodes or GPUs per node, or --no-gpu"
-            ) from None
-        raise UserError(f"the engine cannot start {node.hostname}: {text}") from None
-
-
-def finished_key(stamp: str) -> str:
-    """Docker's FinishedAt (RFC 3339, 0 to 9 fraction digits) in an order that compares right."""
-    match = re.match(r"^(.*?T\d\d:\d\d:\d\d)(?:\.(\d+))?", stamp)
-    if not match:
-        return stamp
-    return f"{match[1]}.{(match[2] or '').ljust(9, '0')}"
-
-
-def _watch(p: Plan, made: list[Any], logs: _Logs, join_timeout: int) -> Outcome:
-    """Poll the nodes until all exit 0 (pass), one fails (fail), or the deadline passes."""
-    deadline = time.monotonic() + p.timeout_s
-    while True:
-        codes, ended = {}, {}
-        for index, container in enumerate(made):
-            container.reload()
-            if container.status in ("exited", "dead"):
-                state = container.attrs["State"]
-                codes[index] = int(state.get("ExitCode", 1))
-                ended[index] = finished_key(state.get("FinishedAt", ""))
-        bad = {i: c for i, c in codes.items() if c != 0}
-        if bad:
-            index = min(bad, key=lambda i: (ended[i], i))  # the first to fail is the cause
-            code = bad[index]
-            logs.join(2)
-            tail = list(logs.tails.get(index, []))
-            return Outcome(
-                False, explain_exit(index, code, tail, join_timeout), logs.reports.get(0)
-            )
-        if len(codes) == len(made):
-            logs.join(5)
-            report = logs.reports.get(0)
-            if report is None:
-                return Outcome(False, "node 0 finished but printed no JSON report", None)
-            return Outcome(True, f"{len(made)} nodes x {p.nproc} processes passed", report)
-        if time.monotonic() > deadline:
-            running = [p.nodes[i].hostname for i in range(len(made)) if i not in codes]
-            return Outcome(
-                False,
-                f"the run did not finish within {p.timeout_s:g} s (still running: "
-                f"{', '.join(running)}): a node hung",
-                logs.reports.get(0),
-            )
-        time.sleep(0.5)
-
-
-def _remove(made: list[Any], network: Network | None) -> None:
-    """Remove the containers, then the network (a second try after a second: a container that
-    is still stopping can refuse once); what is already gone is fine."""
-    import docker.errors
-
-    for attempt in (1, 2):
-        left = []
-        # containers and the network: their remove() take different arguments
-        items: list[Any] = [*made, *([network] if network is not None else [])]
-        for item in items:
-            try:
-                item.remove(force=True) if item is not network else item.remove()  # type: ignore[union-attr]  # here item is network, never None
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError:
-                left.append(item)
-        if not left:
-            return
-        if attempt == 1:
-            time.sleep(1)
-    names = ", ".join(getattr(item, "name", "?") for item in left)
-    print(f"torchenv: could not remove {names}: run `invoke clean`")
-
-
-def write_report(report: dict[str, Any], reports: Path, target: str) -> Path:
-    from torchenv.files import write_atomic
-
-    path = reports / f"smoke-{target}-multinode.json"
-    write_atomic(path, json.dumps(report, indent=2) + "\n")
-    return path
-
-
-def smoke(
-    req: MultiNodeRequest,
-    client: DockerClient,
-    reports: Path | None,
-    out: Callable[[str], None] = print,
-) -> Outcome:
-    """`invoke smoke --nodes N`: check, run, write the report; UserError (one line) on failure."""
-    p = plan(req)
-    preflight(p, client, req.target)
-    out(f"torchenv: {len(p.nodes)} nodes x {p.nproc} processes on network {p.network}")
-    outcome = execute(p, client, out, req.join_timeout)
-    if outcome.report is not None and reports is not None:
-        out(f"torchenv: node 0's report: {write_report(outcome.report, reports, req.target.name)}")
-    if not outcome.ok:
-        raise UserError(f"{outcome.message} (after {outcome.wall_s:g} s)")
-    out(f"torchenv: {outcome.message} in {outcome.wall_s:g} s")
-    return outcome

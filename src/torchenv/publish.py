@@ -17,12 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from torchenv.engine.images import get_image
+from torchenv.engine.sdk import CallFailed, sdk_errors
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
 from torchenv.matrix import ROOT, Target
 
 if TYPE_CHECKING:  # docker is imported lazily at run time
-    from docker import DockerClient
+    from torchenv.engine.sdk import DockerClient
 
 REPORTS = ROOT / "reports"
 DIGEST_REF = re.compile(
@@ -127,30 +129,24 @@ def push(
     reports: Path = REPORTS, out: Callable[[str], object] = print,
 ) -> Pushed:  # fmt: skip
     """Tag, push, untag; record and return the reference by digest. UserError (one line)."""
-    import docker.errors
-
     repository, tag = remote_name(target, registry, flavor)
     local = target.image(flavor)
-    try:
-        image = client.images.get(local)
-    except docker.errors.ImageNotFound:
-        raise UserError(
-            f"image {local} is not built yet: run `invoke build --target {target.name}`"
-        ) from None
+    image = get_image(client, local, target.name, flavor)
     image.tag(repository, tag)
     digest = None
     try:
-        for event in client.api.push(repository, tag=tag, stream=True, decode=True):
-            if "error" in event:
-                detail = event.get("errorDetail", {}).get("message") or event["error"]
-                raise UserError(f"push to {repository} failed: {detail.strip()}")
-            if "aux" in event and "Digest" in event["aux"]:
-                digest = event["aux"]["Digest"]
-            status = event.get("status", "")
-            if status and "id" not in event:
-                out(status)
-    except docker.errors.APIError as exc:
-        raise UserError(f"push to {repository} failed: {exc.explanation or exc}") from None
+        with sdk_errors():
+            for event in client.api.push(repository, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    detail = event.get("errorDetail", {}).get("message") or event["error"]
+                    raise UserError(f"push to {repository} failed: {detail.strip()}")
+                if "aux" in event and "Digest" in event["aux"]:
+                    digest = event["aux"]["Digest"]
+                status = event.get("status", "")
+                if status and "id" not in event:
+                    out(status)
+    except CallFailed as exc:
+        raise UserError(f"push to {repository} failed: {exc.text}") from None
     finally:
         client.images.remove(f"{repository}:{tag}", noprune=True)
     if not digest:

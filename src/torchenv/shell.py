@@ -9,7 +9,6 @@ and runs the command through the command seam with this terminal.
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import shlex
 import sys
@@ -18,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torchenv import engine as engines
-from torchenv import labels
+from torchenv.engine import gpu_runtime, labels
+from torchenv.engine.images import ImageNotBuilt, image_exists
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 from torchenv.runner import Runner, subprocess_runner
@@ -67,19 +67,6 @@ def _user_name() -> str:
         return f"uid{os.getuid()}"
 
 
-def has_nvidia_runtime(client: str, runner: Runner = subprocess_runner) -> bool:
-    """Whether the engine lists the NVIDIA runtime (what `--gpus` needs)."""
-    done = runner([client, "info", "--format", "{{json .Runtimes}}"], timeout=30)
-    try:
-        return done.ok and engines.has_nvidia_runtime(json.loads(done.stdout))
-    except ValueError:
-        return False
-
-
-def image_exists(client: str, image: str, runner: Runner = subprocess_runner) -> bool:
-    return engines.inspect_image(client, image, runner).ok
-
-
 def plan(
     req: ShellRequest,
     client: str,
@@ -91,15 +78,9 @@ def plan(
 ) -> list[str]:
     """The command `open_shell` would run, after the checks; UserError when it cannot work."""
     if need_image and not image_exists(client, req.image, runner):
-        build = f"invoke build --target {req.target.name}" + (
-            "" if req.flavor == "runtime" else f" --flavor {req.flavor}"
-        )
-        raise UserError(
-            f"image {req.image} is not built: run `{build}` first "
-            f"(or pass --flavor {'runtime' if req.flavor != 'runtime' else 'dev'})"
-        )
+        raise ImageNotBuilt(req.image, req.target.name, req.flavor)
     gpus = req.gpu and req.target.is_cuda
-    if gpus and not has_nvidia_runtime(client, runner):
+    if gpus and not gpu_runtime(client, runner):
         note(
             "torchenv: this engine has no NVIDIA runtime: the shell runs without a GPU "
             "(install the NVIDIA container toolkit to get one)"

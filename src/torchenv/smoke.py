@@ -14,8 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from docker import DockerClient
-    from docker.models.containers import Container
+    from torchenv.engine.sdk import Container, DockerClient
 
 import json
 import shlex
@@ -24,11 +23,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torchenv import engine, hints, labels
-from torchenv.containers import read_file
+from torchenv import engine, hints
+from torchenv.engine import labels
+from torchenv.engine.containers import read_file
+from torchenv.engine.images import ImageNotBuilt
+from torchenv.engine.interrupts import sigterm_as_ctrl_c
+from torchenv.engine.sdk import CallFailed, ImageMissing, gpu_request, sdk_errors
 from torchenv.errors import UserError
-from torchenv.interrupts import sigterm_as_ctrl_c
 from torchenv.matrix import Target
+from torchenv.suite import suite_command
 
 REPORT_DIR = "/tmp/torchsmoke-report"
 SMOKE_LABEL = labels.role_key("smoke")  # with the rest of labels.of("smoke", target)
@@ -74,16 +77,12 @@ def parse_timeout(value: object) -> float | None:
 
 def smoke_args(req: SmokeRequest) -> list[str]:
     """The command run in the container: the target's expectations plus the user's options."""
-    args = ["python", "-m", "torchsmoke", *req.target.smoke_expectations()]
-    if req.require_gpu:
-        args.append("--require-gpu")
-    if req.quick:
-        args.append("--quick")
     # The JSON report always: on a timeout it names the check that was running.
-    args += ["--json", f"{REPORT_DIR}/smoke.json"]
-    if req.reports is not None:
-        args += ["--junit", f"{REPORT_DIR}/smoke.xml"]
-    return [*args, *req.extra_args]
+    return suite_command(
+        req.target.smoke_expectations(), require_gpu=req.require_gpu, quick=req.quick,
+        json_to=f"{REPORT_DIR}/smoke.json",
+        junit_to=None if req.reports is None else f"{REPORT_DIR}/smoke.xml", extra=req.extra_args,
+    )  # fmt: skip
 
 
 def wants_gpu(req: SmokeRequest, engine_has_gpu_runtime: bool) -> bool:
@@ -107,9 +106,7 @@ def run_kwargs(req: SmokeRequest, gpu: bool) -> dict[str, Any]:
     # Created as the image's user, so the suite can write there.
     kwargs["entrypoint"] = ["bash", "-c", f'mkdir -p {REPORT_DIR} && exec "$@"', "smoke"]
     if gpu:
-        import docker.types
-
-        kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        kwargs["device_requests"] = [gpu_request()]
     return kwargs
 
 
@@ -125,17 +122,6 @@ def describe(kwargs: dict[str, Any]) -> str:
     else:
         command = kwargs["command"]
     return shlex.join([*parts, kwargs["image"], *command])
-
-
-def image_label(client: DockerClient, image: str, key: str) -> str | None:
-    """A label of a local image; None when the image or the label is not there."""
-    import docker.errors
-
-    try:
-        value = client.images.get(image).labels.get(key)
-    except docker.errors.DockerException:
-        return None
-    return str(value) if value is not None else None
 
 
 def has_gpu_runtime(client: DockerClient) -> bool:
@@ -163,22 +149,20 @@ def run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
 
 
 def _run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
-    import docker.errors
-
     kwargs = run_kwargs(req, gpu)
     try:
-        container = client.containers.create(**kwargs)
-    except docker.errors.ImageNotFound:
-        raise UserError(
-            f"image {req.image} is not built yet: run `invoke build --target {req.target.name}`"
-        ) from None
-    except docker.errors.APIError as exc:
-        raise UserError(f"cannot create the smoke container: {exc.explanation or exc}") from None
+        with sdk_errors():
+            container = client.containers.create(**kwargs)
+    except ImageMissing:
+        raise ImageNotBuilt(req.image, req.target.name) from None
+    except CallFailed as exc:
+        raise UserError(f"cannot create the smoke container: {exc.text}") from None
     try:
         try:
-            container.start()
-        except docker.errors.APIError as exc:
-            text = str(exc.explanation or exc)
+            with sdk_errors():
+                container.start()
+        except CallFailed as exc:
+            text = exc.text
             if hints.gpu_start_failure(text):
                 raise UserError(
                     f"this Docker engine cannot give the container a GPU ({text.strip()}): install "

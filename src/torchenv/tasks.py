@@ -20,6 +20,7 @@ from torchenv import build as builds
 from torchenv import engine, gpufit, matrix, table
 from torchenv import generate as generation
 from torchenv import smoke as smokes
+from torchenv.engine import images
 from torchenv.errors import UserError
 from torchenv.matrix import INSTALLERS
 from torchenv.taskopts import (
@@ -186,7 +187,7 @@ def smoke(c: Any, o: Given) -> None:
     client = engine.docker_sdk_client()
     gpu = smokes.wants_gpu(req, smokes.has_gpu_runtime(client))
     if gpu and not o.ignore_arch:
-        gpufit.refuse(t, smokes.image_label(client, req.image, builds.ARCHS_LABEL))
+        gpufit.refuse(t, images.image_label(client, req.image, builds.ARCHS_LABEL))
     if t.is_cuda and not gpu:
         why = "--no-gpu given" if o.no_gpu else "this engine has no NVIDIA runtime"
         print(f"torchenv: running without a GPU ({why}): the GPU checks will skip")
@@ -201,7 +202,7 @@ def smoke(c: Any, o: Given) -> None:
 def _smoke_nodes(t: matrix.Target, image: str, o: Given, reports: Path | None) -> None:
     import dataclasses
 
-    from torchenv import multinode
+    from torchenv import multinode, multinode_run
 
     n, p, port = multinode.validate(o.nodes, o.nproc_per_node, o.rdzv_port)
     req = multinode.MultiNodeRequest(target=t, image=image, nodes=n, nproc=p, rdzv_port=port)
@@ -211,7 +212,7 @@ def _smoke_nodes(t: matrix.Target, image: str, o: Given, reports: Path | None) -
     client = engine.docker_sdk_client()
     if t.is_cuda and not o.no_gpu and smokes.has_gpu_runtime(client):
         req = dataclasses.replace(req, gpus_per_node=p)
-    multinode.smoke(req, client, reports)
+    multinode_run.smoke(req, client, reports)
 
 
 @command(
@@ -356,10 +357,10 @@ def export(c: Any, o: Given) -> None:
     from torchenv import export as exports
 
     t = _target(o.target)
-    hint = f"invoke build --target {t.name}" + ("" if o.flavor == "runtime" else " --flavor dev")
     req = exports.ExportRequest(
         image=o.image or t.image(o.flavor), format=o.format,
-        out=o.out or exports.default_out(t.name, o.flavor, o.format), build_hint=hint,
+        out=o.out or exports.default_out(t.name, o.flavor, o.format), target=t.name,
+        flavor=o.flavor,
     )  # fmt: skip
     exports.validate(req)  # before looking for an engine: bad input first
     if o.dry_run:

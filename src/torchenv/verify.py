@@ -24,22 +24,17 @@ adds the I/O.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from docker import DockerClient
-
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from torchbuild import buildinfo
 from torchbuild import manifest as manifests
-from torchenv import labels as own_labels
 from torchenv import livescan, matrix
 from torchenv import lockfile as locks
 from torchenv.build import MANIFEST_LABEL, MANIFEST_PATH  # where the build puts them
-from torchenv.containers import read_file
+from torchenv.engine import labels as own_labels
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 from torchenv.runner import Runner, subprocess_runner
@@ -108,40 +103,6 @@ def compare(
     return differences
 
 
-def diff_manifests(first: Mapping[str, Any], second: Mapping[str, Any]) -> list[str]:
-    """Every difference between two manifests: distributions, versions, files and their hashes."""
-
-    def by_key(manifest: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
-        return {(d["name"], d.get("location", "")): d for d in manifest.get("distributions", [])}
-
-    a, b = by_key(first), by_key(second)
-    differences = [
-        f"only in the first: {n} {a[(n, loc)]['version']}" for n, loc in sorted(a.keys() - b.keys())
-    ]
-    differences += [
-        f"only in the second: {n} {b[(n, loc)]['version']}"
-        for n, loc in sorted(b.keys() - a.keys())
-    ]
-    for key in sorted(a.keys() & b.keys()):
-        one, two = a[key], b[key]
-        name = key[0]
-        if one["version"] != two["version"]:
-            differences.append(f"{name}: version {one['version']} vs {two['version']}")
-        files_a, files_b = one.get("files", {}), two.get("files", {})
-        for path in sorted(files_a.keys() ^ files_b.keys()):
-            side = "first" if path in files_a else "second"
-            differences.append(f"{name}: {path} only in the {side}")
-        for path in sorted(files_a.keys() & files_b.keys()):
-            if files_a[path] != files_b[path]:
-                differences.append(f"{name}: {path} differs")
-        for field in ("installer", "missing", "modified"):
-            if one.get(field) != two.get(field):
-                differences.append(f"{name}: {field} {one.get(field)} vs {two.get(field)}")
-    if first.get("python") != second.get("python"):
-        differences.append(f"python: {first.get('python')} vs {second.get('python')}")
-    return differences
-
-
 def check_file(manifest_bytes: bytes, label: str | None) -> tuple[dict[str, Any] | None, list[str]]:
     """A manifest file read from an image: (its content or None, its problems: JSON, format,
     label, its own digests)."""
@@ -152,47 +113,6 @@ def check_file(manifest_bytes: bytes, label: str | None) -> tuple[dict[str, Any]
     if not isinstance(manifest, dict) or manifest.get("format") != manifests.FORMAT:
         return None, [f"{MANIFEST_PATH} is not a {manifests.FORMAT} manifest"]
     return manifest, check_label(manifest_bytes, label) + manifests.check(manifest)
-
-
-def verify_manifest(manifest_bytes: bytes, label: str | None, lock: locks.Lock) -> list[str]:
-    """All checks on a manifest file read from an image: label, own digests, lock."""
-    manifest, problems = check_file(manifest_bytes, label)
-    if manifest is None:
-        return problems
-    return problems + compare(manifest, lock.packages.values())
-
-
-def read_image(
-    image: str, client: DockerClient | None = None
-) -> tuple[dict[str, bytes | None], dict[str, str]]:
-    """The manifest and build-info files (None: absent) and the image's labels.
-
-    The files are copied out of a created, never started container, which is always removed.
-    """
-    import docker
-
-    from torchenv import engine
-
-    client = client or engine.docker_sdk_client()
-    try:
-        labels = client.images.get(image).labels or {}
-    except docker.errors.ImageNotFound:
-        raise UserError(f"no image {image}: build it first (invoke build)") from None
-    files: dict[str, bytes | None] = {}
-    container = client.containers.create(
-        image,
-        command=["/nonexistent"],
-        network_disabled=True,
-        labels=own_labels.of("verify", labels.get(own_labels.TARGET, "unknown")),
-    )
-    try:
-        for path in (MANIFEST_PATH, BUILD_INFO_PATH):
-            files[path] = read_file(container, path)
-    finally:
-        container.remove(force=True)
-    if files[MANIFEST_PATH] is None:
-        raise UserError(f"{image} has no {MANIFEST_PATH}: it was built without one; rebuild it")
-    return files, labels
 
 
 def image_installer(build_info: bytes | None) -> str | None:
@@ -217,13 +137,14 @@ def lock_for(target: Target, installer: str | None) -> locks.Lock:
     return locks.read_lock(path, target.name)
 
 
-def _by_key(manifest: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
+def by_key(manifest: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """A manifest's distributions by (name, location)."""
     return {(d["name"], d.get("location", "")): d for d in manifest.get("distributions", [])}
 
 
 def against_build(live: Mapping[str, Any], baked: Mapping[str, Any]) -> list[str]:
     """Every difference between the live manifest and the one written at build time."""
-    now, then = _by_key(live), _by_key(baked)
+    now, then = by_key(live), by_key(baked)
     lines = [f"added: {n} {now[(n, loc)]['version']} (not in the build's manifest)"
              for n, loc in sorted(now.keys() - then.keys())]  # fmt: skip
     lines += [f"removed: {n} {then[(n, loc)]['version']} (in the build's manifest, gone now)"

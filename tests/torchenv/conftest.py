@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.support.nodes import leftovers
 
 from images import STANDIN, build_args, docker, invoke
 from torchenv import matrix
@@ -32,3 +33,10 @@ def dev_image(docker_engine, image) -> str:
 def cuda13_image(image) -> str:
     """The cuda13 runtime image under the name the multi-node and registry tests use."""
     return image
+
+
+@pytest.fixture
+def clean_engine(docker_engine):
+    assert leftovers() == [], "multi-node containers or networks from an earlier run"
+    yield
+    assert leftovers() == []

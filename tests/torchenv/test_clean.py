@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from torchenv import clean, labels
+from torchenv import clean
+from torchenv.engine import labels
 from torchenv.runner import FakeRunner, reply
 
 DOCKER = "/usr/bin/docker"

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from tests.support import doctor_cli
 
 from torchbuild.versions import parse as version_tuple
 from torchenv import doctor, engine, matrix
@@ -255,9 +256,9 @@ def test_render_aligns_and_shows_fixes():
 
 def test_main_prints_table_and_rejects_unknown_target(capsys, monkeypatch):
     monkeypatch.setattr(doctor, "run_checks", lambda **kw: [Row("x", "warn", "careful", "fix")])
-    assert doctor.main(["--target", "cpu"]) == 0
+    assert doctor_cli.main(["--target", "cpu"]) == 0
     assert "x      warn    careful" in capsys.readouterr().out
-    assert doctor.main(["--target", "nope"]) == 2
+    assert doctor_cli.main(["--target", "nope"]) == 2
     assert "unknown target 'nope'" in capsys.readouterr().err
 
 

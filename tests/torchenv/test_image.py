@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.support import manifests as baked
 
 from images import BUILD, CA, docker, invoke
 from torchenv import matrix
@@ -217,10 +218,10 @@ def test_verify_matches_the_lock_and_catches_a_changed_pin(image):
     from torchenv import verify
 
     assert verify.verify_image(TARGET, image=image) == []
-    files, labels = verify.read_image(image)
+    files, labels = baked.read_image(image)
     text = TARGET.pip_lock.read_text().replace("torch==2.11.0", "torch==2.12.0")
     changed = locks.parse_pip_lock(text, TARGET.pip_lock, TARGET.name)
-    found = verify.verify_manifest(
+    found = baked.verify_manifest(
         files[verify.MANIFEST_PATH], labels.get(verify.MANIFEST_LABEL), changed
     )
     assert any("torch" in line and "2.12.0" in line for line in found), found
@@ -282,8 +283,8 @@ def test_pip_installs_the_same_lock_file_for_file(image, pip_image):
     from torchenv import verify
 
     assert verify.verify_image(TARGET, image=pip_image) == []
-    uv_files, _ = verify.read_image(image)
-    pip_files, _ = verify.read_image(pip_image)
+    uv_files, _ = baked.read_image(image)
+    pip_files, _ = baked.read_image(pip_image)
     assert json.loads(pip_files[verify.BUILD_INFO_PATH])["installer"] == "pip"
     uv_manifest = json.loads(uv_files[verify.MANIFEST_PATH])
     pip_manifest = json.loads(pip_files[verify.MANIFEST_PATH])

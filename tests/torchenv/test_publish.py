@@ -14,8 +14,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tests.support import localregistry
 
-from torchenv import localregistry, publish
+from torchenv import publish
 from torchenv.errors import UserError
 from torchenv.matrix import ROOT, get
 

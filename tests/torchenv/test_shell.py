@@ -66,8 +66,8 @@ def test_an_image_that_is_not_built_is_one_line_with_the_build_command():
     with pytest.raises(UserError) as exc:
         shell.plan(request(), CLIENT, engine(image=False), tty=False)
     assert str(exc.value) == (
-        "image torchenv/cuda13:2.14.1-cu130-dev is not built: run "
-        "`invoke build --target cuda13 --flavor dev` first (or pass --flavor runtime)"
+        "image torchenv/cuda13:2.14.1-cu130-dev is not built yet: run "
+        "`invoke build --target cuda13 --flavor dev`"
     )
 
 

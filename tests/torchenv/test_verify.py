@@ -11,6 +11,7 @@ import tarfile
 import uuid
 
 import pytest
+from tests.support import manifests as baked
 
 from torchbuild import manifest as manifests
 from torchenv import lockfile, matrix, verify
@@ -57,8 +58,8 @@ def installed_as_locked(extra: dict[str, str] | None = None) -> dict:
 
 def test_an_image_built_from_its_lock_matches():
     data, label = as_file(installed_as_locked())
-    assert verify.verify_manifest(data, label, cuda13_lock()) == []
-    assert verify.verify_manifest(data, "sha256:" + label, cuda13_lock()) == []
+    assert baked.verify_manifest(data, label, cuda13_lock()) == []
+    assert baked.verify_manifest(data, "sha256:" + label, cuda13_lock()) == []
 
 
 def test_changing_one_pin_is_caught():
@@ -66,7 +67,7 @@ def test_changing_one_pin_is_caught():
     locked = cuda13_lock()
     packages = {**locked.packages, "torch": LockedPackage("torch", "2.12.0", (SHA,))}
     data, label = as_file(installed_as_locked())
-    assert verify.verify_manifest(data, label, lockfile.Lock(locked.path, "pip", {}, packages)) == [
+    assert baked.verify_manifest(data, label, lockfile.Lock(locked.path, "pip", {}, packages)) == [
         "different version: torch 2.14.1 installed, 2.12.0 locked"
     ]
 
@@ -125,7 +126,7 @@ def test_label_and_manifest_digests_are_checked():
     edited = json.loads(data)
     edited["distributions"][0]["version"] = "0"
     edited_data = (manifests.render(edited) + "\n").encode()
-    problems = verify.verify_manifest(
+    problems = baked.verify_manifest(
         edited_data, hashlib.sha256(edited_data).hexdigest(), cuda13_lock()
     )
     assert f"{edited['distributions'][0]['name']}: its digest does not match its entry" in problems
@@ -133,10 +134,10 @@ def test_label_and_manifest_digests_are_checked():
 
 
 def test_not_a_manifest():
-    assert verify.verify_manifest(b"{", None, cuda13_lock())[0].startswith(
+    assert baked.verify_manifest(b"{", None, cuda13_lock())[0].startswith(
         "/opt/torchenv/manifest.json is not valid JSON"
     )
-    assert verify.verify_manifest(b"{}", None, cuda13_lock()) == [
+    assert baked.verify_manifest(b"{}", None, cuda13_lock()) == [
         "/opt/torchenv/manifest.json is not a torchenv-manifest/1 manifest"
     ]
 
@@ -196,12 +197,12 @@ def test_diff_manifests_names_every_difference():
     one = make_manifest({"torch": "2.11.0", "numpy": "2.4.6"})
     one["distributions"][1]["files"] = {"torch/a.py": {"sha256": SHA, "size": 1}}
     two = json.loads(json.dumps(one))
-    assert verify.diff_manifests(one, two) == []
+    assert baked.diff_manifests(one, two) == []
     two["distributions"][1]["files"]["torch/a.py"]["sha256"] = "b" * 64
     two["distributions"][1]["files"]["torch/b.py"] = {"sha256": SHA, "size": 1}
     two["distributions"][0]["version"] = "2.4.7"
     two["distributions"].append(dict(two["distributions"][0], name="extra"))
-    assert verify.diff_manifests(one, two) == [
+    assert baked.diff_manifests(one, two) == [
         "only in the second: extra 2.4.7",
         "numpy: version 2.4.6 vs 2.4.7",
         "torch: torch/b.py only in the second",

@@ -4,8 +4,8 @@ import os
 import docker
 import pytest
 
-from torchenv import engine
 from torchenv.engine import Engine, EngineError, detect
+from torchenv.engine import clients as engine
 from torchenv.errors import UserError
 from torchenv.runner import FakeRunner, reply
 

@@ -1,7 +1,8 @@
 """A throw-away registry on this machine: Debian's `docker-registry` (distribution 2.8) on
 127.0.0.1, its storage in a folder, for trying `invoke push` and pulls by digest without a remote
 registry (the tests and benchmarks/push_pull.py use it). Docker treats `localhost:PORT` as an
-insecure-allowed registry, so no TLS is needed.
+insecure-allowed registry, so no TLS is needed. The registry is a background process of the test
+(Popen); docker commands go through torchenv.runner like the library's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import cast
 
 from torchenv.errors import UserError
+from torchenv.runner import Runner, subprocess_runner
 
 START_TIMEOUT_S = 30
 
@@ -71,20 +73,16 @@ def running(folder: Path, binary: str | None = None) -> Iterator[str]:
             proc.wait()
 
 
-def remove_image_everywhere(client: str, image: str) -> str:
+def remove_image_everywhere(client: str, image: str, runner: Runner = subprocess_runner) -> str:
     """Delete a local image for real: every tag and every reference by digest that keeps it (a
     push adds one), not just one tag; returns its ID. Layers another image shares stay."""
-    done = subprocess.run([client, "image", "inspect", image], capture_output=True, text=True,
-                          check=False)  # fmt: skip
-    if done.returncode != 0:
+    done = runner([client, "image", "inspect", image], timeout=60)
+    if not done.ok:
         raise UserError(f"no image {image}: {done.stderr.strip()}")
     info = json.loads(done.stdout)[0]
     refs = [*(info.get("RepoTags") or []), *(info.get("RepoDigests") or [])]
-    removed = subprocess.run([client, "image", "rm", *refs], capture_output=True, text=True,
-                             check=False)  # fmt: skip
-    gone = subprocess.run(
-        [client, "image", "inspect", info["Id"]], capture_output=True, check=False
-    )
-    if gone.returncode == 0:
+    removed = runner([client, "image", "rm", *refs], timeout=120)
+    gone = runner([client, "image", "inspect", info["Id"]], timeout=60)
+    if gone.ok:
         raise UserError(f"{image} is still there after removing {refs}: {removed.stderr.strip()}")
     return cast(str, info["Id"])

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from torchenv.errors import UserError
-from torchenv.runner import NOT_FOUND, Result, Runner, subprocess_runner
+from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -77,9 +77,13 @@ def has_nvidia_runtime(runtimes: object) -> bool:
     return isinstance(runtimes, dict) and "nvidia" in runtimes
 
 
-def inspect_image(client: str, image: str, runner: Runner = subprocess_runner) -> Result:
-    """`docker image inspect` for an image's ID: ok (the ID on stdout) when the engine has it."""
-    return runner([client, "image", "inspect", "--format", "{{.Id}}", image], timeout=60)
+def gpu_runtime(client: str, runner: Runner = subprocess_runner) -> bool:
+    """Whether the engine behind the CLI `client` lists the NVIDIA runtime (what `--gpus` needs)."""
+    done = runner([client, "info", "--format", "{{json .Runtimes}}"], timeout=PROBE_TIMEOUT)
+    try:
+        return done.ok and has_nvidia_runtime(json.loads(done.stdout))
+    except ValueError:
+        return False
 
 
 def candidate_clients() -> list[str]:

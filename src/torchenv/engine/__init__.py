@@ -1,0 +1,42 @@
+"""The engine: everything torchenv does with Docker goes through this package or torchenv.runner.
+
+One way to reach Docker for each concern:
+- Detection (`clients`): which client builds with BuildKit, whether the daemon answers, whether it
+  has the NVIDIA runtime: the docker CLI, through torchenv.runner.Runner.
+- Builds, shell, export/save, clean, livescan: the docker CLI through the Runner (their modules
+  build argv; the Runner runs it), because the user sees and can rerun those command lines.
+- Containers and images the kit drives itself (smoke, multi-node, verify, publish): the docker SDK
+  (`docker_sdk_client`, `containers`, `images.get_image`); `images` also answers for the CLI side.
+- `labels`: what torchenv puts on what it makes; `interrupts`: SIGTERM handled like Ctrl-C.
+
+Outside this package nothing imports `docker` or `subprocess` except torchenv.runner
+(tests/torchenv/test_layout.py checks it).
+"""
+
+from __future__ import annotations
+
+from torchenv.engine.clients import (
+    DAEMON_FIX,
+    ClientProbe,
+    Engine,
+    EngineError,
+    detect,
+    docker_sdk_client,
+    gpu_runtime,
+    has_nvidia_runtime,
+)
+from torchenv.engine.images import ImageNotBuilt, image_exists, inspect_image
+
+__all__ = [
+    "DAEMON_FIX",
+    "ClientProbe",
+    "Engine",
+    "EngineError",
+    "ImageNotBuilt",
+    "detect",
+    "docker_sdk_client",
+    "gpu_runtime",
+    "has_nvidia_runtime",
+    "image_exists",
+    "inspect_image",
+]

@@ -1,0 +1,89 @@
+"""Images on the engine: whether one exists, its ID, and the one "image not built" error.
+
+The CLI way (`inspect_image`, `image_exists`, `require_image`) serves the modules that reach the
+engine through the Runner (build, shell, export); `get_image` serves those holding an SDK client
+(smoke, multi-node, publish).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torchenv.errors import UserError
+from torchenv.runner import NOT_FOUND, Result, Runner, subprocess_runner
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.images import Image
+
+
+def build_command(target: str, flavor: str = "runtime") -> str:
+    """The command that builds `target`'s image of `flavor`."""
+    return f"invoke build --target {target}" + (
+        "" if flavor == "runtime" else f" --flavor {flavor}"
+    )
+
+
+class ImageNotBuilt(UserError):
+    """The engine has no `image`: one line naming it and the command that builds it."""
+
+    def __init__(self, image: str, target: str, flavor: str = "runtime") -> None:
+        self.image = image
+        self.fix = build_command(target, flavor)
+        super().__init__(f"image {image} is not built yet: run `{self.fix}`")
+
+
+def is_missing(error_line: str) -> bool:
+    """Whether the CLI's error line says the image is not there."""
+    return "No such image" in error_line or "No such object" in error_line
+
+
+def inspect_image(client: str, image: str, runner: Runner = subprocess_runner) -> Result:
+    """`docker image inspect` for an image's ID: ok (the ID on stdout) when the engine has it."""
+    return runner([client, "image", "inspect", "--format", "{{.Id}}", image], timeout=60)
+
+
+def image_exists(client: str, image: str, runner: Runner = subprocess_runner) -> bool:
+    return inspect_image(client, image, runner).ok
+
+
+def image_id(client: str, image: str, runner: Runner = subprocess_runner) -> str | None:
+    """The image's ID (sha256:...), or None when the engine does not have it."""
+    found = inspect_image(client, image, runner)
+    return found.stdout.strip() or None if found.ok else None
+
+
+def require_image(
+    client: str, image: str, target: str, flavor: str = "runtime",
+    runner: Runner = subprocess_runner,
+) -> None:  # fmt: skip
+    """Nothing when the engine has `image`; ImageNotBuilt when it does not; UserError otherwise."""
+    found = inspect_image(client, image, runner)
+    if found.returncode == NOT_FOUND:
+        raise UserError(f"cannot run the Docker client {client}: {found.first_error_line()}")
+    if not found.ok:
+        text = found.first_error_line()
+        if is_missing(text):
+            raise ImageNotBuilt(image, target, flavor)
+        raise UserError(f"cannot inspect {image}: {text}")
+
+
+def get_image(client: DockerClient, image: str, target: str, flavor: str = "runtime") -> Image:
+    """The SDK's image `image`; ImageNotBuilt when the engine does not have it."""
+    import docker.errors
+
+    try:
+        return client.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise ImageNotBuilt(image, target, flavor) from None
+
+
+def image_label(client: DockerClient, image: str, key: str) -> str | None:
+    """A label of a local image (the SDK); None when the image or the label is not there."""
+    import docker.errors
+
+    try:
+        value = client.images.get(image).labels.get(key)
+    except docker.errors.DockerException:
+        return None
+    return str(value) if value is not None else None
