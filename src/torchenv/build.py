@@ -115,7 +115,8 @@ def provenance(runner: Runner = subprocess_runner) -> dict[str, str]:
     if revision != "unknown" and git("status", "--porcelain", "--untracked-files=no"):
         revision += "-dirty"
     return {
-        "SOURCE": git("remote", "get-url", "origin") or "local",
+        # The remote's public part only: a CI remote carries a token (https://ci-token:T@host/r).
+        "SOURCE": credentials.public_url(git("remote", "get-url", "origin")) or "local",
         "REVISION": revision,
         "CREATED": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
