@@ -285,6 +285,11 @@ def run_build(
     """
     validate(req)
     index = credentials.parse_index_url(req.index_url) if req.index_url else None
+    if index is not None and index.has_credentials:
+        # The build's output passes the secret's parts through (pip masks a password, not a
+        # query token): what is shown and what the error repeats has them replaced.
+        shown, full = out, index.full
+        out = lambda line: shown(credentials.scrub(line, full))  # noqa: E731
     with credentials.SecretFile(None if dry_run else index) as secret:
         argv, env = build_command(req, engine, labels=provenance(runner), index_secret=secret)
         commands = [format_command(argv, env)]
@@ -301,6 +306,8 @@ def run_build(
         if done.returncode == NOT_FOUND:
             raise UserError(f"{argv[0]} not found: install Docker (apt-get install docker.io)")
         cause = diagnose_build(done.stdout + done.stderr)
+        if cause and index is not None and index.has_credentials:
+            cause = credentials.scrub(cause, index.full)
         raise UserError(
             f"building {req.image} failed (exit {done.returncode})"
             + (f": {cause}" if cause else ": see the build output above")

@@ -393,3 +393,28 @@ def test_bad_mirror_urls_are_refused_before_building(changes, message):
     with pytest.raises(UserError) as exc:
         build.validate(request(installer="pip", **changes))
     assert str(exc.value).startswith(message)
+
+
+def test_a_query_token_is_a_secret_and_the_build_output_is_scrubbed():
+    """Issue 20, items 2 and 4: `?token=` never becomes a build argument nor shows in output."""
+    url = f"https://mirror.example/simple?token={TOKEN}"
+    argv, _ = build.build_command(
+        request(installer="pip", index_url=url), BUILTIN, environ={},
+        index_secret=Path("/tmp/x/index_url"),
+    )  # fmt: skip
+    line = " ".join(argv)
+    assert "--build-arg TORCHENV_INDEX_URL=https://mirror.example/simple " in line
+    assert "--secret id=index_url,src=/tmp/x/index_url" in line and TOKEN not in line
+    runner = engine_answers()
+    runner.answers = {
+        **runner.answers,
+        ("/usr/bin/docker", "build", "--progress=plain"): reply(
+            f"#9 0.5 Looking in indexes: {url}\n#9 1.0 ERROR: 403 for {url}\n", 1
+        ),
+    }
+    seen: list[str] = []
+    with pytest.raises(UserError) as exc:
+        build.run_build(
+            request(installer="pip", index_url=url), BUILTIN, runner=runner, out=seen.append
+        )
+    assert seen and TOKEN not in "\n".join(seen) and TOKEN not in str(exc.value)
