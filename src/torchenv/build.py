@@ -24,6 +24,7 @@ from torchenv.digests import is_pinned
 from torchenv.engine import Engine, inspect_image
 from torchenv.errors import UserError
 from torchenv.hints import diagnose_build
+from torchenv.interrupts import sigterm_as_ctrl_c
 from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS, ROOT, Target
 from torchenv.proxy import BUILD_PROXY_VARS
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
@@ -282,7 +283,20 @@ def run_build(
     The build's output is streamed through `out`; a failed build ends in one UserError line with
     the likely cause. The image the tag named before, and the unlabelled image of this build,
     are removed when nothing else names them, so a build leaves no `<none>` image of its own.
+    SIGTERM is handled as Ctrl-C (a cancelled CI job): the build's process group is stopped,
+    the secret file and the wheels linked into wheelhouse/ are removed, KeyboardInterrupt goes on.
     """
+    with sigterm_as_ctrl_c():
+        return _run_build(req, engine, dry_run, runner, out)
+
+
+def _run_build(
+    req: BuildRequest,
+    engine: Engine,
+    dry_run: bool,
+    runner: Runner,
+    out: Callable[[str], None],
+) -> list[str]:
     validate(req)
     index = credentials.parse_index_url(req.index_url) if req.index_url else None
     if index is not None and index.has_credentials:

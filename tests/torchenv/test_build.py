@@ -418,3 +418,33 @@ def test_a_query_token_is_a_secret_and_the_build_output_is_scrubbed():
             request(installer="pip", index_url=url), BUILTIN, runner=runner, out=seen.append
         )
     assert seen and TOKEN not in "\n".join(seen) and TOKEN not in str(exc.value)
+
+
+def test_sigterm_during_the_build_cleans_up_like_ctrl_c(tmp_path: Path):
+    """Issue 20, item 5: the secret file and the linked wheel are gone, KeyboardInterrupt goes on
+    (tasks turn it into exit 130), and SIGTERM's handler is the earlier one again."""
+    import os
+    import signal
+
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not really a wheel")
+    seen = {}
+
+    def building(argv):
+        seen["secret"] = Path(argv[argv.index("--secret") + 1].split("src=", 1)[1])
+        seen["linked"] = (build.WHEELHOUSE / wheel.name).exists()
+        os.kill(os.getpid(), signal.SIGTERM)
+        return reply("never\n")
+
+    runner = engine_answers()
+    runner.answers = {**runner.answers, ("/usr/bin/docker", "build", "--progress=plain"): building}
+    req = request(
+        installer="pip", index_url=WITH_CREDENTIALS, wheelhouse=tmp_path, base_image="x/y:1",
+        allow_unpinned_base=True,
+    )  # fmt: skip
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        build.run_build(req, BUILTIN, runner=runner, out=lambda line: None)
+    assert seen["linked"] and not (build.WHEELHOUSE / wheel.name).exists()
+    assert not seen["secret"].exists() and not seen["secret"].parent.exists()
+    assert signal.getsignal(signal.SIGTERM) == before
