@@ -168,23 +168,31 @@ def build_command(
     return argv, env
 
 
-def label_command(engine: Engine, image: str, digest: str) -> list[str]:
+def label_command(engine: Engine, image: str, digest: str) -> tuple[list[str], dict[str, str]]:
     """Adds the label with the manifest file's sha256 and torchenv's own labels (`invoke clean`
-    finds the image by them): a metadata-only build on top of the built image."""
-    prefix, _ = engine.build_prefix()
+    finds the image by them): a metadata-only build on top of the built image, named by its ID
+    (label_dockerfile). BuildKit cannot build `FROM <image id>` (moby/buildkit#1105) and would
+    look a tag up on a registry (a docker-container builder pulls it from Docker Hub), so this
+    step runs the engine's own builder, which takes the local image by ID and pulls nothing."""
     own = labels.cli_args(labels.of_image(image))
-    return [*prefix, "--quiet", "--label", f"{MANIFEST_LABEL}={digest}", *own, "--tag", image, "-"]
+    argv = [engine.client, "build", "--quiet", "--label", f"{MANIFEST_LABEL}={digest}", *own]
+    return [*argv, "--tag", image, "-"], {"DOCKER_BUILDKIT": "0"}
 
 
-def label_dockerfile(image: str) -> str:
-    return f"FROM {image}\n"
+def label_dockerfile(image_id: str) -> str:
+    return f"FROM {image_id}\n"
 
 
-def manifest_read_commands(engine: Engine, image: str, name: str, dest: str) -> list[list[str]]:
+def manifest_read_commands(
+    engine: Engine, image: str, name: str, dest: str, target: str = ""
+) -> list[list[str]]:
     """Copy the manifest to `dest` out of a created, never started container (no process, no
-    network: a third of the time `docker run` takes), then remove the container."""
+    network: a third of the time `docker run` takes), then remove the container. The container
+    carries torchenv's labels (an interrupt between create and rm leaves what `invoke clean`
+    finds) and is made from the local image only (`--pull never`)."""
+    own = labels.cli_args(labels.of("manifest", target)) if target else []
     return [
-        [engine.client, "create", "--name", name, image],
+        [engine.client, "create", "--pull", "never", *own, "--name", name, image],
         [engine.client, "cp", f"{name}:{MANIFEST_PATH}", dest],
         [engine.client, "rm", "--force", name],
     ]
@@ -307,7 +315,7 @@ def _run_build(
     with credentials.SecretFile(None if dry_run else index) as secret:
         argv, env = build_command(req, engine, labels=provenance(runner), index_secret=secret)
         commands = [format_command(argv, env)]
-        reads = manifest_read_commands(engine, req.image, "NAME", "DEST")
+        reads = manifest_read_commands(engine, req.image, "NAME", "DEST", req.target.name)
         commands += [shlex.join(argv) for argv in reads]
         commands[-1] += "   # then label the image with the manifest file's sha256"
         if dry_run:
@@ -339,10 +347,11 @@ def _run_build(
             last = (tagged.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(f"tagging {req.image} again failed: {last}")
     else:
-        file_sha = _manifest_file_sha256(runner, engine, req.image)
-        labelled = runner(
-            label_command(engine, req.image, file_sha), env=env, input=label_dockerfile(req.image)
-        )
+        if built is None:
+            raise UserError(f"the build reported success but the engine has no {req.image}")
+        file_sha = _manifest_file_sha256(runner, engine, built, req.target.name)
+        label_argv, label_env = label_command(engine, req.image, file_sha)
+        labelled = runner(label_argv, env=label_env, input=label_dockerfile(built))
         if not labelled.ok:
             last = (labelled.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(f"labelling {req.image} failed: {last}")
@@ -358,12 +367,12 @@ def _run_build(
     return commands
 
 
-def _manifest_file_sha256(runner: Runner, engine: Engine, image: str) -> str:
+def _manifest_file_sha256(runner: Runner, engine: Engine, image: str, target: str = "") -> str:
     """The sha256 of the manifest file's bytes, copied out of a created, never started container."""
     name = f"torchenv-manifest-{os.getpid()}-{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="torchenv-manifest-") as tmp:
         dest = Path(tmp) / "manifest.json"
-        create, copy, remove = manifest_read_commands(engine, image, name, str(dest))
+        create, copy, remove = manifest_read_commands(engine, image, name, str(dest), target)
         done = runner(create, timeout=120)
         try:
             if done.ok:

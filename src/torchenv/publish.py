@@ -83,8 +83,8 @@ def resolve_image(
     """The image reference for a cluster and where it came from.
 
     `image` given: a reference by digest is checked (NAME@sha256:...), a tag is kept as given.
-    Not given: the digest `invoke push` recorded for the target, else the local tag (which a
-    cluster can pull only from where it was pushed).
+    Not given: the digest `invoke push` recorded for the target, else UserError: the local tag
+    names no registry, and an unqualified name resolves to Docker Hub.
     """
     if image:
         if is_digest_ref(image):
@@ -95,7 +95,12 @@ def resolve_image(
     if record is not None:
         parse_digest_ref(record.reference)
         return record.reference, f"pushed, recorded in {record_path(target, flavor, reports)}"
-    return target.image(flavor), "local tag, never pushed: run `invoke push` for a digest"
+    raise UserError(
+        f"no --image and no push record ({record_path(target, flavor, reports).name}) for "
+        f"{target.name}: the local name {target.image(flavor)} names no registry, so a cluster "
+        "would pull it from Docker Hub (someone else's namespace): run `invoke push --target "
+        f"{target.name} --registry HOST/NAMESPACE` first, or give --image NAME@sha256:..."
+    )
 
 
 def remote_name(target: Target, registry: str, flavor: str = "runtime") -> tuple[str, str]:

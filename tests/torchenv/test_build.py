@@ -61,7 +61,9 @@ def test_dry_run_prints_the_exact_commands_without_an_engine():
     commands = build.run_build(req, BUILTIN, dry_run=True)
     assert commands[0].startswith("DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain")
     assert commands[1:] == [
-        "/usr/bin/docker create --name NAME torchenv/cuda13:2.11.0-cu130",
+        "/usr/bin/docker create --pull never --label io.torchenv.managed=true "
+        "--label io.torchenv.target=cuda13 --label io.torchenv.manifest=cuda13 "
+        "--name NAME torchenv/cuda13:2.11.0-cu130",
         "/usr/bin/docker cp NAME:/opt/torchenv/manifest.json DEST",
         "/usr/bin/docker rm --force NAME   # then label the image with the manifest file's sha256",
     ]
@@ -232,8 +234,12 @@ def test_run_build_streams_labels_with_the_file_sha256_and_leaves_no_dangling_im
         "--label", "io.torchenv.managed=true",
         "--label", "io.torchenv.tag=torchenv/cuda13:2.11.0-cu130",
     )  # fmt: skip
-    assert label.input == "FROM torchenv/cuda13:2.11.0-cu130\n"
-    assert label.env == {"DOCKER_BUILDKIT": "1"}
+    # by the built image's ID, with the engine's own builder: nothing can pull the tag
+    assert label.input == f"FROM {BUILT_ID}\n"
+    assert label.env == {"DOCKER_BUILDKIT": "0"}
+    create = next(c for c in runner.calls if c.args[:2] == ("/usr/bin/docker", "create"))
+    assert create.args[-1] == BUILT_ID and create.args[2:4] == ("--pull", "never")
+    assert "io.torchenv.managed=true" in create.args
     removed = [c.args[-1] for c in runner.calls if c.args[1:3] == ("image", "rm")]
     assert removed == [OLD_ID, BUILT_ID]  # not the other dangling image, which is not ours
 

@@ -45,7 +45,9 @@ def test_digest_references_are_checked():
 def test_resolve_prefers_what_was_given_then_what_was_pushed(tmp_path):
     given = f"r.example/o/cuda13@{DIGEST}"
     assert publish.resolve_image(TARGET, given, reports=tmp_path) == (given, "by digest")
-    assert publish.resolve_image(TARGET, None, reports=tmp_path)[0] == TARGET.image()
+    with pytest.raises(UserError) as exc:  # issue 20, item 8: never an unqualified name
+        publish.resolve_image(TARGET, None, reports=tmp_path)
+    assert "no --image and no push record" in str(exc.value) and "\n" not in str(exc.value)
     record = publish.Pushed("cuda13", "runtime", TARGET.image(), "r.example/o/cuda13", "t",
                             DIGEST, f"r.example/o/cuda13@{DIGEST}", "2026-01-01T00:00:00Z")  # fmt: skip
     publish.record_path(TARGET, reports=tmp_path).write_text(json.dumps(record.__dict__))
