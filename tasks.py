@@ -208,12 +208,14 @@ def smoke(
         if no_gpu and require_gpu:
             raise UserError("--no-gpu and --require-gpu contradict each other: pick one")
         if nodes is not None:
+            smokes.check_reports(Path(reports) if reports else None)  # issue 20: before the run
             _smoke_nodes(t, image or t.image(flavor), nodes, nproc_per_node, rdzv_port,
                          no_gpu, reports, dry_run)  # fmt: skip
             return
+        smokes.check_reports(Path(reports) if reports else None)  # issue 20: before the run
         req = smokes.SmokeRequest(
             target=t, image=image or t.image(flavor), gpu="no" if no_gpu else "auto",
-            require_gpu=require_gpu, quick=quick, extra_args=tuple(shlex.split(args)),
+            require_gpu=require_gpu, quick=quick, extra_args=smokes.parse_args(args),
             reports=Path(reports) if reports else None, timeout_s=smokes.parse_timeout(timeout),
         )  # fmt: skip
         if dry_run:
@@ -446,6 +448,10 @@ def k8s_(c, target=None, nodes="2", gpus_per_node="0", image=None, flavor="runti
 
     with user_errors():
         t = _target(target)
+        if output:  # issue 20: a folder or an unwritable path, said before anything else
+            from torchenv.files import check_writable_file
+
+            check_writable_file(Path(output), "--output")
         n, _, _ = multinode.validate(nodes, 1, multinode.RDZV_PORT)
         gpus = _int(gpus_per_node, "--gpus-per-node", "a GPU count, 0 for none")
         k8s.check_gpus_per_node(gpus)

@@ -82,6 +82,7 @@ def validate(req: BuildRequest) -> None:
             f"base image {req.base} is given by tag alone: pin it by digest (NAME@sha256:...) "
             f"or pass --allow-unpinned-base"
         )
+    _check_ids(req.uid, req.gid)
     if req.ca_cert is not None:
         _check_ca(req.ca_cert)
     if req.index_url is not None:
@@ -96,7 +97,30 @@ def validate(req: BuildRequest) -> None:
             uvs.check_wheelhouse(req.wheelhouse, pin)
 
 
+ENV_GID = 2000  # the image's torchenv group, owner of /opt/env (docker/Dockerfile.in's ENV_GID)
+MAX_ID = 2**31 - 1  # Linux IDs are 32-bit, but 2**31 and above break tools (signed) and -1 is none
+
+
+def _check_ids(uid: int, gid: int) -> None:
+    """The image user's IDs: 1..2**31-1; not root's 0 (the image's user is not root), and the
+    group not the environment's group (groupadd would fail on a GID in use)."""
+    for flag, value in (("--uid", uid), ("--gid", gid)):
+        if not 1 <= value <= MAX_ID:
+            raise UserError(f"{flag} {value} is out of range: give an ID from 1 to {MAX_ID}")
+    if gid == ENV_GID:
+        raise UserError(
+            f"--gid {gid} is the image's environment group (torchenv, {ENV_GID}): give another"
+        )
+
+
 def _check_ca(path: Path) -> None:
+    if any(ch in f"{path}{Path(path).resolve()}" for ch in ",\"'\n\r"):
+        # The path goes into `--secret id=ca_cert,src=PATH`, a comma-separated list: a comma or a
+        # quote there would change the secret's spec.
+        raise UserError(
+            f"--ca-cert {str(path)!r}: the path holds a comma, quote or newline, which the "
+            "build's secret spec cannot carry: copy the bundle to a plain path"
+        )
     try:
         head = Path(path).read_text(errors="replace")[:100_000]
     except OSError as exc:

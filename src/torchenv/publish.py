@@ -28,10 +28,13 @@ REPORTS = ROOT / "reports"
 DIGEST_REF = re.compile(
     r"^(?P<name>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@(?P<digest>sha256:[0-9a-f]{64})$"
 )
-# HOST[:PORT]/NAMESPACE[/MORE]: a host with a dot or a port, or localhost; lowercase path parts.
+# HOST[:PORT]/NAMESPACE[/MORE], as Docker's reference grammar has it: host labels of letters,
+# digits and inner hyphens joined by dots, one optional port (1-65535, checked in remote_name);
+# a host with a dot or a port, or localhost; lowercase path parts `[a-z0-9]+([._-][a-z0-9]+)*`.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 REGISTRY = re.compile(
-    r"^(?P<host>(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|[a-z0-9.-]+:\d+)(:\d+)?)"
-    r"(?P<path>(/[a-z0-9]+([._-][a-z0-9]+)*)+)$"
+    rf"^(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?"
+    r"(?P<path>(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+)$"
 )
 
 
@@ -106,7 +109,13 @@ def resolve_image(
 def remote_name(target: Target, registry: str, flavor: str = "runtime") -> tuple[str, str]:
     """(repository, tag) for the target's image at `registry` (HOST[:PORT]/NAMESPACE)."""
     registry = registry.strip().rstrip("/")
-    if not REGISTRY.match(registry):
+    match = REGISTRY.match(registry)
+    if match and not (
+        (match["port"] is None or 1 <= int(match["port"]) <= 65535)
+        and ("." in match["host"] or match["port"] or match["host"] == "localhost")
+    ):
+        match = None
+    if not match:
         raise UserError(
             f"--registry {registry!r} is not HOST[:PORT]/NAMESPACE in lowercase "
             "(e.g. ghcr.io/my-org or localhost:5000/torchenv)"

@@ -454,3 +454,21 @@ def test_sigterm_during_the_build_cleans_up_like_ctrl_c(tmp_path: Path):
     assert seen["linked"] and not (build.WHEELHOUSE / wheel.name).exists()
     assert not seen["secret"].exists() and not seen["secret"].parent.exists()
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"uid": 0}, "--uid 0 is out of range"),
+        ({"gid": -1}, "--gid -1 is out of range"),
+        ({"uid": 2**31}, "--uid 2147483648 is out of range"),
+        ({"gid": 2000}, "--gid 2000 is the image's environment group"),
+        ({"ca_cert": Path("/tmp/a,src=/etc/shadow")}, "--ca-cert '/tmp/a,src=/etc/shadow': the path holds a comma"),
+        ({"ca_cert": Path('/tmp/a"b')}, "--ca-cert '/tmp/a\"b': the path holds a comma, quote"),
+    ],
+)  # fmt: skip
+def test_ids_and_ca_paths_that_cannot_work_are_refused_before_building(changes, message):
+    """Issue 20, Low list: IDs 1..2**31-1, not the env group; no comma or quote in the secret."""
+    with pytest.raises(UserError) as exc:
+        build.validate(request(**changes))
+    assert str(exc.value).startswith(message) and "\n" not in str(exc.value)

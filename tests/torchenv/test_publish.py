@@ -183,3 +183,16 @@ def test_push_of_an_image_that_is_not_built_is_one_line(docker_engine, registry,
         f"error: image {cpu.image()} is not built yet: run `invoke build --target cpu`"
     )
     assert not Path(tmp_path, "pushed-cpu.json").exists()
+
+
+@pytest.mark.parametrize(
+    "bad", ["localhost:99999/ns", "a.b:1:2/ns", "localhost:0/ns", "-x.io/ns", "x-.io/ns", "a.b/Ns", "a.b/ns/-x", "a.b/n s"]
+)  # fmt: skip
+def test_registries_docker_would_refuse_are_refused(bad):
+    with pytest.raises(UserError, match="is not HOST\\[:PORT\\]/NAMESPACE"):
+        publish.remote_name(TARGET, bad)
+
+
+def test_registries_docker_accepts():
+    for good in ("localhost/ns", "localhost:65535/a/b", "reg.example:5000/my-org", "a.b/x__y.z-w"):
+        assert publish.remote_name(TARGET, good)[0] == f"{good}/cuda13"
