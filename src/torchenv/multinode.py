@@ -396,6 +396,9 @@ def execute(
     made: list[Any] = []
     network = None
     start = time.monotonic()
+    import docker.errors
+    import requests
+
     with sigterm_as_ctrl_c():
         try:
             network = _create_network(p, client)
@@ -407,8 +410,16 @@ def execute(
             outcome = _watch(p, made, logs, join_timeout)
             outcome.wall_s = round(time.monotonic() - start, 1)
             return outcome
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            # the engine went away (or answered nonsense) under the run: one line, then cleanup
+            raise UserError(f"lost the Docker engine during the run: {_one_line(exc)}") from None
         finally:
             _remove(made, network)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "explanation", None) or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _create_network(p: Plan, client: DockerClient) -> Network:
@@ -507,28 +518,33 @@ def _watch(p: Plan, made: list[Any], logs: _Logs, join_timeout: int) -> Outcome:
         time.sleep(0.5)
 
 
-def _remove(made: list[Any], network: Network | None) -> None:
+def _remove(made: list[Any], network: Network | None, say: Callable[[str], object] = print) -> None:
     """Remove the containers, then the network (a second try after a second: a container that
-    is still stopping can refuse once); what is already gone is fine."""
+    is still stopping can refuse once); what is already gone is fine. An error (the engine
+    refusing, or gone) never stops the others: each one left is one line at the end."""
     import docker.errors
 
+    # containers and the network: their remove() take different arguments
+    left: list[Any] = [*made, *([network] if network is not None else [])]
+    why: dict[int, str] = {}
     for attempt in (1, 2):
-        left = []
-        # containers and the network: their remove() take different arguments
-        items: list[Any] = [*made, *([network] if network is not None else [])]
-        for item in items:
+        failed = []
+        for item in left:
             try:
                 item.remove(force=True) if item is not network else item.remove()  # type: ignore[union-attr]  # here item is network, never None
             except docker.errors.NotFound:
                 pass
-            except docker.errors.APIError:
-                left.append(item)
+            except Exception as exc:  # noqa: BLE001 - one line each, the others still go
+                failed.append(item)
+                why[id(item)] = _one_line(exc)
+        left = failed
         if not left:
             return
         if attempt == 1:
             time.sleep(1)
-    names = ", ".join(getattr(item, "name", "?") for item in left)
-    print(f"torchenv: could not remove {names}: run `invoke clean`")
+    for item in left:
+        name = getattr(item, "name", "?")
+        say(f"torchenv: could not remove {name} ({why[id(item)]}): run `invoke clean`")
 
 
 def write_report(report: dict[str, Any], reports: Path, target: str) -> Path:
