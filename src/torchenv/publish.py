@@ -28,6 +28,10 @@ REPORTS = ROOT / "reports"
 DIGEST_REF = re.compile(
     r"^(?P<name>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@(?P<digest>sha256:[0-9a-f]{64})$"
 )
+# NAME[:TAG] loosely (Docker checks the rest): lowercase name parts, a tag of word characters.
+TAG_REF = re.compile(
+    r"^[a-z0-9][a-z0-9._/-]*(?::[0-9]{1,5}/[a-z0-9._/-]+)?(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
+)
 # HOST[:PORT]/NAMESPACE[/MORE], as Docker's reference grammar has it: host labels of letters,
 # digits and inner hyphens joined by dots, one optional port (1-65535, checked in remote_name);
 # a host with a dot or a port, or localhost; lowercase path parts `[a-z0-9]+([._-][a-z0-9]+)*`.
@@ -54,8 +58,10 @@ def parse_digest_ref(text: str) -> tuple[str, str]:
     """(name, digest) of `NAME@sha256:<64 hex>`; UserError (one line) for anything else."""
     match = DIGEST_REF.match(text.strip())
     if not match:
+        from torchenv.credentials import public_url
+
         raise UserError(
-            f"{text!r} is not an image reference by digest: give NAME@sha256:<64 hex digits> "
+            f"{public_url(text)!r} is not an image reference by digest: give NAME@sha256:<64 hex digits> "
             "(`invoke push` prints one)"
         )
     return match["name"], match["digest"]
@@ -93,6 +99,13 @@ def resolve_image(
         if is_digest_ref(image):
             parse_digest_ref(image)
             return image, "by digest"
+        if not TAG_REF.match(image):
+            from torchenv.credentials import public_url
+
+            raise UserError(
+                f"--image {public_url(image)!r} is not an image reference: give "
+                "NAME@sha256:<64 hex digits> (`invoke push` prints one) or NAME:TAG"
+            )
         return image, "by tag (a tag can move: prefer the digest `invoke push` prints)"
     record = read_record(target, flavor, reports)
     if record is not None:
@@ -116,8 +129,10 @@ def remote_name(target: Target, registry: str, flavor: str = "runtime") -> tuple
     ):
         match = None
     if not match:
+        from torchenv.credentials import public_url
+
         raise UserError(
-            f"--registry {registry!r} is not HOST[:PORT]/NAMESPACE in lowercase "
+            f"--registry {public_url(registry)!r} is not HOST[:PORT]/NAMESPACE in lowercase "
             "(e.g. ghcr.io/my-org or localhost:5000/torchenv)"
         )
     local = target.image(flavor)
