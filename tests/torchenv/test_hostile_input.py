@@ -14,7 +14,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 
 from torchenv import matrix
 
@@ -91,7 +90,7 @@ def test_every_dry_run_with_hostile_values_is_one_line_and_keeps_the_secret(tmp_
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda case: run(case[0], case[1], cwd), todo))
     problems = []
-    for (task, args), done in zip(todo, results):
+    for (task, args), done in zip(todo, results, strict=True):
         both = done.stdout + done.stderr
         errors = [line for line in done.stderr.splitlines() if line.strip()]
         why = []
