@@ -14,7 +14,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-
 from torchenv import matrix
 
 ROOT = matrix.ROOT

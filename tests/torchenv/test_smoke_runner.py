@@ -114,3 +114,28 @@ def test_reports_are_written_in_one_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(smokes, "read_file", lambda container, path: b"{}")
     smokes._save_reports(req(reports=tmp_path), object(), ("json",))  # type: ignore[arg-type]
     assert written == [(tmp_path / "smoke-cuda13.json", b"{}")]
+
+
+@pytest.mark.engine
+def test_the_suite_passes_without_capabilities_or_new_privileges(docker_engine, request):
+    """The options run_kwargs gives (issue 20): DDP on loopback and the dataloader's shared
+    memory need no capability. Uses the cuda13 image when it is there (CI builds it)."""
+    import os
+
+    from images import docker
+
+    tag = matrix.get("cuda13").image()
+    if docker(docker_engine, "image", "inspect", tag).returncode != 0:
+        if not os.environ.get("CI"):
+            pytest.skip(f"{tag} is not built (tests/torchenv/test_image.py builds it)")
+        tag = request.getfixturevalue("image")
+    kwargs = smokes.run_kwargs(req(), gpu=False)
+    done = docker(
+        docker_engine, "run", "--rm", "--shm-size", kwargs["shm_size"],
+        *(f"--cap-drop={c}" for c in kwargs["cap_drop"]),
+        *(f"--security-opt={o}" for o in kwargs["security_opt"]),
+        "--label", "io.torchenv.managed=true", tag, "python", "-m", "torchsmoke", "--quick",
+        timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
+    assert "ddp          pass" in done.stdout and "dataloader   pass" in done.stdout
