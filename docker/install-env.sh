@@ -80,11 +80,19 @@ if [[ -f /run/secrets/index_url ]]; then
 fi
 
 pip_source=()
+index_from_env=
 if compgen -G "$ctx/wheelhouse/*.whl" > /dev/null; then
     pip_source=(--no-index --find-links "$ctx/wheelhouse")
     say "offline: installing from the wheelhouse only"
 elif [[ -n ${TORCHENV_INDEX_URL:-} && $installer != extras && $installer != uv-tool ]]; then
-    pip_source=(--index-url "$TORCHENV_INDEX_URL")
+    if [[ -f /run/secrets/index_url ]]; then
+        # A URL with credentials goes to pip and uv by environment only, never on a command
+        # line (which ps and /proc/*/cmdline show).
+        export PIP_INDEX_URL=$TORCHENV_INDEX_URL UV_INDEX_URL=$TORCHENV_INDEX_URL
+        index_from_env=1
+    else
+        pip_source=(--index-url "$TORCHENV_INDEX_URL")
+    fi
     say "pip index overridden by --index-url"
 fi
 
@@ -97,7 +105,7 @@ read_pins() {
     mapfile -t pins <<< "$args"
     if [[ ${pins[0]:-} == --index-url ]]; then
         # A mirror or the wheelhouse replaces the env file's index (uv takes one --index-url only).
-        [[ ${#pip_source[@]} == 0 ]] && index_args=("${pins[@]:0:2}")
+        [[ ${#pip_source[@]} == 0 && -z $index_from_env ]] && index_args=("${pins[@]:0:2}")
         pins=("${pins[@]:2}")
     fi
 }

@@ -23,6 +23,7 @@ from torchenv import credentials, pins, render
 from torchenv import uv as uvs
 from torchenv.digests import is_pinned
 from torchenv.engine import Engine, inspect_image, labels
+from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.errors import UserError
 from torchenv.hints import diagnose_build
 from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS, ROOT, Target
@@ -84,6 +85,7 @@ def validate(req: BuildRequest) -> None:
             f"base image {req.base} is given by tag alone: pin it by digest (NAME@sha256:...) "
             f"or pass --allow-unpinned-base"
         )
+    _check_ids(req.uid, req.gid)
     if req.ca_cert is not None:
         _check_ca(req.ca_cert)
     if req.index_url is not None:
@@ -98,7 +100,30 @@ def validate(req: BuildRequest) -> None:
             uvs.check_wheelhouse(req.wheelhouse, pin)
 
 
+ENV_GID = 2000  # the image's torchenv group, owner of /opt/env (docker/Dockerfile.in's ENV_GID)
+MAX_ID = 2**31 - 1  # Linux IDs are 32-bit, but 2**31 and above break tools (signed) and -1 is none
+
+
+def _check_ids(uid: int, gid: int) -> None:
+    """The image user's IDs: 1..2**31-1; not root's 0 (the image's user is not root), and the
+    group not the environment's group (groupadd would fail on a GID in use)."""
+    for flag, value in (("--uid", uid), ("--gid", gid)):
+        if not 1 <= value <= MAX_ID:
+            raise UserError(f"{flag} {value} is out of range: give an ID from 1 to {MAX_ID}")
+    if gid == ENV_GID:
+        raise UserError(
+            f"--gid {gid} is the image's environment group (torchenv, {ENV_GID}): give another"
+        )
+
+
 def _check_ca(path: Path) -> None:
+    if any(ch in f"{path}{Path(path).resolve()}" for ch in ",\"'\n\r"):
+        # The path goes into `--secret id=ca_cert,src=PATH`, a comma-separated list: a comma or a
+        # quote there would change the secret's spec.
+        raise UserError(
+            f"--ca-cert {str(path)!r}: the path holds a comma, quote or newline, which the "
+            "build's secret spec cannot carry: copy the bundle to a plain path"
+        )
     try:
         head = Path(path).read_text(errors="replace")[:100_000]
     except OSError as exc:
@@ -118,7 +143,8 @@ def provenance(runner: Runner = subprocess_runner) -> dict[str, str]:
     if revision != "unknown" and git("status", "--porcelain", "--untracked-files=no"):
         revision += "-dirty"
     return {
-        "SOURCE": git("remote", "get-url", "origin") or "local",
+        # The remote's public part only: a CI remote carries a token (https://ci-token:T@host/r).
+        "SOURCE": credentials.public_url(git("remote", "get-url", "origin")) or "local",
         "REVISION": revision,
         "CREATED": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -171,28 +197,41 @@ def build_command(
 
 def label_command(
     engine: Engine, image: str, digest: str, cuda_archs: Sequence[str] = ()
-) -> list[str]:
+) -> tuple[list[str], dict[str, str]]:
     """Adds the label with the manifest file's sha256, the GPU architectures torch has kernels
     for (measured at build time: the env report's arch_list) and torchenv's own labels (`invoke
-    clean` finds the image by them): a metadata-only build on top of the built image."""
-    prefix, _ = engine.build_prefix()
+    clean` finds the image by them): a metadata-only build on top of the built image, named by
+    its ID (label_dockerfile). BuildKit cannot build `FROM <image id>` (moby/buildkit#1105) and
+    would look a tag up on a registry (a docker-container builder pulls it from Docker Hub), so
+    this step runs the engine's own builder, which takes the local image by ID and pulls nothing."""
     own = labels.cli_args(labels.of_image(image))
     archs = ["--label", f"{ARCHS_LABEL}={' '.join(cuda_archs)}"] if cuda_archs else []
-    return [
-        *prefix, "--quiet", "--label", f"{MANIFEST_LABEL}={digest}", *archs, *own,
-        "--tag", image, "-",
-    ]  # fmt: skip
+    argv = [
+        engine.client,
+        "build",
+        "--quiet",
+        "--label",
+        f"{MANIFEST_LABEL}={digest}",
+        *archs,
+        *own,
+    ]
+    return [*argv, "--tag", image, "-"], {"DOCKER_BUILDKIT": "0"}
 
 
-def label_dockerfile(image: str) -> str:
-    return f"FROM {image}\n"
+def label_dockerfile(image_id: str) -> str:
+    return f"FROM {image_id}\n"
 
 
-def manifest_read_commands(engine: Engine, image: str, name: str, folder: str) -> list[list[str]]:
+def manifest_read_commands(
+    engine: Engine, image: str, name: str, folder: str, target: str = ""
+) -> list[list[str]]:
     """Copy the manifest and the env report into `folder` out of a created, never started
-    container (no process, no network: a third of the time `docker run` takes), then remove it."""
+    container (no process, no network: a third of the time `docker run` takes), then remove it.
+    The container carries torchenv's labels (an interrupt between create and rm leaves what
+    `invoke clean` finds) and is made from the local image only (`--pull never`)."""
+    own = labels.cli_args(labels.of("manifest", target)) if target else []
     return [
-        [engine.client, "create", "--name", name, image],
+        [engine.client, "create", "--pull", "never", *own, "--name", name, image],
         [engine.client, "cp", f"{name}:{MANIFEST_PATH}", f"{folder}/manifest.json"],
         [engine.client, "cp", f"{name}:{ENV_REPORT_PATH}", f"{folder}/env-report.json"],
         [engine.client, "rm", "--force", name],
@@ -292,13 +331,31 @@ def run_build(
     The build's output is streamed through `out`; a failed build ends in one UserError line with
     the likely cause. The image the tag named before, and the unlabelled image of this build,
     are removed when nothing else names them, so a build leaves no `<none>` image of its own.
+    SIGTERM is handled as Ctrl-C (a cancelled CI job): the build's process group is stopped,
+    the secret file and the wheels linked into wheelhouse/ are removed, KeyboardInterrupt goes on.
     """
+    with sigterm_as_ctrl_c():
+        return _run_build(req, engine, dry_run, runner, out)
+
+
+def _run_build(
+    req: BuildRequest,
+    engine: Engine,
+    dry_run: bool,
+    runner: Runner,
+    out: Callable[[str], None],
+) -> list[str]:
     validate(req)
     index = credentials.parse_index_url(req.index_url) if req.index_url else None
+    if index is not None and index.has_credentials:
+        # The build's output passes the secret's parts through (pip masks a password, not a
+        # query token): what is shown and what the error repeats has them replaced.
+        shown, full = out, index.full
+        out = lambda line: shown(credentials.scrub(line, full))  # noqa: E731
     with credentials.SecretFile(None if dry_run else index) as secret:
         argv, env = build_command(req, engine, labels=provenance(runner), index_secret=secret)
         commands = [format_command(argv, env)]
-        reads = manifest_read_commands(engine, req.image, "NAME", "DIR")
+        reads = manifest_read_commands(engine, req.image, "NAME", "DIR", req.target.name)
         commands += [shlex.join(argv) for argv in reads]
         commands[-1] += "   # then label the image with the manifest file's sha256"
         if dry_run:
@@ -311,6 +368,8 @@ def run_build(
         if done.returncode == NOT_FOUND:
             raise UserError(f"{argv[0]} not found: install Docker (apt-get install docker.io)")
         cause = diagnose_build(done.stdout + done.stderr)
+        if cause and index is not None and index.has_credentials:
+            cause = credentials.scrub(cause, index.full)
         raise UserError(
             f"building {req.image} failed (exit {done.returncode})"
             + (f": {cause}" if cause else ": see the build output above")
@@ -328,11 +387,11 @@ def run_build(
             last = (tagged.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(f"tagging {req.image} again failed: {last}")
     else:
-        file_sha, cuda_archs = _manifest_file_sha256(runner, engine, req.image)
-        labelled = runner(
-            label_command(engine, req.image, file_sha, cuda_archs),
-            env=env, input=label_dockerfile(req.image),
-        )  # fmt: skip
+        if built is None:
+            raise UserError(f"the build reported success but the engine has no {req.image}")
+        file_sha, cuda_archs = _manifest_file_sha256(runner, engine, built, req.target.name)
+        label_argv, label_env = label_command(engine, req.image, file_sha, cuda_archs)
+        labelled = runner(label_argv, env=label_env, input=label_dockerfile(built))
         if not labelled.ok:
             last = (labelled.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(f"labelling {req.image} failed: {last}")
@@ -357,13 +416,15 @@ def archs_of_report(text: str | None) -> list[str]:
     return [str(a) for a in found if re.fullmatch(r"(?:sm|compute)_[0-9]+[a-z]?", str(a))]
 
 
-def _manifest_file_sha256(runner: Runner, engine: Engine, image: str) -> tuple[str, list[str]]:
+def _manifest_file_sha256(
+    runner: Runner, engine: Engine, image: str, target: str = ""
+) -> tuple[str, list[str]]:
     """The sha256 of the manifest file's bytes and the env report's kernel architectures, copied
     out of a created, never started container."""
     name = f"torchenv-manifest-{os.getpid()}-{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="torchenv-manifest-") as tmp:
         dest = Path(tmp) / "manifest.json"
-        create, copy, copy_report, remove = manifest_read_commands(engine, image, name, tmp)
+        create, copy, copy_report, remove = manifest_read_commands(engine, image, name, tmp, target)
         done = runner(create, timeout=120)
         try:
             if done.ok:

@@ -6,55 +6,133 @@ history which mirror was used), and the whole URL travels as the BuildKit secret
 file that exists only for the install step (docker/install-env.sh reads it; pip hides the
 password in what it prints). The secret's source is a file of this user's only (0600, in a 0700
 folder), removed when the build ends, whatever happens.
+
+Anything in a URL but its scheme, host, port and path is a secret: a user and password, and a
+query or fragment (`?token=...`). `public_url` keeps only the public part; every URL torchenv
+prints, labels or puts in an error message goes through it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from torchenv.errors import UserError
 
 SECRET_ID = "index_url"
 
 
+# scp-like git remotes: [user@]host:path (no scheme, no slash before the colon)
+_SCP_LIKE = re.compile(r"^(?:[^@/]*@)?(?P<host>[^@/:]+):(?P<path>(?!//).*)$")
+
+
+def public_url(url: str) -> str:
+    """The public part of a URL: scheme, host, port and path; user, password, query and fragment
+    (where tokens live) dropped. An scp-like remote (`git@host:o/r.git`) keeps `host:path`.
+    Text that is no URL (a local path) keeps everything after a last `@`, so no `user:pass@`
+    survives."""
+    text = url.strip()
+    if "://" not in text:
+        scp = _SCP_LIKE.match(text)
+        if scp:
+            return f"{scp['host']}:{_no_secrets(scp['path'])}"
+        return _no_secrets(text.rsplit("@", 1)[-1])
+    scheme, rest = text.split("://", 1)
+    authority, slash, path = _no_secrets(rest).partition("/")
+    return f"{scheme}://{authority.rsplit('@', 1)[-1]}{slash}{path}"
+
+
+def _no_secrets(path: str) -> str:
+    return path.split("?", 1)[0].split("#", 1)[0]
+
+
+def has_secret(url: str) -> bool:
+    """Whether a URL holds more than its public part (a user, password, query or fragment)."""
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return True
+    authority = text.split("://", 1)[-1].split("/", 1)[0]
+    return bool(parts.username or parts.password or parts.query or parts.fragment) or (
+        "@" in authority
+    )
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (a tool's output) with the secret parts of `url` replaced by `***`: the whole URL,
+    its password, user, query and fragment."""
+    full = url.strip()
+    try:
+        parts = urlsplit(full)
+        pieces = [full, parts.password, parts.query, parts.fragment]
+        if parts.password:
+            pieces.append(parts.username)
+    except ValueError:
+        pieces = [full]
+    for piece in sorted((p for p in pieces if p and len(p) >= 3), key=len, reverse=True):
+        text = text.replace(piece, "***" if piece != full else redacted(full))
+    return text
+
+
 @dataclass(frozen=True)
 class IndexUrl:
-    public: str  # the URL without user and password
+    public: str  # scheme, host, port and path only (public_url)
     full: str  # as given
-
-    @property
-    def has_credentials(self) -> bool:
-        return self.public != self.full
+    has_credentials: bool = False  # a user, password, query or fragment: the full URL is secret
 
 
 def parse_index_url(url: str, flag: str = "--index-url") -> IndexUrl:
-    """Split an index URL; UserError (one line) for anything that is not an http(s) URL."""
+    """Split an index URL; UserError (one line, the URL's public part only) for anything that is
+    not an http(s) URL."""
+    text = url.strip()
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port  # raises for a port that is not a number
+        parts = urlsplit(text)
+        parts.port  # raises for a port that is not a number  # noqa: B018
     except ValueError:
-        parts, port = None, None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UserError(f"{flag} {url!r} is not an http(s) URL: e.g. https://mirror.example/simple")
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = host + (f":{port}" if port is not None else "")
-    public = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return IndexUrl(
-        public=public if parts.username or parts.password else url.strip(), full=url.strip()
-    )
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(ch.isspace() or ord(ch) < 32 for ch in text)
+    ):
+        shown = public_url(text).replace("\n", " ")
+        raise UserError(
+            f"{flag} {shown!r} is not an http(s) URL: e.g. https://mirror.example/simple"
+        )
+    secret = has_secret(text)
+    return IndexUrl(public=public_url(text) if secret else text, full=text, has_credentials=secret)
+
+
+def redacted(url: str) -> str:
+    """How a URL with credentials is shown: `https://user:***@host/path` (no query, no
+    password); a URL without them as it is."""
+    text = url.strip()
+    if not has_secret(text):
+        return text
+    try:
+        user = urlsplit(text).username
+    except ValueError:
+        user = None
+    public = public_url(text)
+    if user and "://" in public:
+        scheme, rest = public.split("://", 1)
+        return f"{scheme}://{user}:***@{rest}"
+    return public
 
 
 def refuse_credentials(url: str, flag: str) -> None:
     """For URLs that can only be build arguments: credentials there would land in the history."""
     if parse_index_url(url, flag).has_credentials:
         raise UserError(
-            f"{flag} holds a user or password, which would be stored in the image's history: "
-            "give a URL without credentials"
+            f"{flag} holds a user or password or a query string, which would be stored in "
+            "the image's history: give a URL without credentials"
         )
 
 

@@ -131,15 +131,10 @@ def shm_row(read_file: Callable[[str], str | None]) -> Row:
 
 
 def _redact(url: str) -> str:
-    """The proxy URL without its password."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl()
+    """The proxy URL without its password, query or fragment."""
+    from torchenv.credentials import redacted
+
+    return redacted(url)
 
 
 def _is_loopback(url: str) -> bool:

@@ -51,6 +51,9 @@ def validate(req: ExportRequest) -> Path:
     """Refuse a format or an output path that cannot work; returns the absolute output path."""
     if req.format not in FORMATS:
         raise UserError(f"unknown export format {req.format!r}: choose {' or '.join(FORMATS)}")
+    if not req.image or req.image.startswith("-") or any(c.isspace() for c in req.image):
+        # `--image --help` must not become an option of `docker save`
+        raise UserError(f"--image {req.image!r} is not an image reference: e.g. NAME:TAG")
     if req.format == "oci-archive" and shutil.which(SKOPEO) is None:
         raise UserError(
             "--format oci-archive needs skopeo (apt-get install skopeo), "
@@ -79,7 +82,7 @@ def oci_reference(image: str) -> str:
 
 def commands(req: ExportRequest, client: str, work: Path) -> list[list[str]]:
     """The exact commands that write the archive into `work` (its last one writes `result`)."""
-    save = [client, "save", "--output", str(work / SAVED), req.image]
+    save = [client, "save", "--output", str(work / SAVED), "--", req.image]
     if req.format == "docker-archive":
         return [save]
     convert = [

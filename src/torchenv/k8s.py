@@ -1,6 +1,7 @@
 """`invoke k8s`: a Kubernetes manifest that runs the distributed smoke suite, no operator needed.
 
-An Indexed Job (completions = parallelism = nodes) and a headless Service: each pod gets
+An Indexed Job (completions = parallelism = nodes), a headless Service and a NetworkPolicy that
+admits only the job's own pods to them (the rendezvous port included): each pod gets
 JOB_COMPLETION_INDEX and the hostname `<job>-<index>`, and, through the Service named in the pod
 spec's `subdomain`, the others resolve it as `<job>-<index>.<service>`. The pods run the same
 command the containers of `invoke smoke --nodes` run (`multinode.node_command`): torchrun with c10d
@@ -8,7 +9,10 @@ rendezvous hosted by index 0. Pod Security "restricted": a non-root arbitrary UI
 OpenShift does), no privilege escalation, every capability dropped, the runtime's seccomp profile,
 a read-only root; /tmp and /dev/shm (medium Memory) are emptyDirs, and HOME and every cache point
 under /tmp. GPUs: `nvidia.com/gpu` limits when asked. Each pod prints the JSON report of its
-local rank 0 on one line at the end of its log (`kubectl logs`).
+local rank 0 on one line at the end of its log (`kubectl logs`). The Service and the
+NetworkPolicy outlive the Job (ttlSecondsAfterFinished removes the Job and its pods only; an
+ownerReference needs the Job's uid, which does not exist before the Job): the manifest's header
+gives the `kubectl delete` that removes them.
 
 `validate` checks the manifest offline and strictly (unknown fields are errors) against the
 schema of `KUBERNETES_VERSION` (kubernetes-validate). tests/support/kubelet.py turns the manifest
@@ -46,7 +50,8 @@ def manifest(
     target: Target, image: str, nodes: int, gpus_per_node: int = 0, nproc: int | None = None,
     name: str | None = None, rdzv_port: int = multinode.RDZV_PORT,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """The Service and the Job (pure). `nproc` defaults to the GPUs per node, else 1."""
+    """The Service, the Job and the NetworkPolicy (pure). `nproc` defaults to the GPUs per
+    node, else 1."""
     name = name or job_name(target)
     if not _NAME.match(name) or len(name) > 50:
         raise UserError(f"job name {name!r} is not a DNS label of at most 50 characters")
@@ -125,7 +130,20 @@ def manifest(
             },
         },
     }
-    return [service, job]
+    # Only the job's own pods may reach its pods: the rendezvous port and the ports gloo and
+    # NCCL open between the ranks (ephemeral ones, so the rule names no port).
+    own_pods = {"podSelector": {"matchLabels": {"job-name": name}}}
+    policy = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "podSelector": {"matchLabels": {"job-name": name}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [own_pods]}],
+        },
+    }
+    return [service, job, policy]
 
 
 class _Dumper(yaml.SafeDumper):
@@ -174,5 +192,8 @@ def checked_manifest(target: Target, ref: str, source: str, nodes: int, gpus_per
         f"# torchenv k8s: {nodes} nodes of {target.name}, image {source}; validated against "
         f"Kubernetes {KUBERNETES_VERSION}. kubectl apply -f THIS; kubectl logs "
         f"-l job-name={job_name(target)}\n"
+        f"# The Job and its pods go {TTL_S} s after it ends (ttlSecondsAfterFinished); the Service "
+        f"and the NetworkPolicy stay (a Job cannot own what is made before it): kubectl delete "
+        f"service,networkpolicy -l app.kubernetes.io/instance={job_name(target)}\n"
     )
     return dump(docs, header)

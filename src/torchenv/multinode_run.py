@@ -118,15 +118,19 @@ def execute(
     start = time.monotonic()
     with sigterm_as_ctrl_c():
         try:
-            network = _create_network(p, client)
-            made = _create_nodes(p, client)
-            logs = _Logs(out)
-            for index, container in enumerate(made):
-                _start(container, p.nodes[index])
-                logs.follow(index, container)
-            outcome = _watch(p, made, logs, join_timeout)
+            with sdk_errors():
+                network = _create_network(p, client)
+                made = _create_nodes(p, client)
+                logs = _Logs(out)
+                for index, container in enumerate(made):
+                    _start(container, p.nodes[index])
+                    logs.follow(index, container)
+                outcome = _watch(p, made, logs, join_timeout)
             outcome.wall_s = round(time.monotonic() - start, 1)
             return outcome
+        except CallFailed as exc:
+            # the engine went away (or refused) under the run: one line, then the cleanup
+            raise UserError(f"the Docker engine failed during the run: {exc.text}") from None
         finally:
             _remove(made, network)
 
@@ -224,27 +228,32 @@ def _watch(p: Plan, made: list[Any], logs: _Logs, join_timeout: int) -> Outcome:
         time.sleep(0.5)
 
 
-def _remove(made: list[Any], network: Network | None) -> None:
+def _remove(made: list[Any], network: Network | None, say: Callable[[str], object] = print) -> None:
     """Remove the containers, then the network (a second try after a second: a container that
-    is still stopping can refuse once); what is already gone is fine."""
+    is still stopping can refuse once); what is already gone is fine. An error (the engine
+    refusing, or gone) never stops the others: each one left is one line at the end."""
+    # containers and the network: their remove() take different arguments
+    left: list[Any] = [*made, *([network] if network is not None else [])]
+    why: dict[int, str] = {}
     for attempt in (1, 2):
-        left = []
-        # containers and the network: their remove() take different arguments
-        items: list[Any] = [*made, *([network] if network is not None else [])]
-        for item in items:
+        failed = []
+        for item in left:
             try:
                 with sdk_errors():
                     item.remove(force=True) if item is not network else item.remove()  # type: ignore[union-attr]  # here item is network, never None
             except Missing:
                 pass
-            except CallFailed:
-                left.append(item)
+            except CallFailed as exc:
+                failed.append(item)
+                why[id(item)] = exc.text
+        left = failed
         if not left:
             return
         if attempt == 1:
             time.sleep(1)
-    names = ", ".join(getattr(item, "name", "?") for item in left)
-    print(f"torchenv: could not remove {names}: run `invoke clean`")
+    for item in left:
+        name = getattr(item, "name", "?")
+        say(f"torchenv: could not remove {name} ({why[id(item)]}): run `invoke clean`")
 
 
 def write_report(report: dict[str, Any], reports: Path, target: str) -> Path:

@@ -30,10 +30,17 @@ REPORTS = ROOT / "reports"
 DIGEST_REF = re.compile(
     r"^(?P<name>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@(?P<digest>sha256:[0-9a-f]{64})$"
 )
-# HOST[:PORT]/NAMESPACE[/MORE]: a host with a dot or a port, or localhost; lowercase path parts.
+# NAME[:TAG] loosely (Docker checks the rest): lowercase name parts, a tag of word characters.
+TAG_REF = re.compile(
+    r"^[a-z0-9][a-z0-9._/-]*(?::[0-9]{1,5}/[a-z0-9._/-]+)?(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
+)
+# HOST[:PORT]/NAMESPACE[/MORE], as Docker's reference grammar has it: host labels of letters,
+# digits and inner hyphens joined by dots, one optional port (1-65535, checked in remote_name);
+# a host with a dot or a port, or localhost; lowercase path parts `[a-z0-9]+([._-][a-z0-9]+)*`.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 REGISTRY = re.compile(
-    r"^(?P<host>(localhost|[a-z0-9-]+(\.[a-z0-9-]+)+|[a-z0-9.-]+:\d+)(:\d+)?)"
-    r"(?P<path>(/[a-z0-9]+([._-][a-z0-9]+)*)+)$"
+    rf"^(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?"
+    r"(?P<path>(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+)$"
 )
 
 
@@ -53,8 +60,10 @@ def parse_digest_ref(text: str) -> tuple[str, str]:
     """(name, digest) of `NAME@sha256:<64 hex>`; UserError (one line) for anything else."""
     match = DIGEST_REF.match(text.strip())
     if not match:
+        from torchenv.credentials import public_url
+
         raise UserError(
-            f"{text!r} is not an image reference by digest: give NAME@sha256:<64 hex digits> "
+            f"{public_url(text)!r} is not an image reference by digest: give NAME@sha256:<64 hex digits> "
             "(`invoke push` prints one)"
         )
     return match["name"], match["digest"]
@@ -85,27 +94,47 @@ def resolve_image(
     """The image reference for a cluster and where it came from.
 
     `image` given: a reference by digest is checked (NAME@sha256:...), a tag is kept as given.
-    Not given: the digest `invoke push` recorded for the target, else the local tag (which a
-    cluster can pull only from where it was pushed).
+    Not given: the digest `invoke push` recorded for the target, else UserError: the local tag
+    names no registry, and an unqualified name resolves to Docker Hub.
     """
     if image:
         if is_digest_ref(image):
             parse_digest_ref(image)
             return image, "by digest"
+        if not TAG_REF.match(image):
+            from torchenv.credentials import public_url
+
+            raise UserError(
+                f"--image {public_url(image)!r} is not an image reference: give "
+                "NAME@sha256:<64 hex digits> (`invoke push` prints one) or NAME:TAG"
+            )
         return image, "by tag (a tag can move: prefer the digest `invoke push` prints)"
     record = read_record(target, flavor, reports)
     if record is not None:
         parse_digest_ref(record.reference)
         return record.reference, f"pushed, recorded in {record_path(target, flavor, reports)}"
-    return target.image(flavor), "local tag, never pushed: run `invoke push` for a digest"
+    raise UserError(
+        f"no --image and no push record ({record_path(target, flavor, reports).name}) for "
+        f"{target.name}: the local name {target.image(flavor)} names no registry, so a cluster "
+        "would pull it from Docker Hub (someone else's namespace): run `invoke push --target "
+        f"{target.name} --registry HOST/NAMESPACE` first, or give --image NAME@sha256:..."
+    )
 
 
 def remote_name(target: Target, registry: str, flavor: str = "runtime") -> tuple[str, str]:
     """(repository, tag) for the target's image at `registry` (HOST[:PORT]/NAMESPACE)."""
     registry = registry.strip().rstrip("/")
-    if not REGISTRY.match(registry):
+    match = REGISTRY.match(registry)
+    if match and not (
+        (match["port"] is None or 1 <= int(match["port"]) <= 65535)
+        and ("." in match["host"] or match["port"] or match["host"] == "localhost")
+    ):
+        match = None
+    if not match:
+        from torchenv.credentials import public_url
+
         raise UserError(
-            f"--registry {registry!r} is not HOST[:PORT]/NAMESPACE in lowercase "
+            f"--registry {public_url(registry)!r} is not HOST[:PORT]/NAMESPACE in lowercase "
             "(e.g. ghcr.io/my-org or localhost:5000/torchenv)"
         )
     local = target.image(flavor)

@@ -32,7 +32,7 @@ from typing import Any
 
 from torchbuild.envfile import EnvFile
 from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
-from torchenv import matrix
+from torchenv import credentials, matrix
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
 from torchenv.hints import CONDA_REACH, PIP_REACH, unreachable, unreachable_reason
@@ -120,6 +120,17 @@ def pip_resolve_command(
     return argv + ["--report", str(report), "-r", str(requirements)]
 
 
+def index_source(
+    index: str | None, env: dict[str, str], shown: bool = False
+) -> tuple[str | None, dict[str, str]]:
+    """(the --index-url for pip's command line, the environment): an index URL with a secret
+    (a user, password, query or fragment) never goes on a command line, which every local user
+    can read in /proc: it goes to pip as PIP_INDEX_URL (`shown`: redacted, for --dry-run)."""
+    if not index or not credentials.parse_index_url(index).has_credentials:
+        return index, env
+    return None, {**env, "PIP_INDEX_URL": credentials.redacted(index) if shown else index}
+
+
 def _last_error(result: Result) -> str:
     lines = [ln.strip() for ln in (result.stderr + "\n" + result.stdout).splitlines()]
     errors = [ln for ln in lines if ln.startswith("ERROR") or "Error" in ln]
@@ -174,14 +185,19 @@ def resolve_pip(
         requirements, report = Path(tmp, "requirements.in"), Path(tmp, "report.json")
         requirements.write_text("".join(f"{n}=={v}\n" for n, v in env_pins(env).items()))
         prefix, env_vars = clean_pip_env()
-        argv = prefix + pip_resolve_command(env.python, index, requirements, report, Path(tmp, "t"))
+        on_line, env_vars = index_source(index, env_vars)
+        argv = prefix + pip_resolve_command(
+            env.python, on_line, requirements, report, Path(tmp, "t")
+        )
         result = runner(argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
         output = result.stderr + "\n" + result.stdout
         if not result.ok:
             reason = unreachable_reason(output)
             if reason:
-                raise unreachable(index or "pip's default index", reason, PIP_REACH)
-            raise UserError(f"pip could not resolve the pins: {_last_error(result)}")
+                shown = credentials.redacted(index) if index else "pip's default index"
+                raise unreachable(shown, reason, PIP_REACH)
+            last = credentials.scrub(_last_error(result), index) if index else _last_error(result)
+            raise UserError(f"pip could not resolve the pins: {last}")
         try:
             data = json.loads(report.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -309,10 +325,10 @@ def planned_commands(
     kind = lock_kind(installer) if installer else None
     if kind in (None, "pip"):
         prefix, env = clean_pip_env()
+        on_line, env = index_source(index_url or target.index_url, env, shown=True)
         tmp = Path(tempfile.gettempdir()) / "torchenv-lock"
         argv = pip_resolve_command(
-            target.python, index_url or target.index_url, tmp / "requirements.txt",
-            tmp / "report.json", tmp / "target",
+            target.python, on_line, tmp / "requirements.txt", tmp / "report.json", tmp / "target",
         )  # fmt: skip
         overrides = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
         lines.append(" ".join([*prefix, *overrides, shlex.join(argv)]).strip())

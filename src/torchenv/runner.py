@@ -12,8 +12,10 @@ stderr merged into stdout, and the result keeps the last `TAIL_LINES` lines), an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
 import subprocess
 import time
 from collections import deque
@@ -129,10 +131,13 @@ def _stream(
 ) -> Result:
     """Run with stdout+stderr piped line by line to `on_line`; the result keeps the tail."""
     lines: deque[str] = deque(maxlen=TAIL_LINES)
+    # A process group of its own: an interrupt (Ctrl-C, or SIGTERM turned into one) stops the
+    # command and whatever it started, not the command alone.
     proc = subprocess.Popen(
         argv, cwd=cwd, env=env, text=True, errors="replace", stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        start_new_session=True,
     )  # fmt: skip
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
@@ -150,12 +155,22 @@ def _stream(
                 return Result(argv, TIMED_OUT, "".join(lines), note)
         return Result(argv, proc.wait(), "".join(lines), "")
     except BaseException:
-        proc.terminate()
+        _signal_group(proc, signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal_group(proc, signal.SIGKILL)
         raise
+
+
+def _signal_group(proc: subprocess.Popen[str], signum: int) -> None:
+    """Send `signum` to the process group `proc` leads (start_new_session); to `proc` alone if the
+    group is gone already."""
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
 
 
 def reply(stdout: str = "", returncode: int = 0, stderr: str = "") -> Result:

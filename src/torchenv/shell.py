@@ -53,6 +53,8 @@ def shell_command(client: str, req: ShellRequest, *, tty: bool, gpus: bool) -> l
         # the image has no passwd entry for your UID: your name, for torch.compile's caches
         "--env", f"USER={_user_name()}",
         *labels.cli_args(labels.of("shell", req.target.name)),
+        # no capabilities, no gaining privileges (setuid): a shell as you needs neither
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         "--volume", f"{Path(req.workspace).resolve()}:/workspace", "--workdir", "/workspace",
     ]  # fmt: skip
     if gpus:

@@ -30,6 +30,7 @@ from torchenv.engine.images import ImageNotBuilt
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.engine.sdk import CallFailed, ImageMissing, gpu_request, sdk_errors
 from torchenv.errors import UserError
+from torchenv.files import check_writable_folder, write_atomic
 from torchenv.matrix import Target
 from torchenv.suite import suite_command
 
@@ -58,6 +59,21 @@ class SmokeRequest:
     @property
     def timeout(self) -> float:
         return self.target.smoke_timeout_s if self.timeout_s is None else self.timeout_s
+
+
+def parse_args(text: str, flag: str = "--args") -> tuple[str, ...]:
+    """--args as the shell would split it; UserError (one line) for an unbalanced quote."""
+    try:
+        return tuple(shlex.split(text or ""))
+    except ValueError as exc:
+        raise UserError(f"{flag} {text!r} cannot be split as a shell would: {exc}") from None
+
+
+def check_reports(reports: Path | None) -> None:
+    """--reports must be a writable folder (or one that can be made): said before the suite runs,
+    not after it."""
+    if reports is not None:
+        check_writable_folder(reports, "--reports")
 
 
 def parse_timeout(value: object) -> float | None:
@@ -102,6 +118,10 @@ def run_kwargs(req: SmokeRequest, gpu: bool) -> dict[str, Any]:
         "labels": labels.of("smoke", req.target.name),
         "environment": dict(req.env),
         "detach": True,
+        # The suite needs no capability (DDP on loopback sockets, the dataloader's shm) and
+        # never more privileges than it starts with.
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
     }
     # Created as the image's user, so the suite can write there.
     kwargs["entrypoint"] = ["bash", "-c", f'mkdir -p {REPORT_DIR} && exec "$@"', "smoke"]
@@ -116,6 +136,8 @@ def describe(kwargs: dict[str, Any]) -> str:
     if "device_requests" in kwargs:
         parts.append("--gpus=all")
     parts += [f"--label={k}={v}" for k, v in kwargs["labels"].items()]
+    parts += [f"--cap-drop={cap}" for cap in kwargs.get("cap_drop", ())]
+    parts += [f"--security-opt={opt}" for opt in kwargs.get("security_opt", ())]
     if "entrypoint" in kwargs:
         parts += ["--entrypoint", kwargs["entrypoint"][0]]
         command = kwargs["entrypoint"][1:] + kwargs["command"]
@@ -232,7 +254,7 @@ def _save_reports(
             if say:
                 print(f"torchenv: the suite wrote no smoke.{ext} report")
             continue
-        dest.write_bytes(data)
+        write_atomic(dest, data)  # a reader never sees half a report
         saved = saved or dest
         copied.append(str(dest))
     if say and copied:

@@ -188,7 +188,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except (UserError, EnvFileError) as exc:
-        raise Exit(f"error: {exc}", code=1) from None
+        # one line, whatever a value held (a newline in a flag's value)
+        raise Exit("error: " + " ".join(str(exc).splitlines()), code=1) from None
     except KeyboardInterrupt:
         raise Exit("interrupted", code=130) from None
     except BrokenPipeError:  # `invoke ... | head`: the reader left; say nothing more

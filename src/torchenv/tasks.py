@@ -9,7 +9,6 @@ modules are imported under other names so that no task shadows one.
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -167,15 +166,11 @@ def smoke(c: Any, o: Given) -> None:
         why = "with --nodes (multi-node runs the ddp check)" if o.nodes else "without --nodes"
         raise UserError(f"{flags} {verb} not apply {why}: drop it, or add/remove --nodes")
     reports = o.reports if o.reports and str(o.reports) else None
-    if reports is not None and reports.exists() and not reports.is_dir():
-        raise UserError(f"--reports {reports} is a file: give a folder (made when missing)")
+    smokes.check_reports(reports)  # a file or an unwritable folder, said before the run
     if o.nodes:
         _smoke_nodes(t, o.image or t.image(o.flavor), o, reports)
         return
-    try:
-        extra = tuple(shlex.split(o.args))
-    except ValueError as exc:
-        raise UserError(f"--args {o.args!r} cannot be split ({exc}): balance its quotes") from None
+    extra = smokes.parse_args(o.args)
     req = smokes.SmokeRequest(
         target=t, image=o.image or t.image(o.flavor), gpu="no" if o.no_gpu else "auto",
         require_gpu=o.require_gpu, quick=o.quick, extra_args=extra, reports=reports,
@@ -389,10 +384,10 @@ def k8s(c: Any, o: Given) -> None:
     from torchenv.files import write_atomic
 
     t = _target(o.target)
-    if o.output is not None and (o.output.is_dir() or not o.output.parent.resolve().is_dir()):
-        raise UserError(
-            f"--output {o.output} is not a file in an existing folder: give a file path"
-        )
+    if o.output is not None:  # a folder or an unwritable path, said before anything else
+        from torchenv.files import check_writable_file
+
+        check_writable_file(o.output, "--output")
     kube.check_gpus_per_node(o.gpus_per_node)
     ref, source = publishes.resolve_image(t, o.image, o.flavor)
     text = kube.checked_manifest(t, ref, source, o.nodes, o.gpus_per_node)

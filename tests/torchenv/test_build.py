@@ -61,7 +61,9 @@ def test_dry_run_prints_the_exact_commands_without_an_engine():
     commands = build.run_build(req, BUILTIN, dry_run=True)
     assert commands[0].startswith("DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain")
     assert commands[1:] == [
-        "/usr/bin/docker create --name NAME torchenv/cuda13:2.14.1-cu130",
+        "/usr/bin/docker create --pull never --label io.torchenv.managed=true "
+        "--label io.torchenv.target=cuda13 --label io.torchenv.manifest=cuda13 "
+        "--name NAME torchenv/cuda13:2.14.1-cu130",
         "/usr/bin/docker cp NAME:/opt/torchenv/manifest.json DIR/manifest.json",
         "/usr/bin/docker cp NAME:/opt/torchenv/env-report.json DIR/env-report.json",
         "/usr/bin/docker rm --force NAME   # then label the image with the manifest file's sha256",
@@ -236,8 +238,12 @@ def test_run_build_streams_labels_with_the_file_sha256_and_leaves_no_dangling_im
         "--label", "io.torchenv.managed=true",
         "--label", "io.torchenv.tag=torchenv/cuda13:2.14.1-cu130",
     )  # fmt: skip
-    assert label.input == "FROM torchenv/cuda13:2.14.1-cu130\n"
-    assert label.env == {"DOCKER_BUILDKIT": "1"}
+    # by the built image's ID, with the engine's own builder: nothing can pull the tag
+    assert label.input == f"FROM {BUILT_ID}\n"
+    assert label.env == {"DOCKER_BUILDKIT": "0"}
+    create = next(c for c in runner.calls if c.args[:2] == ("/usr/bin/docker", "create"))
+    assert create.args[-1] == BUILT_ID and create.args[2:4] == ("--pull", "never")
+    assert "io.torchenv.managed=true" in create.args
     removed = [c.args[-1] for c in runner.calls if c.args[1:3] == ("image", "rm")]
     assert removed == [OLD_ID, BUILT_ID]  # not the other dangling image, which is not ours
 
@@ -407,3 +413,76 @@ def test_archs_of_report_reads_only_architecture_names():
     assert build.archs_of_report('{"arch_list": null}') == []
     assert build.archs_of_report('{"arch_list": ["sm_75 --label x=y"]}') == []
     assert build.archs_of_report("not json") == [] and build.archs_of_report(None) == []
+
+
+def test_a_query_token_is_a_secret_and_the_build_output_is_scrubbed():
+    """Issue 20, items 2 and 4: `?token=` never becomes a build argument nor shows in output."""
+    url = f"https://mirror.example/simple?token={TOKEN}"
+    argv, _ = build.build_command(
+        request(installer="pip", index_url=url), BUILTIN, environ={},
+        index_secret=Path("/tmp/x/index_url"),
+    )  # fmt: skip
+    line = " ".join(argv)
+    assert "--build-arg TORCHENV_INDEX_URL=https://mirror.example/simple " in line
+    assert "--secret id=index_url,src=/tmp/x/index_url" in line and TOKEN not in line
+    runner = engine_answers()
+    runner.answers = {
+        **runner.answers,
+        ("/usr/bin/docker", "build", "--progress=plain"): reply(
+            f"#9 0.5 Looking in indexes: {url}\n#9 1.0 ERROR: 403 for {url}\n", 1
+        ),
+    }
+    seen: list[str] = []
+    with pytest.raises(UserError) as exc:
+        build.run_build(
+            request(installer="pip", index_url=url), BUILTIN, runner=runner, out=seen.append
+        )
+    assert seen and TOKEN not in "\n".join(seen) and TOKEN not in str(exc.value)
+
+
+def test_sigterm_during_the_build_cleans_up_like_ctrl_c(tmp_path: Path):
+    """Issue 20, item 5: the secret file and the linked wheel are gone, KeyboardInterrupt goes on
+    (tasks turn it into exit 130), and SIGTERM's handler is the earlier one again."""
+    import os
+    import signal
+
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not really a wheel")
+    seen = {}
+
+    def building(argv):
+        seen["secret"] = Path(argv[argv.index("--secret") + 1].split("src=", 1)[1])
+        seen["linked"] = (build.WHEELHOUSE / wheel.name).exists()
+        os.kill(os.getpid(), signal.SIGTERM)
+        return reply("never\n")
+
+    runner = engine_answers()
+    runner.answers = {**runner.answers, ("/usr/bin/docker", "build", "--progress=plain"): building}
+    req = request(
+        installer="pip", index_url=WITH_CREDENTIALS, wheelhouse=tmp_path, base_image="x/y:1",
+        allow_unpinned_base=True,
+    )  # fmt: skip
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        build.run_build(req, BUILTIN, runner=runner, out=lambda line: None)
+    assert seen["linked"] and not (build.WHEELHOUSE / wheel.name).exists()
+    assert not seen["secret"].exists() and not seen["secret"].parent.exists()
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"uid": 0}, "--uid 0 is out of range"),
+        ({"gid": -1}, "--gid -1 is out of range"),
+        ({"uid": 2**31}, "--uid 2147483648 is out of range"),
+        ({"gid": 2000}, "--gid 2000 is the image's environment group"),
+        ({"ca_cert": Path("/tmp/a,src=/etc/shadow")}, "--ca-cert '/tmp/a,src=/etc/shadow': the path holds a comma"),
+        ({"ca_cert": Path('/tmp/a"b')}, "--ca-cert '/tmp/a\"b': the path holds a comma, quote"),
+    ],
+)  # fmt: skip
+def test_ids_and_ca_paths_that_cannot_work_are_refused_before_building(changes, message):
+    """Issue 20, Low list: IDs 1..2**31-1, not the env group; no comma or quote in the secret."""
+    with pytest.raises(UserError) as exc:
+        build.validate(request(**changes))
+    assert str(exc.value).startswith(message) and "\n" not in str(exc.value)

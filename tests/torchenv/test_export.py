@@ -53,7 +53,7 @@ def test_default_out_names_target_flavor_and_format():
 def test_the_commands_for_each_format(tmp_path: Path):
     req = export.ExportRequest("torchenv/cuda13:2.14.1-cu130", "docker-archive", tmp_path / "a")
     work = tmp_path / "w"
-    save = ["/usr/bin/docker", "save", "--output", f"{work}/docker-archive.tar", req.image]
+    save = ["/usr/bin/docker", "save", "--output", f"{work}/docker-archive.tar", "--", req.image]
     assert export.commands(req, "/usr/bin/docker", work) == [save]
     oci = export.ExportRequest(req.image, "oci-archive", tmp_path / "a")
     assert export.commands(oci, "/usr/bin/docker", work) == [
@@ -330,3 +330,11 @@ def test_the_suite_passes_under_apptainer_run_semantics(docker_engine, image, co
     assert (seen["user"], seen["home"]) == ("hpcuser", "/home/hpcuser")  # nothing to fix here
     image_vars = {item.split("=", 1)[0] for item in config["config"]["Env"]}
     assert set(seen["env"]) - image_vars <= {"HOME", "HOSTNAME", "PWD", "SHLVL", "_"}, seen["env"]
+
+
+def test_an_image_that_looks_like_an_option_is_refused(tmp_path):
+    """Issue 20: `export --image --help` never puts --help on docker save's command line."""
+    for bad in ("--help", "-x", "a b", ""):
+        req = export.ExportRequest(image=bad, format="docker-archive", out=tmp_path / "x.tar")
+        with pytest.raises(UserError, match="is not an image reference"):
+            export.validate(req)

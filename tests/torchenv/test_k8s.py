@@ -16,7 +16,7 @@ from torchenv import k8s, multinode
 
 
 def test_manifest_is_an_indexed_job_with_a_headless_service():
-    service, job = manifest(nodes=3)
+    service, job, _policy = manifest(nodes=3)
     assert service["spec"]["clusterIP"] == "None"
     assert service["spec"]["selector"] == {"job-name": "torchsmoke-cuda13"}
     spec = job["spec"]
@@ -56,10 +56,10 @@ def test_manifest_validates_strictly(version):
 
 
 def test_strict_validation_catches_an_unknown_field_and_a_wrong_type():
-    service, job = manifest(nodes=2)
+    service, job, policy = manifest(nodes=2)
     job["spec"]["template"]["spec"]["containers"][0]["securityContxt"] = {}
     job["spec"]["completions"] = "two"
-    problems = k8s.validate([service, job])
+    problems = k8s.validate([service, job, policy])
     assert len(problems) == 1 and problems[0].startswith("Job/torchsmoke-cuda13: ")
 
 
@@ -110,3 +110,21 @@ def test_the_manifest_runs_as_a_kubelet_would_run_it(cuda13_image, clean_engine,
     ddp = {c["name"]: c for c in outcome.report["checks"]}["ddp"]
     assert ddp["status"] == "pass" and ddp["details"]["world_size"] == 2
     assert ddp["details"]["hosts"] == ["torchsmoke-cuda13-0", "torchsmoke-cuda13-1"]
+
+
+def test_a_network_policy_admits_only_the_jobs_pods_and_the_header_says_how_to_remove_the_rest():
+    """Issue 20, Low list: the rendezvous port is open to the job's own pods only; the Service
+    (which no Job can own before it exists) and the policy are removed by the command the
+    header gives."""
+    from tests.support.nodes import TARGET
+
+    service, job, policy = manifest(nodes=2)
+    name = job["metadata"]["name"]
+    assert policy["kind"] == "NetworkPolicy" and policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"job-name": name}}
+    assert policy["spec"]["ingress"] == [
+        {"from": [{"podSelector": {"matchLabels": {"job-name": name}}}]}
+    ]
+    assert k8s.validate([service, job, policy]) == []
+    text = k8s.checked_manifest(TARGET, f"r.example/x@sha256:{'a' * 64}", "by digest", 2, 0)
+    assert f"kubectl delete service,networkpolicy -l app.kubernetes.io/instance={name}" in text

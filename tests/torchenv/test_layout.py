@@ -19,7 +19,7 @@ HOST_KIT = sorted(KIT.rglob("*.py"))
 # resolve's, drift's and digests'; test_doctor.py the doctor_* checks) or that have none yet.
 # The list may only shrink: an entry that gets its test file must leave it.
 NOT_YET = frozenset({
-    "credentials.py", "digests.py", "doctor_engine.py", "doctor_host.py", "drift.py",
+    "digests.py", "doctor_engine.py", "doctor_host.py", "drift.py",
     "engine/containers.py", "errors.py", "files.py", "generate.py", "hints.py", "lint.py",
     "lockfile.py", "proxy.py", "resolve.py", "table.py",
 })  # fmt: skip

@@ -652,3 +652,52 @@ def test_matrix_set_value_needs_exactly_one_line(tmp_path):
     matrix.set_value("base_digest", "sha256:" + "1" * 64, toml)
     changed = toml.read_text()
     assert changed == text.replace(matrix.get("cuda13").base_digest, "sha256:" + "1" * 64)
+
+
+# --- index credentials: never on pip's command line, never printed (issue 20, items 2 to 4) ----
+
+SECRET = "S3CRET"
+CREDENTIALED = f"https://me:{SECRET}@mirror.invalid/cu118?token={SECRET}"
+
+
+def test_a_credentialed_index_reaches_pip_by_environment_only(tree):
+    runner = pip_runner(
+        report_for(
+            {"torch": "2.7.1+cu118", "torchvision": "0.22.1+cu118", "torchaudio": "2.7.1+cu118"}
+        )
+    )
+    target = matrix.get("cuda118")
+    resolve.lock_pip(target, runner, index_url=CREDENTIALED)
+    (call,) = runner.calls
+    assert SECRET not in " ".join(call.args) and "--index-url" not in call.args
+    assert call.env is not None and call.env["PIP_INDEX_URL"] == CREDENTIALED
+    assert SECRET not in target.pip_lock.read_text()
+
+
+def test_a_credentialed_index_is_redacted_in_dry_run_and_errors(tree):
+    lines = resolve.planned_commands(matrix.get("cuda118"), "pip", CREDENTIALED)
+    assert SECRET not in "\n".join(lines)
+    assert "PIP_INDEX_URL='https://me:***@mirror.invalid/cu118'" in lines[0]
+    stderr = f"{UNREACHABLE}\nLooking in indexes: {CREDENTIALED}\n"
+    runner = FakeRunner({("env",): reply(returncode=1, stderr=stderr)})
+    runner.answers = {
+        **runner.answers,
+        (resolve.sys.executable,): reply(returncode=1, stderr=stderr),
+    }
+    with pytest.raises(UserError) as exc:
+        resolve.lock_target(
+            matrix.get("cuda118"), runner=runner, installer="pip", index_url=CREDENTIALED
+        )
+    assert SECRET not in str(exc.value) and "mirror.invalid" in str(exc.value)
+    failing = FakeRunner(
+        {
+            ("env",): reply(returncode=1, stderr=f"ERROR: bad {CREDENTIALED}"),
+            (resolve.sys.executable,): reply(returncode=1, stderr=f"ERROR: bad {CREDENTIALED}"),
+        }
+    )
+    with pytest.raises(UserError) as exc:
+        resolve.lock_pip(matrix.get("cuda118"), failing, index_url=CREDENTIALED)
+    assert SECRET not in str(exc.value)
+    with pytest.raises(UserError) as exc:
+        resolve.lock_pip(matrix.get("cuda118"), failing, index_url=f"ftp://me:{SECRET}@x/")
+    assert SECRET not in str(exc.value)

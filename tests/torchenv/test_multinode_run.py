@@ -139,3 +139,46 @@ def test_the_first_node_to_fail_is_named():
     early, late = "2026-11-23T19:50:53.1Z", "2026-11-23T19:50:53.12Z"
     assert multinode_run.finished_key(early) < multinode_run.finished_key(late)
     assert multinode_run.finished_key("2026-11-23T19:50:53Z") < multinode_run.finished_key(early)
+
+
+def test_cleanup_goes_on_past_errors_and_says_one_line_each(monkeypatch):
+    """Issue 20, Low list: an engine error (or a lost connection) on one node never leaves the
+    others and the network behind."""
+    import requests
+
+    monkeypatch.setattr(multinode_run.time, "sleep", lambda s: None)
+    removed = []
+
+    class Item:
+        def __init__(self, name, error=None):
+            self.name, self.error = name, error
+
+        def remove(self, **_kw):
+            if self.error is not None:
+                raise self.error
+            removed.append(self.name)
+
+    lost = Item("node-0", requests.exceptions.ConnectionError("Connection aborted.\nmore"))
+    said = []
+    multinode_run._remove([lost, Item("node-1")], Item("net"), say=said.append)
+    assert removed == ["node-1", "net"]
+    assert said == ["torchenv: could not remove node-0 (Connection aborted.): run `invoke clean`"]
+
+
+def test_a_lost_engine_during_the_run_is_one_line():
+    import requests
+    from tests.support.nodes import TARGET
+
+    from torchenv.errors import UserError
+
+    class Networks:
+        def create(self, *_a, **_kw):
+            raise requests.exceptions.ConnectionError("Connection refused\ntraceback-ish")
+
+    class Client:
+        networks = Networks()
+
+    p = multinode.plan(multinode.MultiNodeRequest(target=TARGET, image="x:1", nodes=2, nproc=1))
+    with pytest.raises(UserError) as exc:
+        multinode_run.execute(p, Client())  # type: ignore[arg-type]
+    assert str(exc.value) == "cannot create the run's network: Connection refused"

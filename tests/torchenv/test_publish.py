@@ -46,7 +46,9 @@ def test_digest_references_are_checked():
 def test_resolve_prefers_what_was_given_then_what_was_pushed(tmp_path):
     given = f"r.example/o/cuda13@{DIGEST}"
     assert publish.resolve_image(TARGET, given, reports=tmp_path) == (given, "by digest")
-    assert publish.resolve_image(TARGET, None, reports=tmp_path)[0] == TARGET.image()
+    with pytest.raises(UserError) as exc:  # issue 20, item 8: never an unqualified name
+        publish.resolve_image(TARGET, None, reports=tmp_path)
+    assert "no --image and no push record" in str(exc.value) and "\n" not in str(exc.value)
     record = publish.Pushed("cuda13", "runtime", TARGET.image(), "r.example/o/cuda13", "t",
                             DIGEST, f"r.example/o/cuda13@{DIGEST}", "2026-01-01T00:00:00Z")  # fmt: skip
     publish.record_path(TARGET, reports=tmp_path).write_text(json.dumps(record.__dict__))
@@ -182,3 +184,16 @@ def test_push_of_an_image_that_is_not_built_is_one_line(docker_engine, registry,
         f"error: image {cpu.image()} is not built yet: run `invoke build --target cpu`"
     )
     assert not Path(tmp_path, "pushed-cpu.json").exists()
+
+
+@pytest.mark.parametrize(
+    "bad", ["localhost:99999/ns", "a.b:1:2/ns", "localhost:0/ns", "-x.io/ns", "x-.io/ns", "a.b/Ns", "a.b/ns/-x", "a.b/n s"]
+)  # fmt: skip
+def test_registries_docker_would_refuse_are_refused(bad):
+    with pytest.raises(UserError, match="is not HOST\\[:PORT\\]/NAMESPACE"):
+        publish.remote_name(TARGET, bad)
+
+
+def test_registries_docker_accepts():
+    for good in ("localhost/ns", "localhost:65535/a/b", "reg.example:5000/my-org", "a.b/x__y.z-w"):
+        assert publish.remote_name(TARGET, good)[0] == f"{good}/cuda13"

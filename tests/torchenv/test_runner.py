@@ -93,3 +93,30 @@ def test_fake_runner_streams_its_canned_output():
     assert seen == ["#1 step\n", "#2 done\n", "boom\n"]
     assert result.stdout == "#1 step\n#2 done\nboom\n" and result.returncode == 1
     assert fake.calls[0].input == "FROM x\n"
+
+
+def test_an_interrupted_stream_stops_the_commands_whole_process_group(tmp_path):
+    """Ctrl-C (or SIGTERM made one) while streaming: the command and what it started end."""
+    import os
+    import time
+
+    import pytest
+
+    script = "import subprocess, sys; p = subprocess.Popen(['sleep', '60']); print(p.pid, flush=True); p.wait()"
+    pids = []
+
+    def line(text):
+        pids.append(int(text))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        subprocess_runner([PY, "-c", script], on_line=line)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pids[0], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError(f"the grandchild {pids[0]} still runs")

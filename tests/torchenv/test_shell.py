@@ -39,6 +39,7 @@ def test_the_command_as_the_caller_with_a_tty_only_when_there_is_one():
         "--env", f"USER={getpass.getuser()}",
         "--label", "io.torchenv.managed=true", "--label", "io.torchenv.target=cuda13",
         "--label", "io.torchenv.shell=cuda13",
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         "--volume", f"{matrix.ROOT}:/workspace", "--workdir", "/workspace",
         "torchenv/cuda13:2.14.1-cu130-dev", "bash",
     ]  # fmt: skip

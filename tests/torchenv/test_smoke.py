@@ -83,3 +83,59 @@ def test_the_timeout_line_names_where_the_suite_was(partial, saved, where):
         f"smoke suite in torchenv/cuda13:2.14.1-cu130 timed out after 30 s {where}; "
         "raise --timeout if it only needs longer"
     )
+
+
+# --- issue 20, Low list: least privilege, one-line refusals before the run, atomic reports -----
+
+
+def test_the_smoke_container_drops_every_capability_and_gains_no_privilege():
+    kwargs = smokes.run_kwargs(req(), gpu=False)
+    assert kwargs["cap_drop"] == ["ALL"] and kwargs["security_opt"] == ["no-new-privileges"]
+    line = smokes.describe(kwargs)
+    assert "--cap-drop=ALL --security-opt=no-new-privileges" in line
+
+
+def test_unbalanced_args_and_a_reports_file_are_one_line_errors(tmp_path):
+    assert smokes.parse_args("--only 'mlp,cnn'") == ("--only", "mlp,cnn")
+    with pytest.raises(UserError, match="cannot be split") as exc:
+        smokes.parse_args("'x")
+    assert "\n" not in str(exc.value)
+    afile = tmp_path / "reports"
+    afile.write_text("")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        smokes.check_reports(afile)
+    smokes.check_reports(tmp_path / "new" / "folder")  # can be made
+    smokes.check_reports(None)
+
+
+def test_reports_are_written_in_one_rename(tmp_path, monkeypatch):
+    written = []
+    monkeypatch.setattr(smokes, "write_atomic", lambda path, data: written.append((path, data)))
+    monkeypatch.setattr(smokes, "read_file", lambda container, path: b"{}")
+    smokes._save_reports(req(reports=tmp_path), object(), ("json",))  # type: ignore[arg-type]
+    assert written == [(tmp_path / "smoke-cuda13.json", b"{}")]
+
+
+@pytest.mark.engine
+def test_the_suite_passes_without_capabilities_or_new_privileges(docker_engine, request):
+    """The options run_kwargs gives (issue 20): DDP on loopback and the dataloader's shared
+    memory need no capability. Uses the cuda13 image when it is there (CI builds it)."""
+    import os
+
+    from images import docker
+
+    tag = matrix.get("cuda13").image()
+    if docker(docker_engine, "image", "inspect", tag).returncode != 0:
+        if not os.environ.get("CI"):
+            pytest.skip(f"{tag} is not built (tests/torchenv/test_image.py builds it)")
+        tag = request.getfixturevalue("image")
+    kwargs = smokes.run_kwargs(req(), gpu=False)
+    done = docker(
+        docker_engine, "run", "--rm", "--shm-size", kwargs["shm_size"],
+        *(f"--cap-drop={c}" for c in kwargs["cap_drop"]),
+        *(f"--security-opt={o}" for o in kwargs["security_opt"]),
+        "--label", "io.torchenv.managed=true", tag, "python", "-m", "torchsmoke", "--quick",
+        timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
+    assert "ddp          pass" in done.stdout and "dataloader   pass" in done.stdout

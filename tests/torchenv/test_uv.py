@@ -139,9 +139,11 @@ def sandbox(tmp_path: Path):
     shutil.copytree(ROOT / "src" / "torchbuild", ctx / "torchbuild")
     text = SCRIPT.read_text().replace("ctx=/tmp/ctx", f"ctx={ctx}")
     text = text.replace("/opt/torchenv", str(tmp_path))
+    text = text.replace("/run/secrets/index_url", str(tmp_path / "secrets" / "index_url"))
     script = tmp_path / "install-env.sh"
     script.write_text(text)
     record = f'printf "%s\\n" "$(basename "$0") $*" >> {log}\n'
+    record += f'echo "${{PIP_INDEX_URL:-}} ${{UV_INDEX_URL:-}}" >> {log}.env\n'
     python = (  # the build helpers run for real, except the manifest (recorded)
         f"if [[ $2 == torchbuild.envfile || $2 == torchbuild.buildinfo ]]; then "
         f'exec {sys.executable} "$@"; fi\n'
@@ -257,3 +259,20 @@ def test_ci_image_sessions_follow_the_default_installer():
     session = noxfile[noxfile.index("def image(") :]
     assert 'session.run("invoke", "build", "--target", target, *build_args)' in session
     assert "--installer" not in noxfile
+
+
+def test_a_credentialed_mirror_reaches_uv_and_pip_by_environment_only(sandbox):
+    """The BuildKit secret's URL (issue 20, item 2): never on the installer's command line."""
+    secret = sandbox.prefix.parent / "secrets"
+    secret.mkdir()
+    full = "https://me:S3CRET@mirror.example/simple?token=S3CRET"
+    (secret / "index_url").write_text(full)
+    for installer in ("uv", "pip"):
+        done, calls = sandbox(
+            installer, "cuda118", TORCHENV_INDEX_URL="https://mirror.example/simple"
+        )
+        assert done.returncode == 0, done.stderr
+        assert calls and "S3CRET" not in "\n".join(calls) and "--index-url" not in calls[0]
+        assert "S3CRET" not in done.stdout + done.stderr
+        seen = (sandbox.prefix.parent / "log.env").read_text().splitlines()
+        assert f"{full} {full}" in seen

@@ -172,7 +172,10 @@ def test_smoke_results_go_to_the_summary_and_artifacts(workflow, job_name):
     summary = step_running(job, "torchenv.report")
     assert summary["if"] == "${{ !cancelled() }}"
     assert '"reports/smoke-${TARGET}.json" >> "$GITHUB_STEP_SUMMARY"' in summary["run"]
-    (upload,) = [s for s in steps(job) if "upload-artifact" in s.get("uses", "")]
+    (upload,) = [
+        s for s in steps(job)
+        if "upload-artifact" in s.get("uses", "") and s["with"]["name"].startswith("smoke-")
+    ]  # fmt: skip
     assert upload["if"] == "${{ !cancelled() }}"
     assert upload["with"]["path"].splitlines() == [
         "reports/smoke-${{ matrix.target }}.json",
@@ -276,3 +279,49 @@ def test_publish_pushes_to_ghcr_on_main_only_and_alone_writes_packages(workflow)
         n for n, j in workflow["jobs"].items() if "write" in j.get("permissions", {}).values()
     ]
     assert writers == ["publish"]
+
+
+# --- issue 20, item 10: push the tested bytes, install by hash, never cancel a push to main ----
+
+
+def test_publish_pushes_the_tested_image_and_installs_only_hashed_files(workflow):
+    job = workflow["jobs"]["publish"]
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "invoke build" not in runs and "docker build" not in runs  # no rebuild
+    install = step_running(job, "pip install")
+    assert install["run"] == (
+        "python -m pip install --require-hashes --no-deps -r requirements/kit.txt"
+    )
+    assert "-e ." not in runs and "nox" not in runs
+    load = step_running(job, "docker load")
+    assert "tested/image-id" in load["run"] and "exit 1" in load["run"]
+    download = next(s for s in job["steps"] if "download-artifact" in s.get("uses", ""))
+    assert download["with"]["name"] == "tested-image-${{ matrix.target }}"
+    image = workflow["jobs"]["image"]
+    save = step_running(image, "docker save")
+    assert "docker image inspect --format '{{.Id}}'" in save["run"]
+    assert save["if"] == job["if"]
+    upload = next(
+        s for s in image["steps"] if s.get("with", {}).get("name", "").startswith("tested-image")
+    )
+    assert upload["with"]["path"] == "tested/"
+
+
+def test_the_kits_requirements_are_hashed_and_cover_its_dependencies():
+    import tomllib
+
+    text = (ROOT / "requirements" / "kit.txt").read_text()
+    pins = dict(re.findall(r"(?m)^([a-z0-9._-]+)==(\S+) \\$", text))
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for dep in deps:
+        name = re.match(r"[A-Za-z0-9._-]+", dep)[0].lower()
+        assert name in pins or "python_version < '3.11'" in dep, name
+    blocks = re.split(r"(?m)^(?=[a-z0-9])", text.split("\n\n", 1)[-1])
+    assert all("--hash=sha256:" in b for b in blocks if "==" in b)
+    assert not re.search(r"(?m)^--", text) and "://" not in text  # no index, no find-links
+
+
+def test_only_pull_requests_cancel_a_run_in_progress(workflow):
+    assert workflow["concurrency"]["cancel-in-progress"] == (
+        "${{ github.event_name == 'pull_request' }}"
+    )

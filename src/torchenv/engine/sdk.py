@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from docker.models.networks import Network
 
 __all__ = [
-    "CallFailed", "Container", "DockerClient", "Image", "ImageMissing", "Missing", "Network",
+    "CallFailed", "Container", "DockerClient", "EngineGone", "Image", "ImageMissing", "Missing",
+    "Network",
     "gpu_request", "sdk_errors",
 ]  # fmt: skip
 
@@ -37,6 +38,10 @@ class ImageMissing(Missing):
     """No such image on the engine (docker.errors.ImageNotFound)."""
 
 
+class EngineGone(CallFailed):
+    """The engine did not answer (connection refused or lost, a timeout)."""
+
+
 @contextlib.contextmanager
 def sdk_errors() -> Iterator[None]:
     """Within the block the SDK's API errors come out as CallFailed, Missing or ImageMissing."""
@@ -50,6 +55,15 @@ def sdk_errors() -> Iterator[None]:
         raise Missing(_text(exc)) from exc
     except docker.errors.APIError as exc:
         raise CallFailed(_text(exc)) from exc
+    except docker.errors.DockerException as exc:
+        raise EngineGone(_first_line(exc)) from exc
+    except OSError as exc:  # requests' ConnectionError and Timeout are OSErrors too
+        raise EngineGone(_first_line(exc)) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _text(exc: Any) -> str:
