@@ -20,7 +20,7 @@ HOST_KIT = sorted(KIT.rglob("*.py"))
 # The list may only shrink: an entry that gets its test file must leave it.
 NOT_YET = frozenset({
     "credentials.py", "digests.py", "drift.py",
-    "engine/containers.py", "generate.py", "hints.py", "lint.py",
+    "generate.py", "hints.py", "lint.py",
     "lockfile.py", "resolve.py",
 })  # fmt: skip
 
