@@ -1,6 +1,6 @@
 """`invoke clean`: find what torchenv made on the engine by its labels, and remove it.
 
-What counts as torchenv's (see torchenv.labels):
+What counts as torchenv's (see torchenv.engine.labels):
 - containers labelled io.torchenv.managed=true (smoke, shell, verify, multi-node runs); a running
   one is kept and named, so that an open shell is never killed;
 - networks labelled io.torchenv.managed=true (multi-node runs);

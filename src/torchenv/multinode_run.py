@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torchenv import hints
+from torchenv.engine.containers import log_lines
 from torchenv.engine.images import ImageNotBuilt
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.engine.sdk import CallFailed, ImageMissing, Missing, sdk_errors
@@ -62,17 +63,11 @@ class _Logs:
         self.threads.append(thread)
 
     def _pump(self, index: int, container: Container) -> None:
-        buffer = b""
         try:
-            for chunk in container.logs(stream=True, follow=True):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for raw in lines:
-                    self._line(index, raw.decode(errors="replace"))
+            for line in log_lines(container.logs(stream=True, follow=True)):
+                self._line(index, line.removesuffix("\n"))
         except Exception:  # the container was removed under us: the run is over
             return
-        if buffer:
-            self._line(index, buffer.decode(errors="replace"))
 
     def _line(self, index: int, line: str) -> None:
         report = report_of(line)

@@ -18,17 +18,13 @@ if TYPE_CHECKING:
 
 import json
 import shlex
-import threading
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchenv import engine, hints
 from torchenv.engine import labels
-from torchenv.engine.containers import read_file
-from torchenv.engine.images import ImageNotBuilt
-from torchenv.engine.interrupts import sigterm_as_ctrl_c
-from torchenv.engine.sdk import CallFailed, ImageMissing, gpu_request, sdk_errors
+from torchenv.engine.containers import follow, read_file, tracked, wait
+from torchenv.engine.sdk import CallFailed, gpu_request, sdk_errors
 from torchenv.errors import UserError
 from torchenv.files import check_writable_folder, write_atomic
 from torchenv.matrix import Target
@@ -150,36 +146,15 @@ def has_gpu_runtime(client: DockerClient) -> bool:
     return engine.has_nvidia_runtime(client.info().get("Runtimes"))
 
 
-def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Whole lines from a stream of log chunks (a chunk may end mid-line)."""
-    pending = ""
-    for chunk in chunks:
-        pending += chunk.decode(errors="replace")
-        *whole, pending = pending.split("\n")
-        yield from (line + "\n" for line in whole)
-    if pending:
-        yield pending
-
-
 def run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
     """Run the suite, stream its output, copy the reports out; returns the suite's exit code.
 
     SIGTERM (a cancelled CI job) is handled like Ctrl-C: the container is removed either way.
     """
-    with sigterm_as_ctrl_c():
-        return _run(req, client, gpu)
-
-
-def _run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
     kwargs = run_kwargs(req, gpu)
-    try:
-        with sdk_errors():
-            container = client.containers.create(**kwargs)
-    except ImageMissing:
-        raise ImageNotBuilt(req.image, req.target.name) from None
-    except CallFailed as exc:
-        raise UserError(f"cannot create the smoke container: {exc.text}") from None
-    try:
+    with tracked(
+        client, kwargs, image=req.image, target=req.target.name, role="smoke container"
+    ) as container:
         try:
             with sdk_errors():
                 container.start()
@@ -193,9 +168,8 @@ def _run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
             raise UserError(f"cannot start the smoke container: {text}") from None
         # the stubs allow no image and no id; a created container always has both
         print(f"torchenv: testing {req.image} ({container.image.id[:19]})", flush=True)  # type: ignore[union-attr,index]
-        follower = threading.Thread(target=_follow, args=(container,), daemon=True)
-        follower.start()
-        code = _wait(container, req.timeout)
+        follower = follow(container, _show)
+        code = wait(container, req.timeout)
         if code is None:  # out of time: stop it, keep what the suite wrote, say where it was
             container.stop(timeout=5)
             follower.join(timeout=10)
@@ -205,29 +179,15 @@ def _run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:
         follower.join(timeout=30)
         _save_reports(req, container, ("json", "xml"), say=True)
         return code
-    finally:
-        container.remove(force=True)
 
 
-def _follow(container: Container) -> None:
-    """Print the container's output until it ends (its stop ends it)."""
-    report_paths = tuple(f"{REPORT_DIR}/smoke.{ext}" for ext in ("json", "xml"))
-    try:
-        for line in _lines(container.logs(stream=True, follow=True)):
-            if not line.rstrip().endswith(report_paths):  # the container's paths mean nothing here
-                print(line, end="", flush=True)
-    except Exception:  # the container went away under the stream: nothing more to print
-        return
+REPORT_PATHS = tuple(f"{REPORT_DIR}/smoke.{ext}" for ext in ("json", "xml"))
 
 
-def _wait(container: Container, timeout: float) -> int | None:
-    """The container's exit status; None when it still runs after `timeout` seconds."""
-    import requests
-
-    try:
-        return int(container.wait(timeout=timeout).get("StatusCode", 1))
-    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-        return None
+def _show(line: str) -> None:
+    """Print a line of the suite's output, but those naming the container's report paths."""
+    if not line.rstrip().endswith(REPORT_PATHS):  # the container's paths mean nothing here
+        print(line, end="", flush=True)
 
 
 def _report_from(container: Container) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ from docker import DockerClient
 from torchenv import engine
 from torchenv import lockfile as locks
 from torchenv.engine import labels as own_labels
-from torchenv.engine.containers import read_file
+from torchenv.engine.containers import read_file, tracked
 from torchenv.errors import UserError
 from torchenv.verify import BUILD_INFO_PATH, MANIFEST_PATH, by_key, check_file, compare
 
@@ -38,17 +38,14 @@ def read_image(
     except docker.errors.ImageNotFound:
         raise UserError(f"no image {image}: build it first (invoke build)") from None
     files: dict[str, bytes | None] = {}
-    container = client.containers.create(
-        image,
-        command=["/nonexistent"],
-        network_disabled=True,
-        labels=own_labels.of("verify", labels.get(own_labels.TARGET, "unknown")),
-    )
-    try:
+    target = labels.get(own_labels.TARGET, "unknown")
+    kwargs = {
+        "image": image, "command": ["/nonexistent"], "network_disabled": True,
+        "labels": own_labels.of("verify", target),
+    }  # fmt: skip
+    with tracked(client, kwargs, image=image, target=target) as container:
         for path in (MANIFEST_PATH, BUILD_INFO_PATH):
             files[path] = read_file(container, path)
-    finally:
-        container.remove(force=True)
     if files[MANIFEST_PATH] is None:
         raise UserError(f"{image} has no {MANIFEST_PATH}: it was built without one; rebuild it")
     return files, labels

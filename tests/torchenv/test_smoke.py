@@ -44,15 +44,6 @@ def test_container_has_shared_memory_and_gpu_request():
     assert "device_requests" not in smokes.run_kwargs(req(), gpu=False)
 
 
-def test_log_chunks_become_whole_lines():
-    from torchenv.smoke import _lines
-
-    chunks = [b"torchsmoke 0.1: tor", b"ch 2.11\nmlp  pass\nJSON report: /tmp/x", b"\n", b"tail"]
-    assert list(_lines(chunks)) == [
-        "torchsmoke 0.1: torch 2.11\n", "mlp  pass\n", "JSON report: /tmp/x\n", "tail",
-    ]  # fmt: skip
-
-
 def test_timeout_defaults_to_the_targets_and_is_checked():
     assert req().timeout == matrix.get("cuda13").smoke_timeout_s == 1200
     assert req("cpu").timeout == 900
