@@ -410,8 +410,8 @@ def _run_build(
 def archs_of_report(text: str | None) -> list[str]:
     """The env report's arch_list (torch's kernel architectures); [] for a CPU build or no report."""
     try:
-        found = json.loads(text or "{}").get("arch_list") or []
-    except (ValueError, AttributeError):
+        found = json.loads(text or "{}")["env"]["torch"].get("arch_list") or []
+    except (ValueError, KeyError, TypeError, AttributeError):
         return []
     return [str(a) for a in found if re.fullmatch(r"(?:sm|compute)_[0-9]+[a-z]?", str(a))]
 

@@ -175,7 +175,7 @@ FILE_SHA = hashlib.sha256(MANIFEST_BYTES).hexdigest()
 def copy_manifest(argv):
     """`docker cp NAME:/opt/torchenv/<file> DEST`, as the engine does it (the env report of a
     cuda13 image lists its kernel architectures)."""
-    report = b'{"arch_list": ["sm_75", "sm_90"], "torch": "2.14.1+cu130"}'
+    report = b'{"env": {"torch": {"version": "2.14.1+cu130", "arch_list": ["sm_75", "sm_90"]}}}'
     Path(argv[-1]).write_bytes(MANIFEST_BYTES if argv[-2].endswith("manifest.json") else report)
     return reply()
 
@@ -406,13 +406,14 @@ def test_bad_mirror_urls_are_refused_before_building(changes, message):
 
 
 def test_archs_of_report_reads_only_architecture_names():
-    assert build.archs_of_report('{"arch_list": ["sm_75", "compute_120"]}') == [
-        "sm_75",
-        "compute_120",
-    ]
-    assert build.archs_of_report('{"arch_list": null}') == []
-    assert build.archs_of_report('{"arch_list": ["sm_75 --label x=y"]}') == []
+    def report(archs):
+        return json.dumps({"env": {"torch": {"version": "2.14.1+cu130", "arch_list": archs}}})
+
+    assert build.archs_of_report(report(["sm_75", "compute_120"])) == ["sm_75", "compute_120"]
+    assert build.archs_of_report(report(None)) == []
+    assert build.archs_of_report(report(["sm_75 --label x=y"])) == []
     assert build.archs_of_report("not json") == [] and build.archs_of_report(None) == []
+    assert build.archs_of_report('{"env": {}}') == []
 
 
 def test_a_query_token_is_a_secret_and_the_build_output_is_scrubbed():

@@ -94,7 +94,9 @@ def test_image_runs_as_non_root_with_labels(inspect):
     for key in ("source", "revision", "created"):
         assert labels[f"org.opencontainers.image.{key}"] not in ("", "unknown"), key
     assert labels["io.torchenv.target"] == "cuda13" and labels["io.torchenv.variant"] == "cu130"
-    assert labels["io.torchenv.torch"] == "2.11.0" and labels["io.torchenv.cuda"] == "13.0"
+    assert labels["io.torchenv.torch"] == "2.14.1" and labels["io.torchenv.cuda"] == "13.0"
+    # measured in the image at build time (its env report), what `invoke smoke` checks GPUs by
+    assert labels["io.torchenv.cuda-archs"] == "sm_75 sm_80 sm_86 sm_90 sm_100 sm_120"
     assert "NVIDIA_REQUIRE_CUDA=cuda>=13.0" in config["Env"]
 
 
