@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from tests.support.nodes import leftovers
 
 from images import STANDIN, build_args, docker, invoke
-from torchenv import matrix
+from torchenv import matrix, resolve
 
 
 def _build(engine, flavor: str) -> str:
@@ -40,3 +42,14 @@ def clean_engine(docker_engine):
     assert leftovers() == [], "multi-node containers or networks from an earlier run"
     yield
     assert leftovers() == []
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """A copy of the repository's envs/ and targets.toml under tmp_path, used as ROOT."""
+    real = matrix.ROOT
+    shutil.copytree(real / "envs", tmp_path / "envs")
+    shutil.copy(real / "targets.toml", tmp_path / "targets.toml")
+    monkeypatch.setattr(matrix, "ROOT", tmp_path)
+    monkeypatch.setattr(resolve, "check_host", lambda python: None)
+    return tmp_path
