@@ -277,7 +277,8 @@ def test_skopeo_reads_the_image_layers_variables_and_labels(docker_engine, image
 def test_umoci_unpacks_a_rootfs_with_the_environment_and_the_variables(bundle, config):
     rootfs = bundle / "rootfs"
     site = rootfs / "opt/env/lib/python3.11/site-packages"
-    assert [p.name for p in site.glob("torch-2.11.0*.dist-info")], "torch is missing"
+    torch = matrix.get("cuda13").torch
+    assert [p.name for p in site.glob(f"torch-{torch}*.dist-info")], "torch is missing"
     assert (rootfs / "opt/torchenv/lib/torchsmoke/__main__.py").is_file()
     assert STARTUP_PTH_LINE in (site / "torchenv.pth").read_text().splitlines()
     python = os.readlink(rootfs / "opt/env/bin/python")  # the venv's link to the base's Python
