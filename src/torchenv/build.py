@@ -289,7 +289,7 @@ def image_facts(runner: Runner, engine: Engine, image: str) -> dict[str, object]
 def _comparable(facts: dict[str, object]) -> tuple[object, object]:
     """An image's layers and configuration, without the build time and the label step's labels."""
     config = dict(facts.get("Config") or {})  # type: ignore[call-overload]
-    own = {CREATED_LABEL, MANIFEST_LABEL, *labels.of_image("").keys()}
+    own = {CREATED_LABEL, MANIFEST_LABEL, ARCHS_LABEL, *labels.of_image("").keys()}
     config["Labels"] = {k: v for k, v in (config.get("Labels") or {}).items() if k not in own}
     config.pop("Image", None)  # the engine's note of the parent image, not the image
     rootfs = facts.get("RootFS") or {}

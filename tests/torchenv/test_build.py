@@ -186,6 +186,7 @@ def facts(image_id: str, layers: list[str], created: str, labelled: bool) -> dic
     if labelled:
         found |= {build.MANIFEST_LABEL: FILE_SHA, "io.torchenv.managed": "true"}
         found |= {"io.torchenv.tag": "torchenv/cuda13:2.14.1-cu130"}
+        found |= {build.ARCHS_LABEL: "sm_75 sm_90"}  # the label step adds it, as the engine does
     config = {"User": "1000:1000", "Env": ["PATH=/opt/env/bin"], "Labels": found}
     return {"Id": image_id, "RootFS": {"Layers": layers}, "Config": config | {"Image": image_id}}
 
