@@ -20,8 +20,9 @@ from torchenv.matrix import ROOT
 
 UNIT_TESTS = [
     "tests/torchbuild", "tests/torchenv/test_matrix.py", "tests/torchenv/test_pins.py",
-    "tests/torchenv/test_lock.py", "tests/torchenv/test_build.py", "tests/torchenv/test_runner.py",
-    "tests/torchenv/test_shell.py",
+    "tests/torchenv/test_lockfile.py", "tests/torchenv/test_resolve.py",
+    "tests/torchenv/test_drift.py", "tests/torchenv/test_build.py", "tests/torchenv/test_runner.py",
+    "tests/torchenv/test_shell.py", "tests/torchenv/test_taskopts.py",
 ]  # fmt: skip
 
 
