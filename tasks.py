@@ -27,12 +27,7 @@ def lint(c: Any, o: Given) -> None:
     from torchenv import lint as lints
 
     _run_all(lints.lint_commands(), check=True)
-    problems = generation.problems()
-    for line in problems:
-        print(line)
-    if problems:
-        raise UserError(f"{len(problems)} generated file(s) need attention (above)")
-    print("generated files are current")
+    generation.check()
 
 
 ns.add_task(lint)

@@ -102,14 +102,6 @@ def fits(arch_list: str | Iterable[str] | None, capability: str | tuple[int, int
     return any(runs_on(arch, capability) for arch in parse_arch_list(arch_list))
 
 
-def kernels_for(
-    arch_list: str | Iterable[str] | None, capability: str | tuple[int, int]
-) -> list[Arch]:
-    """The build's architectures that run on the GPU, machine code (the exact fit) first."""
-    usable = [arch for arch in parse_arch_list(arch_list) if runs_on(arch, capability)]
-    return sorted(usable, key=lambda arch: (arch.ptx, -arch.major, -arch.minor))
-
-
 def misfit(
     arch_list: str | Iterable[str] | None,
     capability: str | tuple[int, int],

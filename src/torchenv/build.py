@@ -34,7 +34,7 @@ WHEELHOUSE = ROOT / "wheelhouse"
 MANIFEST_PATH = "/opt/torchenv/manifest.json"
 MANIFEST_LABEL = "io.torchenv.manifest.sha256"
 ENV_REPORT_PATH = "/opt/torchenv/env-report.json"
-ARCHS_LABEL = "io.torchenv.cuda-archs"  # torchenv.gpufit reads it
+ARCHS_LABEL = labels.CUDA_ARCHS
 CREATED_LABEL = "org.opencontainers.image.created"
 
 

@@ -17,7 +17,7 @@ from torchenv.runner import Runner, subprocess_runner
 
 def is_pinned(ref: str) -> bool:
     """Whether an image reference is pinned by digest (NAME[:TAG]@sha256:<64 hex>)."""
-    return re.fullmatch(r"[^@\s]+@sha256:[0-9a-f]{64}", ref) is not None
+    return re.fullmatch(rf"[^@\s]+@{matrix.DIGEST}", ref) is not None
 
 
 _IMAGE_KEYS = {"base_digest": "base_image", "micromamba_digest": "micromamba_image"}
@@ -76,7 +76,7 @@ def _pick_repo_digest(image_tag: str, stdout: str) -> str:
 
 
 def _checked_digest(image_tag: str, digest: str) -> str:
-    if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest or ""):
+    if not re.fullmatch(matrix.DIGEST, digest or ""):
         raise UserError(f"the registry gave no sha256 digest for {image_tag} (got {digest!r})")
     return digest
 

@@ -28,6 +28,7 @@ from torchenv.doctor_host import (
     PIP_CONFIG_LIST,
     ca_row,
     driver_rows,
+    fit_rows,
     parse_size,
     probe_gpu,
     proxy_row,
@@ -87,16 +88,6 @@ def run_checks(
         rows += fit_rows(cuda_targets, gpufit.probe(runner), list(known.values()))
     rows += [shm_row(read_file), proxy_row(environ), ca_row(runner, environ, read_file)]
     return rows
-
-
-def fit_rows(
-    cuda_targets: Sequence[Target], gpus: Sequence[gpufit.HostGpu], known: Sequence[Target]
-) -> list[Row]:
-    """A row per CUDA target: whether its torch has kernels for every GPU of this host."""
-    if not gpus:
-        return []  # the driver rows already say there is no GPU
-    fits = [gpufit.fit(t, gpus, known) for t in cuda_targets]
-    return [Row(f"GPU fit of {f.target}", f.status, f.detail, f.fix) for f in fits]
 
 
 def render(rows: Sequence[Row]) -> str:

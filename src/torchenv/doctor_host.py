@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from torchbuild import versions
+from torchenv import gpufit
+from torchenv.credentials import redacted
 from torchenv.doctor_engine import PROBE_TIMEOUT, GiB, Row
 from torchenv.matrix import Target
 from torchenv.proxy import PROXY_VARS
@@ -89,6 +91,16 @@ def driver_rows(
     return rows
 
 
+def fit_rows(
+    cuda_targets: Sequence[Target], gpus: Sequence[gpufit.HostGpu], known: Sequence[Target]
+) -> list[Row]:
+    """A row per CUDA target: whether its torch has kernels for every GPU of this host."""
+    if not gpus:
+        return []  # the driver rows already say there is no GPU
+    fits = [gpufit.fit(t, gpus, known) for t in cuda_targets]
+    return [Row(f"GPU fit of {f.target}", f.status, f.detail, f.fix) for f in fits]
+
+
 # --- container shared memory, proxies, CA --------------------------------------------------------
 
 
@@ -130,13 +142,6 @@ def shm_row(read_file: Callable[[str], str | None]) -> Row:
     return Row(name, "ok", f"default-shm-size {setting} in {DAEMON_JSON}")
 
 
-def _redact(url: str) -> str:
-    """The proxy URL without its password, query or fragment."""
-    from torchenv.credentials import redacted
-
-    return redacted(url)
-
-
 def _is_loopback(url: str) -> bool:
     try:
         host = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
@@ -156,7 +161,7 @@ def proxy_row(environ: Mapping[str, str]) -> Row:
             "proxy", "ok", "no HTTP(S)_PROXY/NO_PROXY set: builds reach the network directly"
         )
     shown = ", ".join(
-        f"{k}={v if k.lower() == 'no_proxy' else _redact(v)}" for k, v in found.items()
+        f"{k}={v if k.lower() == 'no_proxy' else redacted(v)}" for k, v in found.items()
     )
     detail = f"{shown}; torchenv passes these to builds as build args"
     local = [k for k, v in found.items() if k.lower() != "no_proxy" and _is_loopback(v)]

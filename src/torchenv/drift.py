@@ -8,6 +8,7 @@ or when its pins or Python disagree with the env file's. `check_all` lists every
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from torchbuild.envfile import EnvFile, EnvFileError
 from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
@@ -67,12 +68,14 @@ def drift(lock: Lock, env: EnvFile, target_name: str) -> list[str]:
     return problems
 
 
-def check_target(target: Target) -> list[str]:
-    """Drift between a target's env file and each of its locks that exists; [] when in step.
+def check_target(target: Target, only: Path | None = None) -> list[str]:
+    """Drift between a target's env file and each of its locks that exists (or the lock `only`);
+    [] when in step.
 
-    A missing lock is not a problem (the build then installs from pins and says so loudly).
+    A missing lock is not a problem here (the build then locks first: torchenv.lockgate).
     """
-    locks = [p for p in (target.pip_lock, target.conda_lock) if p.exists()]
+    candidates = [only] if only is not None else [target.pip_lock, target.conda_lock]
+    locks = [p for p in candidates if p.exists()]
     if not locks:
         return []
     if not target.env_file.exists():

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from torchenv import devcontainer, matrix, render, table
+from torchenv.errors import UserError
 from torchenv.files import write_atomic
 from torchenv.matrix import ROOT
 
@@ -73,6 +74,17 @@ def problems(root: Path = ROOT) -> list[str]:
         for path in orphans(root)
     ]
     return lines
+
+
+def check(out: Callable[[str], object] = print, root: Path = ROOT) -> None:
+    """`invoke generate --check` (and `invoke lint`): each problem on a line of its own, then
+    UserError counting them; "generated files are current" when there are none."""
+    found = problems(root)
+    for line in found:
+        out(line)
+    if found:
+        raise UserError(f"{len(found)} generated file(s) need attention (above)")
+    out("generated files are current")
 
 
 def write_all(root: Path = ROOT) -> list[Path]:

@@ -2,7 +2,7 @@
 
 Each CUDA build of torch carries kernels for a list of architectures (targets.toml's
 `cuda_archs`, measured in the image; the build also records the image's own list in the label
-`io.torchenv.cuda-archs`). A GPU outside that list fails at the first kernel with "no kernel image
+`io.torchenv.cuda-archs`, engine.labels.CUDA_ARCHS). A GPU outside that list fails at the first kernel with "no kernel image
 is available for execution on the device". `torchbuild.archs` holds CUDA's rules (the smoke
 suite's `cuda` check applies the same); this module asks `nvidia-smi` for the host's GPUs and says,
 per target, whether it fits, and if not which target does.

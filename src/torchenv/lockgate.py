@@ -24,7 +24,7 @@ def state(t: Target, installer: str) -> str | None:
     lock = t.conda_lock if installer == "conda" else t.pip_lock
     if not lock.exists():
         return f"{rel(lock)} does not exist"
-    problems = [p for p in drift.check_target(t) if p.startswith(rel(lock))]
+    problems = drift.check_target(t, only=lock)
     return f"{rel(lock)} is stale ({problems[0]})" if problems else None
 
 

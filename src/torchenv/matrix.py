@@ -120,6 +120,8 @@ _FIELDS = {f.name for f in fields(Target)}
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 _VERSION = r"[0-9][0-9A-Za-z.+!-]*"
 _REFERENCE = r"[a-z0-9]+(?:[._/-][a-z0-9]+)*"  # a registry path, Docker's grammar, no host port
+_IMAGE = rf"(?:[a-z0-9.-]+(?::[0-9]+)?/)?{_REFERENCE}:[A-Za-z0-9_][A-Za-z0-9_.-]*"  # NAME:TAG
+DIGEST = r"sha256:[0-9a-f]{64}"  # an image digest, as targets.toml and the registries give it
 _SHAPES = {
     "variant": (r"[a-z0-9]+", "lowercase letters and digits, e.g. cu130"),
     "torch": (_VERSION, "a version, e.g. 2.11.0"),
@@ -129,12 +131,10 @@ _SHAPES = {
     "cuda_archs": (r"(?:sm|compute)_[0-9]+[a-z]?", "architectures like sm_90 or compute_120"),
     "python": (r"3\.[0-9]+", "a Python minor version, e.g. 3.11"),
     "cuda": (r"[0-9]+\.[0-9]+", "a CUDA version, e.g. 13.0"),
-    "base_image": (rf"(?:[a-z0-9.-]+(?::[0-9]+)?/)?{_REFERENCE}:[A-Za-z0-9_][A-Za-z0-9_.-]*",
-                   "an image NAME:TAG"),
-    "micromamba_image": (rf"(?:[a-z0-9.-]+(?::[0-9]+)?/)?{_REFERENCE}:[A-Za-z0-9_][A-Za-z0-9_.-]*",
-                         "an image NAME:TAG"),
-    "base_digest": (r"sha256:[0-9a-f]{64}", "sha256: and 64 hex digits"),
-    "micromamba_digest": (r"sha256:[0-9a-f]{64}", "sha256: and 64 hex digits"),
+    "base_image": (_IMAGE, "an image NAME:TAG"),
+    "micromamba_image": (_IMAGE, "an image NAME:TAG"),
+    "base_digest": (DIGEST, "sha256: and 64 hex digits"),
+    "micromamba_digest": (DIGEST, "sha256: and 64 hex digits"),
     "image_repo": (_REFERENCE, "a lowercase repository path, e.g. torchenv or my-org/envs"),
     "index_url": (r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[A-Za-z0-9._~%-]*)*",
                   "an http(s) URL of an index, with no credentials, query or spaces"),

@@ -53,15 +53,14 @@ class Offer:
 def offers(t: Target, available: Callable[[str], list[str]]) -> list[Offer]:
     """Every newer torch with the newest companions the rules accept, newest first."""
     newer = [v for v in available("torch") if versions.parse(v) > versions.parse(t.torch)]
-    family = ["torchvision", "torchaudio", *(["torchcodec"] if t.torchcodec else [])]
+    family = [name for name in pins.COMPANIONS if name != "torchcodec" or t.torchcodec]
     companions = {name: available(name) for name in family} if newer else {}
     out = []
     for torch in newer:
         chosen = {"torch": torch}
         for name in family:
             for version in companions[name]:
-                trial = _with(t, {**chosen, name: version})
-                if not _problems_about(trial, name):
+                if not pins.companion_problems(_with(t, {**chosen, name: version}), name):
                     chosen[name] = version
                     break
         if not pins.problems(_with(t, chosen)):
@@ -82,10 +81,6 @@ def _why(stderr: str) -> str:
 
 def _with(t: Target, new_pins: dict[str, str]) -> Target:
     return dataclasses.replace(t, **new_pins)  # type: ignore[arg-type]
-
-
-def _problems_about(t: Target, name: str) -> list[str]:
-    return [p for p in pins.problems(t) if p.startswith(name) or f" {name} " in p]
 
 
 def check(targets: Sequence[Target], runner: Runner = subprocess_runner) -> list[str]:

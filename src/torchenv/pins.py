@@ -88,21 +88,42 @@ def problems(t: Target) -> list[str]:
             )
     elif not t.index_url.rstrip("/").endswith(f"/{t.variant}"):
         out.append(f"index_url {t.index_url} does not end in /{t.variant}")
-    tv_minor = versions.minor(t.torchvision)
-    if tv_minor != release.torchvision and not (
-        versions.parse(tv_minor) >= versions.parse(ABI_STABLE_TORCHVISION)
-        and versions.parse(torch_minor) >= versions.parse("2.14")
-    ):
-        out.append(
-            f"torchvision {t.torchvision} does not match torch {t.torch} "
-            f"(torch {torch_minor} pairs with torchvision {release.torchvision}.x)"
-        )
-    out += _torchaudio_problems(t, release)
-    out += _torchcodec_problems(t)
+    for name in COMPANIONS:
+        out += companion_problems(t, name)
     low, high = release.python
     if not versions.parse(low) <= versions.parse(t.python) <= versions.parse(high):
         out.append(f"torch {t.torch} supports Python {low} to {high}, not {t.python}")
     return out
+
+
+# The packages that pair with torch, each judged by its own rule.
+COMPANIONS = ("torchvision", "torchaudio", "torchcodec")
+
+
+def companion_problems(t: Target, name: str) -> list[str]:
+    """Why `name` (one of COMPANIONS) at the target's pin cannot live beside its torch; [] when it
+    can, or when torch itself is not in the release table (problems says that)."""
+    release = RELEASES.get(versions.minor(t.torch))
+    if release is None:
+        return []
+    if name == "torchvision":
+        return _torchvision_problems(t, release)
+    if name == "torchaudio":
+        return _torchaudio_problems(t, release)
+    return _torchcodec_problems(t)
+
+
+def _torchvision_problems(t: Target, release: Release) -> list[str]:
+    tv_minor, torch_minor = versions.minor(t.torchvision), versions.minor(t.torch)
+    if tv_minor == release.torchvision or (
+        versions.parse(tv_minor) >= versions.parse(ABI_STABLE_TORCHVISION)
+        and versions.parse(torch_minor) >= versions.parse("2.14")
+    ):
+        return []
+    return [
+        f"torchvision {t.torchvision} does not match torch {t.torch} "
+        f"(torch {torch_minor} pairs with torchvision {release.torchvision}.x)"
+    ]
 
 
 def _torchcodec_problems(t: Target) -> list[str]:

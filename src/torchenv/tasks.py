@@ -19,7 +19,7 @@ from torchenv import build as builds
 from torchenv import engine, gpufit, matrix, table
 from torchenv import generate as generation
 from torchenv import smoke as smokes
-from torchenv.engine import images
+from torchenv.engine import images, labels
 from torchenv.errors import UserError
 from torchenv.matrix import INSTALLERS
 from torchenv.taskopts import (
@@ -87,12 +87,7 @@ def matrix_(c: Any, o: Given) -> None:
 def generate(c: Any, o: Given) -> None:
     """Write the env files, Dockerfiles, dev containers and README table from targets.toml."""
     if o.check:
-        problems = generation.problems()
-        for line in problems:
-            print(line)
-        if problems:
-            raise UserError(f"{len(problems)} generated file(s) need attention (above)")
-        print("generated files are current")
+        generation.check()
         return
     for path in generation.write_all():
         print(f"wrote {matrix.rel(path)}")
@@ -182,7 +177,7 @@ def smoke(c: Any, o: Given) -> None:
     client = engine.docker_sdk_client()
     gpu = smokes.wants_gpu(req, smokes.has_gpu_runtime(client))
     if gpu and not o.ignore_arch:
-        gpufit.refuse(t, images.image_label(client, req.image, builds.ARCHS_LABEL))
+        gpufit.refuse(t, images.image_label(client, req.image, labels.CUDA_ARCHS))
     if t.is_cuda and not gpu:
         why = "--no-gpu given" if o.no_gpu else "this engine has no NVIDIA runtime"
         print(f"torchenv: running without a GPU ({why}): the GPU checks will skip")

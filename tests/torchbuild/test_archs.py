@@ -129,12 +129,6 @@ def test_the_misfit_line_names_the_gpu_its_arch_and_the_builds_list():
     assert archs.misfit("", "9.0").startswith("the GPU is sm_90; this torch has kernels for none")
 
 
-def test_kernels_for_puts_machine_code_first_and_the_closest_first():
-    assert [str(a) for a in archs.kernels_for(CU128, "12.0")] == ["sm_120", "compute_120"]
-    assert [str(a) for a in archs.kernels_for(CU130, "8.9")] == ["sm_86", "sm_80"]
-    assert archs.kernels_for(CU130, "7.0") == []
-
-
 def test_sm_name():
     assert archs.sm_name("7.0") == archs.sm_name((7, 0)) == "sm_70"
     assert archs.sm_name("12.0") == "sm_120"

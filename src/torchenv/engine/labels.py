@@ -13,6 +13,9 @@ MANAGED = "io.torchenv.managed"
 TARGET = "io.torchenv.target"
 TAG = "io.torchenv.tag"
 PREFIX = "io.torchenv."
+# The GPU architectures torch has kernels for in a built image (the build measures them, from the
+# env report; torchenv.gpufit compares them with the host's GPUs).
+CUDA_ARCHS = "io.torchenv.cuda-archs"
 
 
 def role_key(role: str) -> str:
