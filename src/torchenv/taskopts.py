@@ -87,7 +87,9 @@ class Option:
             raise UserError(
                 f"{origin} {value!r} is unknown: choose one of {', '.join(self.choices)}"
             )
-        return Path(text) if self.kind is Path else text
+        if self.kind is Path:
+            return Path(text) if text else None  # `--reports ""`: no folder at all
+        return text
 
 
 class Given(Mapping[str, Any]):

@@ -160,7 +160,7 @@ def smoke(c: Any, o: Given) -> None:
         verb = "does" if len(misplaced) == 1 else "do"
         why = "with --nodes (multi-node runs the ddp check)" if o.nodes else "without --nodes"
         raise UserError(f"{flags} {verb} not apply {why}: drop it, or add/remove --nodes")
-    reports = o.reports if o.reports and str(o.reports) else None
+    reports = o.reports
     smokes.check_reports(reports)  # a file or an unwritable folder, said before the run
     if o.nodes:
         _smoke_nodes(t, o.image or t.image(o.flavor), o, reports)
@@ -413,9 +413,10 @@ def push(c: Any, o: Given) -> None:
     if o.dry_run:
         print("\n".join(publishes.describe(t, o.registry, o.flavor)))
         return
-    pushed = publishes.push(t, o.registry, engine.docker_sdk_client(), o.flavor, o.reports)
+    reports = o.reports or matrix.ROOT  # `--reports ""`: the record goes to the checkout, as before
+    pushed = publishes.push(t, o.registry, engine.docker_sdk_client(), o.flavor, reports)
     print(f"pushed {pushed.image}: digest {pushed.digest}")
-    print(f"recorded in {publishes.record_path(t, o.flavor, o.reports)}")
+    print(f"recorded in {publishes.record_path(t, o.flavor, reports)}")
     print(pushed.reference)
 
 

@@ -105,3 +105,8 @@ def test_body_passes_typed_values_inside_the_guard():
     assert seen["uid"] == 42 and seen["installer"] == "pip" and guarded == ["in", "out"]
     fn(Ctx(), uid="x")  # the bad value is raised inside the guard
     assert guarded == ["in", "out", "in", "out"]
+
+
+def test_an_empty_path_means_none_not_the_current_folder():
+    # `invoke smoke --reports ""` asks for no reports, as before the options were declared once
+    assert resolve(OPTIONS, {"reports": ""}, {}).reports is None
