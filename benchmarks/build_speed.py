@@ -5,7 +5,7 @@
 
 Prints, with the goals of issue 10:
 - the host's `uv pip install` of the same lock into a fresh venv (UV_LINK_MODE=copy,
-  UV_COMPILE_BYTECODE=1, uv from docker/uv-requirements.txt; its cache as it is: warm it first);
+  UV_COMPILE_BYTECODE=1, uv from the kit's uv-requirements.txt; its cache as it is: warm it first);
 - a cold build (`--no-cache`: no layer cache; the download caches, BuildKit cache mounts, stay
   warm) with uv against that host install (goal 2.0x or less) and against the same build with pip
   (goal 0.5x or less), the build steps that took longest (where the time goes);
@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from torchenv import engine, matrix  # noqa: E402
+from torchenv.kit import UV_REQUIREMENTS  # noqa: E402
 
 EDITED = ROOT / "src" / "torchsmoke" / "core.py"
 LOCK_FILE = "/tmp/torchenv-engine.lock"
@@ -101,7 +102,7 @@ def host_uv_install(lock_file: Path, ca_cert: str | None) -> float:
         subprocess.run([sys.executable, "-m", "venv", str(tool)], check=True)
         subprocess.run(
             [str(tool / "bin" / "pip"), "install", "-q", "--no-deps", "--require-hashes",
-             "-r", str(ROOT / "docker" / "uv-requirements.txt")],
+             "-r", str(UV_REQUIREMENTS)],
             check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
         )  # fmt: skip
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

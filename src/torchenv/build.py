@@ -15,12 +15,13 @@ import secrets
 import shlex
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from torchbuild import envfile
 from torchenv import credentials, pins, render
 from torchenv import uv as uvs
+from torchenv.buildcontext import BuildContext
 from torchenv.digests import is_pinned
 from torchenv.engine import Engine, inspect_image, labels
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
@@ -30,7 +31,6 @@ from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS, ROOT, Target
 from torchenv.proxy import BUILD_PROXY_VARS
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
 
-WHEELHOUSE = ROOT / "wheelhouse"
 MANIFEST_PATH = "/opt/torchenv/manifest.json"
 MANIFEST_LABEL = "io.torchenv.manifest.sha256"
 ENV_REPORT_PATH = "/opt/torchenv/env-report.json"
@@ -100,7 +100,7 @@ def validate(req: BuildRequest) -> None:
             uvs.check_wheelhouse(req.wheelhouse, pin)
 
 
-ENV_GID = 2000  # the image's torchenv group, owner of /opt/env (docker/Dockerfile.in's ENV_GID)
+ENV_GID = 2000  # the image's torchenv group, owner of /opt/env (the Dockerfile template's ENV_GID)
 MAX_ID = 2**31 - 1  # Linux IDs are 32-bit, but 2**31 and above break tools (signed) and -1 is none
 
 
@@ -242,32 +242,6 @@ def format_command(argv: list[str], env: dict[str, str]) -> str:
     return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(argv)])
 
 
-@dataclass
-class StagedWheelhouse:
-    """Links the wheels of --wheelhouse DIR into wheelhouse/ for one build, then removes them."""
-
-    source: Path | None
-    linked: list[Path] = field(default_factory=list)
-
-    def __enter__(self) -> StagedWheelhouse:
-        if self.source is None or Path(self.source).resolve() == WHEELHOUSE.resolve():
-            return self
-        for wheel in sorted(Path(self.source).glob("*.whl")):
-            dest = WHEELHOUSE / wheel.name
-            if dest.exists():
-                continue
-            try:
-                os.link(wheel, dest)
-            except OSError:
-                dest.symlink_to(wheel.resolve())  # different filesystem: BuildKit copies it
-            self.linked.append(dest)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for path in self.linked:
-            path.unlink(missing_ok=True)
-
-
 def image_id(runner: Runner, engine: Engine, image: str) -> str | None:
     """The engine's ID of an image reference; None when there is no such image."""
     done = inspect_image(engine.client, image, runner)
@@ -332,7 +306,7 @@ def run_build(
     the likely cause. The image the tag named before, and the unlabelled image of this build,
     are removed when nothing else names them, so a build leaves no `<none>` image of its own.
     SIGTERM is handled as Ctrl-C (a cancelled CI job): the build's process group is stopped,
-    the secret file and the wheels linked into wheelhouse/ are removed, KeyboardInterrupt goes on.
+    the secret file and the wheels linked into .torchenv/wheelhouse/ are removed, KeyboardInterrupt goes on.
     """
     with sigterm_as_ctrl_c():
         return _run_build(req, engine, dry_run, runner, out)
@@ -361,7 +335,7 @@ def _run_build(
         if dry_run:
             return commands
         before = image_facts(runner, engine, req.image)
-        with StagedWheelhouse(req.wheelhouse):
+        with BuildContext(ROOT, req.wheelhouse):
             out(f"torchenv: {commands[0]}")
             done = runner(argv, env=env, cwd=ROOT, on_line=lambda line: out(line.rstrip("\n")))
     if not done.ok:

@@ -3,7 +3,7 @@
 A build argument shows in `docker history` and in the image config, so a URL with credentials
 is split: the URL without them stays a build argument (it keys the build cache and says in the
 history which mirror was used), and the whole URL travels as the BuildKit secret `index_url`, a
-file that exists only for the install step (docker/install-env.sh reads it; pip hides the
+file that exists only for the install step (the kit's install-env.sh reads it; pip hides the
 password in what it prints). The secret's source is a file of this user's only (0600, in a 0700
 folder), removed when the build ends, whatever happens.
 

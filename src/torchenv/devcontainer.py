@@ -39,6 +39,8 @@ WORKSPACE_FOLDER = "/workspaces/${localWorkspaceFolderBasename}"
 EXTENSIONS = ("ms-python.python", "ms-toolsai.jupyter")
 # The smoke suite's quick mode; on a host without a GPU its cuda check skips (with the reason).
 POST_CREATE_COMMAND = "python -m torchsmoke --quick"
+# The kit's build files staged into the project (torchenv.buildcontext), by the host's torchenv.
+INITIALIZE_COMMAND = "torchenv stage"
 TENSORBOARD_PORT = 6006  # TensorBoard's default
 
 
@@ -89,6 +91,8 @@ def config(target: Target) -> dict[str, object]:
             },
         }
     }
+    # On the host, before the build: the Dockerfile reads the kit's files from .torchenv/.
+    data["initializeCommand"] = INITIALIZE_COMMAND
     data["postCreateCommand"] = POST_CREATE_COMMAND
     return data
 

@@ -8,7 +8,7 @@ orphan left behind when a target was removed from targets.toml).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from torchenv import devcontainer, matrix, render, table
@@ -35,9 +35,11 @@ def _readme(current: str) -> str:
     return current[: begin + len(TABLE_BEGIN)] + "\n" + body + current[end:]
 
 
-def outputs(root: Path = ROOT) -> Iterable[tuple[Path, Callable[[], str]]]:
-    """(path, producer) for every generated file under `root`."""
-    for t in matrix.load().values():
+def outputs(
+    root: Path = ROOT, targets: Mapping[str, matrix.Target] | None = None
+) -> Iterable[tuple[Path, Callable[[], str]]]:
+    """(path, producer) for every generated file under `root` (of `targets`: the matrix's)."""
+    for t in (matrix.load() if targets is None else targets).values():
         yield root / t.env_file.relative_to(ROOT), functools.partial(render.env_file, t)
         yield root / t.dockerfile.relative_to(ROOT), functools.partial(render.dockerfile, t)
         yield devcontainer.config_path(t.name, root), functools.partial(devcontainer.render, t)

@@ -21,8 +21,24 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[2]
-MATRIX_FILE = ROOT / "targets.toml"
+MATRIX_NAME = "targets.toml"
+
+
+def find_root(start: Path | None = None) -> Path | None:
+    """The project's root, as nox and invoke find theirs: the first folder from `start` (the
+    working directory) upwards that holds targets.toml; None when none does."""
+    here = Path.cwd() if start is None else Path(start)
+    for folder in (here, *here.parents):
+        if (folder / MATRIX_NAME).is_file():
+            return folder
+    return None
+
+
+# The project the kit works on: every path it reads or writes is under ROOT. Without a matrix
+# anywhere above, ROOT is the working directory and `load` says to run `torchenv init`.
+_FOUND = find_root()
+ROOT = (_FOUND or Path.cwd()).resolve()
+MATRIX_FILE = ROOT / MATRIX_NAME
 FLAVORS = ("runtime", "dev")
 # How an image's environment is made: a venv filled by uv or pip, or micromamba (conda).
 INSTALLERS = ("uv", "pip", "conda")
@@ -204,6 +220,8 @@ def parse(text: str, source: str = "targets.toml") -> dict[str, Target]:
 @cache
 def load(path: Path = MATRIX_FILE) -> dict[str, Target]:
     """All targets, keyed by name, in the order of targets.toml."""
+    if not path.exists() and path == MATRIX_FILE:
+        require_project()
     try:
         text = path.read_text()
     except OSError as exc:
@@ -236,8 +254,18 @@ def defaults(path: Path = MATRIX_FILE) -> dict[str, object]:
     return dict(data.get("defaults", {}))
 
 
+def require_project() -> Path:
+    """The project's root; UserError (one line) when no targets.toml is here or above."""
+    if _FOUND is None:
+        raise UserError(
+            f"no {MATRIX_NAME} in {ROOT} or any folder above it: this is not a torchenv project; "
+            "run `torchenv init` in the project's root to make it one"
+        )
+    return ROOT
+
+
 def rel(path: Path) -> str:
-    """A path as the user knows it: relative to the repository when it is inside."""
+    """A path as the user knows it: relative to the project's root when it is inside."""
     try:
         return str(Path(path).resolve().relative_to(ROOT.resolve()))
     except ValueError:

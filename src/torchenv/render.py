@@ -1,6 +1,6 @@
 """Render the per-target files from the matrix: env files and Dockerfiles.
 
-Every Dockerfile is docker/Dockerfile.in with the target's values filled in, so building one
+Every Dockerfile is the kit's Dockerfile.in (torchenv/kit/) with the target's values filled in, so building one
 target exercises the logic of all of them. The template holds all of the Dockerfile's text; Python
 gives it values (`values`) and says which `{{if FLAG}}` blocks apply, nothing else.
 """
@@ -8,17 +8,19 @@ gives it values (`values`) and says which `{{if FLAG}}` blocks apply, nothing el
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import torchbuild
 from torchbuild import envfile
-from torchenv.matrix import DEFAULT_INSTALLER, ROOT, Target
+from torchenv.kit import TEMPLATE
+from torchenv.matrix import DEFAULT_INSTALLER, Target
 
-TEMPLATE = ROOT / "docker" / "Dockerfile.in"
 _FIELD = re.compile(r"\{\{([A-Z_]+)\}\}")
 _IF = re.compile(r"\{\{if ([A-Z_]+)\}\}")
 
 # The environment's torchenv.pth (install-env.sh copies it): site runs its import line at every
 # interpreter start.
-TORCHENV_PTH = ROOT / "src" / "torchbuild" / "torchenv.pth"
+TORCHENV_PTH = Path(torchbuild.__file__).parent / "torchenv.pth"
 STARTUP_PTH_LINE = next(
     line for line in TORCHENV_PTH.read_text().splitlines() if line.startswith("import ")
 )

@@ -2,7 +2,7 @@
 
 uv installs the same hashed lock as pip (envs/<target>.pip.lock.txt, `uv pip install
 --require-hashes --no-deps`) into the same venv. uv itself comes from PyPI, pinned by version and
-sha256 in docker/uv-requirements.txt; a build stage of its own installs it with pip
+sha256 in the kit's uv-requirements.txt; a build stage of its own installs it with pip
 --require-hashes, and the install step bind-mounts the binary, so uv never lands in an image.
 An offline build (--wheelhouse) therefore needs uv's wheel in the wheelhouse too.
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torchenv.errors import UserError
-from torchenv.matrix import ROOT, rel
+from torchenv.kit import UV_REQUIREMENTS
+from torchenv.matrix import rel
 
-UV_REQUIREMENTS = ROOT / "docker" / "uv-requirements.txt"
 _REQUIREMENT = re.compile(
     r"uv==(?P<version>[0-9][0-9A-Za-z.!+-]*)(?P<hashes>(?:\s+--hash=sha256:[0-9a-f]{64})+)"
 )
@@ -61,6 +61,6 @@ def check_wheelhouse(wheelhouse: Path, pin: UvPin) -> None:
     if not any(Path(wheelhouse).glob(pin.wheel_glob)):
         raise UserError(
             f"--wheelhouse {wheelhouse}: no uv {pin.version} wheel ({pin.wheel_glob}), which the "
-            f"uv installer needs offline: pip download --no-deps -d {wheelhouse} -r "
-            f"{rel(UV_REQUIREMENTS)}, or build with --installer pip"
+            f"uv installer needs offline: pip download --no-deps -d {wheelhouse} "
+            f"uv=={pin.version}, or build with --installer pip"
         )

@@ -24,6 +24,7 @@ from tests.support import manifests as baked
 
 from images import BUILD, CA, docker, invoke
 from torchenv import matrix
+from torchenv.kit import UV_REQUIREMENTS
 from torchenv.matrix import ROOT
 from torchenv.smoke import SMOKE_LABEL
 
@@ -174,12 +175,12 @@ def test_unreachable_index_fails_with_a_hint_and_leaves_nothing(docker_engine, i
 
 @pytest.fixture(scope="module")
 def uv_wheel(tmp_path_factory) -> Path:
-    """uv's wheel, as docker/uv-requirements.txt pins it (pip checks its sha256)."""
+    """uv's wheel, as the kit's uv-requirements.txt pins it (pip checks its sha256)."""
     folder = tmp_path_factory.mktemp("uv-wheel")
     done = subprocess.run(
         [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
          "--platform", "manylinux_2_17_x86_64", "-d", str(folder),
-         "-r", str(ROOT / "docker" / "uv-requirements.txt")],
+         "-r", str(UV_REQUIREMENTS)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -211,7 +212,7 @@ def test_wheelhouse_build_is_offline_and_leaves_no_links(
         assert "the wheelhouse lacks a locked package" in done.stderr
     else:
         assert "No matching distribution found" in done.stdout  # nothing came from an index
-    assert not any((ROOT / "wheelhouse" / wheel.name).exists() for wheel in wheels)
+    assert not any((ROOT / ".torchenv" / "wheelhouse" / wheel.name).exists() for wheel in wheels)
     assert docker(docker_engine, "image", "inspect", tag).returncode != 0
 
 

@@ -42,7 +42,9 @@ def test_layer_order_dependencies_before_source():
     assert text.index("install-env.sh uv cuda13") < text.index("AS runtime")
     assert text.index("install-env.sh pip cuda13") < text.index("AS runtime")
     # The report needs envinfo.py alone: it comes before the package, which changes most often.
-    assert runtime.index("source=src/torchsmoke/envinfo.py") < runtime.index("COPY src/torchsmoke")
+    assert runtime.index("source=.torchenv/kit/torchsmoke/envinfo.py") < runtime.index(
+        "COPY .torchenv/kit/torchsmoke"
+    )
     assert "python /tmp/ctx/envinfo.py --json /opt/torchenv/env-report.json" in runtime
     assert runtime.rstrip().endswith('CMD ["python", "-m", "torchsmoke"]')
     assert text.rstrip().endswith('CMD ["python", "-m", "torchsmoke"]')  # runtime is the default

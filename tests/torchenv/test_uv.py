@@ -19,9 +19,10 @@ import pytest
 from torchenv import lockfile, matrix, render, resolve
 from torchenv import uv as uvs
 from torchenv.errors import UserError
+from torchenv.kit import INSTALL_SCRIPT
 
 ROOT = matrix.ROOT
-SCRIPT = ROOT / "docker" / "install-env.sh"
+SCRIPT = INSTALL_SCRIPT
 HEX = "d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19"
 
 
@@ -98,7 +99,9 @@ def test_uv_comes_from_its_own_stage_and_is_only_bind_mounted(name):
     assert "ARG INSTALLER=uv\n" in text
     uv_stage = stage(text, "uv")
     assert uv_stage.startswith("FROM ${BASE_IMAGE} AS uv\n")
-    assert "source=docker/uv-requirements.txt,target=/tmp/ctx/uv-requirements.txt" in uv_stage
+    assert (
+        "source=.torchenv/kit/uv-requirements.txt,target=/tmp/ctx/uv-requirements.txt" in uv_stage
+    )
     assert "--mount=type=secret,id=ca_cert" in uv_stage and "install-env.sh uv-tool" in uv_stage
     install = stage(text, "env-uv")
     assert install.startswith("FROM venv AS env-uv\n")
@@ -115,7 +118,7 @@ def test_uv_comes_from_its_own_stage_and_is_only_bind_mounted(name):
 
 def test_the_build_context_holds_the_uv_pin():
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
-    assert "!docker/uv-requirements.txt" in ignore
+    assert "!.torchenv/kit/" in ignore
 
 
 # --- the install script's command lines, with recording stubs ---------------------------------
@@ -235,7 +238,7 @@ def test_uv_tool_offline_without_its_wheel_says_what_to_do(sandbox):
     assert done.returncode == 1 and calls == []
     assert done.stderr.strip() == (
         "torchenv: offline build with the uv installer, but the wheelhouse has no uv wheel: add it "
-        "(pip download --no-deps -d WHEELHOUSE -r docker/uv-requirements.txt) or use --installer pip"
+        "(pip download --no-deps -d WHEELHOUSE uv==VERSION, the version of uv-requirements.txt) or use --installer pip"
     )
 
 

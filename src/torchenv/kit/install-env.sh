@@ -129,7 +129,7 @@ case $installer in
         # uv from PyPI (or the wheelhouse), pinned by version and sha256, in a venv of its own.
         if [[ ${pip_source[0]:-} == --no-index ]] && ! compgen -G "$ctx/wheelhouse/uv-*.whl" > /dev/null; then
             echo "torchenv: offline build with the uv installer, but the wheelhouse has no uv wheel:" \
-                "add it (pip download --no-deps -d WHEELHOUSE -r docker/uv-requirements.txt) or use --installer pip" >&2
+                "add it (pip download --no-deps -d WHEELHOUSE uv==VERSION, the version of uv-requirements.txt) or use --installer pip" >&2
             exit 1
         fi
         python3 -m venv /opt/uv

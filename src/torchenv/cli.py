@@ -1,0 +1,70 @@
+"""The `torchenv` command: what runs before a project has its tasks.py.
+
+    torchenv init [--force]    make the working directory a torchenv project (torchenv.scaffold)
+    torchenv stage             stage the kit into .torchenv/ (the dev containers' initializeCommand)
+
+Everything else is an invoke task of the project (`invoke --list`). A user mistake is one line
+on stderr and exit status 1; Ctrl-C is 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from torchenv import buildcontext, matrix, scaffold
+from torchenv.errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="torchenv",
+        description="Containerized, reproducible PyTorch environments for your project.",
+        epilog="After init: `invoke --list` shows the project's tasks (build, smoke, lock, ...).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    init = sub.add_parser(
+        "init", help="set up this folder as a torchenv project",
+        description="Write targets.toml, tasks.py, noxfile.py, .dockerignore and the generated "
+        "envs/, docker/ and .devcontainer/ in this folder (or the project root above it). A file "
+        "that exists with other content is kept unless --force; a second run writes nothing.",
+    )  # fmt: skip
+    init.add_argument("--force", action="store_true", help="replace files that differ")
+    sub.add_parser(
+        "stage", help="copy the kit's build files into .torchenv/ (invoke build does it too)"
+    )
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    root = matrix.ROOT
+    if args.command == "init":
+        outcome = scaffold.init(root, force=args.force)
+        for line in outcome.lines(root):
+            print(line)
+        print("next: invoke lock --target cuda13 && invoke build --target cuda13 (invoke --list)")
+    else:
+        written = buildcontext.stage_kit(matrix.require_project())
+        print(f"staged the kit in {buildcontext.KIT_DIR}/ ({len(written)} file(s) changed)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except UserError as exc:
+        print("torchenv: error: " + " ".join(str(exc).splitlines()), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("torchenv: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:  # a folder that vanished or turned read-only halfway
+        where = f" ({Path(exc.filename)})" if exc.filename else ""
+        print(f"torchenv: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

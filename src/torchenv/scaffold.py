@@ -1,0 +1,133 @@
+"""`torchenv init`: make a project a torchenv project, in its own repository.
+
+It writes what the kit needs there, then the files generated from the matrix:
+
+    targets.toml          the matrix (the kit's default targets); its folder is the project's root
+    tasks.py              a few lines that load the kit's invoke collection
+    noxfile.py            an `image(<target>)` session per target
+    .dockerignore         the build context: the staged kit and envs/ (written only when absent)
+    .gitignore            gains `/.torchenv/` (the staged kit), when it lacks it
+    envs/, docker/, .devcontainer/<target>/    as `invoke generate` writes them
+
+Why targets.toml and not a `[tool.torchenv]` table in pyproject.toml: a project with only a
+requirements.txt has no pyproject.toml; the matrix is many tables of the kit's own (one per
+target) that `invoke matrix --outdated` and `refresh-digest` rewrite in place, which a tool should
+not do to the project's packaging file; and it marks the project's root for the kit as noxfile.py
+marks it for nox.
+
+A file that exists with other content is the user's: it is kept, and named, unless `force`. A
+second run writes nothing. Nothing is half-written (each file is replaced in one rename).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torchenv import generate, kit, matrix
+from torchenv.errors import UserError
+from torchenv.files import write_atomic
+
+TEMPLATES = kit.KIT / "templates"
+GITIGNORE_LINE = "/.torchenv/"
+# Files written from the kit as they are: (path in the project, the kit's file).
+_FIXED = (
+    ("tasks.py", TEMPLATES / "tasks.py.in"),
+    ("noxfile.py", TEMPLATES / "noxfile.py.in"),
+    (".dockerignore", TEMPLATES / "dockerignore"),
+)
+# What the kit's generated files carry, so that init may replace an old one of its own.
+_GENERATED_MARKS = ("invoke generate", '"name": "torchenv ')
+
+
+_REPO_LINE = re.compile(r'(?m)^image_repo = "[^"\n]*"$')
+# The kit's own images' measured sizes are not this project's.
+_MEASURED = re.compile(r"(?m)^image_(size|gzip)_gb = .*\n")
+
+
+def image_repo(root: Path) -> str:
+    """The project's image repository: its folder's name as Docker allows it (lower case)."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", root.name.lower()).strip("._-")
+    return name or "project"
+
+
+def default_matrix(root: Path) -> str:
+    """The kit's targets, for this project: its own image names, no measured sizes."""
+    text = kit.DEFAULT_MATRIX.read_text()
+    if len(_REPO_LINE.findall(text)) != 1:
+        raise UserError("the kit's targets.toml has no single image_repo line: reinstall torchenv")
+    text = _REPO_LINE.sub(f'image_repo = "{image_repo(root)}"', _MEASURED.sub("", text))
+    header = (
+        "# Written by `torchenv init` from the kit's default matrix; edit it, then `invoke "
+        "generate`.\n# Images are named <image_repo>/<target>:<torch>-<variant>.\n\n"
+    )
+    matrix.parse(text, source=matrix.MATRIX_NAME)  # what is written is a valid matrix
+    return header + text
+
+
+@dataclass
+class Outcome:
+    written: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)  # the user's files, left as they are
+
+    def lines(self, root: Path) -> list[str]:
+        out = [f"wrote {p.relative_to(root)}" for p in self.written]
+        out += [
+            f"kept {p.relative_to(root)}: it exists with other content (--force replaces it)"
+            for p in self.kept
+        ]  # fmt: skip
+        return out or ["nothing to do: the project is set up"]
+
+
+def check_writable(root: Path) -> None:
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write in {root}: run `torchenv init` in a folder you can write to")
+
+
+def _place(
+    path: Path, text: str, outcome: Outcome, force: bool, ours: Callable[[str], bool]
+) -> None:
+    if path.is_file():
+        current = path.read_text(errors="replace")
+        if current == text:
+            return
+        if not (force or ours(current)):
+            outcome.kept.append(path)
+            return
+    write_atomic(path, text)
+    outcome.written.append(path)
+
+
+def _gitignore(root: Path, outcome: Outcome) -> None:
+    path = root / ".gitignore"
+    current = path.read_text() if path.is_file() else ""
+    if GITIGNORE_LINE in current.split("\n"):
+        return
+    lead = "" if not current or current.endswith("\n") else "\n"
+    write_atomic(
+        path, f"{current}{lead}# torchenv stages its kit here for each build\n{GITIGNORE_LINE}\n"
+    )
+    outcome.written.append(path)
+
+
+def init(root: Path, force: bool = False) -> Outcome:
+    """Set up `root` (the project's root); see the module's docstring."""
+    root = Path(root).resolve()
+    check_writable(root)
+    outcome = Outcome()
+    never_ours: Callable[[str], bool] = lambda _text: False  # noqa: E731
+    _place(root / matrix.MATRIX_NAME, default_matrix(root), outcome, force, never_ours)
+    for name, source in _FIXED:
+        _place(root / name, source.read_text(), outcome, force, never_ours)
+    _gitignore(root, outcome)
+    matrix.load.cache_clear()
+    targets = matrix.load(root / matrix.MATRIX_NAME)
+    ours = lambda text: any(mark in text for mark in _GENERATED_MARKS)  # noqa: E731
+    for path, produce in generate.outputs(root, targets):
+        if path.name == "README.md":
+            continue  # the project's own README: `invoke generate` fills a table only on request
+        _place(path, produce(), outcome, force, ours)
+    return outcome
