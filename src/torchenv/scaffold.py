@@ -60,12 +60,28 @@ def default_matrix(root: Path) -> str:
     if len(_REPO_LINE.findall(text)) != 1:
         raise UserError("the kit's targets.toml has no single image_repo line: reinstall torchenv")
     text = _REPO_LINE.sub(f'image_repo = "{image_repo(root)}"', _MEASURED.sub("", text))
+    text = _PROJECT_TABLE.sub("", text).rstrip("\n") + "\n" + PROJECT_TABLE
     header = (
         "# Written by `torchenv init` from the kit's default matrix; edit it, then `invoke "
         "generate`.\n# Images are named <image_repo>/<target>:<torch>-<variant>.\n\n"
     )
     matrix.parse(text, source=matrix.MATRIX_NAME)  # what is written is a valid matrix
     return header + text
+
+
+# The kit's own [project] table (its section comment included) gives way to a new project's.
+_PROJECT_TABLE = re.compile(r"(?ms)^(?:#[^\n]*\n)*\[project\]\n.*?(?=^\[|\Z)")
+PROJECT_TABLE = """
+# What of the project goes into every target's image: its dependencies, locked with the target's
+# torch ("auto": pyproject.toml's [project] dependencies, else requirements.txt, else
+# environment.yml's pip section; or one such file; or "none"), the pyproject extras to add, its own
+# package (installed --no-deps; default: when pyproject.toml has a [project] table), and the
+# command `invoke test` runs in the image.
+[project]
+dependencies = "auto"
+extras = []
+test_command = "pytest"
+"""
 
 
 @dataclass

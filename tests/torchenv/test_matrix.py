@@ -138,3 +138,35 @@ def test_values_that_could_leave_their_field_are_one_line(old, new, message):
 
 def test_the_good_matrix_parses():
     assert list(matrix.parse(GOOD)) == ["cuda13"]
+
+
+# --- the [project] table ---------------------------------------------------------------------------
+
+
+def test_project_table_defaults_and_values():
+    assert matrix.parse_project("") == matrix.Project()
+    given = matrix.parse_project(
+        '[project]\ndependencies = "requirements.txt"\nextras = ["test", "viz"]\npackage = false\n'
+        'test_command = "pytest -x tests"\n'
+    )
+    assert given == matrix.Project("requirements.txt", ("test", "viz"), False, "pytest -x tests")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("colour = 1", r"\[project\] has unknown key\(s\) colour; valid keys: dependencies"),
+        ("package = 'yes'", r"\[project\] package = 'yes': give a bool"),
+        ("extras = 'test'", r"\[project\] extras = 'test': give a list"),
+        ("extras = ['te st']", r"\[project\] extras has 'te st': give extra names"),
+        ("test_command = '  '", r"test_command must be one printable line"),
+    ],
+)
+def test_a_malformed_project_table_is_one_line(table: str, message: str):
+    with pytest.raises(UserError, match=message):
+        matrix.parse_project(f"[project]\n{table}\n")
+
+
+def test_this_repository_installs_nothing_of_its_own_into_images():
+    """The kit's own package and dependencies are host code."""
+    assert matrix.project() == matrix.Project(dependencies="none", package=False)

@@ -94,3 +94,9 @@ def test_not_writable_is_checked_before_anything_is_written(
 def test_image_repo_is_a_name_docker_takes():
     assert scaffold.image_repo(Path("/x/Torch_Env.Demo")) == "torch_env.demo"
     assert scaffold.image_repo(Path("/x/--")) == "project"
+
+
+def test_a_new_project_gets_its_own_project_table(tmp_path: Path):
+    text = scaffold.default_matrix(tmp_path)
+    assert text.count("\n[project]\n") == 1 and 'dependencies = "none"' not in text
+    assert matrix.parse_project(text) == matrix.Project(dependencies="auto")
