@@ -16,6 +16,10 @@ import pytest
 from torchenv import engine as engines
 from torchenv.errors import UserError
 
+# The sample project (tests/torchenv/test_your_project.py copies it) has tests of its own, which
+# run in its image, not here.
+collect_ignore = ["sample-project"]
+
 
 @pytest.fixture(scope="session")
 def docker_engine() -> engines.Engine:

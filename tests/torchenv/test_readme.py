@@ -13,6 +13,11 @@ from pathlib import Path
 
 import pytest
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
+
 from torchenv.matrix import ROOT
 
 README = (ROOT / "README.md").read_text()
@@ -83,6 +88,20 @@ def check(command: str, request: pytest.FixtureRequest) -> None:
     elif head == "devcontainer":
         config = argv[argv.index("--config") + 1]
         assert (ROOT / config).exists()  # `devcontainer up` itself: test_devcontainer_cli.py
+    elif command == "pip install torchenv":
+        # "Your project": the kit from its wheel, for real, is test_your_project.py; here, that
+        # this project is the distribution the command names and gives the `torchenv` command.
+        meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+        assert meta["name"] == "torchenv" and "torchenv" in meta["scripts"]
+    elif head == "torchenv":
+        tmp = request.getfixturevalue("tmp_path")
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        done = subprocess.run(
+            [sys.executable, "-m", "torchenv.cli", *argv[1:]], cwd=tmp, capture_output=True,
+            text=True, timeout=120, env=env, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, (command, done.stderr)
+        assert (tmp / "targets.toml").is_file() and (tmp / "tasks.py").is_file()
     elif head == "pytest" or command.startswith(
         ("python3 -m venv .venv", ". .venv/bin/activate", "pip install")
     ):
