@@ -39,8 +39,17 @@ WORKSPACE_FOLDER = "/workspaces/${localWorkspaceFolderBasename}"
 EXTENSIONS = ("ms-python.python", "ms-toolsai.jupyter")
 # The smoke suite's quick mode; on a host without a GPU its cuda check skips (with the reason).
 POST_CREATE_COMMAND = "python -m torchsmoke --quick"
-# The kit's build files staged into the project (torchenv.buildcontext), by the host's torchenv.
-INITIALIZE_COMMAND = "torchenv stage"
+# On the host, in the project's folder, before the build: the Dockerfile reads the kit's files
+# from .torchenv/ (torchenv.buildcontext). VS Code runs this with its own PATH, which may not hold
+# the venv torchenv was installed into (or finds one it cannot run): then a kit staged before (by
+# any build) is used, with a warning, and where there is none the line says what to do.
+INITIALIZE_COMMAND = (
+    "if torchenv --help >/dev/null 2>&1; then torchenv stage; "
+    "elif [ -d .torchenv/kit ]; then "
+    "echo 'torchenv cannot run here: building with the kit staged in .torchenv/ before' >&2; "
+    "else echo 'torchenv cannot run here and .torchenv/kit is not staged:"
+    " pip install torchenv (or put its venv on PATH), then reopen the container' >&2; exit 1; fi"
+)
 TENSORBOARD_PORT = 6006  # TensorBoard's default
 
 
@@ -91,7 +100,6 @@ def config(target: Target) -> dict[str, object]:
             },
         }
     }
-    # On the host, before the build: the Dockerfile reads the kit's files from .torchenv/.
     data["initializeCommand"] = INITIALIZE_COMMAND
     data["postCreateCommand"] = POST_CREATE_COMMAND
     return data

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from dataclasses import replace
 
 import pytest
@@ -143,3 +144,39 @@ def test_tensorboards_port_is_forwarded_and_labelled(name):
     data = committed(name)
     assert data["forwardPorts"] == [6006]
     assert data["portsAttributes"]["6006"]["label"] == "TensorBoard"
+
+
+def _initialize(folder, path: str) -> subprocess.CompletedProcess:
+    """The committed initializeCommand, run as the CLI runs it: /bin/sh -c, in the project."""
+    command = committed(NAMES[0])["initializeCommand"]
+    env = {"PATH": path, "LANG": "C.UTF-8"}
+    return subprocess.run(
+        ["/bin/sh", "-c", command], cwd=folder, env=env, capture_output=True, text=True
+    )
+
+
+def test_initialize_stages_the_kit_with_the_torchenv_on_path(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "torchenv"
+    fake.write_text('#!/bin/sh\necho "$@" >> called\n')
+    fake.chmod(0o755)
+    result = _initialize(tmp_path, f"{bin_dir}:/usr/bin:/bin")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "called").read_text().splitlines()[-1] == "stage"
+
+
+def test_initialize_without_torchenv_uses_a_staged_kit_and_says_so(tmp_path):
+    (tmp_path / ".torchenv" / "kit").mkdir(parents=True)
+    result = _initialize(tmp_path, "/usr/bin:/bin")
+    assert result.returncode == 0
+    assert result.stderr.strip() == (
+        "torchenv cannot run here: building with the kit staged in .torchenv/ before"
+    )
+
+
+def test_initialize_without_torchenv_or_a_staged_kit_fails_in_one_line(tmp_path):
+    result = _initialize(tmp_path, "/usr/bin:/bin")
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "pip install torchenv" in result.stderr

@@ -29,6 +29,7 @@ import json
 import os
 import pwd
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -233,6 +234,11 @@ def dev_container(docker_engine) -> Iterator[DevContainer]:
         # context as the CLI's user sends it), it reaches the index as step 1 did: the CA as a
         # BuildKit secret, through devcontainer.json's build options.
         config["build"]["options"] = ["--secret", f"id=ca_cert,src={CA_CERT}"]
+        # The CLI runs initializeCommand in the workspace folder, which here is not the checkout:
+        # run it where the build context is. As root, the caller cannot run the venv's torchenv
+        # when the clone is in a private folder, and then the kit step 1 staged is used.
+        initialize = f"cd {shlex.quote(str(caller.root))} && {config['initializeCommand']}"
+        config["initializeCommand"] = initialize
         config_file = tmp / "config" / "devcontainer.json"
         config_file.parent.mkdir()
         config_file.write_text(json.dumps(config, indent=2) + "\n")

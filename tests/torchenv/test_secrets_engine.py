@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from images import BUILD, build_args, docker
+from torchenv.buildcontext import WHEELHOUSE_DIR
 from torchenv.matrix import ROOT
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -95,7 +96,7 @@ def test_sigterm_halfway_through_a_build_leaves_no_secret_no_staged_wheel_no_bui
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     (wheels / "placeholder-1.0-py3-none-any.whl").write_bytes(b"")
-    staged = ROOT / "wheelhouse" / "placeholder-1.0-py3-none-any.whl"
+    staged = ROOT / WHEELHOUSE_DIR / "placeholder-1.0-py3-none-any.whl"
     secrets_before = set(Path(tempfile.gettempdir()).glob("torchenv-secret-*"))
 
     def secret_dirs() -> set[Path]:
