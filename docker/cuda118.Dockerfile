@@ -130,6 +130,10 @@ RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
 FROM env-${INSTALLER} AS env
 
 FROM env AS compiler
+# pip and uv keep the torch family the lock installed (the install step wrote the file): installing
+# a package that needs another torch fails with the installer's message instead of swapping it.
+ENV PIP_CONSTRAINT=/opt/env/torchenv-constraints.txt \
+    UV_CONSTRAINT=/opt/env/torchenv-constraints.txt
 # Every flavor: a C/C++ compiler, so torch.compile works (inductor builds C++ on the CPU, triton a C
 # launcher on the GPU); inductor also needs Python.h, which a base whose Python is Debian's own
 # (not python:*, not conda) lacks: libpython3-dev then. Versions follow the pinned base's Debian

@@ -32,7 +32,7 @@ from typing import Any
 
 from torchbuild.envfile import EnvFile
 from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
-from torchenv import credentials, matrix
+from torchenv import credentials, matrix, projectdeps
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
 from torchenv.hints import CONDA_REACH, PIP_REACH, unreachable, unreachable_reason
@@ -213,13 +213,34 @@ def resolve_pip(
 def lock_pip(
     target: Target, runner: Runner = subprocess_runner, index_url: str | None = None
 ) -> str:
-    """Resolve and write envs/<target>.pip.lock.txt; returns a line saying what was done."""
+    """Resolve and write envs/<target>.pip.lock.txt; returns a line saying what was done.
+
+    The project's own dependencies are read first (torchenv.projectdeps): one that excludes the
+    target's torch is refused in one line, and nothing is written."""
+    project_line = project_gate(target)
     env = read_env(target.env_file)
     packages = resolve_pip(env, runner, index_url)
     header = render_header(target, "pip", env, dt.date.today().isoformat(), PIP_PLATFORM)
     text = render_pip_lock(header, packages)
     parse_pip_lock(text, target.pip_lock, target.name)  # never write what the parser refuses
-    return _write_lock(target.pip_lock, text, len(packages))
+    done = _write_lock(target.pip_lock, text, len(packages))
+    return f"{done}; {project_line}" if project_line else done
+
+
+def project_gate(target: Target) -> str | None:
+    """Read the project's dependencies (the matrix's [project] table) and refuse, in one line,
+    one that the target's torch pins exclude. None when the project declares none; else a line
+    that says what was checked (they are not in the image's lock yet)."""
+    deps = projectdeps.read(matrix.ROOT, matrix.project(matrix.ROOT / matrix.MATRIX_NAME))
+    if deps is None:
+        return None
+    conflicts = projectdeps.torch_conflicts(deps, target)
+    if conflicts:
+        raise UserError(conflicts[0])
+    return (
+        f"the project's {len(deps.items)} dependencies ({deps.source}) accept {target.name}'s "
+        "torch pins (they are checked, not yet locked into the image)"
+    )
 
 
 def conda_lock_executable() -> str | None:

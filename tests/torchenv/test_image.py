@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -334,6 +335,31 @@ def tiny_wheel(folder: Path, name: str = "tiny", version: str = "1.0") -> Path:
         for path, data in files.items():
             archive.writestr(path, data)
     return wheel
+
+
+def test_pip_and_uv_in_the_image_cannot_replace_torch(docker_engine, image, tmp_path):
+    """PIP_CONSTRAINT and UV_CONSTRAINT hold the torch family: a wheel of another torch, offered
+    with no index, is refused by both installers, and the image's torch stays."""
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if not uv:
+        reason = "uv is not installed on the host (pip install -e '.[dev]' installs it)"
+        pytest.fail(reason) if os.environ.get("CI") else pytest.skip(reason)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    tiny_wheel(wheels, "torch", "2.10.0")
+    wheels.chmod(0o755)
+    torch = matrix.get("cuda13").torch
+    script = (
+        "pip install --no-index --find-links /wheels torch==2.10.0; echo pip=$?; "
+        "uv pip install --python /opt/env/bin/python --no-index --find-links /wheels "
+        "torch==2.10.0; echo uv=$?; python -c 'import torch; print(\"torch\", torch.__version__)'"
+    )
+    done = docker(docker_engine, "run", "--rm", "--network=none", "-v", f"{wheels}:/wheels:ro",
+                  "-v", f"{uv}:/usr/local/bin/uv:ro", image, "bash", "-c", script)  # fmt: skip
+    out = done.stdout + done.stderr
+    assert "pip=1" in out and f"(constraint) torch=={torch}" in out, out
+    assert "uv=1" in out and f"torch=={torch}" in out.split("pip=1", 1)[1], out
+    assert f"torch {torch}" in done.stdout, out
 
 
 @pytest.fixture

@@ -273,3 +273,39 @@ def test_a_credentialed_index_is_redacted_in_dry_run_and_errors(tree):
     with pytest.raises(UserError) as exc:
         resolve.lock_pip(matrix.get("cuda118"), failing, index_url=f"ftp://me:{SECRET}@x/")
     assert SECRET not in str(exc.value)
+
+
+def _with_project(tree: Path, pyproject: str) -> None:
+    matrix_file = tree / "targets.toml"
+    text = matrix_file.read_text().replace('dependencies = "none"', 'dependencies = "auto"')
+    matrix_file.write_text(text)
+    (tree / "pyproject.toml").write_text(pyproject)
+
+
+def test_a_project_dependency_that_excludes_the_targets_torch_is_refused_and_nothing_written(tree):
+    _with_project(tree, "[project]\nname='mypkg'\ndependencies=['einops']\n"
+                  "[project.optional-dependencies]\ntest=['torch==2.4.0']\n")  # fmt: skip
+    (tree / "targets.toml").write_text(
+        (tree / "targets.toml").read_text().replace("package = false", 'extras = ["test"]')
+    )
+    target = matrix.get("cuda13")
+    before = target.pip_lock.read_text()
+    runner = pip_runner(report_for(RESOLVED))
+    with pytest.raises(
+        UserError, match=r"^mypkg\[test\] requires torch==2.4.0, but target cuda13 pins"
+    ):
+        resolve.lock_pip(target, runner)
+    assert runner.calls == [] and target.pip_lock.read_text() == before
+
+
+def test_project_dependencies_the_pins_accept_are_reported(tree):
+    _with_project(tree, "[project]\nname='mypkg'\ndependencies=['einops', 'torch>=2']\n")
+    line = resolve.lock_pip(matrix.get("cuda13"), pip_runner(report_for(RESOLVED)))
+    assert line.endswith("the project's 2 dependencies (pyproject.toml) accept cuda13's torch pins"
+                         " (they are checked, not yet locked into the image)")  # fmt: skip
+
+
+def test_a_project_that_declares_no_dependencies_anywhere_is_one_line(tree):
+    _with_project(tree, "[tool.ruff]\n")
+    with pytest.raises(UserError, match="no dependencies found in .*: looked for pyproject.toml"):
+        resolve.lock_pip(matrix.get("cuda13"), pip_runner(report_for(RESOLVED)))

@@ -170,8 +170,11 @@ def sandbox(tmp_path: Path):
         )  # fmt: skip
         calls = log.read_text().splitlines() if log.exists() else []
         if done.returncode == 0 and args[0] in ("uv", "pip"):
-            # The last call writes the manifest; the test looks at the installer's calls.
+            # The last calls pin the torch family for pip and uv, then write the manifest; the
+            # test looks at the installer's calls.
             assert calls.pop() == f"python -m torchbuild.manifest --out {tmp_path}/manifest.json"
+            pins = f"python -m torchbuild.constraints --out {prefix}/torchenv-constraints.txt"
+            assert calls.pop() == pins
         return done, calls
 
     run.ctx, run.prefix = ctx, prefix  # type: ignore[attr-defined]

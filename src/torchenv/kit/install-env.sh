@@ -194,6 +194,10 @@ site=$("$prefix/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["p
 # user name and a writable HOME (torchsmoke/userenv.py; a no-op until torchsmoke is copied in).
 cp "$ctx/torchbuild/torchenv.pth" "$site/torchenv.pth"
 
+# The torch family's pins, which PIP_CONSTRAINT and UV_CONSTRAINT name (torchbuild/constraints.py):
+# a later `pip install X` cannot replace the CUDA build. The extras step installs under them.
+[[ $installer == extras ]] || helper constraints --out "$prefix/torchenv-constraints.txt"
+
 # What this image holds: every installed file's hash (see torchbuild/manifest.py).
 helper manifest --out /opt/torchenv/manifest.json
 helper buildinfo write "$info" "target=$target" "installer=$installer" "lock=$lock_mode"
