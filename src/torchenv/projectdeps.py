@@ -27,6 +27,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import Version
 
 from torchenv.errors import UserError
+from torchenv.lockfile import normalize_name
 from torchenv.matrix import Project, Target
 
 if sys.version_info >= (3, 11):
@@ -37,7 +38,6 @@ else:  # pragma: no cover - the 3.10 path
 PYPROJECT = "pyproject.toml"
 REQUIREMENTS = "requirements.txt"
 ENVIRONMENT = "environment.yml"
-FAMILY = ("torch", "torchvision", "torchaudio")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Dependency:
 
     @property
     def name(self) -> str:
-        return canonical(Requirement(self.requirement).name)
+        return normalize_name(Requirement(self.requirement).name)
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,6 @@ class Dependencies:
     @property
     def requirements(self) -> list[str]:
         return [d.requirement for d in self.items]
-
-
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _parse(text: str, origin: str, source: str) -> Dependency:
@@ -104,7 +100,7 @@ def from_pyproject(path: Path, extras: tuple[str, ...], source: str) -> Dependen
             )
         for text in optional[extra]:
             dep = _parse(str(text), f"{name}[{extra}]", source)
-            if dep.name == canonical(name):  # `sample[gpu]` inside an extra: its own
+            if dep.name == normalize_name(name):  # `sample[gpu]` inside an extra: its own
                 continue
             items.append(dep)
     return Dependencies(source, tuple(items))
@@ -205,7 +201,7 @@ def torch_conflicts(deps: Dependencies, target: Target) -> list[str]:
     lines = []
     for dep in deps.items:
         req = Requirement(dep.requirement)
-        name = canonical(req.name)
+        name = normalize_name(req.name)
         if name not in pins or not req.specifier:
             continue
         if not req.specifier.contains(Version(pins[name]), prereleases=True):
