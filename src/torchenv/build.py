@@ -23,7 +23,7 @@ from torchenv import credentials, pins, render
 from torchenv import uv as uvs
 from torchenv.buildcontext import BuildContext
 from torchenv.digests import is_pinned
-from torchenv.engine import Engine, inspect_image, labels
+from torchenv.engine import Engine, images, labels
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.errors import UserError
 from torchenv.hints import diagnose_build
@@ -242,12 +242,6 @@ def format_command(argv: list[str], env: dict[str, str]) -> str:
     return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(argv)])
 
 
-def image_id(runner: Runner, engine: Engine, image: str) -> str | None:
-    """The engine's ID of an image reference; None when there is no such image."""
-    done = inspect_image(engine.client, image, runner)
-    return done.stdout.strip() or None if done.ok else None
-
-
 def image_facts(runner: Runner, engine: Engine, image: str) -> dict[str, object] | None:
     """`docker image inspect` of one image as a dict; None when there is no such image."""
     done = runner([engine.client, "image", "inspect", image], timeout=60)
@@ -282,15 +276,6 @@ def already_labelled(previous: dict[str, object] | None, built: dict[str, object
     if not digest or _comparable(previous) != _comparable(built):
         return None
     return str(digest)
-
-
-def dangling_ids(runner: Runner, engine: Engine) -> set[str]:
-    """IDs of the engine's untagged (`<none>`) images."""
-    done = runner(
-        [engine.client, "image", "ls", "--quiet", "--no-trunc", "--filter", "dangling=true"],
-        timeout=60,
-    )
-    return set(done.stdout.split()) if done.ok else set()
 
 
 def run_build(
@@ -369,8 +354,8 @@ def _run_build(
         if not labelled.ok:
             last = (labelled.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(f"labelling {req.image} failed: {last}")
-        final = image_id(runner, engine, req.image)
-    leftovers = ({previous, built} - {final, None}) & dangling_ids(runner, engine)
+        final = images.image_id(engine.client, req.image, runner)
+    leftovers = ({previous, built} - {final, None}) & images.dangling_ids(engine.client, runner)
     for old in sorted(i for i in leftovers if i):
         runner([engine.client, "image", "rm", old], timeout=120)
     what = "nothing changed: kept" if kept else "built"

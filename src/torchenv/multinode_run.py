@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from torchenv.engine.sdk import Container, DockerClient, Network
+    from torchenv.engine.sdk import Container, DockerClient
 
 import json
 import re
@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torchenv import hints
-from torchenv.engine.containers import log_lines
-from torchenv.engine.images import ImageNotBuilt
-from torchenv.engine.interrupts import sigterm_as_ctrl_c
-from torchenv.engine.sdk import CallFailed, ImageMissing, Missing, sdk_errors
+from torchenv.engine.containers import Group, follow
+from torchenv.engine.sdk import CallFailed, sdk_errors
 from torchenv.errors import UserError
 from torchenv.multinode import (
     JOIN_TIMEOUT_S,
@@ -58,16 +56,9 @@ class _Logs:
 
     def follow(self, index: int, container: Container) -> None:
         self.tails[index] = deque(maxlen=60)
-        thread = threading.Thread(target=self._pump, args=(index, container), daemon=True)
-        thread.start()
-        self.threads.append(thread)
-
-    def _pump(self, index: int, container: Container) -> None:
-        try:
-            for line in log_lines(container.logs(stream=True, follow=True)):
-                self._line(index, line.removesuffix("\n"))
-        except Exception:  # the container was removed under us: the run is over
-            return
+        self.threads.append(
+            follow(container, lambda line: self._line(index, line.removesuffix("\n")))
+        )
 
     def _line(self, index: int, line: str) -> None:
         report = report_of(line)
@@ -107,57 +98,33 @@ def execute(
     join_timeout: int = JOIN_TIMEOUT_S,
 ) -> Outcome:
     """Make the network and containers, start every node, follow them; remove everything at the
-    end, whatever happens (SIGTERM is handled like Ctrl-C)."""
-    made: list[Any] = []
-    network = None
+    end, whatever happens (engine.containers.Group: SIGTERM is handled like Ctrl-C)."""
     start = time.monotonic()
-    with sigterm_as_ctrl_c():
+    with Group(client, image=p.image, target=p.target) as group:
         try:
+            group.create_network(p.network, p.labels, role="the run's network")
+            made = _create_nodes(p, client, group)
+            logs = _Logs(out)
             with sdk_errors():
-                network = _create_network(p, client)
-                made = _create_nodes(p, client)
-                logs = _Logs(out)
                 for index, container in enumerate(made):
                     _start(container, p.nodes[index])
                     logs.follow(index, container)
                 outcome = _watch(p, made, logs, join_timeout)
-            outcome.wall_s = round(time.monotonic() - start, 1)
-            return outcome
         except CallFailed as exc:
             # the engine went away (or refused) under the run: one line, then the cleanup
             raise UserError(f"the Docker engine failed during the run: {exc.text}") from None
-        finally:
-            _remove(made, network)
+    outcome.wall_s = round(time.monotonic() - start, 1)
+    return outcome
 
 
-def _create_network(p: Plan, client: DockerClient) -> Network:
-    try:
-        with sdk_errors():
-            return client.networks.create(p.network, driver="bridge", labels=p.labels)
-    except CallFailed as exc:
-        raise UserError(f"cannot create the run's network: {exc.text}") from None
-
-
-def _create_nodes(p: Plan, client: DockerClient) -> list[Any]:
+def _create_nodes(p: Plan, client: DockerClient, group: Group) -> list[Container]:
     made = []
-    try:
-        for node in p.nodes:
-            kwargs = create_kwargs(p, node)
-            with sdk_errors():
-                endpoint = client.api.create_endpoint_config(aliases=list(node.aliases))
-                kwargs["networking_config"] = {p.network: endpoint}
-                made.append(client.containers.create(**kwargs))
-    except ImageMissing:
-        _remove(made, None)
-        raise ImageNotBuilt(p.image, p.target) from None
-    except CallFailed as exc:
-        _remove(made, None)
-        raise UserError(
-            f"the engine cannot create node {len(made)} of {len(p.nodes)}: {exc.text}"
-        ) from None
-    except BaseException:
-        _remove(made, None)
-        raise
+    for index, node in enumerate(p.nodes):
+        kwargs = create_kwargs(p, node)
+        with sdk_errors():
+            endpoint = client.api.create_endpoint_config(aliases=list(node.aliases))
+        kwargs["networking_config"] = {p.network: endpoint}
+        made.append(group.create(kwargs, f"node {index} of {len(p.nodes)}"))
     return made
 
 
@@ -221,34 +188,6 @@ def _watch(p: Plan, made: list[Any], logs: _Logs, join_timeout: int) -> Outcome:
                 logs.reports.get(0),
             )
         time.sleep(0.5)
-
-
-def _remove(made: list[Any], network: Network | None, say: Callable[[str], object] = print) -> None:
-    """Remove the containers, then the network (a second try after a second: a container that
-    is still stopping can refuse once); what is already gone is fine. An error (the engine
-    refusing, or gone) never stops the others: each one left is one line at the end."""
-    # containers and the network: their remove() take different arguments
-    left: list[Any] = [*made, *([network] if network is not None else [])]
-    why: dict[int, str] = {}
-    for attempt in (1, 2):
-        failed = []
-        for item in left:
-            try:
-                with sdk_errors():
-                    item.remove(force=True) if item is not network else item.remove()  # type: ignore[union-attr]  # here item is network, never None
-            except Missing:
-                pass
-            except CallFailed as exc:
-                failed.append(item)
-                why[id(item)] = exc.text
-        left = failed
-        if not left:
-            return
-        if attempt == 1:
-            time.sleep(1)
-    for item in left:
-        name = getattr(item, "name", "?")
-        say(f"torchenv: could not remove {name} ({why[id(item)]}): run `invoke clean`")
 
 
 def write_report(report: dict[str, Any], reports: Path, target: str) -> Path:

@@ -21,7 +21,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torchenv import engine, hints
+from torchenv import hints
 from torchenv.engine import labels
 from torchenv.engine.containers import follow, read_file, tracked, wait
 from torchenv.engine.sdk import CallFailed, gpu_request, sdk_errors
@@ -140,10 +140,6 @@ def describe(kwargs: dict[str, Any]) -> str:
     else:
         command = kwargs["command"]
     return shlex.join([*parts, kwargs["image"], *command])
-
-
-def has_gpu_runtime(client: DockerClient) -> bool:
-    return engine.has_nvidia_runtime(client.info().get("Runtimes"))
 
 
 def run(req: SmokeRequest, client: DockerClient, gpu: bool) -> int:

@@ -175,7 +175,7 @@ def smoke(c: Any, o: Given) -> None:
         print(smokes.describe(smokes.run_kwargs(req, gpu=smokes.wants_gpu(req, t.is_cuda))))
         return
     client = engine.docker_sdk_client()
-    gpu = smokes.wants_gpu(req, smokes.has_gpu_runtime(client))
+    gpu = smokes.wants_gpu(req, engine.gpu_runtime(client))
     if gpu and not o.ignore_arch:
         gpufit.refuse(t, images.image_label(client, req.image, labels.CUDA_ARCHS))
     if t.is_cuda and not gpu:
@@ -200,7 +200,7 @@ def _smoke_nodes(t: matrix.Target, image: str, o: Given, reports: Path | None) -
         print("\n".join(multinode.describe(multinode.plan(req))))
         return
     client = engine.docker_sdk_client()
-    if t.is_cuda and not o.no_gpu and smokes.has_gpu_runtime(client):
+    if t.is_cuda and not o.no_gpu and engine.gpu_runtime(client):
         req = dataclasses.replace(req, gpus_per_node=p)
     multinode_run.smoke(req, client, reports)
 

@@ -141,30 +141,6 @@ def test_the_first_node_to_fail_is_named():
     assert multinode_run.finished_key("2026-11-23T19:50:53Z") < multinode_run.finished_key(early)
 
 
-def test_cleanup_goes_on_past_errors_and_says_one_line_each(monkeypatch):
-    """Issue 20, Low list: an engine error (or a lost connection) on one node never leaves the
-    others and the network behind."""
-    import requests
-
-    monkeypatch.setattr(multinode_run.time, "sleep", lambda s: None)
-    removed = []
-
-    class Item:
-        def __init__(self, name, error=None):
-            self.name, self.error = name, error
-
-        def remove(self, **_kw):
-            if self.error is not None:
-                raise self.error
-            removed.append(self.name)
-
-    lost = Item("node-0", requests.exceptions.ConnectionError("Connection aborted.\nmore"))
-    said = []
-    multinode_run._remove([lost, Item("node-1")], Item("net"), say=said.append)
-    assert removed == ["node-1", "net"]
-    assert said == ["torchenv: could not remove node-0 (Connection aborted.): run `invoke clean`"]
-
-
 def test_a_lost_engine_during_the_run_is_one_line():
     import requests
     from tests.support.nodes import TARGET

@@ -6,7 +6,10 @@ One way to reach Docker for each concern:
 - Builds, shell, export/save, clean, livescan: the docker CLI through the Runner (their modules
   build argv; the Runner runs it), because the user sees and can rerun those command lines.
 - Containers and images the kit drives itself (smoke, multi-node, verify, publish): the docker SDK
-  (`docker_sdk_client`, `containers`, `images.get_image`); `images` also answers for the CLI side.
+  (`docker_sdk_client`, `containers.tracked` for one container, `containers.Group` for several
+  and their network, `images.get_image`); `images` also answers for the CLI side (ID, dangling).
+- The NVIDIA runtime: one probe, `gpu_runtime`, asked through the CLI or the SDK client the
+  caller holds, with one rule (`has_nvidia_runtime`, which doctor applies to its `docker info`).
 - `labels`: what torchenv puts on what it makes; `interrupts`: SIGTERM handled like Ctrl-C.
 
 Outside this package nothing imports `docker` or `subprocess` except torchenv.runner

@@ -77,8 +77,18 @@ def has_nvidia_runtime(runtimes: object) -> bool:
     return isinstance(runtimes, dict) and "nvidia" in runtimes
 
 
-def gpu_runtime(client: str, runner: Runner = subprocess_runner) -> bool:
-    """Whether the engine behind the CLI `client` lists the NVIDIA runtime (what `--gpus` needs)."""
+def gpu_runtime(client: str | DockerClient, runner: Runner = subprocess_runner) -> bool:
+    """Whether the engine lists the NVIDIA runtime (what `--gpus` needs): the one probe, asked
+    through the CLI `client` (a path) or the SDK client the caller already holds (smoke,
+    multi-node); doctor applies the same rule to the `docker info` it has read."""
+    if not isinstance(client, str):
+        from torchenv.engine.sdk import CallFailed, sdk_errors
+
+        try:
+            with sdk_errors():
+                return has_nvidia_runtime(client.info().get("Runtimes"))
+        except CallFailed:
+            return False
     done = runner([client, "info", "--format", "{{json .Runtimes}}"], timeout=PROBE_TIMEOUT)
     try:
         return done.ok and has_nvidia_runtime(json.loads(done.stdout))

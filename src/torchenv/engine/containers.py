@@ -1,6 +1,8 @@
-"""One tracked container through the docker SDK: created (ImageNotBuilt when its image is
-missing), its output followed as whole lines, waited for with a timeout, files read out of it
-(created or stopped: no process runs), and removed whatever happens, Ctrl-C and SIGTERM included.
+"""Containers the kit drives through the docker SDK, tracked: created (ImageNotBuilt when their
+image is missing), their output followed as whole lines, waited for with a timeout, files read out
+of them (created or stopped: no process runs), and removed whatever happens, Ctrl-C and SIGTERM
+included. `tracked` is one container (smoke, verify, livescan); `Group` is several and the network
+they share (multi-node), removed together.
 """
 
 from __future__ import annotations
@@ -9,17 +11,77 @@ import contextlib
 import io
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from torchenv.engine.images import ImageNotBuilt
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
-from torchenv.engine.sdk import CallFailed, ImageMissing, sdk_errors
+from torchenv.engine.sdk import CallFailed, ImageMissing, Missing, sdk_errors
 from torchenv.errors import UserError
 
 if TYPE_CHECKING:
     from docker import DockerClient
     from docker.models.containers import Container
+    from docker.models.networks import Network
+
+
+class Group:
+    """Containers of one image and the network they share, made for one run and removed together
+    when the `with` block ends however it ends (SIGTERM is handled like Ctrl-C within it).
+
+    `create` raises one line (ImageNotBuilt when the image is not there); what was made before
+    is still removed. Removal never stops at an error: each thing left is one line (`say`)."""
+
+    def __init__(
+        self, client: DockerClient, *, image: str, target: str, flavor: str = "runtime",
+        say: Callable[[str], object] = print,
+    ) -> None:  # fmt: skip
+        self.client, self.image, self.target, self.flavor, self.say = (
+            client, image, target, flavor, say,
+        )  # fmt: skip
+        self.containers: list[Container] = []
+        self.network: Network | None = None
+        self._sigterm: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> Group:
+        self._sigterm = contextlib.ExitStack()
+        self._sigterm.enter_context(sigterm_as_ctrl_c())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.remove()
+        finally:
+            if self._sigterm is not None:
+                self._sigterm.close()
+
+    def create_network(self, name: str, labels: dict[str, str], role: str = "") -> Network:
+        """A bridge network, tracked for removal (removed after the containers)."""
+        try:
+            with sdk_errors():
+                self.network = self.client.networks.create(name, driver="bridge", labels=labels)
+        except CallFailed as exc:
+            raise UserError(f"cannot create {role or 'the network ' + name}: {exc.text}") from None
+        return self.network
+
+    def create(self, kwargs: dict[str, Any], role: str = "the container") -> Container:
+        """The container `client.containers.create(**kwargs)` makes, tracked for removal;
+        `role` names it in the error line ("cannot create <role>: ...")."""
+        try:
+            with sdk_errors():
+                container = self.client.containers.create(**kwargs)
+        except ImageMissing:
+            raise ImageNotBuilt(self.image, self.target, self.flavor) from None
+        except CallFailed as exc:
+            raise UserError(f"cannot create {role}: {exc.text}") from None
+        self.containers.append(container)
+        return container
+
+    def remove(self) -> None:
+        network, self.network = self.network, None
+        made, self.containers = self.containers, []
+        remove_all(made, network, self.say)
 
 
 @contextlib.contextmanager
@@ -30,18 +92,39 @@ def tracked(
     """The container `client.containers.create(**kwargs)` makes, removed when the block ends
     however it ends (SIGTERM is handled like Ctrl-C within it). UserError (one line) when it
     cannot be created: ImageNotBuilt when `image` is not there."""
-    with sigterm_as_ctrl_c():
-        try:
-            with sdk_errors():
-                container = client.containers.create(**kwargs)
-        except ImageMissing:
-            raise ImageNotBuilt(image, target, flavor) from None
-        except CallFailed as exc:
-            raise UserError(f"cannot create the {role}: {exc.text}") from None
-        try:
-            yield container
-        finally:
-            container.remove(force=True)
+    with Group(client, image=image, target=target, flavor=flavor) as group:
+        yield group.create(kwargs, f"the {role}")
+
+
+def remove_all(
+    containers: Iterable[Any], network: Any = None, say: Callable[[str], object] = print
+) -> None:
+    """Remove the containers (forced), then the network; a second try after a second (a
+    container that is still stopping can refuse once); what is already gone is fine. An error
+    (the engine refusing, or gone) never stops the others: each one left is one line."""
+    left: list[tuple[Any, bool]] = [(c, True) for c in containers]
+    if network is not None:
+        left.append((network, False))  # a network's remove() takes no force
+    why: dict[int, str] = {}
+    for attempt in (1, 2):
+        failed = []
+        for item, force in left:
+            try:
+                with sdk_errors():
+                    item.remove(force=True) if force else item.remove()
+            except Missing:
+                pass
+            except CallFailed as exc:
+                failed.append((item, force))
+                why[id(item)] = exc.text
+        left = failed
+        if not left:
+            return
+        if attempt == 1:
+            time.sleep(1)
+    for item, _ in left:
+        name = getattr(item, "name", "?")
+        say(f"torchenv: could not remove {name} ({why[id(item)]}): run `invoke clean`")
 
 
 def log_lines(chunks: Iterable[bytes]) -> Iterator[str]:

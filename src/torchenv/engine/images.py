@@ -1,4 +1,5 @@
-"""Images on the engine: whether one exists, its ID, and the one "image not built" error.
+"""Images on the engine: whether one exists, its ID, the untagged ones, and the one "image not
+built" error.
 
 The CLI way (`inspect_image`, `image_exists`, `require_image`) serves the modules that reach the
 engine through the Runner (build, shell, export); `get_image` serves those holding an SDK client
@@ -51,6 +52,14 @@ def image_id(client: str, image: str, runner: Runner = subprocess_runner) -> str
     """The image's ID (sha256:...), or None when the engine does not have it."""
     found = inspect_image(client, image, runner)
     return found.stdout.strip() or None if found.ok else None
+
+
+def dangling_ids(client: str, runner: Runner = subprocess_runner) -> set[str]:
+    """IDs of the engine's untagged (`<none>`) images; empty when the engine does not answer."""
+    done = runner(
+        [client, "image", "ls", "--quiet", "--no-trunc", "--filter", "dangling=true"], timeout=60
+    )
+    return set(done.stdout.split()) if done.ok else set()
 
 
 def require_image(

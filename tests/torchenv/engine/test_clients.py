@@ -170,3 +170,20 @@ def test_real_engine_can_build(docker_engine):
         assert env == {"DOCKER_BUILDKIT": "1"}
         assert engine.major(found.client_version) < engine.LEGACY_BUILDKIT_BEFORE
     assert engine.docker_sdk_client().ping()
+
+
+def test_the_gpu_runtime_probe_reads_the_sdk_clients_info_with_the_same_rule():
+    import requests
+
+    class Sdk:
+        def __init__(self, runtimes=None, error=None):
+            self.runtimes, self.error = runtimes, error
+
+        def info(self):
+            if self.error is not None:
+                raise self.error
+            return {"Runtimes": self.runtimes}
+
+    assert engine.gpu_runtime(Sdk({"runc": {}, "nvidia": {"path": "nvidia-container-runtime"}}))  # type: ignore[arg-type]
+    assert not engine.gpu_runtime(Sdk({"runc": {}}))  # type: ignore[arg-type]
+    assert not engine.gpu_runtime(Sdk(error=requests.exceptions.ConnectionError("gone")))  # type: ignore[arg-type]

@@ -37,3 +37,10 @@ def test_require_image_tells_a_missing_image_from_an_engine_that_fails():
     broken = FakeRunner({INSPECT: reply("", 1, "permission denied")})
     with pytest.raises(UserError, match="cannot inspect .*: permission denied"):
         images.require_image(CLIENT, IMAGE, "cuda13", runner=broken)
+
+
+def test_dangling_ids_are_the_untagged_images_and_none_when_the_engine_fails():
+    argv = (CLIENT, "image", "ls", "--quiet", "--no-trunc", "--filter", "dangling=true")
+    found = FakeRunner({argv: reply("sha256:a\nsha256:b\n")})
+    assert images.dangling_ids(CLIENT, found) == {"sha256:a", "sha256:b"}
+    assert images.dangling_ids(CLIENT, FakeRunner({argv: reply("", 1, "down")})) == set()
