@@ -103,13 +103,13 @@ def execute(
     with Group(client, image=p.image, target=p.target) as group:
         try:
             group.create_network(p.network, p.labels, role="the run's network")
-            made = _create_nodes(p, client, group)
+            _create_nodes(p, group)
             logs = _Logs(out)
             with sdk_errors():
-                for index, container in enumerate(made):
+                for index, container in enumerate(group.containers):
                     _start(container, p.nodes[index])
                     logs.follow(index, container)
-                outcome = _watch(p, made, logs, join_timeout)
+                outcome = _watch(p, group.containers, logs, join_timeout)
         except CallFailed as exc:
             # the engine went away (or refused) under the run: one line, then the cleanup
             raise UserError(f"the Docker engine failed during the run: {exc.text}") from None
@@ -117,15 +117,14 @@ def execute(
     return outcome
 
 
-def _create_nodes(p: Plan, client: DockerClient, group: Group) -> list[Container]:
-    made = []
+def _create_nodes(p: Plan, group: Group) -> None:
+    """One container per node in `group`, each on the run's network under its aliases."""
     for index, node in enumerate(p.nodes):
         kwargs = create_kwargs(p, node)
         with sdk_errors():
-            endpoint = client.api.create_endpoint_config(aliases=list(node.aliases))
+            endpoint = group.client.api.create_endpoint_config(aliases=list(node.aliases))
         kwargs["networking_config"] = {p.network: endpoint}
-        made.append(group.create(kwargs, f"node {index} of {len(p.nodes)}"))
-    return made
+        group.create(kwargs, f"node {index} of {len(p.nodes)}")
 
 
 def _start(container: Container, node: Node) -> None:

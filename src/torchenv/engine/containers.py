@@ -1,8 +1,8 @@
 """Containers the kit drives through the docker SDK, tracked: created (ImageNotBuilt when their
 image is missing), their output followed as whole lines, waited for with a timeout, files read out
 of them (created or stopped: no process runs), and removed whatever happens, Ctrl-C and SIGTERM
-included. `tracked` is one container (smoke, verify, livescan); `Group` is several and the network
-they share (multi-node), removed together.
+included. `tracked` is one container (smoke); `Group` is several and the network they share
+(multi-node), removed together.
 """
 
 from __future__ import annotations
@@ -42,10 +42,9 @@ class Group:
         )  # fmt: skip
         self.containers: list[Container] = []
         self.network: Network | None = None
-        self._sigterm: contextlib.ExitStack | None = None
+        self._sigterm = contextlib.ExitStack()
 
     def __enter__(self) -> Group:
-        self._sigterm = contextlib.ExitStack()
         self._sigterm.enter_context(sigterm_as_ctrl_c())
         return self
 
@@ -53,8 +52,7 @@ class Group:
         try:
             self.remove()
         finally:
-            if self._sigterm is not None:
-                self._sigterm.close()
+            self._sigterm.close()
 
     def create_network(self, name: str, labels: dict[str, str], role: str = "") -> Network:
         """A bridge network, tracked for removal (removed after the containers)."""
