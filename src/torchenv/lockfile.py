@@ -5,6 +5,10 @@ Two locks per target, next to its env file (envs/<target>.yml):
 - envs/<target>.pip.lock.txt, for the pip installer: a hashed requirements file, installed with
   `pip install --require-hashes --no-deps -r envs/<target>.pip.lock.txt`; each package carries the
   sha256 of the one wheel the image uses; the lock names no index host and no URL.
+- envs/<target>.dev.lock.txt, the dev flavor's extras (targets.toml's dev_packages): the same
+  format, holding only what the dev flavor adds to the pip lock, resolved with the pip lock's
+  versions as constraints, so that installing it on top changes nothing below; its header's
+  dev-sha256 fingerprints the extras and the pip lock it was resolved against.
 - envs/<target>.conda-lock.yml, for the conda installer: conda-lock's unified format (it locks the
   env file's `pip:` section too); micromamba installs it as is.
 
@@ -30,7 +34,7 @@ from torchenv.matrix import INSTALLERS, Target, rel
 PIP_PLATFORM = "manylinux_2_28_x86_64"
 CONDA_PLATFORM = "linux-64"
 DEFAULT_INDEX = "default"  # the header's `index:` for pip's default index
-HEADER_KEYS = ("env-file", "env-sha256", "locked-on", "python", "platform", "index")
+HEADER_KEYS = ("env-file", "env-sha256", "dev-sha256", "locked-on", "python", "platform", "index")
 
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _VERSION = re.compile(r"^[0-9][0-9A-Za-z.+!_-]*$")
@@ -107,6 +111,16 @@ def env_fingerprint(env: EnvFile) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def dev_fingerprint(dev_packages: Iterable[str], base: Lock) -> str:
+    """sha256 of what a dev lock is made from: the dev extras and the pip lock's versions."""
+    content = {
+        "dev": sorted(dev_packages),
+        "base": {p.name: p.version for p in base.packages.values() if p.manager == "pip"},
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def pin_matches(pinned: str, locked: str) -> bool:
     """`torch==2.7.1` is satisfied by 2.7.1 and by 2.7.1+cu118 (a local label), as in pip."""
     return locked == pinned or ("+" not in pinned and locked.startswith(pinned + "+"))
@@ -136,6 +150,26 @@ def render_header(
         f"python: {env.python}",
         f"platform: {platform_}",
         f"index: {env.index_url or DEFAULT_INDEX}",
+    ]
+    return "".join(f"# {line}\n" for line in lines)
+
+
+def render_dev_header(
+    target: Target, env: EnvFile, fingerprint: str, locked_on: str, platform_: str
+) -> str:
+    lock, base = rel(target.dev_lock), rel(target.pip_lock)
+    lines = [
+        f"torchenv lock of the dev flavor's extras of target {target.name}; install with",
+        f"  pip install --require-hashes --no-deps -r {lock}",
+        f"over {base}. Made by `invoke lock --target {target.name}` from targets.toml's",
+        f"dev_packages, resolved with {base}'s versions as constraints: do not edit.",
+        "dev-sha256 is the sha256 of the dev packages and the pip lock's versions.",
+        f"env-file: {rel(target.env_file)}",
+        f"dev-sha256: {fingerprint}",
+        f"locked-on: {locked_on}",
+        f"python: {env.python}",
+        f"platform: {platform_}",
+        f"index: {DEFAULT_INDEX}",
     ]
     return "".join(f"# {line}\n" for line in lines)
 

@@ -19,13 +19,19 @@ from torchenv.matrix import Target, rel
 UNLOCKED_FIX = "pass --allow-unlocked to install from the pins only (not reproducible, no hashes)"
 
 
-def state(t: Target, installer: str) -> str | None:
-    """Why the installer's lock cannot be used as it is; None when it can."""
-    lock = t.conda_lock if installer == "conda" else t.pip_lock
-    if not lock.exists():
-        return f"{rel(lock)} does not exist"
-    problems = drift.check_target(t, only=lock)
-    return f"{rel(lock)} is stale ({problems[0]})" if problems else None
+def state(t: Target, installer: str, flavor: str = "runtime") -> str | None:
+    """Why the installer's lock cannot be used as it is; None when it can. The dev flavor of the
+    uv and pip installers needs the dev extras' lock too (`invoke lock` makes both)."""
+    locks = [t.conda_lock if installer == "conda" else t.pip_lock]
+    if flavor == "dev" and installer != "conda" and t.dev_packages:
+        locks.append(t.dev_lock)
+    for lock in locks:
+        if not lock.exists():
+            return f"{rel(lock)} does not exist"
+        problems = drift.check_target(t, only=lock)
+        if problems:
+            return f"{rel(lock)} is stale ({problems[0]})"
+    return None
 
 
 def ensure(
@@ -34,12 +40,13 @@ def ensure(
     *,
     frozen: bool,
     allow_unlocked: bool,
+    flavor: str = "runtime",
     dry_run: bool = False,
     out: Callable[[str], None] = print,
     lock: Callable[[Target], str] = resolve.lock_pip,
 ) -> None:
     """Make the lock the build will read, or refuse in one line (see the module's docstring)."""
-    why = state(t, installer)
+    why = state(t, installer, flavor)
     if why is None:
         return
     if frozen:

@@ -97,6 +97,11 @@ class Target:
         return ROOT / "envs" / f"{self.name}.pip.lock.txt"
 
     @property
+    def dev_lock(self) -> Path:
+        """Hashed requirements of the dev flavor's extras, above the pip lock (`invoke lock`)."""
+        return ROOT / "envs" / f"{self.name}.dev.lock.txt"
+
+    @property
     def conda_lock(self) -> Path:
         """conda-lock unified lock for the conda installer (written by `invoke lock`)."""
         return ROOT / "envs" / f"{self.name}.conda-lock.yml"

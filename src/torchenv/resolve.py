@@ -41,13 +41,16 @@ from torchenv.lockfile import (
     LOCK_KINDS,
     PIP_PLATFORM,
     SHA256_HEX,
+    Lock,
     LockedPackage,
+    dev_fingerprint,
     env_pins,
     lock_kind,
     normalize_name,
     parse_conda_lock,
     parse_pip_lock,
     pin_matches,
+    render_dev_header,
     render_header,
     render_pip_lock,
 )
@@ -172,23 +175,26 @@ def packages_from_report(report: Mapping[str, Any]) -> list[LockedPackage]:
     return sorted(packages, key=lambda p: p.name)
 
 
-def resolve_pip(
-    env: EnvFile, runner: Runner = subprocess_runner, index_url: str | None = None
+def _pip_report(
+    python: str,
+    index: str | None,
+    requirements: str,
+    runner: Runner,
+    constraints: str = "",
+    what: str = "the pins",
 ) -> list[LockedPackage]:
-    """Resolve the env file's pins with pip for the image's platform; every package, hashed.
-
-    `index_url` replaces the env file's index (a mirror); the lock does not record it.
-    """
-    check_host(env.python)
-    index = index_url or env.index_url
+    """Every package pip resolves for `requirements` (requirements-file text) on the image's
+    platform, hashed; `constraints` (text) holds versions the resolve may not change."""
+    check_host(python)
     with tempfile.TemporaryDirectory(prefix="torchenv-lock-") as tmp:
-        requirements, report = Path(tmp, "requirements.in"), Path(tmp, "report.json")
-        requirements.write_text("".join(f"{n}=={v}\n" for n, v in env_pins(env).items()))
+        req_file, report = Path(tmp, "requirements.in"), Path(tmp, "report.json")
+        req_file.write_text(requirements)
         prefix, env_vars = clean_pip_env()
         on_line, env_vars = index_source(index, env_vars)
-        argv = prefix + pip_resolve_command(
-            env.python, on_line, requirements, report, Path(tmp, "t")
-        )
+        argv = prefix + pip_resolve_command(python, on_line, req_file, report, Path(tmp, "t"))
+        if constraints:
+            Path(tmp, "constraints.txt").write_text(constraints)
+            argv += ["--constraint", str(Path(tmp, "constraints.txt"))]
         result = runner(argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
         output = result.stderr + "\n" + result.stdout
         if not result.ok:
@@ -197,23 +203,80 @@ def resolve_pip(
                 shown = credentials.redacted(index) if index else "pip's default index"
                 raise unreachable(shown, reason, PIP_REACH)
             last = credentials.scrub(_last_error(result), index) if index else _last_error(result)
-            raise UserError(f"pip could not resolve the pins: {last}")
+            raise UserError(f"pip could not resolve {what}: {last}")
         try:
             data = json.loads(report.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"pip wrote no readable resolver report ({exc})") from None
-    packages = packages_from_report(data)
+    return packages_from_report(data)
+
+
+def resolve_pip(
+    env: EnvFile, runner: Runner = subprocess_runner, index_url: str | None = None
+) -> list[LockedPackage]:
+    """Resolve the env file's pins with pip for the image's platform; every package, hashed.
+
+    `index_url` replaces the env file's index (a mirror); the lock does not record it.
+    """
+    pins = env_pins(env)
+    requirements = "".join(f"{n}=={v}\n" for n, v in pins.items())
+    packages = _pip_report(env.python, index_url or env.index_url, requirements, runner)
     locked = {p.name: p.version for p in packages}
-    for name, version in env_pins(env).items():
+    for name, version in pins.items():
         if not pin_matches(version, locked.get(name, "")):
             raise UserError(f"pip resolved {name} to {locked.get(name)}, not the pinned {version}")
     return packages
 
 
+def resolve_dev(
+    target: Target, base: Lock, runner: Runner = subprocess_runner, index_url: str | None = None
+) -> list[LockedPackage]:
+    """The dev flavor's extras and what they need beyond `base` (the target's pip lock), resolved
+    from pip's default index (or `index_url` where it mirrors that index: a target without an
+    index of its own) with every version of `base` held as a constraint."""
+    held = {p.name: p.version for p in base.packages.values() if p.manager == "pip"}
+    constraints = "".join(f"{n}=={v}\n" for n, v in sorted(held.items()))
+    requirements = "".join(f"{p}\n" for p in target.dev_packages)
+    index = index_url if not target.index_url else None
+    packages = _pip_report(
+        target.python, index, requirements, runner, constraints, "the dev flavor's extras"
+    )
+    for pkg in packages:
+        if pkg.name in held and not pin_matches(held[pkg.name], pkg.version):
+            raise UserError(
+                f"the dev extras need {pkg.name} {pkg.version}, but {rel(target.pip_lock)} has "
+                f"{held[pkg.name]}: change dev_packages in targets.toml"
+            )
+    extra = [p for p in packages if p.name not in held]
+    wanted = {normalize_name(re.split(r"[\[=]", p, maxsplit=1)[0]) for p in target.dev_packages}
+    missing = sorted(wanted - {p.name for p in packages})
+    if missing:
+        raise UserError(f"pip's resolve of the dev extras lacks {', '.join(missing)}")
+    return extra
+
+
+def lock_dev(
+    target: Target, runner: Runner = subprocess_runner, index_url: str | None = None
+) -> str | None:
+    """Resolve and write envs/<target>.dev.lock.txt over the target's pip lock; a line saying
+    what was done, or None when the matrix names no dev extras."""
+    if not target.dev_packages:
+        return None
+    base = parse_pip_lock(target.pip_lock.read_text(), target.pip_lock, target.name)
+    env = read_env(target.env_file)
+    packages = resolve_dev(target, base, runner, index_url)
+    fingerprint = dev_fingerprint(target.dev_packages, base)
+    header = render_dev_header(target, env, fingerprint, dt.date.today().isoformat(), PIP_PLATFORM)
+    text = render_pip_lock(header, packages)
+    parse_pip_lock(text, target.dev_lock, target.name)
+    return _write_lock(target.dev_lock, text, len(packages))
+
+
 def lock_pip(
     target: Target, runner: Runner = subprocess_runner, index_url: str | None = None
 ) -> str:
-    """Resolve and write envs/<target>.pip.lock.txt; returns a line saying what was done.
+    """Resolve and write envs/<target>.pip.lock.txt, then the dev extras' lock over it
+    (envs/<target>.dev.lock.txt); returns a line saying what was done.
 
     The project's own dependencies are read first (torchenv.projectdeps): one that excludes the
     target's torch is refused in one line, and nothing is written."""
@@ -224,7 +287,8 @@ def lock_pip(
     text = render_pip_lock(header, packages)
     parse_pip_lock(text, target.pip_lock, target.name)  # never write what the parser refuses
     done = _write_lock(target.pip_lock, text, len(packages))
-    return f"{done}; {project_line}" if project_line else done
+    dev = lock_dev(target, runner, index_url)
+    return "; ".join(line for line in (done, dev, project_line) if line)
 
 
 def project_gate(target: Target) -> str | None:
@@ -342,17 +406,25 @@ def planned_commands(
 ) -> list[str]:
     """What `invoke lock --target X --dry-run` prints: the resolver commands a lock would run."""
 
-    lines = []
-    kind = lock_kind(installer) if installer else None
-    if kind in (None, "pip"):
+    tmp = Path(tempfile.gettempdir()) / "torchenv-lock"
+
+    def pip_line(index: str | None, constraints: bool) -> str:
         prefix, env = clean_pip_env()
-        on_line, env = index_source(index_url or target.index_url, env, shown=True)
-        tmp = Path(tempfile.gettempdir()) / "torchenv-lock"
+        on_line, env = index_source(index, env, shown=True)
         argv = pip_resolve_command(
             target.python, on_line, tmp / "requirements.txt", tmp / "report.json", tmp / "target",
         )  # fmt: skip
+        if constraints:
+            argv += ["--constraint", str(tmp / "constraints.txt")]
         overrides = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
-        lines.append(" ".join([*prefix, *overrides, shlex.join(argv)]).strip())
+        return " ".join([*prefix, *overrides, shlex.join(argv)]).strip()
+
+    lines = []
+    kind = lock_kind(installer) if installer else None
+    if kind in (None, "pip"):
+        lines.append(pip_line(index_url or target.index_url, constraints=False))
+        if target.dev_packages:  # the dev extras, over the pip lock's versions
+            lines.append(pip_line(None if target.index_url else index_url, constraints=True))
     if kind in (None, "conda"):
         argv, env = conda_lock_command(target, target.conda_lock)
         lines.append(" ".join([*(f"{k}={v}" for k, v in env.items()), shlex.join(argv)]))

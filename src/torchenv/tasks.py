@@ -118,7 +118,7 @@ def build(c: Any, o: Given) -> None:
 
     lockgate.ensure(
         req.target, req.installer, frozen=o.frozen, allow_unlocked=o.allow_unlocked,
-        dry_run=o.dry_run, lock=lock,
+        flavor=req.flavor, dry_run=o.dry_run, lock=lock,
     )  # fmt: skip
     eng = _dry_engine() if o.dry_run else engine.detect()
     for line in builds.run_build(req, eng, dry_run=o.dry_run):

@@ -3,8 +3,9 @@
 Verifying hashes the image's live filesystem (torchenv.livescan: the host's torchbuild.manifest
 run in a locked-down container) and compares that manifest with:
 
-1. the target's lock: every locked package installed at its version (missing / different
-   version), nothing else installed (extra) but the packages in ALLOWED_EXTRA;
+1. the target's lock (and for a dev image built from it, the dev extras' lock): every locked
+   package installed at its version (missing / different version), nothing else installed
+   (extra) but the packages in ALLOWED_EXTRA;
 2. the manifest the build wrote, /opt/torchenv/manifest.json (when its label
    io.torchenv.manifest.sha256 and its own digests hold): distributions added, removed or at
    another version, files changed, deleted or new under a distribution, files no distribution
@@ -24,6 +25,7 @@ adds the I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -115,13 +117,32 @@ def check_file(manifest_bytes: bytes, label: str | None) -> tuple[dict[str, Any]
     return manifest, check_label(manifest_bytes, label) + manifests.check(manifest)
 
 
-def image_installer(build_info: bytes | None) -> str | None:
-    """The installer recorded in /opt/torchenv/build-info.json, if any."""
+def _build_info(build_info: bytes | None, key: str) -> str | None:
     try:
-        value = json.loads(build_info or b"{}").get("installer")
+        value = json.loads(build_info or b"{}").get(key)
     except (json.JSONDecodeError, AttributeError):
         return None
+    return value if isinstance(value, str) else None
+
+
+def image_installer(build_info: bytes | None) -> str | None:
+    """The installer recorded in /opt/torchenv/build-info.json, if any."""
+    value = _build_info(build_info, "installer")
     return value if value in matrix.INSTALLERS else None
+
+
+def with_dev_lock(lock: locks.Lock, target: Target, build_info: bytes | None) -> locks.Lock:
+    """The lock, plus the dev extras' lock where the image says it installed that too (a dev
+    image built from it: build-info's lock mode ends in +dev-lock)."""
+    if not (_build_info(build_info, "lock") or "").endswith("+dev-lock"):
+        return lock
+    if not target.dev_lock.exists():
+        raise UserError(
+            f"the image's dev extras came from {matrix.rel(target.dev_lock)}, which does not "
+            f"exist here: lock first (invoke lock --target {target.name})"
+        )
+    dev = locks.read_lock(target.dev_lock, target.name)
+    return dataclasses.replace(lock, packages={**lock.packages, **dev.packages})
 
 
 def lock_for(target: Target, installer: str | None) -> locks.Lock:
@@ -258,7 +279,8 @@ def verify_image(
     scan = livescan.scan(
         client, image, t.name, (MANIFEST_PATH, BUILD_INFO_PATH), config=config, runner=runner
     )
-    lock = lock_for(t, installer or image_installer(scan.files[BUILD_INFO_PATH]))
+    info = scan.files[BUILD_INFO_PATH]
+    lock = with_dev_lock(lock_for(t, installer or image_installer(info)), t, info)
     counts = manifests.summary(scan.manifest)
     out(
         f"torchenv: hashed {image} as it is now: {counts['distributions']} distributions, "

@@ -102,14 +102,28 @@ def report_for(packages: dict[str, str], url: str = "https://example.invalid/{}.
     }
 
 
-def pip_runner(report: dict) -> FakeRunner:
-    """A runner whose pip writes `report` where --report points, like a successful resolve."""
+def pip_runner(report: dict, dev: dict[str, str] | None = None) -> FakeRunner:
+    """A runner whose pip writes `report` where --report points, like a successful resolve; the
+    dev extras' resolve (the one with --constraint) gets `report` plus `dev` (DEV_RESOLVED)."""
 
     def write_report(argv):
-        Path(argv[argv.index("--report") + 1]).write_text(json.dumps(report))
+        written = report
+        if "--constraint" in argv:
+            seen.append(
+                (
+                    Path(argv[argv.index("--constraint") + 1]).read_text(),
+                    Path(argv[argv.index("-r") + 1]).read_text(),
+                )
+            )
+            base = {i["metadata"]["name"]: i["metadata"]["version"] for i in report["install"]}
+            written = report_for({**base, **(DEV_RESOLVED if dev is None else dev)})
+        Path(argv[argv.index("--report") + 1]).write_text(json.dumps(written))
         return reply("Would install ...\n")
 
-    return FakeRunner({("env",): write_report, (sys.executable,): write_report})
+    seen: list[tuple[str, str]] = []
+    runner = FakeRunner({("env",): write_report, (sys.executable,): write_report})
+    runner.files = seen  # type: ignore[attr-defined]  # (constraints, requirements) of dev resolves
+    return runner
 
 
 RESOLVED = {
@@ -120,3 +134,6 @@ RESOLVED = {
     "Jinja2": "3.1.6",
     "typing_extensions": "4.16.0",
 }
+
+# The dev extras of targets.toml (ipykernel, tensorboard) and one dependency of theirs.
+DEV_RESOLVED = {"ipykernel": "7.4.0", "tensorboard": "2.21.0", "tornado": "6.6.1"}

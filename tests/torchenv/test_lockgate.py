@@ -70,3 +70,21 @@ def test_conda_without_its_lock_refuses_and_a_dry_run_only_says_so(unlocked):
     lockgate.ensure(unlocked, "uv", frozen=False, allow_unlocked=False, dry_run=True,
                     out=lines.append, lock=pytest.fail)  # fmt: skip
     assert len(lines) == 1 and lines[0].startswith("# ") and "the build locks first" in lines[0]
+
+
+def test_the_dev_flavor_needs_the_dev_lock_too(tmp_path, monkeypatch):
+    t = matrix.get("cuda13")
+    assert lockgate.state(t, "uv", "dev") is None  # the committed one is current
+    monkeypatch.setattr(type(t), "dev_lock", property(lambda self: tmp_path / "none.dev.lock.txt"))
+    assert lockgate.state(t, "uv") is None  # the runtime flavor does not read it
+    # conda's dev image needs its conda lock only (its extras install from pins, with a warning)
+    assert lockgate.state(t, "conda", "dev") == "envs/cuda13.conda-lock.yml does not exist"
+    assert lockgate.state(t, "pip", "dev") == f"{tmp_path}/none.dev.lock.txt does not exist"
+    locked = []
+    lockgate.ensure(
+        t, "uv", frozen=False, allow_unlocked=False, flavor="dev", out=lambda line: None,
+        lock=lambda target: locked.append(target.name) or "wrote both",
+    )  # fmt: skip
+    assert locked == ["cuda13"]
+    with pytest.raises(UserError, match=r"none\.dev\.lock\.txt does not exist and --frozen"):
+        lockgate.ensure(t, "uv", frozen=True, allow_unlocked=False, flavor="dev", lock=pytest.fail)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
 
 import pytest
-from tests.support.locks import CONDA_LOCK, REAL_ROOT, RESOLVED, UNREACHABLE, pip_runner, report_for
+from tests.support.locks import (
+    CONDA_LOCK,
+    DEV_RESOLVED,
+    REAL_ROOT,
+    RESOLVED,
+    UNREACHABLE,
+    pip_runner,
+    report_for,
+)
 
 from torchenv import drift, lockfile, matrix, resolve
 from torchenv.errors import UserError
@@ -31,9 +40,12 @@ def test_lock_pip_writes_a_hashed_lock_from_pips_report(tree, monkeypatch):
     monkeypatch.setenv("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")
     target = matrix.get("cuda13")
     runner = pip_runner(report_for(RESOLVED))
-    assert resolve.lock_pip(target, runner) == "wrote envs/cuda13.pip.lock.txt (6 packages)"
-    (call,) = runner.calls
+    assert resolve.lock_pip(target, runner) == (
+        "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (3 packages)"
+    )
+    call, dev_call = runner.calls
     argv = call.args
+    assert "--constraint" not in argv and "--constraint" in dev_call.args
     assert argv[: argv.index(resolve.sys.executable)].count("-u") >= 1
     assert "PIP_FIND_LINKS" in argv and "PIP_CERT" not in argv  # dropped, kept
     assert call.env == {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INPUT": "1"}
@@ -51,6 +63,56 @@ def test_lock_pip_writes_a_hashed_lock_from_pips_report(tree, monkeypatch):
     assert "example.invalid" not in text
     assert drift.check_target(target) == []
     assert [p.name for p in tree.joinpath("envs").iterdir() if p.name.startswith(".")] == []
+    dev = lockfile.read_lock(target.dev_lock, "cuda13")
+    assert {n: p.version for n, p in dev.packages.items()} == {
+        "ipykernel": "7.4.0", "tensorboard": "2.21.0", "tornado": "6.6.1"
+    }  # fmt: skip
+    assert all(len(p.hashes) == 1 for p in dev.packages.values())
+
+
+def test_the_dev_lock_holds_the_pip_locks_versions_as_constraints(tree):
+    target = matrix.get("cuda13")
+    runner = pip_runner(report_for(RESOLVED))
+    resolve.lock_pip(target, runner)
+    argv = runner.calls[1].args
+    ((constraints, requirements),) = runner.files
+    assert "torch==2.14.1\n" in constraints and "jinja2==3.1.6\n" in constraints
+    assert requirements == "ipykernel==7.4.0\ntensorboard==2.21.0\n"
+    assert "--index-url" not in argv
+
+
+def test_dev_extras_that_would_move_a_locked_package_are_refused(tree):
+    target = matrix.get("cuda13")
+    resolve.lock_pip(target, pip_runner(report_for(RESOLVED)))
+    before = target.dev_lock.read_text()
+    moved = pip_runner(report_for(RESOLVED), dev={**DEV_RESOLVED, "jinja2": "3.2.0"})
+    with pytest.raises(UserError) as exc:
+        resolve.lock_dev(target, moved)
+    assert str(exc.value) == (
+        "the dev extras need jinja2 3.2.0, but envs/cuda13.pip.lock.txt has 3.1.6: change "
+        "dev_packages in targets.toml"
+    )
+    lacking = pip_runner(report_for(RESOLVED), dev={"tornado": "6.6.1"})
+    with pytest.raises(UserError, match="dev extras lacks ipykernel, tensorboard$"):
+        resolve.lock_dev(target, lacking)
+    assert target.dev_lock.read_text() == before
+
+
+def test_a_changed_dev_package_or_pip_lock_makes_the_dev_lock_stale(tree):
+    target = matrix.get("cuda13")
+    resolve.lock_pip(target, pip_runner(report_for(RESOLVED)))
+    assert drift.check_target(target) == []
+    text = target.pip_lock.read_text()
+    target.pip_lock.write_text(text.replace("jinja2==3.1.6", "jinja2==3.1.5"))
+    (problem,) = drift.check_target(target)
+    assert problem.startswith("envs/cuda13.dev.lock.txt: made from other dev packages or another ")
+    assert problem.endswith("regenerate with invoke lock --target cuda13")
+    target.pip_lock.write_text(text)
+    bumped = dataclasses.replace(target, dev_packages=("ipykernel==7.4.0", "tensorboard==2.20.0"))
+    (problem,) = drift.check_target(bumped)
+    assert "dev-sha256" in problem
+    (none,) = drift.check_target(dataclasses.replace(target, dev_packages=()))
+    assert none == "envs/cuda13.dev.lock.txt: targets.toml names no dev_packages now: delete it"
 
 
 def test_lock_pip_leaves_an_unchanged_lock_alone(tree):
@@ -77,8 +139,9 @@ def test_lock_pip_passes_the_targets_index(tree):
     assert parsed.header["index"] == "https://download.pytorch.org/whl/cu118"
     assert parsed.packages["torch"].version == "2.7.1+cu118"
     assert drift.check_target(target) == []
+    assert "--index-url" not in runner.calls[1].args  # the dev extras: pip's default index
     resolve.lock_pip(target, runner, index_url="https://mirror.invalid/cu118")
-    argv = runner.calls[-1].args
+    argv = runner.calls[-2].args
     assert argv[argv.index("--index-url") + 1] == "https://mirror.invalid/cu118"
     assert "mirror.invalid" not in target.pip_lock.read_text()
 
@@ -217,7 +280,7 @@ def test_lock_target_reports_what_was_written_and_what_failed(tree, monkeypatch)
     monkeypatch.setattr(resolve, "conda_lock_executable", lambda: None)
     lines = resolve.lock_target("cuda13", runner=pip_runner(report_for(RESOLVED)))
     assert lines == [
-        "wrote envs/cuda13.pip.lock.txt (6 packages)",
+        "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (3 packages)",
         "conda lock of cuda13 skipped: conda-lock is not installed: pip install conda-lock (the "
         "conda lock also needs the conda-forge channel reachable)",
     ]
@@ -240,9 +303,12 @@ def test_a_credentialed_index_reaches_pip_by_environment_only(tree):
     )
     target = matrix.get("cuda118")
     resolve.lock_pip(target, runner, index_url=CREDENTIALED)
-    (call,) = runner.calls
+    call, dev_call = runner.calls
     assert SECRET not in " ".join(call.args) and "--index-url" not in call.args
     assert call.env is not None and call.env["PIP_INDEX_URL"] == CREDENTIALED
+    # the mirror is of cuda118's own index, so the dev extras still come from pip's default one
+    assert dev_call.env is not None and "PIP_INDEX_URL" not in dev_call.env
+    assert SECRET not in " ".join(dev_call.args) and "--index-url" not in dev_call.args
     assert SECRET not in target.pip_lock.read_text()
 
 

@@ -148,12 +148,53 @@ def test_installer_from_build_info():
     assert verify.image_installer(None) is None
 
 
+def test_a_dev_image_built_from_the_dev_lock_is_verified_against_both_locks():
+    t = matrix.get("cuda13")
+    base = verify.lock_for(t, "uv")
+    dev = lockfile.read_lock(t.dev_lock, "cuda13")
+    runtime_info = b'{"installer": "uv", "lock": "hashes"}'
+    assert verify.with_dev_lock(base, t, runtime_info) is base
+    assert verify.with_dev_lock(base, t, b'{"installer": "uv", "lock": "hashes+extras"}') is base
+    both = verify.with_dev_lock(base, t, b'{"installer": "uv", "lock": "hashes+dev-lock"}')
+    assert set(both.packages) == set(base.packages) | set(dev.packages)
+    assert "ipykernel" in both.packages and "ipykernel" not in base.packages
+    # an image whose dev extras are installed but not locked: they are extra
+    have = {"distributions": [
+        {"name": p.name, "version": p.version} for p in both.packages.values()
+    ]}  # fmt: skip
+    assert verify.compare(have, both.packages.values()) == []
+    assert "extra: ipykernel 7.4.0 is installed, not locked" in verify.compare(
+        have, base.packages.values()
+    )
+
+
 def test_no_lock_to_verify_against():
     with pytest.raises(UserError, match=r"envs/cpu.pip.lock.txt does not exist.*invoke lock"):
         verify.lock_for(matrix.get("cpu"), "pip")
 
 
 # --- against a real engine ----------------------------------------------------------------------
+
+
+@pytest.mark.engine
+@pytest.mark.slow
+def test_the_dev_image_installs_its_extras_from_the_dev_lock_and_verifies(docker_engine, dev_image):
+    """The dev flavor's extras come from envs/cuda13.dev.lock.txt with --require-hashes; verify
+    reads both locks for it and finds nothing extra, missing or changed."""
+    info = subprocess.run(
+        [docker_engine.client, "run", "--rm", "--network=none", dev_image, "cat",
+         verify.BUILD_INFO_PATH],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert json.loads(info)["lock"] == "hashes+dev-lock"
+    lines: list[str] = []
+    assert (
+        verify.verify_image(
+            "cuda13", image=dev_image, client=docker_engine.client, out=lines.append
+        )
+        == []
+    )
+    assert lines and "hashed " + dev_image in lines[0]
 
 
 @pytest.mark.engine

@@ -11,6 +11,7 @@
 #                                           build-info), run as `python -m torchbuild.<module>`
 #   /tmp/ctx/envs/TARGET.yml                the env file (python + pinned pip section)
 #   /tmp/ctx/envs/TARGET.pip.lock.txt       hashed lock for the uv and pip installers, when present
+#   /tmp/ctx/envs/TARGET.dev.lock.txt       hashed lock of the dev flavor's extras, when present
 #   /tmp/ctx/envs/TARGET.conda-lock.yml     conda-lock unified lock for the conda installer, when present
 #   /tmp/ctx/wheelhouse/*.whl               wheels for offline builds, when present
 #   /tmp/ctx/uv-requirements.txt            uv's version and sha256 (uv-tool only)
@@ -176,11 +177,27 @@ case $installer in
         fi
         ;;
     extras)
-        # Pinned extras from pip's default index (or the wheelhouse); not covered by the lock.
+        # The dev flavor's extras from pip's default index (or the wheelhouse): from their lock,
+        # which holds only what they add to the pip lock (invoke lock resolves it with the pip
+        # lock's versions as constraints), else from the pins given here, with a warning. The
+        # conda environment was not installed from the pip lock, so it takes the pins too.
         shift 2
-        "$prefix/bin/python" -m pip install "${pip_source[@]}" "$@"
-        lock_mode=$(helper buildinfo get "$info" lock)+extras
+        dev_lock=$ctx/envs/$target.dev.lock.txt
+        lock_mode=$(helper buildinfo get "$info" lock)
         installer=$(helper buildinfo get "$info" installer)
+        if [[ -f $dev_lock && $installer != conda ]]; then
+            say "installing the dev extras from $target.dev.lock.txt (exact versions, sha256 checked)"
+            "$prefix/bin/python" -m pip install --no-deps --require-hashes "${pip_source[@]}" -r "$dev_lock"
+            lock_mode+=+dev-lock
+        else
+            if [[ $installer == conda ]]; then
+                loud "conda: the dev extras install from pins only (their lock is the pip lock's), NOT reproducible"
+            else
+                loud "no dev lock for $target: the dev extras install from pins only, NOT reproducible (run: invoke lock --target $target)"
+            fi
+            "$prefix/bin/python" -m pip install "${pip_source[@]}" "$@"
+            lock_mode+=+extras
+        fi
         ;;
     *)
         echo "torchenv: unknown installer '$installer' (uv, pip or conda)" >&2
