@@ -65,7 +65,7 @@ ARG USER_GID=1000
 # Sources are bind-mounted, the CA is a secret the user can read, caches are shared
 # between builds, SOURCE_DATE_EPOCH makes the .pyc files reproducible; the script
 # works as the image's user.
-RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
+RUN --mount=type=bind,source=.torchenv/locks/cuda13/env,target=/tmp/ctx/envs \
     --mount=type=bind,source=.torchenv/wheelhouse,target=/tmp/ctx/wheelhouse \
     --mount=type=bind,source=.torchenv/kit/torchbuild,target=/tmp/ctx/torchbuild \
     --mount=type=bind,source=.torchenv/kit/install-env.sh,target=/tmp/ctx/install-env.sh \
@@ -94,7 +94,7 @@ ARG USER_GID=1000
 # Sources are bind-mounted, the CA is a secret the user can read, caches are shared
 # between builds, SOURCE_DATE_EPOCH makes the .pyc files reproducible; the script
 # works as the image's user.
-RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
+RUN --mount=type=bind,source=.torchenv/locks/cuda13/env,target=/tmp/ctx/envs \
     --mount=type=bind,source=.torchenv/wheelhouse,target=/tmp/ctx/wheelhouse \
     --mount=type=bind,source=.torchenv/kit/torchbuild,target=/tmp/ctx/torchbuild \
     --mount=type=bind,source=.torchenv/kit/install-env.sh,target=/tmp/ctx/install-env.sh \
@@ -115,7 +115,7 @@ ARG USER_GID=1000
 # Sources are bind-mounted, the CA is a secret the user can read, caches are shared
 # between builds, SOURCE_DATE_EPOCH makes the .pyc files reproducible; the script
 # works as the image's user.
-RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
+RUN --mount=type=bind,source=.torchenv/locks/cuda13/env,target=/tmp/ctx/envs \
     --mount=type=bind,source=.torchenv/wheelhouse,target=/tmp/ctx/wheelhouse \
     --mount=type=bind,source=.torchenv/kit/torchbuild,target=/tmp/ctx/torchbuild \
     --mount=type=bind,source=.torchenv/kit/install-env.sh,target=/tmp/ctx/install-env.sh \
@@ -159,7 +159,22 @@ RUN headers="$(python -c 'import sysconfig; print(sysconfig.get_paths()["include
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 
-FROM compiler AS dev-deps
+# The project's own dependencies (envs/cuda13.project.lock.txt, when the project declares
+# any), in a layer above the torch family's: adding or bumping one rebuilds and pushes this layer
+# and those above it only.
+FROM compiler AS project-deps
+ARG USER_UID=1000
+ARG USER_GID=1000
+RUN --mount=type=bind,source=.torchenv/locks/cuda13/project,target=/tmp/ctx/envs \
+    --mount=type=bind,source=.torchenv/wheelhouse,target=/tmp/ctx/wheelhouse \
+    --mount=type=bind,source=.torchenv/kit/torchbuild,target=/tmp/ctx/torchbuild \
+    --mount=type=bind,source=.torchenv/kit/install-env.sh,target=/tmp/ctx/install-env.sh \
+    --mount=type=secret,id=ca_cert,mode=0444 \
+    --mount=type=cache,id=torchenv-pip,target=/tmp/pip-cache,mode=0777,sharing=locked \
+    PIP_CACHE_DIR=/tmp/pip-cache SOURCE_DATE_EPOCH=0 \
+    bash /tmp/ctx/install-env.sh project cuda13
+
+FROM project-deps AS dev-deps
 # Dev flavor: git.
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -168,7 +183,7 @@ RUN apt-get update \
 ARG USER_UID=1000
 ARG USER_GID=1000
 # Notebooks (ipykernel) and TensorBoard, pinned in targets.toml.
-RUN --mount=type=bind,source=envs,target=/tmp/ctx/envs \
+RUN --mount=type=bind,source=.torchenv/locks/cuda13/dev,target=/tmp/ctx/envs \
     --mount=type=bind,source=.torchenv/wheelhouse,target=/tmp/ctx/wheelhouse \
     --mount=type=bind,source=.torchenv/kit/torchbuild,target=/tmp/ctx/torchbuild \
     --mount=type=bind,source=.torchenv/kit/install-env.sh,target=/tmp/ctx/install-env.sh \
@@ -208,7 +223,7 @@ LABEL \
 WORKDIR /workspace
 CMD ["python", "-m", "torchsmoke"]
 
-FROM compiler AS runtime
+FROM project-deps AS runtime
 ARG USER_UID=1000
 ARG USER_GID=1000
 USER ${USER_UID}:${USER_GID}

@@ -86,6 +86,7 @@ def validate(req: BuildRequest) -> None:
             f"or pass --allow-unpinned-base"
         )
     _check_ids(req.uid, req.gid)
+    _check_dockerignore(ROOT / ".dockerignore")
     if req.ca_cert is not None:
         _check_ca(req.ca_cert)
     if req.index_url is not None:
@@ -98,6 +99,19 @@ def validate(req: BuildRequest) -> None:
         pin = uvs.read_pin()
         if req.wheelhouse is not None:
             uvs.check_wheelhouse(req.wheelhouse, pin)
+
+
+def _check_dockerignore(path: Path) -> None:
+    """A .dockerignore that leaves everything out (`*`) must let the staged locks in."""
+    try:
+        lines = {line.strip() for line in path.read_text().splitlines()}
+    except OSError:
+        return
+    if "*" in lines and not lines & {"!.torchenv/locks/", "!.torchenv/locks", "!.torchenv/"}:
+        raise UserError(
+            ".dockerignore keeps .torchenv/locks/ (the locks the build stages) out of the build "
+            "context: add the line !.torchenv/locks/ to it (torchenv init writes it so)"
+        )
 
 
 ENV_GID = 2000  # the image's torchenv group, owner of /opt/env (the Dockerfile template's ENV_GID)
@@ -320,7 +334,7 @@ def _run_build(
         if dry_run:
             return commands
         before = image_facts(runner, engine, req.image)
-        with BuildContext(ROOT, req.wheelhouse):
+        with BuildContext(ROOT, req.wheelhouse, req.target):
             out(f"torchenv: {commands[0]}")
             done = runner(argv, env=env, cwd=ROOT, on_line=lambda line: out(line.rstrip("\n")))
     if not done.ok:

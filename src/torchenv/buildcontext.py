@@ -1,12 +1,19 @@
 """The build context: the project's root, with the kit's files staged into `.torchenv/`.
 
 An image is made from the kit (the Dockerfile's scripts, the `torchbuild` helpers, the `torchsmoke`
-suite) and from the project (its `envs/`, and later its own package). The kit comes from the
-installed wheel, never from a source checkout, so each build first copies it into the project:
+suite) and from the project (its env files and locks, and later its own package). The kit comes
+from the installed wheel, never from a source checkout, so each build first copies it into the
+project, with the target's locks, one folder per layer that reads them:
 
     .torchenv/kit/install-env.sh, compiler-slim.cfg, uv-requirements.txt
     .torchenv/kit/torchbuild/, .torchenv/kit/torchsmoke/     the packages, as installed
+    .torchenv/locks/<target>/env/       the env file, the pip lock, the conda lock (torch's layer)
+    .torchenv/locks/<target>/project/   the project's lock (its dependencies' layer)
+    .torchenv/locks/<target>/dev/       the dev lock (the dev flavor's extras)
     .torchenv/wheelhouse/                                    wheels for an offline build
+
+Each install step bind-mounts its own folder, so that a new project dependency (a changed
+project lock) leaves the torch family's layer, whose cache key is its mounts' content, alone.
 
 A file is rewritten only when its bytes changed, and a file the kit no longer has is removed, so
 the staged tree is exactly the installed kit (BuildKit's cache keys on content: an unchanged kit
@@ -26,9 +33,11 @@ import torchbuild
 import torchsmoke
 from torchenv import kit
 from torchenv.files import write_atomic
+from torchenv.matrix import Target
 
 STAGE = ".torchenv"
 KIT_DIR = f"{STAGE}/kit"
+LOCKS_DIR = f"{STAGE}/locks"
 WHEELHOUSE_DIR = f"{STAGE}/wheelhouse"
 # The project's own folder of wheels: when it holds any, every build is offline.
 PROJECT_WHEELHOUSE = "wheelhouse"
@@ -60,10 +69,33 @@ def kit_files() -> dict[str, Path]:
     return files
 
 
+def lock_files(target: Target) -> dict[str, Path]:
+    """Each staged lock (its path under .torchenv/locks/<target>/) and the project's file."""
+    layers = {
+        "env": (target.env_file, target.pip_lock, target.conda_lock),
+        "project": (target.project_lock,),
+        "dev": (target.dev_lock,),
+    }
+    return {f"{layer}/{p.name}": p for layer, paths in layers.items() for p in paths if p.exists()}
+
+
+def stage_locks(root: Path, target: Target) -> list[Path]:
+    """Make `root`/.torchenv/locks/<target>/ exactly the target's env file and locks, a folder
+    per layer (each folder made, empty or not: the Dockerfile mounts all three)."""
+    dest = Path(root) / LOCKS_DIR / target.name
+    written = _sync(dest, lock_files(target))
+    for layer in ("env", "project", "dev"):
+        (dest / layer).mkdir(parents=True, exist_ok=True)
+    return written
+
+
 def stage_kit(root: Path) -> list[Path]:
     """Make `root`/.torchenv/kit/ exactly the installed kit; returns the files (re)written."""
-    dest = Path(root) / KIT_DIR
-    wanted = kit_files()
+    return _sync(Path(root) / KIT_DIR, kit_files())
+
+
+def _sync(dest: Path, wanted: dict[str, Path]) -> list[Path]:
+    """Make `dest` hold exactly `wanted` (relative path: source); returns the files (re)written."""
     written = []
     for rel_path, source in wanted.items():
         target = dest / rel_path
@@ -88,10 +120,13 @@ class BuildContext:
 
     root: Path
     wheelhouse: Path | None = None
+    target: Target | None = None  # whose locks to stage
     linked: list[Path] = field(default_factory=list)
 
     def __enter__(self) -> BuildContext:
         stage_kit(self.root)
+        if self.target is not None:
+            stage_locks(self.root, self.target)
         dest = Path(self.root) / WHEELHOUSE_DIR
         dest.mkdir(parents=True, exist_ok=True)
         for stale in dest.glob("*.whl"):  # left by a build that was killed outright

@@ -12,11 +12,10 @@ from pathlib import Path
 
 from torchbuild.envfile import EnvFile, EnvFileError
 from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
-from torchenv import matrix
+from torchenv import matrix, overlays
 from torchenv.errors import UserError
 from torchenv.lockfile import (
     Lock,
-    dev_fingerprint,
     env_fingerprint,
     env_pins,
     pin_matches,
@@ -69,49 +68,19 @@ def drift(lock: Lock, env: EnvFile, target_name: str) -> list[str]:
     return problems
 
 
-def dev_drift(dev: Lock, base: Lock, target: Target) -> list[str]:
-    """Every way the dev extras' lock disagrees with the dev packages and the pip lock it sits on."""
-    label, fix = rel(dev.path), regenerate_hint(target.name)
-    recorded = dev.header.get("dev-sha256")
-    current = dev_fingerprint(target.dev_packages, base)
-    if recorded is None:
-        return [f"{label}: no dev-sha256 in its header, cannot tell what it was made from; {fix}"]
-    if recorded != current:
-        return [
-            f"{label}: made from other dev packages or another {rel(base.path)} than there are "
-            f"now (dev-sha256 {recorded[:12]}... was locked, now {current[:12]}...); {fix}"
-        ]
-    return []
-
-
-def _check_dev(target: Target) -> list[str]:
-    if not target.dev_packages:
-        return [f"{rel(target.dev_lock)}: targets.toml names no dev_packages now: delete it"]
-    if not target.pip_lock.exists():
-        return [f"{rel(target.dev_lock)}: {rel(target.pip_lock)}, which it sits on, is missing; "
-                f"{regenerate_hint(target.name)}"]  # fmt: skip
-    try:
-        base = read_lock(target.pip_lock, target.name)
-    except UserError:
-        return []  # the pip lock's own check says what is wrong with it; relocking makes both
-    try:
-        return dev_drift(read_lock(target.dev_lock, target.name), base, target)
-    except UserError as exc:
-        return [str(exc)]
-
-
 def check_target(target: Target, only: Path | None = None) -> list[str]:
     """Drift between a target's env file and each of its locks that exists (or the lock `only`);
     [] when in step.
 
     A missing lock is not a problem here (the build then locks first: torchenv.lockgate). The
-    dev extras' lock is checked against the dev packages and the pip lock it sits on.
+    overlays (the project's lock, the dev lock) are checked against what they are made from
+    (torchenv.overlays.drift).
     """
     candidates = [only] if only is not None else [target.pip_lock, target.conda_lock]
-    env_locks = [p for p in candidates if p.exists() and p != target.dev_lock]
-    problems = _check_env_locks(target, env_locks)
-    if (only is None or only == target.dev_lock) and target.dev_lock.exists():
-        problems += _check_dev(target)
+    layered = (target.project_lock, target.dev_lock)
+    problems = _check_env_locks(target, [p for p in candidates if p.exists() and p not in layered])
+    if only is None or only in layered:
+        problems += [p for p in overlays.drift(target) if only is None or p.startswith(rel(only))]
     return problems
 
 

@@ -5,10 +5,8 @@ Two locks per target, next to its env file (envs/<target>.yml):
 - envs/<target>.pip.lock.txt, for the pip installer: a hashed requirements file, installed with
   `pip install --require-hashes --no-deps -r envs/<target>.pip.lock.txt`; each package carries the
   sha256 of the one wheel the image uses; the lock names no index host and no URL.
-- envs/<target>.dev.lock.txt, the dev flavor's extras (targets.toml's dev_packages): the same
-  format, holding only what the dev flavor adds to the pip lock, resolved with the pip lock's
-  versions as constraints, so that installing it on top changes nothing below; its header's
-  dev-sha256 fingerprints the extras and the pip lock it was resolved against.
+- envs/<target>.project.lock.txt and envs/<target>.dev.lock.txt, the overlays (torchenv.overlays):
+  the same format, each holding only what it adds to the locks below it.
 - envs/<target>.conda-lock.yml, for the conda installer: conda-lock's unified format (it locks the
   env file's `pip:` section too); micromamba installs it as is.
 
@@ -34,7 +32,15 @@ from torchenv.matrix import INSTALLERS, Target, rel
 PIP_PLATFORM = "manylinux_2_28_x86_64"
 CONDA_PLATFORM = "linux-64"
 DEFAULT_INDEX = "default"  # the header's `index:` for pip's default index
-HEADER_KEYS = ("env-file", "env-sha256", "dev-sha256", "locked-on", "python", "platform", "index")
+HEADER_KEYS = (
+    "env-file",
+    "env-sha256",
+    "overlay-sha256",
+    "locked-on",
+    "python",
+    "platform",
+    "index",
+)
 
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _VERSION = re.compile(r"^[0-9][0-9A-Za-z.+!_-]*$")
@@ -111,16 +117,6 @@ def env_fingerprint(env: EnvFile) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def dev_fingerprint(dev_packages: Iterable[str], base: Lock) -> str:
-    """sha256 of what a dev lock is made from: the dev extras and the pip lock's versions."""
-    content = {
-        "dev": sorted(dev_packages),
-        "base": {p.name: p.version for p in base.packages.values() if p.manager == "pip"},
-    }
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def pin_matches(pinned: str, locked: str) -> bool:
     """`torch==2.7.1` is satisfied by 2.7.1 and by 2.7.1+cu118 (a local label), as in pip."""
     return locked == pinned or ("+" not in pinned and locked.startswith(pinned + "+"))
@@ -154,18 +150,26 @@ def render_header(
     return "".join(f"# {line}\n" for line in lines)
 
 
-def render_dev_header(
-    target: Target, env: EnvFile, fingerprint: str, locked_on: str, platform_: str
+def render_overlay_header(
+    target: Target,
+    kind: str,
+    path: Path,
+    below: Sequence[Path],
+    env: EnvFile,
+    fingerprint: str,
+    locked_on: str,
+    platform_: str,
 ) -> str:
-    lock, base = rel(target.dev_lock), rel(target.pip_lock)
+    """The header of an overlay lock (torchenv.overlays): what it sits on and its fingerprint."""
+    what = {"project": "the project's dependencies", "dev": "the dev flavor's extras"}[kind]
     lines = [
-        f"torchenv lock of the dev flavor's extras of target {target.name}; install with",
-        f"  pip install --require-hashes --no-deps -r {lock}",
-        f"over {base}. Made by `invoke lock --target {target.name}` from targets.toml's",
-        f"dev_packages, resolved with {base}'s versions as constraints: do not edit.",
-        "dev-sha256 is the sha256 of the dev packages and the pip lock's versions.",
+        f"torchenv lock of {what} for target {target.name}; install with",
+        f"  pip install --require-hashes --no-deps -r {rel(path)}",
+        f"over {', then '.join(rel(p) for p in below)}, whose versions it was resolved with as",
+        f"constraints. Made by `invoke lock --target {target.name}`: do not edit. overlay-sha256",
+        "is the sha256 of its requirements and the versions of the locks below it.",
         f"env-file: {rel(target.env_file)}",
-        f"dev-sha256: {fingerprint}",
+        f"overlay-sha256: {fingerprint}",
         f"locked-on: {locked_on}",
         f"python: {env.python}",
         f"platform: {platform_}",
@@ -196,8 +200,9 @@ def parse_header(lines: Sequence[str]) -> dict[str, str]:
     return header
 
 
-def parse_pip_lock(text: str, source: Path, target_name: str) -> Lock:
-    """Parse and validate a hashed requirements lock; LockError names the first bad line."""
+def parse_pip_lock(text: str, source: Path, target_name: str, allow_empty: bool = False) -> Lock:
+    """Parse and validate a hashed requirements lock; LockError names the first bad line.
+    `allow_empty`: an overlay's lock may hold no package (its requirements are all below it)."""
     label = rel(source)
 
     def fail(lineno: int, what: str) -> LockError:
@@ -241,7 +246,7 @@ def parse_pip_lock(text: str, source: Path, target_name: str) -> Lock:
     if expect_hash:
         assert current is not None
         raise fail(current[2], f"{current[0]}=={current[1]} has no hash line after it")
-    if not packages:
+    if not packages and not allow_empty:
         raise LockError(f"{label}: no packages in the lock; {regenerate_hint(target_name)}")
     return Lock(Path(source), "pip", parse_header(lines), packages)
 
@@ -302,7 +307,7 @@ def parse_conda_lock(text: str, source: Path, target_name: str) -> Lock:
     return Lock(Path(source), "conda", parse_header(text.splitlines()), packages)
 
 
-def read_lock(path: Path, target_name: str) -> Lock:
+def read_lock(path: Path, target_name: str, allow_empty: bool = False) -> Lock:
     """Read and validate a lock (pip or conda by its name); LockError on anything malformed."""
     try:
         text = Path(path).read_text()
@@ -310,4 +315,4 @@ def read_lock(path: Path, target_name: str) -> Lock:
         raise LockError(f"{rel(path)}: cannot read it ({exc.strerror})") from None
     if str(path).endswith(".yml"):
         return parse_conda_lock(text, Path(path), target_name)
-    return parse_pip_lock(text, Path(path), target_name)
+    return parse_pip_lock(text, Path(path), target_name, allow_empty)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from torchenv import drift, resolve
+from torchenv import drift, overlays, resolve
 from torchenv.errors import UserError
 from torchenv.matrix import Target, rel
 
@@ -20,11 +20,12 @@ UNLOCKED_FIX = "pass --allow-unlocked to install from the pins only (not reprodu
 
 
 def state(t: Target, installer: str, flavor: str = "runtime") -> str | None:
-    """Why the installer's lock cannot be used as it is; None when it can. The dev flavor of the
-    uv and pip installers needs the dev extras' lock too (`invoke lock` makes both)."""
+    """Why the installer's locks cannot be used as they are; None when they can. The uv and pip
+    installers read the overlays too: the project's lock, and for the dev flavor the dev lock
+    (`invoke lock` makes them all)."""
     locks = [t.conda_lock if installer == "conda" else t.pip_lock]
-    if flavor == "dev" and installer != "conda" and t.dev_packages:
-        locks.append(t.dev_lock)
+    if installer != "conda":
+        locks += [o.path for o in overlays.overlays(t) if o.kind != "dev" or flavor == "dev"]
     for lock in locks:
         if not lock.exists():
             return f"{rel(lock)} does not exist"

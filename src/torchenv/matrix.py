@@ -97,8 +97,13 @@ class Target:
         return ROOT / "envs" / f"{self.name}.pip.lock.txt"
 
     @property
+    def project_lock(self) -> Path:
+        """Hashed requirements of the project's dependencies, above the pip lock (`invoke lock`)."""
+        return ROOT / "envs" / f"{self.name}.project.lock.txt"
+
+    @property
     def dev_lock(self) -> Path:
-        """Hashed requirements of the dev flavor's extras, above the pip lock (`invoke lock`)."""
+        """Hashed requirements of the dev flavor's extras, above the project's (`invoke lock`)."""
         return ROOT / "envs" / f"{self.name}.dev.lock.txt"
 
     @property

@@ -32,7 +32,7 @@ from typing import Any
 
 from torchbuild.envfile import EnvFile
 from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
-from torchenv import credentials, matrix, projectdeps
+from torchenv import credentials, drift, matrix
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
 from torchenv.hints import CONDA_REACH, PIP_REACH, unreachable, unreachable_reason
@@ -41,16 +41,13 @@ from torchenv.lockfile import (
     LOCK_KINDS,
     PIP_PLATFORM,
     SHA256_HEX,
-    Lock,
     LockedPackage,
-    dev_fingerprint,
     env_pins,
     lock_kind,
     normalize_name,
     parse_conda_lock,
     parse_pip_lock,
     pin_matches,
-    render_dev_header,
     render_header,
     render_pip_lock,
 )
@@ -83,7 +80,7 @@ PIP_ENV_KEEP = frozenset(
 )
 
 
-def _write_lock(path: Path, text: str, count: int) -> str:
+def write_lock(path: Path, text: str, count: int) -> str:
     """Write a lock unless only its date would change; returns what happened, in words."""
 
     def undated(body: str) -> str:
@@ -175,7 +172,7 @@ def packages_from_report(report: Mapping[str, Any]) -> list[LockedPackage]:
     return sorted(packages, key=lambda p: p.name)
 
 
-def _pip_report(
+def pip_report(
     python: str,
     index: str | None,
     requirements: str,
@@ -220,7 +217,7 @@ def resolve_pip(
     """
     pins = env_pins(env)
     requirements = "".join(f"{n}=={v}\n" for n, v in pins.items())
-    packages = _pip_report(env.python, index_url or env.index_url, requirements, runner)
+    packages = pip_report(env.python, index_url or env.index_url, requirements, runner)
     locked = {p.name: p.version for p in packages}
     for name, version in pins.items():
         if not pin_matches(version, locked.get(name, "")):
@@ -228,83 +225,36 @@ def resolve_pip(
     return packages
 
 
-def resolve_dev(
-    target: Target, base: Lock, runner: Runner = subprocess_runner, index_url: str | None = None
-) -> list[LockedPackage]:
-    """The dev flavor's extras and what they need beyond `base` (the target's pip lock), resolved
-    from pip's default index (or `index_url` where it mirrors that index: a target without an
-    index of its own) with every version of `base` held as a constraint."""
-    held = {p.name: p.version for p in base.packages.values() if p.manager == "pip"}
-    constraints = "".join(f"{n}=={v}\n" for n, v in sorted(held.items()))
-    requirements = "".join(f"{p}\n" for p in target.dev_packages)
-    index = index_url if not target.index_url else None
-    packages = _pip_report(
-        target.python, index, requirements, runner, constraints, "the dev flavor's extras"
-    )
-    for pkg in packages:
-        if pkg.name in held and not pin_matches(held[pkg.name], pkg.version):
-            raise UserError(
-                f"the dev extras need {pkg.name} {pkg.version}, but {rel(target.pip_lock)} has "
-                f"{held[pkg.name]}: change dev_packages in targets.toml"
-            )
-    extra = [p for p in packages if p.name not in held]
-    wanted = {normalize_name(re.split(r"[\[=]", p, maxsplit=1)[0]) for p in target.dev_packages}
-    missing = sorted(wanted - {p.name for p in packages})
-    if missing:
-        raise UserError(f"pip's resolve of the dev extras lacks {', '.join(missing)}")
-    return extra
-
-
-def lock_dev(
-    target: Target, runner: Runner = subprocess_runner, index_url: str | None = None
-) -> str | None:
-    """Resolve and write envs/<target>.dev.lock.txt over the target's pip lock; a line saying
-    what was done, or None when the matrix names no dev extras."""
-    if not target.dev_packages:
-        return None
-    base = parse_pip_lock(target.pip_lock.read_text(), target.pip_lock, target.name)
-    env = read_env(target.env_file)
-    packages = resolve_dev(target, base, runner, index_url)
-    fingerprint = dev_fingerprint(target.dev_packages, base)
-    header = render_dev_header(target, env, fingerprint, dt.date.today().isoformat(), PIP_PLATFORM)
-    text = render_pip_lock(header, packages)
-    parse_pip_lock(text, target.dev_lock, target.name)
-    return _write_lock(target.dev_lock, text, len(packages))
-
-
 def lock_pip(
-    target: Target, runner: Runner = subprocess_runner, index_url: str | None = None
+    target: Target,
+    runner: Runner = subprocess_runner,
+    index_url: str | None = None,
+    upgrade: bool = False,
 ) -> str:
-    """Resolve and write envs/<target>.pip.lock.txt, then the dev extras' lock over it
-    (envs/<target>.dev.lock.txt); returns a line saying what was done.
+    """Write envs/<target>.pip.lock.txt, then the overlays over it (the project's dependencies,
+    the dev extras: torchenv.overlays); returns a line saying what was done.
 
-    The project's own dependencies are read first (torchenv.projectdeps): one that excludes the
-    target's torch is refused in one line, and nothing is written."""
-    project_line = project_gate(target)
-    env = read_env(target.env_file)
-    packages = resolve_pip(env, runner, index_url)
-    header = render_header(target, "pip", env, dt.date.today().isoformat(), PIP_PLATFORM)
-    text = render_pip_lock(header, packages)
-    parse_pip_lock(text, target.pip_lock, target.name)  # never write what the parser refuses
-    done = _write_lock(target.pip_lock, text, len(packages))
-    dev = lock_dev(target, runner, index_url)
-    return "; ".join(line for line in (done, dev, project_line) if line)
+    A lock that is current (made from what its inputs say now) is kept as it is, as uv and cargo
+    keep theirs: adding a dependency to the project then leaves the torch family's lock, and the
+    image's layers that hold it, alone. `upgrade` resolves every lock again (newer releases of
+    the unpinned dependencies). The project's own dependencies are read first: one that excludes
+    the target's torch is refused in one line, and nothing is written."""
+    from torchenv import overlays  # which resolves through this module
 
-
-def project_gate(target: Target) -> str | None:
-    """Read the project's dependencies (the matrix's [project] table) and refuse, in one line,
-    one that the target's torch pins exclude. None when the project declares none; else a line
-    that says what was checked (they are not in the image's lock yet)."""
-    deps = projectdeps.read(matrix.ROOT, matrix.project(matrix.ROOT / matrix.MATRIX_NAME))
-    if deps is None:
-        return None
-    conflicts = projectdeps.torch_conflicts(deps, target)
-    if conflicts:
-        raise UserError(conflicts[0])
-    return (
-        f"the project's {len(deps.items)} dependencies ({deps.source}) accept {target.name}'s "
-        "torch pins (they are checked, not yet locked into the image)"
-    )
+    overlays.project_dependencies(target)  # the gate, before anything is resolved
+    if not upgrade and target.pip_lock.exists() and not drift.check_target(target, target.pip_lock):
+        count = len(
+            parse_pip_lock(target.pip_lock.read_text(), target.pip_lock, target.name).packages
+        )
+        done = f"{rel(target.pip_lock)}: current ({count} packages), kept (--upgrade resolves it again)"
+    else:
+        env = read_env(target.env_file)
+        packages = resolve_pip(env, runner, index_url)
+        header = render_header(target, "pip", env, dt.date.today().isoformat(), PIP_PLATFORM)
+        text = render_pip_lock(header, packages)
+        parse_pip_lock(text, target.pip_lock, target.name)  # never write what the parser refuses
+        done = write_lock(target.pip_lock, text, len(packages))
+    return "; ".join([done, *overlays.lock_all(target, runner, index_url, upgrade)])
 
 
 def conda_lock_executable() -> str | None:
@@ -362,7 +312,7 @@ def lock_conda(target: Target, runner: Runner = subprocess_runner) -> str:
     finally:
         partial.unlink(missing_ok=True)
     lock = parse_conda_lock(text, final, target.name)
-    return _write_lock(final, text, len(lock.packages))
+    return write_lock(final, text, len(lock.packages))
 
 
 CONDA_LOCK_MISSING = (
@@ -376,8 +326,9 @@ def lock_target(
     runner: Runner = subprocess_runner,
     installer: str | None = None,
     index_url: str | None = None,
+    upgrade: bool = False,
 ) -> list[str]:
-    """What `invoke lock --target X [--installer pip|conda]` calls.
+    """What `invoke lock --target X [--installer pip|conda] [--upgrade]` calls.
 
     Resolves and writes the lock of `installer` and returns one line per lock written or left as
     it was. Without `installer`: the pip lock, and the conda lock where conda-lock is installed
@@ -393,7 +344,10 @@ def lock_target(
             done.append(f"conda lock of {t.name} skipped: {CONDA_LOCK_MISSING}")
             continue
         try:
-            done.append(lock_pip(t, runner, index_url) if name == "pip" else lock_conda(t, runner))
+            made = (
+                lock_pip(t, runner, index_url, upgrade) if name == "pip" else lock_conda(t, runner)
+            )
+            done.append(made)
         except UserError as exc:
             failed.append(f"{name} lock of {t.name}: {exc}")
     if failed:
@@ -405,6 +359,7 @@ def planned_commands(
     target: Target, installer: str | None = None, index_url: str | None = None
 ) -> list[str]:
     """What `invoke lock --target X --dry-run` prints: the resolver commands a lock would run."""
+    from torchenv import overlays
 
     tmp = Path(tempfile.gettempdir()) / "torchenv-lock"
 
@@ -423,7 +378,7 @@ def planned_commands(
     kind = lock_kind(installer) if installer else None
     if kind in (None, "pip"):
         lines.append(pip_line(index_url or target.index_url, constraints=False))
-        if target.dev_packages:  # the dev extras, over the pip lock's versions
+        for _overlay in overlays.overlays(target):  # each over the versions below it
             lines.append(pip_line(None if target.index_url else index_url, constraints=True))
     if kind in (None, "conda"):
         argv, env = conda_lock_command(target, target.conda_lock)

@@ -5,7 +5,7 @@ It writes what the kit needs there, then the files generated from the matrix:
     targets.toml          the matrix (the kit's default targets); its folder is the project's root
     tasks.py              a few lines that load the kit's invoke collection
     noxfile.py            an `image(<target>)` session per target
-    .dockerignore         the build context: the staged kit and envs/ (written only when absent)
+    .dockerignore         the build context: the staged kit and locks (written only when absent)
     .gitignore            gains `/.torchenv/` (the staged kit), when it lacks it
     envs/, docker/, .devcontainer/<target>/    as `invoke generate` writes them
 
@@ -41,6 +41,8 @@ _FIXED = (
 )
 # What the kit's generated files carry, so that init may replace an old one of its own.
 _GENERATED_MARKS = ("invoke generate", '"name": "torchenv ')
+# An older kit's .dockerignore (it let envs/ in, not the staged locks) starts so: replaced.
+_OLD_DOCKERIGNORE = "# Written by `torchenv init`. The build context holds"
 
 
 _REPO_LINE = re.compile(r'(?m)^image_repo = "[^"\n]*"$')
@@ -136,8 +138,10 @@ def init(root: Path, force: bool = False) -> Outcome:
     outcome = Outcome()
     never_ours: Callable[[str], bool] = lambda _text: False  # noqa: E731
     _place(root / matrix.MATRIX_NAME, default_matrix(root), outcome, force, never_ours)
+    old_ignore: Callable[[str], bool] = lambda text: text.startswith(_OLD_DOCKERIGNORE)  # noqa: E731
     for name, source in _FIXED:
-        _place(root / name, source.read_text(), outcome, force, never_ours)
+        ours = old_ignore if name == ".dockerignore" else never_ours
+        _place(root / name, source.read_text(), outcome, force, ours)
     _gitignore(root, outcome)
     matrix.load.cache_clear()
     targets = matrix.load(root / matrix.MATRIX_NAME)

@@ -276,6 +276,8 @@ def doctor(c: Any, o: Given) -> None:
            "(default: both)", choices=INSTALLERS),
     Option("index_url", "resolve against this mirror of the target's index (default: the "
            "target's)"),
+    Option("upgrade", "resolve again where a lock is current (default: keep it, so that a new "
+           "dependency leaves torch's lock alone)", False, bool),
     DRY_RUN,
 )  # fmt: skip
 def lock(c: Any, o: Given) -> None:
@@ -295,7 +297,7 @@ def lock(c: Any, o: Given) -> None:
             print(line)
         return
     for line in resolve.lock_target(
-        _target(o.target), installer=o.installer, index_url=o.index_url
+        _target(o.target), installer=o.installer, index_url=o.index_url, upgrade=o.upgrade
     ):
         print(line)
 

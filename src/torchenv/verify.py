@@ -3,7 +3,7 @@
 Verifying hashes the image's live filesystem (torchenv.livescan: the host's torchbuild.manifest
 run in a locked-down container) and compares that manifest with:
 
-1. the target's lock (and for a dev image built from it, the dev extras' lock): every locked
+1. the target's lock (and the overlays the image installed: the project's, the dev lock): every locked
    package installed at its version (missing / different version), nothing else installed
    (extra) but the packages in ALLOWED_EXTRA;
 2. the manifest the build wrote, /opt/torchenv/manifest.json (when its label
@@ -131,18 +131,21 @@ def image_installer(build_info: bytes | None) -> str | None:
     return value if value in matrix.INSTALLERS else None
 
 
-def with_dev_lock(lock: locks.Lock, target: Target, build_info: bytes | None) -> locks.Lock:
-    """The lock, plus the dev extras' lock where the image says it installed that too (a dev
-    image built from it: build-info's lock mode ends in +dev-lock)."""
-    if not (_build_info(build_info, "lock") or "").endswith("+dev-lock"):
-        return lock
-    if not target.dev_lock.exists():
-        raise UserError(
-            f"the image's dev extras came from {matrix.rel(target.dev_lock)}, which does not "
-            f"exist here: lock first (invoke lock --target {target.name})"
-        )
-    dev = locks.read_lock(target.dev_lock, target.name)
-    return dataclasses.replace(lock, packages={**lock.packages, **dev.packages})
+def with_overlays(lock: locks.Lock, target: Target, build_info: bytes | None) -> locks.Lock:
+    """The lock, plus each overlay's lock that the image says it installed (build-info's lock
+    mode names +project-lock, +dev-lock)."""
+    mode = (_build_info(build_info, "lock") or "").split("+")
+    packages = dict(lock.packages)
+    for kind, path in (("project", target.project_lock), ("dev", target.dev_lock)):
+        if f"{kind}-lock" not in mode:
+            continue
+        if not path.exists():
+            raise UserError(
+                f"the image installed {matrix.rel(path)}, which does not exist here: lock first "
+                f"(invoke lock --target {target.name})"
+            )
+        packages.update(locks.read_lock(path, target.name, allow_empty=True).packages)
+    return dataclasses.replace(lock, packages=packages)
 
 
 def lock_for(target: Target, installer: str | None) -> locks.Lock:
@@ -280,7 +283,7 @@ def verify_image(
         client, image, t.name, (MANIFEST_PATH, BUILD_INFO_PATH), config=config, runner=runner
     )
     info = scan.files[BUILD_INFO_PATH]
-    lock = with_dev_lock(lock_for(t, installer or image_installer(info)), t, info)
+    lock = with_overlays(lock_for(t, installer or image_installer(info)), t, info)
     counts = manifests.summary(scan.manifest)
     out(
         f"torchenv: hashed {image} as it is now: {counts['distributions']} distributions, "

@@ -102,27 +102,34 @@ def report_for(packages: dict[str, str], url: str = "https://example.invalid/{}.
     }
 
 
-def pip_runner(report: dict, dev: dict[str, str] | None = None) -> FakeRunner:
-    """A runner whose pip writes `report` where --report points, like a successful resolve; the
-    dev extras' resolve (the one with --constraint) gets `report` plus `dev` (DEV_RESOLVED)."""
+def pip_runner(
+    report: dict, dev: dict[str, str] | None = None, project: dict[str, str] | None = None
+) -> FakeRunner:
+    """A runner whose pip writes `report` where --report points, like a successful resolve.
+
+    An overlay's resolve (the one with --constraint) gets `report`, the constrained versions, and
+    `dev` (default DEV_RESOLVED) for the dev extras (requirements naming ipykernel), `project`
+    (default nothing) for the project's. `runner.files` keeps (constraints, requirements) of each
+    overlay resolve, in order."""
 
     def write_report(argv):
         written = report
         if "--constraint" in argv:
-            seen.append(
-                (
-                    Path(argv[argv.index("--constraint") + 1]).read_text(),
-                    Path(argv[argv.index("-r") + 1]).read_text(),
-                )
-            )
+            constraints = Path(argv[argv.index("--constraint") + 1]).read_text()
+            requirements = Path(argv[argv.index("-r") + 1]).read_text()
+            seen.append((constraints, requirements))
+            held = dict(line.split("==") for line in constraints.split())
             base = {i["metadata"]["name"]: i["metadata"]["version"] for i in report["install"]}
-            written = report_for({**base, **(DEV_RESOLVED if dev is None else dev)})
+            extra = (DEV_RESOLVED if dev is None else dev) if "ipykernel" in requirements else {}
+            if "ipykernel" not in requirements:
+                extra = project or {}
+            written = report_for({**base, **held, **extra})
         Path(argv[argv.index("--report") + 1]).write_text(json.dumps(written))
         return reply("Would install ...\n")
 
     seen: list[tuple[str, str]] = []
     runner = FakeRunner({("env",): write_report, (sys.executable,): write_report})
-    runner.files = seen  # type: ignore[attr-defined]  # (constraints, requirements) of dev resolves
+    runner.files = seen  # type: ignore[attr-defined]
     return runner
 
 

@@ -482,3 +482,18 @@ def test_ids_and_ca_paths_that_cannot_work_are_refused_before_building(changes, 
     with pytest.raises(UserError) as exc:
         build.validate(request(**changes))
     assert str(exc.value).startswith(message) and "\n" not in str(exc.value)
+
+
+def test_a_dockerignore_that_keeps_the_staged_locks_out_is_refused(tmp_path, monkeypatch):
+    ignore = tmp_path / ".dockerignore"
+    ignore.write_text("*\n!.torchenv/kit/\n!envs/\n")  # an older kit's
+    with pytest.raises(UserError) as exc:
+        build._check_dockerignore(ignore)
+    assert str(exc.value).startswith(".dockerignore keeps .torchenv/locks/ (the locks the build")
+    assert "add the line !.torchenv/locks/" in str(exc.value)
+    ignore.write_text("*\n!.torchenv/kit/\n!.torchenv/locks/\n")
+    build._check_dockerignore(ignore)
+    ignore.write_text("**/__pycache__\n")  # lets everything else in
+    build._check_dockerignore(ignore)
+    build._check_dockerignore(tmp_path / "absent")
+    build._check_dockerignore(matrix.ROOT / ".dockerignore")  # this repository's own

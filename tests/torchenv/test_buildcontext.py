@@ -69,3 +69,26 @@ def test_an_interrupted_link_leaves_no_wheel(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(KeyboardInterrupt), buildcontext.BuildContext(tmp_path, given):
         pass
     assert list((tmp_path / ".torchenv" / "wheelhouse").iterdir()) == []
+
+
+def test_each_layer_gets_its_own_folder_of_locks(tmp_path: Path, monkeypatch):
+    from torchenv import matrix
+
+    for name in ("cuda13.yml", "cuda13.pip.lock.txt", "cuda13.dev.lock.txt"):
+        (tmp_path / "envs").mkdir(exist_ok=True)
+        (tmp_path / "envs" / name).write_text(name)
+    monkeypatch.setattr(matrix, "ROOT", tmp_path)
+    target = matrix.get("cuda13")
+    written = buildcontext.stage_locks(tmp_path, target)
+    locks = tmp_path / buildcontext.LOCKS_DIR / "cuda13"
+    assert sorted(p.relative_to(locks).as_posix() for p in written) == [
+        "dev/cuda13.dev.lock.txt", "env/cuda13.pip.lock.txt", "env/cuda13.yml",
+    ]  # fmt: skip
+    assert (locks / "project").is_dir() and not any((locks / "project").iterdir())
+    assert buildcontext.stage_locks(tmp_path, target) == []  # unchanged: nothing rewritten
+    # a project lock appears: only the project's folder changes (torch's layer keeps its key)
+    (tmp_path / "envs" / "cuda13.project.lock.txt").write_text("p")
+    assert buildcontext.stage_locks(tmp_path, target) == [locks / "project/cuda13.project.lock.txt"]
+    (tmp_path / "envs" / "cuda13.dev.lock.txt").unlink()
+    buildcontext.stage_locks(tmp_path, target)
+    assert (locks / "dev").is_dir() and not any((locks / "dev").iterdir())

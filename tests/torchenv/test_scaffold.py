@@ -67,6 +67,11 @@ def test_an_old_generated_file_of_the_kit_is_replaced(tmp_path: Path):
     dockerfile = tmp_path / "docker" / "cpu.Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "# an older kit's line\n")
     assert scaffold.init(tmp_path).written == [dockerfile]
+    # an older kit's .dockerignore (its build context admitted envs/, not the staged locks)
+    ignore = tmp_path / ".dockerignore"
+    ignore.write_text(ignore.read_text().replace("!.torchenv/locks/", "!envs/"))
+    assert scaffold.init(tmp_path).written == [ignore]
+    assert "!.torchenv/locks/" in ignore.read_text()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes in a read-only folder anyway")

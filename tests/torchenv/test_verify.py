@@ -153,9 +153,10 @@ def test_a_dev_image_built_from_the_dev_lock_is_verified_against_both_locks():
     base = verify.lock_for(t, "uv")
     dev = lockfile.read_lock(t.dev_lock, "cuda13")
     runtime_info = b'{"installer": "uv", "lock": "hashes"}'
-    assert verify.with_dev_lock(base, t, runtime_info) is base
-    assert verify.with_dev_lock(base, t, b'{"installer": "uv", "lock": "hashes+extras"}') is base
-    both = verify.with_dev_lock(base, t, b'{"installer": "uv", "lock": "hashes+dev-lock"}')
+    assert verify.with_overlays(base, t, runtime_info).packages == base.packages
+    unlocked = b'{"installer": "uv", "lock": "hashes+extras"}'
+    assert verify.with_overlays(base, t, unlocked).packages == base.packages
+    both = verify.with_overlays(base, t, b'{"installer": "uv", "lock": "hashes+dev-lock"}')
     assert set(both.packages) == set(base.packages) | set(dev.packages)
     assert "ipykernel" in both.packages and "ipykernel" not in base.packages
     # an image whose dev extras are installed but not locked: they are extra
@@ -166,6 +167,8 @@ def test_a_dev_image_built_from_the_dev_lock_is_verified_against_both_locks():
     assert "extra: ipykernel 7.4.0 is installed, not locked" in verify.compare(
         have, base.packages.values()
     )
+    with pytest.raises(UserError, match=r"installed envs/cuda13.project.lock.txt, which does not"):
+        verify.with_overlays(base, t, b'{"lock": "hashes+project-lock"}')
 
 
 def test_no_lock_to_verify_against():

@@ -3,14 +3,17 @@
 #
 #   install-env.sh venv                     create the venv at $ENV_PREFIX (for uv and pip)
 #   install-env.sh uv|pip|conda TARGET      create the environment
+#   install-env.sh project TARGET           add the project's locked dependencies to it
 #   install-env.sh extras TARGET PKG==V...  add pinned packages to it (the dev flavor)
 #   install-env.sh uv-tool                  install uv itself into /opt/uv (a stage of its own)
 #
-# Reads (bind-mounted from the build context, never copied into a layer):
+# Reads (bind-mounted from the build context, never copied into a layer; /tmp/ctx/envs is the
+# layer's own folder of .torchenv/locks/TARGET/, which invoke build stages from envs/):
 #   /tmp/ctx/torchbuild/                    the stdlib-only build helpers (env file parser, manifest,
 #                                           build-info), run as `python -m torchbuild.<module>`
 #   /tmp/ctx/envs/TARGET.yml                the env file (python + pinned pip section)
 #   /tmp/ctx/envs/TARGET.pip.lock.txt       hashed lock for the uv and pip installers, when present
+#   /tmp/ctx/envs/TARGET.project.lock.txt   hashed lock of the project's dependencies, when present
 #   /tmp/ctx/envs/TARGET.dev.lock.txt       hashed lock of the dev flavor's extras, when present
 #   /tmp/ctx/envs/TARGET.conda-lock.yml     conda-lock unified lock for the conda installer, when present
 #   /tmp/ctx/wheelhouse/*.whl               wheels for offline builds, when present
@@ -61,6 +64,10 @@ case $installer in
         make_venv
         exit 0
         ;;
+    project | extras)
+        # Their own lock folders (.torchenv/locks/TARGET/project, .../dev) hold no env file.
+        prefix=${ENV_PREFIX:?ENV_PREFIX must be set}
+        ;;
     *)
         prefix=${ENV_PREFIX:?ENV_PREFIX must be set}
         [[ -f $env_file ]] || { echo "torchenv: $env_file is missing: run invoke generate" >&2; exit 1; }
@@ -85,7 +92,7 @@ index_from_env=
 if compgen -G "$ctx/wheelhouse/*.whl" > /dev/null; then
     pip_source=(--no-index --find-links "$ctx/wheelhouse")
     say "offline: installing from the wheelhouse only"
-elif [[ -n ${TORCHENV_INDEX_URL:-} && $installer != extras && $installer != uv-tool ]]; then
+elif [[ -n ${TORCHENV_INDEX_URL:-} && $installer != extras && $installer != project && $installer != uv-tool ]]; then
     if [[ -f /run/secrets/index_url ]]; then
         # A URL with credentials goes to pip and uv by environment only, never on a command
         # line (which ps and /proc/*/cmdline show).
@@ -176,6 +183,24 @@ case $installer in
             "$prefix/bin/python" -m pip install "${index_args[@]}" "${pip_source[@]}" "${pins[@]}"
         fi
         ;;
+    project)
+        # The project's dependencies, from their lock (what they add to the pip lock: invoke lock
+        # resolves it with the pip lock's versions as constraints), in a layer of their own above
+        # the torch family's. A project that declares none has no such lock: nothing to do.
+        project_lock=$ctx/envs/$target.project.lock.txt
+        if [[ ! -f $project_lock ]]; then
+            say "the project declares no dependencies of its own: nothing to add"
+            exit 0
+        fi
+        lock_mode=$(helper buildinfo get "$info" lock)+project-lock
+        installer=$(helper buildinfo get "$info" installer)
+        if grep -q '^[a-z0-9]' "$project_lock"; then
+            say "installing the project's dependencies from $target.project.lock.txt (exact versions, sha256 checked)"
+            "$prefix/bin/python" -m pip install --no-deps --require-hashes "${pip_source[@]}" -r "$project_lock"
+        else
+            say "the project's dependencies are all in the pip lock already"
+        fi
+        ;;
     extras)
         # The dev flavor's extras from pip's default index (or the wheelhouse): from their lock,
         # which holds only what they add to the pip lock (invoke lock resolves it with the pip
@@ -213,7 +238,7 @@ cp "$ctx/torchbuild/torchenv.pth" "$site/torchenv.pth"
 
 # The torch family's pins, which PIP_CONSTRAINT and UV_CONSTRAINT name (torchbuild/constraints.py):
 # a later `pip install X` cannot replace the CUDA build. The extras step installs under them.
-[[ $installer == extras ]] || helper constraints --out "$prefix/torchenv-constraints.txt"
+[[ $installer == extras || $installer == project ]] || helper constraints --out "$prefix/torchenv-constraints.txt"
 
 # What this image holds: every installed file's hash (see torchbuild/manifest.py).
 helper manifest --out /opt/torchenv/manifest.json
