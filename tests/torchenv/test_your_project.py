@@ -1,0 +1,117 @@
+"""A project that is not this repository, with the kit installed from a wheel: the README's "Your
+project" commands, on the real engine.
+
+tests/sample-project (a small package that needs einops and tqdm, and pytest for its tests) is
+copied to a temporary folder; a wheel built from this repository goes into a fresh venv; there
+`torchenv init`, `invoke lock` (this repository's cuda13 torch lock copied in: the same env file,
+so it is kept and the torch layers come from the session's image build), `invoke build`, the
+sample's own tests run in the image, `invoke verify`. A dependency whose requirement excludes the
+target's torch is refused at lock, in one line, with nothing written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.images import CA, STANDIN, docker
+
+from torchenv import matrix
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+ROOT = matrix.ROOT
+SAMPLE = ROOT / "tests" / "sample-project"
+
+
+def run(argv: list[str], cwd: Path, timeout: float = 900, **env: str):
+    return subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, **env},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def kit_venv(tmp_path_factory) -> Path:
+    """A fresh venv with torchenv installed from a wheel built from this checkout."""
+    tmp = tmp_path_factory.mktemp("kit")
+    source = tmp / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns(
+        "__pycache__", "*.egg-info"))  # fmt: skip
+    wheels = tmp / "wheels"
+    done = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels),
+                str(source)], tmp)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (wheel,) = wheels.glob("torchenv-*.whl")
+    venv = tmp / "venv"
+    assert run([sys.executable, "-m", "venv", str(venv)], tmp).returncode == 0
+    done = run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], tmp)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return venv / "bin"
+
+
+def test_lock_build_test_and_verify_a_project_with_the_kit_from_a_wheel(
+    docker_engine, image, kit_venv, tmp_path
+):
+    project = tmp_path / "sample"
+    shutil.copytree(SAMPLE, project)
+    bin_ = kit_venv
+    path = f"{bin_}:{os.environ['PATH']}"
+    done = run([str(bin_ / "torchenv"), "init"], project, PATH=path)
+    assert done.returncode == 0, done.stderr
+    matrix_file = project / "targets.toml"
+    matrix_file.write_text(matrix_file.read_text().replace("extras = []", 'extras = ["test"]'))
+    shutil.copy(ROOT / "envs" / "cuda13.pip.lock.txt", project / "envs")
+    invoke = [str(bin_ / "invoke")]
+
+    done = run([*invoke, "lock", "--target", "cuda13", "--installer", "pip"], project, PATH=path)
+    assert done.returncode == 0, (done.stdout, done.stderr[-3000:])
+    assert "envs/cuda13.pip.lock.txt: current (" in done.stdout  # torch's lock kept
+    assert "wrote envs/cuda13.project.lock.txt" in done.stdout
+    locked = (project / "envs" / "cuda13.project.lock.txt").read_text()
+    assert "\neinops==" in locked and "\ntqdm==" in locked and "\npytest==" in locked
+    assert "\ntorch==" not in locked  # it is below, in the pip lock
+
+    build = [*invoke, "build", "--target", "cuda13", "--frozen", "--base-image", STANDIN,
+             "--allow-unpinned-base", *(["--ca-cert", CA] if Path(CA).exists() else [])]  # fmt: skip
+    tag = "sample/cuda13:2.14.1-cu130"
+    try:
+        done = run(build, project, timeout=1800, PATH=path)
+        assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
+        info = docker(docker_engine, "run", "--rm", "--network=none", tag, "cat",
+                      "/opt/torchenv/build-info.json")  # fmt: skip
+        assert '"lock": "hashes+project-lock"' in info.stdout, (
+            info.stdout
+        )  # from the layer cache or not
+        # the sample's own tests (they train a tiny model) pass in the image, as any UID
+        done = run([docker_engine.client, "run", "--rm", "--network=none", "--user", "12345:0",
+                    "--volume", f"{project}:/workspace:ro", "--env", "PYTHONDONTWRITEBYTECODE=1",
+                    tag, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+                   project)  # fmt: skip
+        assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:]
+        done = run([*invoke, "verify", "--target", "cuda13"], project, PATH=path)
+        assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
+        assert f"{tag} matches its lock" in done.stdout
+
+        # A dependency that excludes the target's torch: one line at lock, nothing written.
+        before = sorted((p.name, p.read_bytes()) for p in (project / "envs").iterdir())
+        pyproject = project / "pyproject.toml"
+        pyproject.write_text(
+            pyproject.read_text().replace('"pytest>=8"', '"pytest>=8", "torch==2.4.0"')
+        )
+        done = run([*invoke, "lock", "--target", "cuda13"], project, PATH=path)
+        errors = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == 1 and len(errors) == 1 and "Traceback" not in done.stderr
+        assert (
+            "sample[test] requires torch==2.4.0, but target cuda13 pins torch 2.14.1" in errors[0]
+        )
+        assert sorted((p.name, p.read_bytes()) for p in (project / "envs").iterdir()) == before
+    finally:
+        docker(docker_engine, "image", "rm", "--force", tag)
