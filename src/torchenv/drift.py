@@ -77,7 +77,7 @@ def check_target(target: Target, only: Path | None = None) -> list[str]:
     (torchenv.overlays.drift).
     """
     candidates = [only] if only is not None else [target.pip_lock, target.conda_lock]
-    layered = (target.project_lock, target.dev_lock)
+    layered = tuple(overlays.lock_paths(target).values())
     problems = _check_env_locks(target, [p for p in candidates if p.exists() and p not in layered])
     if only is None or only in layered:
         problems += [p for p in overlays.drift(target) if only is None or p.startswith(rel(only))]

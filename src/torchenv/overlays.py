@@ -64,6 +64,17 @@ def project_dependencies(target: Target) -> projectdeps.Dependencies | None:
     return deps
 
 
+def lock_paths(target: Target) -> dict[str, Path]:
+    """Every overlay lock a target can have, by kind, bottom up (whether asked for or not)."""
+    return {"project": target.project_lock, "dev": target.dev_lock}
+
+
+def _unasked(target: Target, wanted: Sequence[Overlay]) -> list[Path]:
+    """The overlay locks that exist although nothing asks for them now."""
+    asked = {o.path for o in wanted}
+    return [p for p in lock_paths(target).values() if p.exists() and p not in asked]
+
+
 def overlays(target: Target) -> list[Overlay]:
     """The target's overlays, bottom up: the project's (when it declares dependencies), the dev
     extras (when the matrix names any)."""
@@ -161,10 +172,9 @@ def lock_all(
         lock = parse_pip_lock(text, overlay.path, target.name, allow_empty=True)
         lines.append(resolver.write_lock(overlay.path, text, len(packages)))
         below.append(lock)
-    for path in (target.project_lock, target.dev_lock):
-        if path.exists() and path not in {o.path for o in wanted}:
-            path.unlink()
-            lines.append(f"removed {rel(path)} (nothing asks for it now)")
+    for path in _unasked(target, wanted):
+        path.unlink()
+        lines.append(f"removed {rel(path)} (nothing asks for it now)")
     return lines
 
 
@@ -176,8 +186,11 @@ def _current(target: Target, overlay: Overlay, below: Sequence[Lock]) -> Lock | 
         lock = read_lock(overlay.path, target.name, allow_empty=True)
     except UserError:
         return None
-    current = lock.header.get("overlay-sha256") == fingerprint(overlay.requirements, below)
-    return lock if current else None
+    return lock if _made_from_now(lock, overlay, below) else None
+
+
+def _made_from_now(lock: Lock, overlay: Overlay, below: Sequence[Lock]) -> bool:
+    return lock.header.get("overlay-sha256") == fingerprint(overlay.requirements, below)
 
 
 def drift(target: Target) -> list[str]:
@@ -188,10 +201,7 @@ def drift(target: Target) -> list[str]:
         wanted = overlays(target)
     except UserError as exc:
         return [f"{target.name}'s overlays cannot be checked: {exc}"]
-    problems = []
-    for path in (target.project_lock, target.dev_lock):
-        if path.exists() and path not in {o.path for o in wanted}:
-            problems.append(f"{rel(path)}: nothing asks for it now; {fix}")
+    problems = [f"{rel(path)}: nothing asks for it now; {fix}" for path in _unasked(target, wanted)]
     if not target.pip_lock.exists():
         return problems + [
             f"{rel(o.path)}: {rel(target.pip_lock)}, which it sits on, is missing; {fix}"
@@ -210,9 +220,9 @@ def drift(target: Target) -> list[str]:
         except UserError as exc:
             problems.append(str(exc))
             continue
-        recorded = lock.header.get("overlay-sha256")
-        current = fingerprint(overlay.requirements, below)
-        if recorded != current:
+        if not _made_from_now(lock, overlay, below):
+            recorded = lock.header.get("overlay-sha256")
+            current = fingerprint(overlay.requirements, below)
             problems.append(
                 f"{rel(overlay.path)}: made from other requirements or other locks below it "
                 f"than there are now (overlay-sha256 {str(recorded)[:12]}... was locked, now "

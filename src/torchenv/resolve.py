@@ -378,8 +378,8 @@ def planned_commands(
     kind = lock_kind(installer) if installer else None
     if kind in (None, "pip"):
         lines.append(pip_line(index_url or target.index_url, constraints=False))
-        for _overlay in overlays.overlays(target):  # each over the versions below it
-            lines.append(pip_line(None if target.index_url else index_url, constraints=True))
+        overlay_index = None if target.index_url else index_url  # they come from the default one
+        lines += [pip_line(overlay_index, True) for _ in overlays.overlays(target)]
     if kind in (None, "conda"):
         argv, env = conda_lock_command(target, target.conda_lock)
         lines.append(" ".join([*(f"{k}={v}" for k, v in env.items()), shlex.join(argv)]))

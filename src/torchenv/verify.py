@@ -33,7 +33,7 @@ from typing import Any
 
 from torchbuild import buildinfo
 from torchbuild import manifest as manifests
-from torchenv import livescan, matrix
+from torchenv import livescan, matrix, overlays
 from torchenv import lockfile as locks
 from torchenv.build import MANIFEST_LABEL, MANIFEST_PATH  # where the build puts them
 from torchenv.engine import labels as own_labels
@@ -136,7 +136,7 @@ def with_overlays(lock: locks.Lock, target: Target, build_info: bytes | None) ->
     mode names +project-lock, +dev-lock)."""
     mode = (_build_info(build_info, "lock") or "").split("+")
     packages = dict(lock.packages)
-    for kind, path in (("project", target.project_lock), ("dev", target.dev_lock)):
+    for kind, path in overlays.lock_paths(target).items():
         if f"{kind}-lock" not in mode:
             continue
         if not path.exists():
