@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 PATH = "/opt/torchenv/build-info.json"
-KEYS = ("target", "installer", "lock")
+KEYS = ("target", "installer", "lock", "package")
 
 
 def read(path: str | Path = PATH) -> dict[str, str]:

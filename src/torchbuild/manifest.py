@@ -18,7 +18,10 @@ copied in by hand, a .pth file): they are imported like the rest, so they count 
 The output is deterministic: JSON with sorted keys and fixed separators, no timestamps, and paths
 relative to the site-packages folder (`location` is that folder relative to sys.prefix).
 Hashing streams 1 MiB chunks on a few threads (hashlib releases the GIL), so a 5 GB environment
-takes seconds, not minutes.
+takes seconds, not minutes. `--reuse OLD` takes a file's sha256 from an earlier manifest of the same
+environment (a lower image layer's) when the file is older than that manifest, has the size it
+had, and RECORD still names that sha256: a layer that adds one package then hashes only what it
+wrote, and the result is the manifest a full pass gives.
 """
 
 from __future__ import annotations
@@ -183,23 +186,86 @@ def _unowned(roots: list[str], owned: set[str]) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def _hash_job(job: tuple[int, str, str, str | None]) -> tuple[str, int] | None:
-    try:
-        return hash_file(job[2])
-    except OSError:  # gone, a folder, or not readable by this user: listed as missing
-        return None
+class Reuse:
+    """What an earlier manifest of these site folders says of each file, by path, and how old it
+    is: a file written before it (mtime not later), of the same size, whose RECORD (when it has a
+    hash) still agrees, keeps the earlier sha256 without being read again."""
+
+    def __init__(self, old: dict[str, Any], written_ns: int, roots: list[str]) -> None:
+        self.written_ns = written_ns
+        self.known: dict[str, tuple[str, int]] = {}
+        by_location = {_location(root): root for root in roots}
+        for entry in old.get("distributions", []):
+            root = by_location.get(entry.get("location"))
+            if root is None:
+                continue
+            for relative, info in (entry.get("files") or {}).items():
+                self._add(os.path.join(root, relative), info)
+        for key, info in (old.get("unowned") or {}).items():
+            location, _, relative = key.rpartition("/site-packages/")
+            root = by_location.get(location + "/site-packages")
+            if root:
+                self._add(os.path.join(root, relative), info)
+        self.reused = 0
+
+    def _add(self, path: str, info: Any) -> None:
+        if isinstance(info, dict) and isinstance(info.get("sha256"), str):
+            self.known[os.path.normpath(path)] = (info["sha256"], int(info.get("size", -1)))
+
+    def lookup(self, path: str, record_hex: str | None) -> tuple[str, int] | None:
+        known = self.known.get(path)
+        if known is None or (record_hex is not None and record_hex != known[0]):
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if st.st_size != known[1] or st.st_mtime_ns > self.written_ns:
+            return None
+        self.reused += 1
+        return known
+
+    @classmethod
+    def load(cls, path: str, roots: list[str]) -> Reuse | None:
+        """From a manifest file; None when there is none or it cannot be read as one."""
+        try:
+            written_ns = os.stat(path).st_mtime_ns
+            with open(path, encoding="ascii") as handle:
+                old = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(old, dict) or old.get("format") != FORMAT or check(old):
+            return None
+        return cls(old, written_ns, roots)
 
 
-def build(roots: list[str] | None = None, workers: int | None = None) -> dict[str, Any]:
-    """The manifest of the distributions in `roots` (default: this interpreter's site folders)."""
+def _hasher(reuse: Reuse | None):  # type: ignore[no-untyped-def]
+    def hash_job(job: tuple[int, str, str, str | None]) -> tuple[str, int] | None:
+        known = reuse.lookup(job[2], job[3]) if reuse else None
+        if known:
+            return known
+        try:
+            return hash_file(job[2])
+        except OSError:  # gone, a folder, or not readable by this user: listed as missing
+            return None
+
+    return hash_job
+
+
+def build(
+    roots: list[str] | None = None, workers: int | None = None, reuse: Reuse | None = None
+) -> dict[str, Any]:
+    """The manifest of the distributions in `roots` (default: this interpreter's site folders);
+    `reuse`: what an earlier manifest of them says (see Reuse)."""
     roots = site_roots() if roots is None else roots
     entries, jobs = _scan(roots)
     unowned = _unowned(roots, {job[2] for job in jobs})
     workers = workers or min(8, (os.cpu_count() or 1) + 1)
+    hash_job = _hasher(reuse)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(_hash_job, jobs, chunksize=16))
+        results = list(pool.map(hash_job, jobs, chunksize=16))
         files = [(key, full) for key, full in unowned if not os.path.islink(full)]
-        loose = list(pool.map(_hash_job, [(-1, key, full, None) for key, full in files]))
+        loose = list(pool.map(hash_job, [(-1, key, full, None) for key, full in files]))
     for (index, relative, _, record_hex), result in zip(jobs, results):  # noqa: B905 (3.8+)
         entry = entries[index]
         if result is None:
@@ -269,9 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", help="write it here (default: standard output)")
     parser.add_argument("--workers", type=int, help="hashing threads (default: CPUs + 1, max 8)")
+    parser.add_argument(
+        "--reuse", metavar="OLD", help="take unchanged files' hashes from this earlier manifest"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    manifest = build(workers=args.workers)
+    reuse = Reuse.load(args.reuse, site_roots()) if args.reuse else None
+    manifest = build(workers=args.workers, reuse=reuse)
     text = render(manifest) + "\n"
     if args.out:
         tmp = f"{args.out}.tmp"
@@ -283,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = summary(manifest)
     print(
         f"manifest: {counts['distributions']} distributions, {counts['files']} files, "
-        f"{counts['bytes'] / 1e9:.2f} GB hashed in {time.perf_counter() - start:.1f} s; "
+        f"{counts['bytes'] / 1e9:.2f} GB hashed in {time.perf_counter() - start:.1f} s"
+        f"{f' ({reuse.reused} unchanged files taken from {args.reuse})' if reuse else ''}; "
         f"content digest {counts['digest']}",
         file=sys.stderr,
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torchbuild import envfile
-from torchenv import credentials, pins, render
+from torchenv import credentials, matrix, pins, projectpkg, render
 from torchenv import uv as uvs
 from torchenv.buildcontext import BuildContext
 from torchenv.digests import is_pinned
@@ -86,7 +86,7 @@ def validate(req: BuildRequest) -> None:
             f"or pass --allow-unpinned-base"
         )
     _check_ids(req.uid, req.gid)
-    _check_dockerignore(ROOT / ".dockerignore")
+    _check_dockerignore(ROOT / ".dockerignore", package=_package(req))
     if req.ca_cert is not None:
         _check_ca(req.ca_cert)
     if req.index_url is not None:
@@ -101,17 +101,30 @@ def validate(req: BuildRequest) -> None:
             uvs.check_wheelhouse(req.wheelhouse, pin)
 
 
-def _check_dockerignore(path: Path) -> None:
-    """A .dockerignore that leaves everything out (`*`) must let the staged locks in."""
+def _package(req: BuildRequest) -> bool:
+    """Whether the image's last layer is the project's own package (the runtime flavor only: a
+    dev container installs it editable from the workspace)."""
+    return req.flavor == "runtime" and projectpkg.enabled(ROOT, matrix.project())
+
+
+def _check_dockerignore(path: Path, package: bool = False) -> None:
+    """A .dockerignore that leaves everything out (`*`) must let the staged locks in, and the
+    project's wheel when its package goes into the image."""
     try:
         lines = {line.strip() for line in path.read_text().splitlines()}
     except OSError:
         return
-    if "*" in lines and not lines & {"!.torchenv/locks/", "!.torchenv/locks", "!.torchenv/"}:
-        raise UserError(
-            ".dockerignore keeps .torchenv/locks/ (the locks the build stages) out of the build "
-            "context: add the line !.torchenv/locks/ to it (torchenv init writes it so)"
-        )
+    if "*" not in lines or "!.torchenv/" in lines:
+        return
+    staged = [("locks", "the locks the build stages")]
+    if package:
+        staged.append(("package", "the project's wheel"))
+    for folder, what in staged:
+        if not lines & {f"!.torchenv/{folder}/", f"!.torchenv/{folder}"}:
+            raise UserError(
+                f".dockerignore keeps .torchenv/{folder}/ ({what}) out of the build context: add "
+                f"the line !.torchenv/{folder}/ to it (torchenv init writes it so)"
+            )
 
 
 ENV_GID = 2000  # the image's torchenv group, owner of /opt/env (the Dockerfile template's ENV_GID)
@@ -331,11 +344,18 @@ def _run_build(
         reads = manifest_read_commands(engine, req.image, "NAME", "DIR", req.target.name)
         commands += [shlex.join(argv) for argv in reads]
         commands[-1] += "   # then label the image with the manifest file's sha256"
+        package = _package(req)
+        if package:
+            wheel_argv = projectpkg.build_command(ROOT, ROOT / projectpkg.PACKAGE_DIR)
+            commands.insert(0, shlex.join(wheel_argv) + "   # the project's wheel, first")
         if dry_run:
             return commands
         before = image_facts(runner, engine, req.image)
+        if package:
+            wheel = projectpkg.build_wheel(ROOT, runner)
+            out(f"torchenv: the project's package {wheel.pin} goes in as the last layer")
         with BuildContext(ROOT, req.wheelhouse, req.target):
-            out(f"torchenv: {commands[0]}")
+            out(f"torchenv: {commands[1 if package else 0]}")
             done = runner(argv, env=env, cwd=ROOT, on_line=lambda line: out(line.rstrip("\n")))
     if not done.ok:
         if done.returncode == NOT_FOUND:

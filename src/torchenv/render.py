@@ -82,5 +82,11 @@ def fill(template: str, fields: dict[str, str], flags: dict[str, bool]) -> str:
     return "".join(out)
 
 
-def dockerfile(t: Target) -> str:
-    return fill(TEMPLATE.read_text(), values(t), {"CUDA": t.is_cuda})
+def dockerfile(t: Target, package: bool | None = None) -> str:
+    """The target's Dockerfile; `package`: whether the project's own package is its last layer
+    (None: as the project's matrix says)."""
+    if package is None:
+        from torchenv import matrix, projectpkg
+
+        package = projectpkg.enabled(matrix.ROOT, matrix.project())
+    return fill(TEMPLATE.read_text(), values(t), {"CUDA": t.is_cuda, "PACKAGE": package})

@@ -133,7 +133,8 @@ def image_installer(build_info: bytes | None) -> str | None:
 
 def with_overlays(lock: locks.Lock, target: Target, build_info: bytes | None) -> locks.Lock:
     """The lock, plus each overlay's lock that the image says it installed (build-info's lock
-    mode names +project-lock, +dev-lock)."""
+    mode names +project-lock, +dev-lock), and the project's own package at the version the image
+    says it installed (build-info's package, NAME==VERSION)."""
     mode = (_build_info(build_info, "lock") or "").split("+")
     packages = dict(lock.packages)
     for kind, path in overlays.lock_paths(target).items():
@@ -145,6 +146,10 @@ def with_overlays(lock: locks.Lock, target: Target, build_info: bytes | None) ->
                 f"(invoke lock --target {target.name})"
             )
         packages.update(locks.read_lock(path, target.name, allow_empty=True).packages)
+    name, _, version = (_build_info(build_info, "package") or "").partition("==")
+    if name and version:
+        own = locks.LockedPackage(locks.normalize_name(name), version)
+        packages[own.name] = own
     return dataclasses.replace(lock, packages=packages)
 
 

@@ -182,3 +182,56 @@ def test_render_puts_each_file_on_one_line_and_reads_back_as_it_was():
     assert f'    "a.py": {{"sha256": "{"a" * 64}", "size": 1}},' in lines  # sorted, one line each
     assert lines.index('   "files": {') < lines.index('   "name": "one",')
     assert manifest.render(json.loads(text)) == text
+
+
+def _write_manifest(site, path, result):
+    path.write_text(manifest.render(result) + "\n", encoding="ascii")
+    return manifest.Reuse.load(str(path), [str(site)])
+
+
+def test_reuse_gives_the_full_manifest_and_hashes_only_what_changed(site, tmp_path, monkeypatch):
+    old = manifest.build([str(site)])
+    stamp = tmp_path / "old.json"
+    reuse = _write_manifest(site, stamp, old)
+    later = stamp.stat().st_mtime_ns + 10**9
+    install_fake(site, "added", "0.1", {"added/__init__.py": b"y = 1\n"})
+    rewritten = site / "foo_bar" / "__init__.py"
+    rewritten.write_bytes(b"x = 9\n")  # same size, new content: RECORD says otherwise
+    for path in (rewritten, *(site / "added-0.1.dist-info").iterdir(), site / "added/__init__.py"):
+        os.utime(path, ns=(later, later))
+    read = []
+    real = manifest.hash_file
+    monkeypatch.setattr(manifest, "hash_file", lambda p: read.append(p) or real(p))
+    result = manifest.build([str(site)], reuse=reuse)
+    monkeypatch.setattr(manifest, "hash_file", real)
+    assert result == manifest.build([str(site)])  # exactly what a full pass says
+    names = {os.path.relpath(p, site) for p in read}
+    assert "big/blob.bin" not in names and "foo_bar/__init__.py" in names
+    assert "added/__init__.py" in names
+    assert reuse.reused == len(old["distributions"][0]["files"]) + 3  # big's, foo-bar's other 3
+    foo = next(d for d in result["distributions"] if d["name"] == "foo-bar")
+    assert foo["modified"] == ["foo_bar/__init__.py"]
+
+
+def test_reuse_reads_a_file_written_after_the_old_manifest_even_of_the_same_size(site, tmp_path):
+    stamp = tmp_path / "old.json"
+    reuse = _write_manifest(site, stamp, manifest.build([str(site)]))
+    blob = site / "big" / "blob.bin"
+    data = bytearray(blob.read_bytes())
+    data[0] ^= 1
+    blob.write_bytes(bytes(data))
+    later = stamp.stat().st_mtime_ns + 10**9
+    os.utime(blob, ns=(later, later))
+    result = manifest.build([str(site)], reuse=reuse)
+    big = result["distributions"][0]
+    assert big["files"]["big/blob.bin"]["sha256"] == hashlib.sha256(bytes(data)).hexdigest()
+    assert big["modified"] == ["big/blob.bin"]
+
+
+def test_reuse_of_a_missing_or_tampered_manifest_is_none(site, tmp_path):
+    assert manifest.Reuse.load(str(tmp_path / "none.json"), [str(site)]) is None
+    data = manifest.build([str(site)])
+    data["distributions"][0]["version"] = "9"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    assert manifest.Reuse.load(str(bad), [str(site)]) is None

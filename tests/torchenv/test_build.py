@@ -497,3 +497,7 @@ def test_a_dockerignore_that_keeps_the_staged_locks_out_is_refused(tmp_path, mon
     build._check_dockerignore(ignore)
     build._check_dockerignore(tmp_path / "absent")
     build._check_dockerignore(matrix.ROOT / ".dockerignore")  # this repository's own
+    build._check_dockerignore(matrix.ROOT / ".dockerignore", package=True)
+    ignore.write_text("*\n!.torchenv/kit/\n!.torchenv/locks/\n")  # without the project's wheel
+    with pytest.raises(UserError, match=r"^.dockerignore keeps .torchenv/package/ \(the project's"):
+        build._check_dockerignore(ignore, package=True)

@@ -171,6 +171,25 @@ def test_a_dev_image_built_from_the_dev_lock_is_verified_against_both_locks():
         verify.with_overlays(base, t, b'{"lock": "hashes+project-lock"}')
 
 
+def test_the_projects_own_package_is_verified_at_the_version_the_image_installed():
+    t = matrix.get("cuda13")
+    base = verify.lock_for(t, "uv")
+    info = b'{"installer": "uv", "lock": "hashes", "package": "My_Pkg==0.3.1"}'
+    lock = verify.with_overlays(base, t, info)
+    assert lock.packages["my-pkg"].version == "0.3.1"
+    have = {"distributions": [
+        {"name": p.name, "version": p.version} for p in base.packages.values()
+    ]}  # fmt: skip
+    with_pkg = {"distributions": [*have["distributions"], {"name": "my-pkg", "version": "0.3.1"}]}
+    assert verify.compare(with_pkg, lock.packages.values()) == []
+    assert verify.compare(have, lock.packages.values()) == [
+        "missing: my-pkg==0.3.1 is locked, not installed"
+    ]
+    assert "extra: my-pkg 0.3.1 is installed, not locked" in verify.compare(
+        with_pkg, base.packages.values()
+    )
+
+
 def test_no_lock_to_verify_against():
     with pytest.raises(UserError, match=r"envs/cpu.pip.lock.txt does not exist.*invoke lock"):
         verify.lock_for(matrix.get("cpu"), "pip")

@@ -5,6 +5,7 @@
 #   install-env.sh uv|pip|conda TARGET      create the environment
 #   install-env.sh project TARGET           add the project's locked dependencies to it
 #   install-env.sh extras TARGET PKG==V...  add pinned packages to it (the dev flavor)
+#   install-env.sh package TARGET           add the project's own wheel (/tmp/ctx/package/), --no-deps
 #   install-env.sh uv-tool                  install uv itself into /opt/uv (a stage of its own)
 #
 # Reads (bind-mounted from the build context, never copied into a layer; /tmp/ctx/envs is the
@@ -27,6 +28,7 @@ set -euo pipefail
 umask 0002
 
 installer=$1
+mode=$1  # installer is the environment's installer from here on, read back in the overlay modes
 target=${2:-}
 ctx=/tmp/ctx
 env_file=$ctx/envs/$target.yml
@@ -64,7 +66,7 @@ case $installer in
         make_venv
         exit 0
         ;;
-    project | extras)
+    project | extras | package)
         # Their own lock folders (.torchenv/locks/TARGET/project, .../dev) hold no env file.
         prefix=${ENV_PREFIX:?ENV_PREFIX must be set}
         ;;
@@ -201,6 +203,18 @@ case $installer in
             say "the project's dependencies are all in the pip lock already"
         fi
         ;;
+    package)
+        # The project's own package, from the one wheel `invoke build` staged, without its
+        # dependencies (locked, in the layers below); nothing is downloaded.
+        wheels=("$ctx"/package/*.whl)
+        [[ ${#wheels[@]} == 1 && -f ${wheels[0]} ]] || { echo "torchenv: no project wheel in .torchenv/package: build with invoke build" >&2; exit 1; }
+        name_version=$(basename "${wheels[0]}" | cut -d- -f1,2)
+        say "installing the project's package ${name_version/-/ } (--no-deps: its dependencies are below)"
+        PIP_NO_CACHE_DIR=1 "$prefix/bin/python" -m pip install --no-deps --no-index "${wheels[0]}"
+        lock_mode=$(helper buildinfo get "$info" lock)
+        installer=$(helper buildinfo get "$info" installer)
+        helper buildinfo write "$info" "package=${name_version/-/==}"
+        ;;
     extras)
         # The dev flavor's extras from pip's default index (or the wheelhouse): from their lock,
         # which holds only what they add to the pip lock (invoke lock resolves it with the pip
@@ -238,9 +252,12 @@ cp "$ctx/torchbuild/torchenv.pth" "$site/torchenv.pth"
 
 # The torch family's pins, which PIP_CONSTRAINT and UV_CONSTRAINT name (torchbuild/constraints.py):
 # a later `pip install X` cannot replace the CUDA build. The extras step installs under them.
-[[ $installer == extras || $installer == project ]] || helper constraints --out "$prefix/torchenv-constraints.txt"
+[[ $mode == extras || $mode == project || $mode == package ]] || helper constraints --out "$prefix/torchenv-constraints.txt"
 
-# What this image holds: every installed file's hash (see torchbuild/manifest.py).
-helper manifest --out /opt/torchenv/manifest.json
+# What this image holds: every installed file's hash (see torchbuild/manifest.py). A layer above
+# the environment's reuses the lower layer's manifest for the files it did not write.
+reuse=()
+[[ -f /opt/torchenv/manifest.json ]] && reuse=(--reuse /opt/torchenv/manifest.json)
+helper manifest "${reuse[@]}" --out /opt/torchenv/manifest.json
 helper buildinfo write "$info" "target=$target" "installer=$installer" "lock=$lock_mode"
 say "environment ready at $prefix ($installer, $lock_mode)"
