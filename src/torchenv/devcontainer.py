@@ -39,6 +39,9 @@ WORKSPACE_FOLDER = "/workspaces/${localWorkspaceFolderBasename}"
 EXTENSIONS = ("ms-python.python", "ms-toolsai.jupyter")
 # The smoke suite's quick mode; on a host without a GPU its cuda check skips (with the reason).
 POST_CREATE_COMMAND = "python -m torchsmoke --quick"
+# A project with a package of its own: installed editable from the workspace first (its
+# dependencies are in the image's lock, hence --no-deps), so that `import` finds the code as edited.
+EDITABLE_INSTALL = "python -m pip install --no-deps --editable ."
 # On the host, in the project's folder, before the build: the Dockerfile reads the kit's files
 # from .torchenv/ (torchenv.buildcontext). VS Code runs this with its own PATH, which may not hold
 # the venv torchenv was installed into (or finds one it cannot run): then a kit staged before (by
@@ -63,8 +66,9 @@ def display_name(target: Target) -> str:
     return f"torchenv {target.name} ({accel}, torch {target.torch})"
 
 
-def config(target: Target) -> dict[str, object]:
-    """The devcontainer.json content for one target, as a dict (key order is the file's)."""
+def config(target: Target, package: bool = False) -> dict[str, object]:
+    """The devcontainer.json content for one target, as a dict (key order is the file's);
+    `package`: the project's own package is installed editable when the container is made."""
     data: dict[str, object] = {
         "name": display_name(target),
         "build": {
@@ -101,10 +105,17 @@ def config(target: Target) -> dict[str, object]:
         }
     }
     data["initializeCommand"] = INITIALIZE_COMMAND
-    data["postCreateCommand"] = POST_CREATE_COMMAND
+    data["postCreateCommand"] = (
+        f"{EDITABLE_INSTALL} && {POST_CREATE_COMMAND}" if package else POST_CREATE_COMMAND
+    )
     return data
 
 
-def render(target: Target) -> str:
-    """The JSON text of `.devcontainer/<target>/devcontainer.json` (valid JSON, newline-ended)."""
-    return json.dumps(config(target), indent=2) + "\n"
+def render(target: Target, package: bool | None = None) -> str:
+    """The JSON text of `.devcontainer/<target>/devcontainer.json` (valid JSON, newline-ended);
+    `package` None: as the project's matrix says."""
+    if package is None:
+        from torchenv import projectpkg
+
+        package = projectpkg.enabled_in(ROOT)
+    return json.dumps(config(target, package), indent=2) + "\n"

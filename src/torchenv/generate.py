@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from torchenv import devcontainer, matrix, render, table
+from torchenv import devcontainer, matrix, projectpkg, render, table
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
 from torchenv.matrix import ROOT
@@ -39,10 +39,13 @@ def outputs(
     root: Path = ROOT, targets: Mapping[str, matrix.Target] | None = None
 ) -> Iterable[tuple[Path, Callable[[], str]]]:
     """(path, producer) for every generated file under `root` (of `targets`: the matrix's)."""
+    package = projectpkg.enabled_in(root)
     for t in (matrix.load() if targets is None else targets).values():
         yield root / t.env_file.relative_to(ROOT), functools.partial(render.env_file, t)
-        yield root / t.dockerfile.relative_to(ROOT), functools.partial(render.dockerfile, t)
-        yield devcontainer.config_path(t.name, root), functools.partial(devcontainer.render, t)
+        dockerfile = functools.partial(render.dockerfile, t, package)
+        yield root / t.dockerfile.relative_to(ROOT), dockerfile
+        container = functools.partial(devcontainer.render, t, package)
+        yield devcontainer.config_path(t.name, root), container
     readme = root / "README.md"
     if readme.exists():
         yield readme, lambda: _readme(readme.read_text())

@@ -67,6 +67,14 @@ def enabled(root: Path, project: Project) -> bool:
     return has_project_table(root) if project.package is None else project.package
 
 
+def enabled_in(root: Path) -> bool:
+    """`enabled` for the project whose matrix is in `root` (False where it has none)."""
+    from torchenv import matrix
+
+    path = Path(root) / matrix.MATRIX_NAME
+    return path.is_file() and enabled(root, matrix.parse_project(path.read_text()))
+
+
 def build_command(root: Path, out_dir: Path) -> list[str]:
     return [
         sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",

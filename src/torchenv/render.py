@@ -88,5 +88,5 @@ def dockerfile(t: Target, package: bool | None = None) -> str:
     if package is None:
         from torchenv import matrix, projectpkg
 
-        package = projectpkg.enabled(matrix.ROOT, matrix.project())
+        package = projectpkg.enabled_in(matrix.ROOT)
     return fill(TEMPLATE.read_text(), values(t), {"CUDA": t.is_cuda, "PACKAGE": package})

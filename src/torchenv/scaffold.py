@@ -4,7 +4,8 @@ It writes what the kit needs there, then the files generated from the matrix:
 
     targets.toml          the matrix (the kit's default targets); its folder is the project's root
     tasks.py              a few lines that load the kit's invoke collection
-    noxfile.py            an `image(<target>)` session per target
+    noxfile.py            an `image(<target>)` and a `test(<target>)` session per target
+    .github/workflows/torchenv.yml    CI: per target, the image, its smoke suite, the tests in it
     .dockerignore         the build context: the staged kit and locks (written only when absent)
     .gitignore            gains `/.torchenv/` (the staged kit), when it lacks it
     envs/, docker/, .devcontainer/<target>/    as `invoke generate` writes them
@@ -21,6 +22,7 @@ second run writes nothing. Nothing is half-written (each file is replaced in one
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -38,7 +40,12 @@ _FIXED = (
     ("tasks.py", TEMPLATES / "tasks.py.in"),
     ("noxfile.py", TEMPLATES / "noxfile.py.in"),
     (".dockerignore", TEMPLATES / "dockerignore"),
+    (".github/workflows/torchenv.yml", TEMPLATES / "workflow.yml"),
 )
+# The sha256 of each earlier kit's version of a file it writes as is: init replaces those.
+_EARLIER = {
+    "noxfile.py": {"1deefb549e3eb74830ad38e231bcec6b87c460ad311ea39827cec34cb63aaf8c"},
+}
 # What the kit's generated files carry, so that init may replace an old one of its own.
 _GENERATED_MARKS = ("invoke generate", '"name": "torchenv ')
 # An older kit's .dockerignore (it let envs/ in, not the staged locks) starts so: replaced.
@@ -131,6 +138,21 @@ def _gitignore(root: Path, outcome: Outcome) -> None:
     outcome.written.append(path)
 
 
+def kit_version() -> str:
+    """The installed kit's version (the workflow installs the same)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torchenv")
+    except metadata.PackageNotFoundError:  # imported from a source tree, not installed
+        raise UserError("torchenv is not installed here: pip install torchenv, then init") from None
+
+
+def _earlier(name: str) -> Callable[[str], bool]:
+    known = _EARLIER.get(name, set())
+    return lambda text: hashlib.sha256(text.encode()).hexdigest() in known
+
+
 def init(root: Path, force: bool = False) -> Outcome:
     """Set up `root` (the project's root); see the module's docstring."""
     root = Path(root).resolve()
@@ -140,8 +162,9 @@ def init(root: Path, force: bool = False) -> Outcome:
     _place(root / matrix.MATRIX_NAME, default_matrix(root), outcome, force, never_ours)
     old_ignore: Callable[[str], bool] = lambda text: text.startswith(_OLD_DOCKERIGNORE)  # noqa: E731
     for name, source in _FIXED:
-        ours = old_ignore if name == ".dockerignore" else never_ours
-        _place(root / name, source.read_text(), outcome, force, ours)
+        ours = old_ignore if name == ".dockerignore" else _earlier(name)
+        text = source.read_text().replace("{{KIT_VERSION}}", kit_version())
+        _place(root / name, text, outcome, force, ours)
     _gitignore(root, outcome)
     matrix.load.cache_clear()
     targets = matrix.load(root / matrix.MATRIX_NAME)

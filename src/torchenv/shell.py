@@ -36,10 +36,14 @@ class ShellRequest:
     uid: int = -1  # -1: the caller's
     gid: int = -1
     command: tuple[str, ...] = ("bash",)
+    env: tuple[tuple[str, str], ...] = ()  # more variables for the container
+    volumes: tuple[tuple[Path, str], ...] = ()  # more (host folder, container path) mounts
+    role: str = "shell"  # its label (io.torchenv.<role>), for invoke clean
+    image_name: str | None = None  # another image than the target's (None: the matrix's name)
 
     @property
     def image(self) -> str:
-        return self.target.image(self.flavor)
+        return self.image_name or self.target.image(self.flavor)
 
 
 def shell_command(client: str, req: ShellRequest, *, tty: bool, gpus: bool) -> list[str]:
@@ -52,11 +56,15 @@ def shell_command(client: str, req: ShellRequest, *, tty: bool, gpus: bool) -> l
         f"--shm-size={SHM_SIZE}", "--user", f"{uid}:{gid}", "--env", "HOME=/tmp",
         # the image has no passwd entry for your UID: your name, for torch.compile's caches
         "--env", f"USER={_user_name()}",
-        *labels.cli_args(labels.of("shell", req.target.name)),
+        *labels.cli_args(labels.of(req.role, req.target.name)),
         # no capabilities, no gaining privileges (setuid): a shell as you needs neither
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         "--volume", f"{Path(req.workspace).resolve()}:/workspace", "--workdir", "/workspace",
     ]  # fmt: skip
+    for host, inside in req.volumes:
+        argv += ["--volume", f"{Path(host).resolve()}:{inside}"]
+    for name, value in req.env:
+        argv += ["--env", f"{name}={value}"]
     if gpus:
         argv.append("--gpus=all")
     return [*argv, req.image, *req.command]
@@ -84,7 +92,7 @@ def plan(
     gpus = req.gpu and req.target.is_cuda
     if gpus and not gpu_runtime(client, runner):
         note(
-            "torchenv: this engine has no NVIDIA runtime: the shell runs without a GPU "
+            f"torchenv: this engine has no NVIDIA runtime: the {req.role} runs without a GPU "
             "(install the NVIDIA container toolkit to get one)"
         )
         gpus = False

@@ -226,6 +226,47 @@ def shell(c: Any, o: Given) -> None:
 
 
 @command(
+    "test", TARGET, FLAVOR,
+    Option("no_gpu", "do not request GPUs for CUDA targets (default: when the engine can)",
+           False, bool),
+    REPORTS, IMAGE, IGNORE_ARCH, DRY_RUN,
+)  # fmt: skip
+def test(c: Any, o: Given) -> None:
+    """Run the project's tests in a target's image (invoke test --target cuda13 -- -k mlp)."""
+    from torchenv import projecttest
+
+    req = projecttest.TestRequest(
+        target=_target(o.target), project=matrix.project(), args=_after_dashes(c),
+        flavor=o.flavor, gpu=not o.no_gpu, reports=o.reports, image=o.image or None,
+    )  # fmt: skip
+    if req.target.is_cuda and req.gpu and not o.dry_run and not o.ignore_arch:
+        gpufit.refuse(req.target, None)
+    code = projecttest.run(req, dry_run=o.dry_run)
+    if code:
+        raise Exit(
+            f"the tests failed in {req.image or req.target.image(req.flavor)} (exit {code})",
+            code=code,
+        )
+
+
+def _after_dashes(c: Any) -> tuple[str, ...]:
+    """The words after `--`: from the command line itself where it holds them (invoke joins
+    them with spaces, which loses the quoting of `-k "a and b"`), else split from invoke's."""
+    import shlex
+    import sys
+
+    remainder = getattr(c, "remainder", "") or ""
+    if "--" in sys.argv:
+        tail = sys.argv[sys.argv.index("--") + 1 :]
+        if " ".join(tail) == remainder:
+            return tuple(tail)
+    try:
+        return tuple(shlex.split(remainder))
+    except ValueError as exc:
+        raise UserError(f"the arguments after -- cannot be split ({exc})") from None
+
+
+@command(
     "clean", TARGET_ALL,
     Option("dry_run", "show what would be removed and what is kept, remove nothing", False, bool),
 )  # fmt: skip
@@ -423,7 +464,7 @@ def push(c: Any, o: Given) -> None:
 
 
 TASKS = (
-    matrix_, generate, build, smoke, shell, clean, doctor, lock, verify, refresh_digest,
+    matrix_, generate, build, smoke, test, shell, clean, doctor, lock, verify, refresh_digest,
     export, k8s, push,
 )  # fmt: skip
 ns = Collection(*TASKS)

@@ -180,3 +180,11 @@ def test_initialize_without_torchenv_or_a_staged_kit_fails_in_one_line(tmp_path)
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1
     assert "pip install torchenv" in result.stderr
+
+
+def test_a_project_with_a_package_gets_it_editable_before_the_quick_suite():
+    t = matrix.get("cuda13")
+    assert devcontainer.config(t)["postCreateCommand"] == "python -m torchsmoke --quick"
+    assert devcontainer.config(t, package=True)["postCreateCommand"] == (
+        "python -m pip install --no-deps --editable . && python -m torchsmoke --quick"
+    )

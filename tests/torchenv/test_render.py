@@ -95,3 +95,16 @@ def test_the_template_holds_all_the_text_python_fills_values_only():
 
 def test_a_label_value_cannot_end_its_quotes_or_expand_a_variable():
     assert render.label_value('say "hi" $HOME \\') == 'say \\"hi\\" \\$HOME \\\\'
+
+
+def test_the_projects_package_is_the_runtime_stages_last_install_and_only_when_asked():
+    t = matrix.get("cuda13")
+    plain, with_pkg = render.dockerfile(t, package=False), render.dockerfile(t, package=True)
+    assert ".torchenv/package" not in plain and "install-env.sh package" not in plain
+    runtime = with_pkg[with_pkg.index("AS runtime") :]
+    runs = [i for i in _instructions(runtime) if i.startswith(("RUN", "COPY"))]
+    assert runs[-1] == "RUN" and "install-env.sh package cuda13" in runtime
+    assert runtime.index("COPY .torchenv/kit/torchsmoke") < runtime.index("install-env.sh package")
+    dev = with_pkg[with_pkg.index("AS dev\n") : with_pkg.index("AS runtime")]
+    assert "install-env.sh package" not in dev  # the dev container installs it editable
+    assert render.dockerfile(t) == plain  # this repository: [project] package = false

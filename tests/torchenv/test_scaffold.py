@@ -105,3 +105,32 @@ def test_a_new_project_gets_its_own_project_table(tmp_path: Path):
     text = scaffold.default_matrix(tmp_path)
     assert text.count("\n[project]\n") == 1 and 'dependencies = "none"' not in text
     assert matrix.parse_project(text) == matrix.Project(dependencies="auto")
+
+
+def test_init_writes_a_ci_workflow_that_installs_this_kit_and_a_test_session(tmp_path: Path):
+    from importlib import metadata
+
+    scaffold.init(tmp_path)
+    flow = (tmp_path / ".github" / "workflows" / "torchenv.yml").read_text()
+    assert f'TORCHENV: "torchenv=={metadata.version("torchenv")}"' in flow
+    assert "{{" not in flow.replace("${{", "")
+    assert 'nox -s "image(${TARGET})"' in flow and 'nox -s "test(${TARGET})"' in flow
+    nox = (tmp_path / "noxfile.py").read_text()
+    assert "def test(session" in nox and '"invoke", "test", "--target", target' in nox
+
+
+def test_the_noxfile_an_earlier_kit_wrote_is_replaced_a_users_is_kept(tmp_path: Path):
+    import subprocess
+
+    old = subprocess.run(
+        ["git", "show", "6df60c4:src/torchenv/kit/templates/noxfile.py.in"],
+        cwd=matrix.ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    if old.returncode != 0:
+        pytest.skip(f"this checkout lacks the earlier kit's commit: {old.stderr.strip()}")
+    nox = tmp_path / "noxfile.py"
+    nox.write_text(old.stdout)
+    scaffold.init(tmp_path)
+    assert "def test(session" in nox.read_text()
+    nox.write_text(old.stdout + "# mine\n")
+    assert nox in scaffold.init(tmp_path).kept

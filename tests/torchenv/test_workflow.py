@@ -204,12 +204,40 @@ def passes(*argv: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_zizmor():
-    passes(tool("zizmor"), "--offline", str(WORKFLOW))
+def project_workflow(tmp_path: Path) -> Path:
+    """The workflow `torchenv init` writes in a project (torchenv.yml, as the kit renders it)."""
+    from torchenv import scaffold
+
+    text = (scaffold.TEMPLATES / "workflow.yml").read_text()
+    path = tmp_path / "torchenv.yml"
+    path.write_text(text.replace("{{KIT_VERSION}}", scaffold.kit_version()))
+    return path
 
 
-def test_github_workflow_schema():
-    passes(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW))
+@pytest.fixture(params=["this repository's", "a project's"])
+def any_workflow(request, tmp_path: Path) -> Path:
+    return WORKFLOW if request.param == "this repository's" else project_workflow(tmp_path)
+
+
+def test_zizmor(any_workflow: Path):
+    passes(tool("zizmor"), "--offline", str(any_workflow))
+
+
+def test_github_workflow_schema(any_workflow: Path):
+    passes(
+        tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(any_workflow)
+    )
+
+
+def test_a_projects_workflow_builds_smokes_and_tests_each_target_with_the_same_pins(tmp_path):
+    flow = yaml.safe_load(project_workflow(tmp_path).read_text())
+    image = flow["jobs"]["image"]
+    assert image["strategy"]["matrix"]["target"] == "${{ fromJSON(needs.targets.outputs.targets) }}"
+    runs = [s.get("run", "") for s in steps(image)]
+    assert runs.index('nox -s "image(${TARGET})"') < runs.index('nox -s "test(${TARGET})"')
+    assert flow["permissions"] == {"contents": "read"}
+    ours = {s["uses"] for s in uses(yaml.safe_load(WORKFLOW.read_text()))}
+    assert {s["uses"] for s in uses(flow)} <= ours  # the actions pinned as this repository's
 
 
 def actionlint(path: Path, tmp_path: Path) -> list[dict]:
@@ -235,18 +263,19 @@ def configured_labels() -> set[str]:
     return set(config["self-hosted-runner"]["labels"])
 
 
-def test_actionlint(tmp_path: Path):
+def test_actionlint(any_workflow: Path, tmp_path: Path):
     labels = configured_labels()
     findings = [
         f
-        for f in actionlint(WORKFLOW, tmp_path)
+        for f in actionlint(any_workflow, tmp_path)
         if not (
             f["kind"] == "runner-label"
             and re.match(r'label "([^"]+)" is unknown', f["message"])[1] in labels
         )
     ]
     assert findings == [], "\n".join(
-        f"{WORKFLOW.name}:{f['line']}:{f['column']}: {f['message']} [{f['kind']}]" for f in findings
+        f"{any_workflow.name}:{f['line']}:{f['column']}: {f['message']} [{f['kind']}]"
+        for f in findings
     )
 
 
