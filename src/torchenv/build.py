@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torchbuild import envfile
-from torchenv import credentials, matrix, pins, projectpkg, render
+from torchenv import credentials, matrix, pins, projectpkg, render, uvresolve
 from torchenv import uv as uvs
 from torchenv.buildcontext import BuildContext
 from torchenv.digests import is_pinned
@@ -346,7 +346,9 @@ def _run_build(
         commands[-1] += "   # then label the image with the manifest file's sha256"
         package = _package(req)
         if package:
-            wheel_argv = projectpkg.build_command(ROOT, ROOT / projectpkg.PACKAGE_DIR)
+            wheel_argv = projectpkg.build_command(
+                ROOT, ROOT / projectpkg.PACKAGE_DIR, uvresolve.executable()
+            )
             commands.insert(0, shlex.join(wheel_argv) + "   # the project's wheel, first")
         if dry_run:
             return commands

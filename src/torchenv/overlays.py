@@ -111,18 +111,19 @@ def resolve(
     below: Sequence[Lock],
     runner: Runner = subprocess_runner,
     index_url: str | None = None,
+    resolver: str = "pip",
 ) -> list[LockedPackage]:
     """What `overlay` adds to the locks `below`, resolved from pip's default index (or
     `index_url` where it mirrors that index: a target without an index of its own) with every
     version below held as a constraint."""
-    from torchenv import resolve as resolver  # resolving is pip's, the module's owner
+    from torchenv import resolve as resolving  # the owner of resolving
 
     held = {p.name: p.version for lock in below for p in lock.packages.values()}
     constraints = "".join(f"{n}=={v}\n" for n, v in sorted(held.items()))
     requirements = "".join(f"{r}\n" for r in overlay.requirements)
     index = index_url if not target.index_url else None
-    packages = resolver.pip_report(
-        target.python, index, requirements, runner, constraints, overlay.what
+    packages = resolving.report(
+        target.python, index, requirements, runner, constraints, overlay.what, resolver
     )
     for pkg in packages:
         if pkg.name in held and not pin_matches(held[pkg.name], pkg.version):
@@ -138,7 +139,7 @@ def resolve(
         markers = {requirement_name(r) for r in overlay.requirements if ";" in r}
         missing = [m for m in missing if m not in markers]
     if missing:
-        raise UserError(f"pip's resolve of {overlay.what} lacks {', '.join(missing)}")
+        raise UserError(f"{resolver}'s resolve of {overlay.what} lacks {', '.join(missing)}")
     return [p for p in packages if p.name not in held]
 
 
@@ -147,11 +148,12 @@ def lock_all(
     runner: Runner = subprocess_runner,
     index_url: str | None = None,
     upgrade: bool = False,
+    resolver: str = "pip",
 ) -> list[str]:
     """Resolve and write each overlay over the target's pip lock (which must exist), bottom up;
     a line for each written, kept (current: made from what it is made from now; `upgrade`
     resolves it again), left as it was, or removed (nothing asks for it now)."""
-    from torchenv import resolve as resolver
+    from torchenv import resolve as resolving
 
     below = [parse_pip_lock(target.pip_lock.read_text(), target.pip_lock, target.name)]
     env = read_env(target.env_file)
@@ -163,14 +165,14 @@ def lock_all(
             lines.append(f"{rel(overlay.path)}: current ({len(kept.packages)} packages), kept")
             below.append(kept)
             continue
-        packages = resolve(target, overlay, below, runner, index_url)
+        packages = resolve(target, overlay, below, runner, index_url, resolver)
         header = render_overlay_header(
             target, overlay.kind, overlay.path, [lock.path for lock in below], env,
             fingerprint(overlay.requirements, below), dt.date.today().isoformat(), PIP_PLATFORM,
         )  # fmt: skip
         text = render_pip_lock(header, packages)  # no packages: the header alone, still a record
         lock = parse_pip_lock(text, overlay.path, target.name, allow_empty=True)
-        lines.append(resolver.write_lock(overlay.path, text, len(packages)))
+        lines.append(resolving.write_lock(overlay.path, text, len(packages)))
         below.append(lock)
     for path in _unasked(target, wanted):
         path.unlink()

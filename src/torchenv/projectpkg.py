@@ -2,8 +2,8 @@
 
 The package is the image's last layer, installed with `pip install --no-deps` (its dependencies
 are locked and installed in the layers below), so that an edit of the project's code rebuilds one
-small layer. Its wheel is built on the host from the working tree, with the host's Python and
-pip's isolated build (the project's own build backend, from the default index), into
+small layer. Its wheel is built on the host from the working tree, in an isolated build (the
+project's own build backend, from the default index: `uv build`, else `pip wheel`), into
 `.torchenv/package/`, which then holds exactly that wheel: the layer's cache key is the wheel's
 bytes, made the same for the same sources (SOURCE_DATE_EPOCH fixes the timestamps in the zip).
 
@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from torchenv import uvresolve
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
 from torchenv.matrix import Project
@@ -75,10 +76,15 @@ def enabled_in(root: Path) -> bool:
     return path.is_file() and enabled(root, matrix.parse_project(path.read_text()))
 
 
-def build_command(root: Path, out_dir: Path) -> list[str]:
+def build_command(root: Path, out_dir: Path, uv: str | None = None) -> list[str]:
+    """`uv build --wheel` where uv is installed (it keeps the isolated build environment between
+    builds: about 1.5 s against pip's 4.5 s for the sample project), else `pip wheel`."""
+    source = str(Path(root).resolve())
+    if uv:
+        return [uv, "build", "--wheel", "--quiet", "--out-dir", str(out_dir), source]
     return [
         sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
-        "--wheel-dir", str(out_dir), str(Path(root).resolve()),
+        "--wheel-dir", str(out_dir), source,
     ]  # fmt: skip
 
 
@@ -110,8 +116,8 @@ def build_wheel(root: Path, runner: Runner = subprocess_runner) -> Wheel:
     with tempfile.TemporaryDirectory(prefix="torchenv-wheel-") as tmp:
         try:
             done = runner(
-                build_command(root, Path(tmp)), env={"SOURCE_DATE_EPOCH": EPOCH},
-                timeout=BUILD_TIMEOUT_S,
+                build_command(root, Path(tmp), uvresolve.executable()),
+                env={"SOURCE_DATE_EPOCH": EPOCH}, timeout=BUILD_TIMEOUT_S,
             )  # fmt: skip
         finally:
             for path in _droppings(root) - before:
@@ -120,7 +126,8 @@ def build_wheel(root: Path, runner: Runner = subprocess_runner) -> Wheel:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise UserError(
                 f"building the project's package failed (exit {done.returncode}): {last}; fix the "
-                "build (pip wheel --no-deps . shows it all), or set [project] package = false"
+                "build (`uv build --wheel` or `pip wheel --no-deps .` shows it all), or set "
+                "[project] package = false"
             )
         wheels = sorted(Path(tmp).glob("*.whl"))
         if len(wheels) != 1:

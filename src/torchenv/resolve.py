@@ -1,7 +1,10 @@
-"""Making locks: resolve a target's pins through pip (or conda-lock) and write the lock.
+"""Making locks: resolve a target's pins through uv or pip (or conda-lock) and write the lock.
 
-The pip lock is resolved by pip itself (`pip install --dry-run --report`) for the image's platform
-(Linux x86_64, manylinux 2.28, CPython <python>). The conda lock is made with
+The pip lock is resolved for the image's platform (Linux x86_64, manylinux 2.28, CPython
+<python>) by uv (`uv pip compile --generate-hashes`, torchenv.uvresolve: the default where uv is
+installed, as it is with the kit) or by pip itself (`pip install --dry-run --report`,
+`--resolver pip`). Both give the same versions; uv's lock lists the sha256 of every file of each
+version, pip's the one file it chose. The conda lock is made with
 `conda-lock lock --kind lock -p linux-64 -f envs/<target>.yml --lockfile ...`, and for CUDA
 targets `CONDA_OVERRIDE_CUDA=<cuda>` plus `--with-cuda <cuda>` (locks are made on machines
 without a GPU).
@@ -172,6 +175,85 @@ def packages_from_report(report: Mapping[str, Any]) -> list[LockedPackage]:
     return sorted(packages, key=lambda p: p.name)
 
 
+RESOLVERS = ("uv", "pip")
+
+
+def default_resolver() -> str:
+    """uv where the host has it (the kit depends on it), else pip."""
+    from torchenv import uvresolve
+
+    return "uv" if uvresolve.executable() else "pip"
+
+
+def report(
+    python: str,
+    index: str | None,
+    requirements: str,
+    runner: Runner,
+    constraints: str = "",
+    what: str = "the pins",
+    resolver: str = "pip",
+) -> list[LockedPackage]:
+    """Every package `resolver` (uv or pip) resolves for `requirements` (requirements-file text)
+    on the image's platform, hashed; `constraints` (text) holds versions it may not change."""
+    if resolver == "uv":
+        return uv_report(python, index, requirements, runner, constraints, what)
+    if resolver != "pip":
+        raise UserError(f"unknown resolver {resolver!r}: choose one of {', '.join(RESOLVERS)}")
+    return pip_report(python, index, requirements, runner, constraints, what)
+
+
+def uv_report(
+    python: str,
+    index: str | None,
+    requirements: str,
+    runner: Runner,
+    constraints: str = "",
+    what: str = "the pins",
+) -> list[LockedPackage]:
+    """`report` through `uv pip compile` (torchenv.uvresolve)."""
+    from torchenv import uvresolve
+
+    uv = uvresolve.executable()
+    if uv is None:
+        raise UserError("uv is not installed here: pip install uv, or lock with --resolver pip")
+    with tempfile.TemporaryDirectory(prefix="torchenv-lock-") as tmp:
+        req_file, out = Path(tmp, "requirements.in"), Path(tmp, "requirements.txt")
+        req_file.write_text(requirements)
+        held = None
+        if constraints:
+            held = Path(tmp, "constraints.txt")
+            held.write_text(constraints)
+        prefix, env_vars = uvresolve.clean_env()
+        on_line, env_vars = index_source(index, env_vars)
+        if on_line is None and "PIP_INDEX_URL" in env_vars:  # a secret: uv's variable, not argv
+            env_vars["UV_INDEX_URL"] = env_vars.pop("PIP_INDEX_URL")
+        argv = prefix + uvresolve.command(uv, python, on_line, req_file, out, held)
+        result = runner(argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
+        if not result.ok:
+            output = result.stderr + "\n" + result.stdout
+            reason = unreachable_reason(output)
+            if reason:
+                shown = credentials.redacted(index) if index else "the default index"
+                raise unreachable(shown, reason, PIP_REACH)
+            last = _uv_error(result)
+            raise UserError(
+                f"uv could not resolve {what}: "
+                + (credentials.scrub(last, index) if index else last)
+            )
+        return uvresolve.parse(out.read_text())
+
+
+def _uv_error(result: Result) -> str:
+    """uv's reason: its `error:` line with the explanation that follows, as one line."""
+    lines = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("error:")), None)
+    if start is None:
+        return _last_error(result)
+    text = " ".join(ln.lstrip("╰─▶ ").strip() for ln in lines[start : start + 6])
+    return text.removeprefix("error: ")
+
+
 def pip_report(
     python: str,
     index: str | None,
@@ -180,8 +262,7 @@ def pip_report(
     constraints: str = "",
     what: str = "the pins",
 ) -> list[LockedPackage]:
-    """Every package pip resolves for `requirements` (requirements-file text) on the image's
-    platform, hashed; `constraints` (text) holds versions the resolve may not change."""
+    """`report` through pip's resolver (`pip install --dry-run --report`)."""
     check_host(python)
     with tempfile.TemporaryDirectory(prefix="torchenv-lock-") as tmp:
         req_file, report = Path(tmp, "requirements.in"), Path(tmp, "report.json")
@@ -209,7 +290,10 @@ def pip_report(
 
 
 def resolve_pip(
-    env: EnvFile, runner: Runner = subprocess_runner, index_url: str | None = None
+    env: EnvFile,
+    runner: Runner = subprocess_runner,
+    index_url: str | None = None,
+    resolver: str = "pip",
 ) -> list[LockedPackage]:
     """Resolve the env file's pins with pip for the image's platform; every package, hashed.
 
@@ -217,11 +301,15 @@ def resolve_pip(
     """
     pins = env_pins(env)
     requirements = "".join(f"{n}=={v}\n" for n, v in pins.items())
-    packages = pip_report(env.python, index_url or env.index_url, requirements, runner)
+    packages = report(
+        env.python, index_url or env.index_url, requirements, runner, resolver=resolver
+    )
     locked = {p.name: p.version for p in packages}
     for name, version in pins.items():
         if not pin_matches(version, locked.get(name, "")):
-            raise UserError(f"pip resolved {name} to {locked.get(name)}, not the pinned {version}")
+            raise UserError(
+                f"{resolver} resolved {name} to {locked.get(name)}, not the pinned {version}"
+            )
     return packages
 
 
@@ -230,6 +318,7 @@ def lock_pip(
     runner: Runner = subprocess_runner,
     index_url: str | None = None,
     upgrade: bool = False,
+    resolver: str = "pip",
 ) -> str:
     """Write envs/<target>.pip.lock.txt, then the overlays over it (the project's dependencies,
     the dev extras: torchenv.overlays); returns a line saying what was done.
@@ -249,12 +338,12 @@ def lock_pip(
         done = f"{rel(target.pip_lock)}: current ({count} packages), kept (--upgrade resolves it again)"
     else:
         env = read_env(target.env_file)
-        packages = resolve_pip(env, runner, index_url)
+        packages = resolve_pip(env, runner, index_url, resolver)
         header = render_header(target, "pip", env, dt.date.today().isoformat(), PIP_PLATFORM)
         text = render_pip_lock(header, packages)
         parse_pip_lock(text, target.pip_lock, target.name)  # never write what the parser refuses
         done = write_lock(target.pip_lock, text, len(packages))
-    return "; ".join([done, *overlays.lock_all(target, runner, index_url, upgrade)])
+    return "; ".join([done, *overlays.lock_all(target, runner, index_url, upgrade, resolver)])
 
 
 def conda_lock_executable() -> str | None:
@@ -327,8 +416,9 @@ def lock_target(
     installer: str | None = None,
     index_url: str | None = None,
     upgrade: bool = False,
+    resolver: str = "pip",
 ) -> list[str]:
-    """What `invoke lock --target X [--installer pip|conda] [--upgrade]` calls.
+    """What `invoke lock --target X [--installer pip|conda] [--upgrade] [--resolver R]` calls.
 
     Resolves and writes the lock of `installer` and returns one line per lock written or left as
     it was. Without `installer`: the pip lock, and the conda lock where conda-lock is installed
@@ -345,7 +435,9 @@ def lock_target(
             continue
         try:
             made = (
-                lock_pip(t, runner, index_url, upgrade) if name == "pip" else lock_conda(t, runner)
+                lock_pip(t, runner, index_url, upgrade, resolver)
+                if name == "pip"
+                else lock_conda(t, runner)
             )
             done.append(made)
         except UserError as exc:
@@ -356,21 +448,36 @@ def lock_target(
 
 
 def planned_commands(
-    target: Target, installer: str | None = None, index_url: str | None = None
+    target: Target,
+    installer: str | None = None,
+    index_url: str | None = None,
+    resolver: str = "pip",
 ) -> list[str]:
     """What `invoke lock --target X --dry-run` prints: the resolver commands a lock would run."""
-    from torchenv import overlays
+    from torchenv import overlays, uvresolve
 
     tmp = Path(tempfile.gettempdir()) / "torchenv-lock"
 
     def pip_line(index: str | None, constraints: bool) -> str:
-        prefix, env = clean_pip_env()
-        on_line, env = index_source(index, env, shown=True)
-        argv = pip_resolve_command(
-            target.python, on_line, tmp / "requirements.txt", tmp / "report.json", tmp / "target",
-        )  # fmt: skip
-        if constraints:
-            argv += ["--constraint", str(tmp / "constraints.txt")]
+        held = tmp / "constraints.txt"
+        if resolver == "uv":
+            prefix, env = uvresolve.clean_env()
+            on_line, env = index_source(index, env, shown=True)
+            if "PIP_INDEX_URL" in env:
+                env["UV_INDEX_URL"] = env.pop("PIP_INDEX_URL")
+            argv = uvresolve.command(
+                uvresolve.executable() or "uv", target.python, on_line, tmp / "requirements.in",
+                tmp / "requirements.txt", held if constraints else None,
+            )  # fmt: skip
+        else:
+            prefix, env = clean_pip_env()
+            on_line, env = index_source(index, env, shown=True)
+            argv = pip_resolve_command(
+                target.python, on_line, tmp / "requirements.txt", tmp / "report.json",
+                tmp / "target",
+            )  # fmt: skip
+            if constraints:
+                argv += ["--constraint", str(held)]
         overrides = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
         return " ".join([*prefix, *overrides, shlex.join(argv)]).strip()
 

@@ -59,7 +59,9 @@ def _dry_engine() -> engine.Engine:
         return engine.Engine("docker", "unknown", "unknown", "builtin")
 
 
-CONFIGURABLE = BUILD_CONFIGURABLE
+RESOLVER = Option("resolver", "uv or pip (default: uv where it is installed, as with the kit)",
+                  choices=("uv", "pip"), config=True)  # fmt: skip
+CONFIGURABLE = (*BUILD_CONFIGURABLE, RESOLVER)
 
 
 @command(
@@ -114,7 +116,7 @@ def build(c: Any, o: Given) -> None:
     from torchenv import lockgate, resolve
 
     def lock(t: matrix.Target) -> str:
-        return resolve.lock_pip(t, index_url=req.index_url)
+        return resolve.lock_pip(t, index_url=req.index_url, resolver=resolve.default_resolver())
 
     lockgate.ensure(
         req.target, req.installer, frozen=o.frozen, allow_unlocked=o.allow_unlocked,
@@ -319,7 +321,7 @@ def doctor(c: Any, o: Given) -> None:
            "target's)"),
     Option("upgrade", "resolve again where a lock is current (default: keep it, so that a new "
            "dependency leaves torch's lock alone)", False, bool),
-    DRY_RUN,
+    RESOLVER, DRY_RUN,
 )  # fmt: skip
 def lock(c: Any, o: Given) -> None:
     """Write a target's locks (exact versions, sha256) next to its env file; --check for drift."""
@@ -334,11 +336,16 @@ def lock(c: Any, o: Given) -> None:
         print("locks agree with their env files")
         return
     if o.dry_run:
-        for line in resolve.planned_commands(_target(o.target), o.installer, o.index_url):
+        chosen = o.resolver or resolve.default_resolver()
+        for line in resolve.planned_commands(_target(o.target), o.installer, o.index_url, chosen):
             print(line)
         return
     for line in resolve.lock_target(
-        _target(o.target), installer=o.installer, index_url=o.index_url, upgrade=o.upgrade
+        _target(o.target),
+        installer=o.installer,
+        index_url=o.index_url,
+        upgrade=o.upgrade,
+        resolver=o.resolver or resolve.default_resolver(),
     ):
         print(line)
 

@@ -22,6 +22,14 @@ def sample(tmp_path: Path) -> Path:
     return Path(shutil.copytree(SAMPLE, tmp_path / "sample"))
 
 
+@pytest.fixture(params=["uv", "pip"])
+def builder(request, monkeypatch) -> str:
+    """The wheel is built with uv where the host has it, else with pip: both, with a fake."""
+    uv = "/opt/uv/bin/uv" if request.param == "uv" else None
+    monkeypatch.setattr(projectpkg.uvresolve, "executable", lambda: uv)
+    return str(request.param)
+
+
 def test_enabled_follows_the_matrix_else_a_project_table(tmp_path: Path, sample: Path):
     assert projectpkg.enabled(sample, Project())
     assert not projectpkg.enabled(sample, Project(package=False))
@@ -48,7 +56,8 @@ def fake_build(wheel_name: str, code: int = 0, stderr: str = ""):
         (root / "build" / "lib").mkdir(parents=True)
         (root / "sample.egg-info").mkdir()
         if code == 0:
-            out = Path(args[args.index("--wheel-dir") + 1])
+            flag = "--out-dir" if "--out-dir" in args else "--wheel-dir"
+            out = Path(args[args.index(flag) + 1])
             with zipfile.ZipFile(out / wheel_name, "w") as zf:
                 zf.writestr("sample/__init__.py", "")
         return Result(tuple(args), code, "", stderr)
@@ -56,7 +65,7 @@ def fake_build(wheel_name: str, code: int = 0, stderr: str = ""):
     return runner, calls
 
 
-def test_the_wheel_is_staged_alone_and_the_build_leaves_nothing_in_the_tree(sample: Path):
+def test_the_wheel_is_staged_alone_and_the_build_leaves_nothing_in_the_tree(sample, builder):
     runner, calls = fake_build("sample-0.2.0-py3-none-any.whl")
     stale = sample / projectpkg.PACKAGE_DIR / "sample-0.1.0-py3-none-any.whl"
     stale.parent.mkdir(parents=True)
@@ -66,25 +75,28 @@ def test_the_wheel_is_staged_alone_and_the_build_leaves_nothing_in_the_tree(samp
     assert sorted(p.name for p in wheel.path.parent.iterdir()) == [wheel.path.name]
     assert not (sample / "build").exists() and not (sample / "sample.egg-info").exists()
     args, kwargs = calls[0]
-    assert args[1:4] == ["-m", "pip", "wheel"] and "--no-deps" in args
+    if builder == "uv":
+        assert args[:3] == ["/opt/uv/bin/uv", "build", "--wheel"]
+    else:
+        assert args[1:4] == ["-m", "pip", "wheel"] and "--no-deps" in args
     assert kwargs["env"] == {"SOURCE_DATE_EPOCH": projectpkg.EPOCH}
 
 
-def test_a_build_folder_the_project_had_is_kept(sample: Path):
+def test_a_build_folder_the_project_had_is_kept(sample: Path, builder: str):
     (sample / "build").mkdir()
     (sample / "build" / "mine.txt").write_text("the project's own")
     projectpkg.build_wheel(sample, fake_build("sample-0.1.0-py3-none-any.whl")[0])
     assert (sample / "build" / "mine.txt").read_text() == "the project's own"
 
 
-def test_a_platform_wheel_is_refused_in_one_line(sample: Path):
+def test_a_platform_wheel_is_refused_in_one_line(sample: Path, builder: str):
     runner, _ = fake_build("sample-0.1.0-cp311-cp311-linux_x86_64.whl")
     with pytest.raises(UserError, match=r"wheel for one Python and platform.*package = false"):
         projectpkg.build_wheel(sample, runner)
     assert not (sample / projectpkg.PACKAGE_DIR).exists()
 
 
-def test_a_failing_build_is_one_line_with_its_last_error(sample: Path):
+def test_a_failing_build_is_one_line_with_its_last_error(sample: Path, builder: str):
     runner, _ = fake_build("x", code=1, stderr="noise\nerror: invalid command 'bdist_wheel'\n")
     with pytest.raises(UserError) as exc:
         projectpkg.build_wheel(sample, runner)

@@ -155,9 +155,12 @@ def test_lint_passes_on_the_committed_tree():
 
 def test_lock_check_passes_and_lock_dry_run_shows_the_resolver():
     assert invoke("lock", "--check").returncode == 0
-    done = invoke("lock", "--target", "cuda13", "--dry-run")
+    done = invoke("lock", "--target", "cuda13", "--dry-run", "--resolver", "pip")
     assert done.returncode == 0 and "pip install --dry-run" in done.stdout
     assert "--python-version 3.11" in done.stdout
+    done = invoke("lock", "--target", "cuda13", "--dry-run")  # uv: the kit depends on it
+    assert done.returncode == 0 and "uv pip compile --no-config" in done.stdout
+    assert "--python-platform x86_64-manylinux_2_28" in done.stdout
 
 
 def test_a_bad_uid_is_one_line():
