@@ -1,4 +1,5 @@
-"""Adding one dependency to a project: what it costs to lock, rebuild and push again.
+"""A project's edit cycle: what it costs to lock, to rebuild after an edit or a new dependency,
+and to push again.
 
     flock /tmp/torchenv-engine.lock python benchmarks/project_layers.py
 
@@ -8,12 +9,16 @@ In a copy of tests/sample-project (a temporary folder, its `test` extra locked t
 as installed in this Python: `torchenv init`, then the cuda13 pip lock of this repository copied
 in (the same env file, so `invoke lock` keeps it as current), and:
 
-1. `invoke lock --target cuda13 --installer pip`: the project's overlay and the dev overlay;
+1. one paired lock of every lock of the target (torch's, the project's, the dev extras':
+   `invoke lock --target cuda13 --installer pip --upgrade`), with pip's resolver, then with uv's
+   (the default), which is kept;
 2. a cold build, `invoke build --target cuda13 --no-cache` (download caches as they are);
-3. a push to a registry on this machine (Debian's docker-registry, started for the run);
-4. one dependency added to pyproject.toml (tabulate), `invoke lock` again (the torch lock kept),
+3. one line added to a file of the sample's package, and `invoke build`: its time as a share of
+   the cold build (goal: 5% or less);
+4. a push to a registry on this machine (Debian's docker-registry, started for the run);
+5. one dependency added to pyproject.toml (tabulate), `invoke lock` again (the torch lock kept),
    and `invoke build`: its time as a share of the cold build (goal: 10% or less);
-5. the second push: the bytes of the layers the registry did not have yet (the sizes its
+6. the second push: the bytes of the layers the registry did not have yet (the sizes its
    manifest gives), as a share of the image's compressed bytes (goal: 5% or less).
 
 Prints each figure with the load average. Removes its images, the registry and the folder.
@@ -76,15 +81,24 @@ def main() -> int:
         shutil.copy(ROOT / "envs" / "cuda13.pip.lock.txt", project / "envs")
         image = "sample/cuda13:bench"
         tagged = [*build, "--tag", image]
+        relock = ["invoke", "lock", "--target", "cuda13", "--installer", "pip"]
         try:
-            lock_s = run(
-                ["invoke", "lock", "--target", "cuda13", "--installer", "pip"], project, env
-            )
+            by = {
+                r: run([*relock, "--upgrade", "--resolver", r], project, env) for r in ("pip", "uv")
+            }
             print(
-                f"lock, the project's and the dev overlay (pip's resolver): {lock_s:.1f} s ({load()})"
+                f"lock, all three locks of cuda13 resolved again: pip {by['pip']:.1f} s, "
+                f"uv {by['uv']:.1f} s = {by['uv'] / by['pip']:.2f}x ({load()})"
             )
             cold_s = run([*tagged, "--no-cache"], project, env)
             print(f"cold build (--no-cache): {cold_s:.1f} s ({load()})")
+            module = project / "sample" / "__init__.py"
+            module.write_text(module.read_text() + "\n# edited by the benchmark\n")
+            edit_s = run(tagged, project, env)
+            print(
+                f"rebuild after editing one file: {edit_s:.1f} s = {100 * edit_s / cold_s:.1f}% "
+                f"of the cold build (goal 5% or less; {load()})"
+            )
             with localregistry.running(Path(tmp, "registry")) as registry:
                 first = f"{registry}/bench/sample:one"
                 run(["docker", "tag", image, first], project)
@@ -97,9 +111,7 @@ def main() -> int:
                 pyproject.write_text(
                     pyproject.read_text().replace('"tqdm>=4.66"', '"tqdm>=4.66", "tabulate>=0.9"')
                 )
-                relock_s = run(
-                    ["invoke", "lock", "--target", "cuda13", "--installer", "pip"], project, env
-                )
+                relock_s = run(relock, project, env)
                 rebuild_s = run(tagged, project, env)
                 print(
                     f"after adding tabulate: lock {relock_s:.1f} s; rebuild {rebuild_s:.1f} s = "

@@ -346,10 +346,10 @@ def _run_build(
         commands[-1] += "   # then label the image with the manifest file's sha256"
         package = _package(req)
         if package:
-            wheel_argv = projectpkg.build_command(
-                ROOT, ROOT / projectpkg.PACKAGE_DIR, uvresolve.executable()
-            )
-            commands.insert(0, shlex.join(wheel_argv) + "   # the project's wheel, first")
+            tmp = Path(tempfile.gettempdir()) / "torchenv-wheel-XXXXXXXX"
+            wheel_argv = projectpkg.build_command(ROOT, tmp, uvresolve.executable())
+            note = f"   # the project's wheel, first; then staged into {projectpkg.PACKAGE_DIR}/"
+            commands.insert(0, shlex.join(wheel_argv) + note)
         if dry_run:
             return commands
         before = image_facts(runner, engine, req.image)

@@ -40,8 +40,12 @@ EXTENSIONS = ("ms-python.python", "ms-toolsai.jupyter")
 # The smoke suite's quick mode; on a host without a GPU its cuda check skips (with the reason).
 POST_CREATE_COMMAND = "python -m torchsmoke --quick"
 # A project with a package of its own: installed editable from the workspace first (its
-# dependencies are in the image's lock, hence --no-deps), so that `import` finds the code as edited.
-EDITABLE_INSTALL = "python -m pip install --no-deps --editable ."
+# dependencies are in the image's lock, hence --no-deps), so that `import` finds the code as edited:
+# with the build backend the image holds (setuptools, offline), else in pip's isolated build.
+EDITABLE_INSTALL = (
+    "{ python -m pip install --quiet --no-deps --no-build-isolation --editable . 2>/dev/null"
+    " || python -m pip install --quiet --no-deps --editable .; }"
+)
 # On the host, in the project's folder, before the build: the Dockerfile reads the kit's files
 # from .torchenv/ (torchenv.buildcontext). VS Code runs this with its own PATH, which may not hold
 # the venv torchenv was installed into (or finds one it cannot run): then a kit staged before (by

@@ -134,7 +134,7 @@ def index_source(
     return None, {**env, "PIP_INDEX_URL": credentials.redacted(index) if shown else index}
 
 
-def _last_error(result: Result) -> str:
+def last_error(result: Result) -> str:
     lines = [ln.strip() for ln in (result.stderr + "\n" + result.stdout).splitlines()]
     errors = [ln for ln in lines if ln.startswith("ERROR") or "Error" in ln]
     return (errors or [ln for ln in lines if ln] or [f"exit status {result.returncode}"])[-1]
@@ -197,61 +197,12 @@ def report(
     """Every package `resolver` (uv or pip) resolves for `requirements` (requirements-file text)
     on the image's platform, hashed; `constraints` (text) holds versions it may not change."""
     if resolver == "uv":
-        return uv_report(python, index, requirements, runner, constraints, what)
+        from torchenv import uvresolve
+
+        return uvresolve.report(python, index, requirements, runner, constraints, what)
     if resolver != "pip":
         raise UserError(f"unknown resolver {resolver!r}: choose one of {', '.join(RESOLVERS)}")
     return pip_report(python, index, requirements, runner, constraints, what)
-
-
-def uv_report(
-    python: str,
-    index: str | None,
-    requirements: str,
-    runner: Runner,
-    constraints: str = "",
-    what: str = "the pins",
-) -> list[LockedPackage]:
-    """`report` through `uv pip compile` (torchenv.uvresolve)."""
-    from torchenv import uvresolve
-
-    uv = uvresolve.executable()
-    if uv is None:
-        raise UserError("uv is not installed here: pip install uv, or lock with --resolver pip")
-    with tempfile.TemporaryDirectory(prefix="torchenv-lock-") as tmp:
-        req_file, out = Path(tmp, "requirements.in"), Path(tmp, "requirements.txt")
-        req_file.write_text(requirements)
-        held = None
-        if constraints:
-            held = Path(tmp, "constraints.txt")
-            held.write_text(constraints)
-        prefix, env_vars = uvresolve.clean_env()
-        on_line, env_vars = index_source(index, env_vars)
-        if on_line is None and "PIP_INDEX_URL" in env_vars:  # a secret: uv's variable, not argv
-            env_vars["UV_INDEX_URL"] = env_vars.pop("PIP_INDEX_URL")
-        argv = prefix + uvresolve.command(uv, python, on_line, req_file, out, held)
-        result = runner(argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
-        if not result.ok:
-            output = result.stderr + "\n" + result.stdout
-            reason = unreachable_reason(output)
-            if reason:
-                shown = credentials.redacted(index) if index else "the default index"
-                raise unreachable(shown, reason, PIP_REACH)
-            last = _uv_error(result)
-            raise UserError(
-                f"uv could not resolve {what}: "
-                + (credentials.scrub(last, index) if index else last)
-            )
-        return uvresolve.parse(out.read_text())
-
-
-def _uv_error(result: Result) -> str:
-    """uv's reason: its `error:` line with the explanation that follows, as one line."""
-    lines = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
-    start = next((i for i, ln in enumerate(lines) if ln.startswith("error:")), None)
-    if start is None:
-        return _last_error(result)
-    text = " ".join(ln.lstrip("╰─▶ ").strip() for ln in lines[start : start + 6])
-    return text.removeprefix("error: ")
 
 
 def pip_report(
@@ -280,7 +231,7 @@ def pip_report(
             if reason:
                 shown = credentials.redacted(index) if index else "pip's default index"
                 raise unreachable(shown, reason, PIP_REACH)
-            last = credentials.scrub(_last_error(result), index) if index else _last_error(result)
+            last = credentials.scrub(last_error(result), index) if index else last_error(result)
             raise UserError(f"pip could not resolve {what}: {last}")
         try:
             data = json.loads(report.read_text())
@@ -393,7 +344,7 @@ def lock_conda(target: Target, runner: Runner = subprocess_runner) -> str:
                 raise unreachable("the conda-forge channel (conda-lock)", reason, CONDA_REACH)
             if result.returncode == NOT_FOUND:
                 raise UserError(CONDA_LOCK_MISSING)
-            raise UserError(f"conda-lock failed: {_last_error(result)}")
+            raise UserError(f"conda-lock failed: {last_error(result)}")
         if not partial.exists():
             raise UserError("conda-lock succeeded but wrote no lock file")
         header = render_header(target, "conda", env, dt.date.today().isoformat(), CONDA_PLATFORM)
@@ -462,9 +413,7 @@ def planned_commands(
         held = tmp / "constraints.txt"
         if resolver == "uv":
             prefix, env = uvresolve.clean_env()
-            on_line, env = index_source(index, env, shown=True)
-            if "PIP_INDEX_URL" in env:
-                env["UV_INDEX_URL"] = env.pop("PIP_INDEX_URL")
+            on_line, env = uvresolve.index_env(index, env, shown=True)
             argv = uvresolve.command(
                 uvresolve.executable() or "uv", target.python, on_line, tmp / "requirements.in",
                 tmp / "requirements.txt", held if constraints else None,

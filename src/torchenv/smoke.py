@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 import json
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,21 @@ def parse_args(text: str, flag: str = "--args") -> tuple[str, ...]:
         return tuple(shlex.split(text or ""))
     except ValueError as exc:
         raise UserError(f"{flag} {text!r} cannot be split as a shell would: {exc}") from None
+
+
+# Flags of a single-container smoke run that `--nodes` has no use for, and the reverse.
+SINGLE_ONLY = ("quick", "args", "timeout", "require_gpu")
+NODES_ONLY = ("nproc_per_node", "rdzv_port")
+
+
+def check_flags(given: Iterable[str], nodes: bool) -> None:
+    """`invoke smoke`'s flags that do not apply with (or without) --nodes: one line."""
+    misplaced = [n for n in (SINGLE_ONLY if nodes else NODES_ONLY) if n in set(given)]
+    if misplaced:
+        flags = ", ".join("--" + n.replace("_", "-") for n in misplaced)
+        verb = "does" if len(misplaced) == 1 else "do"
+        why = "with --nodes (multi-node runs the ddp check)" if nodes else "without --nodes"
+        raise UserError(f"{flags} {verb} not apply {why}: drop it, or add/remove --nodes")
 
 
 def check_reports(reports: Path | None) -> None:

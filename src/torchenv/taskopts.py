@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -213,6 +214,20 @@ def command(
     return declare
 
 
+def after_dashes(c: Any) -> tuple[str, ...]:
+    """The words after `--`: from the command line itself where it holds them (invoke joins
+    them with spaces, which loses the quoting of `-k "a and b"`), else split from invoke's."""
+    remainder = getattr(c, "remainder", "") or ""
+    if "--" in sys.argv:
+        tail = sys.argv[sys.argv.index("--") + 1 :]
+        if " ".join(tail) == remainder:
+            return tuple(tail)
+    try:
+        return tuple(shlex.split(remainder))
+    except ValueError as exc:
+        raise UserError(f"the arguments after -- cannot be split ({exc})") from None
+
+
 def target_names() -> str:
     """The target names for help texts; a broken targets.toml must not break `invoke --list`
     (the task itself then fails with the matrix's one-line error)."""
@@ -233,6 +248,9 @@ IGNORE_ARCH = Option(
     "ignore_arch", "hand the GPUs to an image that has no kernels for them", False, bool
 )
 DRY_RUN = Option("dry_run", "print the exact commands without running them", False, bool)
+NO_GPU = Option(
+    "no_gpu", "do not request GPUs for CUDA targets (default: when the engine can)", False, bool
+)
 IMAGE = Option("image", "use this image instead of the target's (default: the matrix's name)")
 REPORTS = Option("reports", "folder for the reports", "reports", Path)
 UID = Option("uid", "UID of the image's user", 1000, int, low=1, high=MAX_ID)

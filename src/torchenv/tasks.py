@@ -29,12 +29,14 @@ from torchenv.taskopts import (
     GID,
     IGNORE_ARCH,
     IMAGE,
+    NO_GPU,
     REPORTS,
     TARGET,
     TARGET_ALL,
     UID,
     Given,
     Option,
+    after_dashes,
     command,
     config_defaults,
     target_names,
@@ -128,11 +130,6 @@ def build(c: Any, o: Given) -> None:
             print(line)
 
 
-# Flags of a single-container smoke run that `--nodes` has no use for, and the reverse.
-SINGLE_ONLY = ("quick", "args", "timeout", "require_gpu")
-NODES_ONLY = ("nproc_per_node", "rdzv_port")
-
-
 @command(
     "smoke", TARGET, FLAVOR,
     Option("no_gpu", "never request GPUs (default: for CUDA targets when the engine can)",
@@ -156,12 +153,7 @@ def smoke(c: Any, o: Given) -> None:
     t = _target(o.target)
     if o.no_gpu and o.require_gpu:
         raise UserError("--no-gpu and --require-gpu contradict each other: pick one")
-    misplaced = [n for n in (SINGLE_ONLY if o.nodes else NODES_ONLY) if n in o.explicit]
-    if misplaced:
-        flags = ", ".join("--" + n.replace("_", "-") for n in misplaced)
-        verb = "does" if len(misplaced) == 1 else "do"
-        why = "with --nodes (multi-node runs the ddp check)" if o.nodes else "without --nodes"
-        raise UserError(f"{flags} {verb} not apply {why}: drop it, or add/remove --nodes")
+    smokes.check_flags(o.explicit, nodes=bool(o.nodes))
     reports = o.reports
     smokes.check_reports(reports)  # a file or an unwritable folder, said before the run
     if o.nodes:
@@ -211,8 +203,7 @@ def _smoke_nodes(t: matrix.Target, image: str, o: Given, reports: Path | None) -
     "shell", TARGET,
     Option("flavor", "runtime or dev (dev has git and TensorBoard)", "dev",
            choices=matrix.FLAVORS),
-    Option("no_gpu", "do not request GPUs for CUDA targets (default: when the engine can)",
-           False, bool),
+    NO_GPU,
     IGNORE_ARCH, DRY_RUN,
 )  # fmt: skip
 def shell(c: Any, o: Given) -> None:
@@ -228,44 +219,22 @@ def shell(c: Any, o: Given) -> None:
 
 
 @command(
-    "test", TARGET, FLAVOR,
-    Option("no_gpu", "do not request GPUs for CUDA targets (default: when the engine can)",
-           False, bool),
-    REPORTS, IMAGE, IGNORE_ARCH, DRY_RUN,
+    "test", TARGET, FLAVOR, NO_GPU, REPORTS, IMAGE, IGNORE_ARCH, DRY_RUN,
 )  # fmt: skip
 def test(c: Any, o: Given) -> None:
     """Run the project's tests in a target's image (invoke test --target cuda13 -- -k mlp)."""
     from torchenv import projecttest
 
     req = projecttest.TestRequest(
-        target=_target(o.target), project=matrix.project(), args=_after_dashes(c),
+        target=_target(o.target), project=matrix.project(), args=after_dashes(c),
         flavor=o.flavor, gpu=not o.no_gpu, reports=o.reports, image=o.image or None,
     )  # fmt: skip
     if req.target.is_cuda and req.gpu and not o.dry_run and not o.ignore_arch:
         gpufit.refuse(req.target, None)
     code = projecttest.run(req, dry_run=o.dry_run)
     if code:
-        raise Exit(
-            f"the tests failed in {req.image or req.target.image(req.flavor)} (exit {code})",
-            code=code,
-        )
-
-
-def _after_dashes(c: Any) -> tuple[str, ...]:
-    """The words after `--`: from the command line itself where it holds them (invoke joins
-    them with spaces, which loses the quoting of `-k "a and b"`), else split from invoke's."""
-    import shlex
-    import sys
-
-    remainder = getattr(c, "remainder", "") or ""
-    if "--" in sys.argv:
-        tail = sys.argv[sys.argv.index("--") + 1 :]
-        if " ".join(tail) == remainder:
-            return tuple(tail)
-    try:
-        return tuple(shlex.split(remainder))
-    except ValueError as exc:
-        raise UserError(f"the arguments after -- cannot be split ({exc})") from None
+        image = req.image or req.target.image(req.flavor)
+        raise Exit(f"the tests failed in {image} (exit {code})", code=code)
 
 
 @command(

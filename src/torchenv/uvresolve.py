@@ -16,11 +16,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from torchenv import credentials
 from torchenv.errors import UserError
+from torchenv.hints import PIP_REACH, unreachable, unreachable_reason
 from torchenv.lockfile import SHA256_HEX, LockedPackage, normalize_name
+from torchenv.resolve import RESOLVE_TIMEOUT, index_source, last_error
+from torchenv.runner import Result, Runner
 
 # glibc 2.28 or newer on x86_64, as pip's platform list (torchenv.resolve.PIP_PLATFORMS) says.
 PLATFORM = "x86_64-manylinux_2_28"
@@ -52,6 +57,17 @@ def clean_env(environ: Mapping[str, str] | None = None) -> tuple[list[str], dict
     drop = sorted(k for k in environ if k.startswith("UV_") and k not in UV_ENV_KEEP)
     prefix = ["env", *(arg for k in drop for arg in ("-u", k))] if drop else []
     return prefix, {"UV_NO_PROGRESS": "1"}
+
+
+def index_env(
+    index: str | None, env: dict[str, str], shown: bool = False
+) -> tuple[str | None, dict[str, str]]:
+    """torchenv.resolve.index_source for uv: an index URL with a secret goes by UV_INDEX_URL."""
+    on_line, env = index_source(index, env, shown)
+    if on_line is None and "PIP_INDEX_URL" in env:
+        env = {**env, "UV_INDEX_URL": env["PIP_INDEX_URL"]}
+        del env["PIP_INDEX_URL"]
+    return on_line, env
 
 
 def command(
@@ -91,3 +107,50 @@ def parse(text: str) -> list[LockedPackage]:
             raise UserError(f"the index gave no sha256 for {name} {version}: cannot lock it")
         packages.append(LockedPackage(name, version, tuple(sorted(hashes))))
     return sorted(packages, key=lambda p: p.name)
+
+
+def report(
+    python: str,
+    index: str | None,
+    requirements: str,
+    runner: Runner,
+    constraints: str = "",
+    what: str = "the pins",
+) -> list[LockedPackage]:
+    """torchenv.resolve.report through `uv pip compile`."""
+    uv = executable()
+    if uv is None:
+        raise UserError("uv is not installed here: pip install uv, or lock with --resolver pip")
+    with tempfile.TemporaryDirectory(prefix="torchenv-lock-") as tmp:
+        req_file, out = Path(tmp, "requirements.in"), Path(tmp, "requirements.txt")
+        req_file.write_text(requirements)
+        held = None
+        if constraints:
+            held = Path(tmp, "constraints.txt")
+            held.write_text(constraints)
+        prefix, env_vars = clean_env()
+        on_line, env_vars = index_env(index, env_vars)
+        argv = prefix + command(uv, python, on_line, req_file, out, held)
+        result = runner(argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
+        if not result.ok:
+            output = result.stderr + "\n" + result.stdout
+            reason = unreachable_reason(output)
+            if reason:
+                shown = credentials.redacted(index) if index else "the default index"
+                raise unreachable(shown, reason, PIP_REACH)
+            last = error_line(result)
+            raise UserError(
+                f"uv could not resolve {what}: "
+                + (credentials.scrub(last, index) if index else last)
+            )
+        return parse(out.read_text())
+
+
+def error_line(result: Result) -> str:
+    """uv's reason: its `error:` line with the explanation that follows, as one line."""
+    lines = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("error:")), None)
+    if start is None:
+        return last_error(result)
+    text = " ".join(ln.lstrip("╰─▶ ").strip() for ln in lines[start : start + 6])
+    return text.removeprefix("error: ")

@@ -72,6 +72,21 @@ def test_dry_run_prints_the_exact_commands_without_an_engine():
     ]
 
 
+def test_a_project_with_a_package_builds_its_wheel_first_and_only_for_the_runtime(monkeypatch):
+    monkeypatch.setattr(build.projectpkg, "enabled", lambda root, project: True)
+    monkeypatch.setattr(build, "validate", lambda req: None)  # this repository's Dockerfiles
+    req = request(installer="pip", base_image="x/y:1", allow_unpinned_base=True)
+    commands = build.run_build(req, BUILTIN, dry_run=True)
+    assert " build --wheel " in commands[0] or " pip wheel " in commands[0]
+    assert commands[0].endswith("then staged into .torchenv/package/")
+    assert commands[1].startswith("DOCKER_BUILDKIT=1 /usr/bin/docker build")
+    dev = build.run_build(
+        request(flavor="dev", installer="pip", base_image="x/y:1", allow_unpinned_base=True),
+        BUILTIN, dry_run=True,
+    )  # fmt: skip
+    assert dev[0].startswith("DOCKER_BUILDKIT=1")  # the dev container installs it editable
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

@@ -111,7 +111,7 @@ def test_uvs_error_is_one_line_without_the_secret(tree, uv_here):
     )
     runner = FakeRunner({("env",): reply("", 1, stderr), (UV,): reply("", 1, stderr)})
     with pytest.raises(UserError) as exc:
-        resolve.uv_report("3.11", None, "mypkg\n", runner, what="the project's dependencies")
+        uvresolve.report("3.11", None, "mypkg\n", runner, what="the project's dependencies")
     assert str(exc.value).startswith(
         "uv could not resolve the project's dependencies: Because mypkg==1.0 depends on torch"
     )
