@@ -31,6 +31,7 @@ from torchenv.lockfile import (
     PIP_PLATFORM,
     Lock,
     LockedPackage,
+    env_pins,
     normalize_name,
     parse_pip_lock,
     pin_matches,
@@ -122,8 +123,12 @@ def resolve(
     constraints = "".join(f"{n}=={v}\n" for n, v in sorted(held.items()))
     requirements = "".join(f"{r}\n" for r in overlay.requirements)
     index = index_url if not target.index_url else None
+    family = None
+    if target.index_url and resolver == "uv":  # torch's own index serves the family, only it
+        names = env_pins(read_env(target.env_file))
+        family = (index_url or target.index_url, {n: held[n] for n in names if n in held})
     packages = resolving.report(
-        target.python, index, requirements, runner, constraints, overlay.what, resolver
+        target.python, index, requirements, runner, constraints, overlay.what, resolver, family
     )
     for pkg in packages:
         if pkg.name in held and not pin_matches(held[pkg.name], pkg.version):

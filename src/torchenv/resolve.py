@@ -193,13 +193,16 @@ def report(
     constraints: str = "",
     what: str = "the pins",
     resolver: str = "pip",
+    family: tuple[str, Mapping[str, str]] | None = None,
 ) -> list[LockedPackage]:
     """Every package `resolver` (uv or pip) resolves for `requirements` (requirements-file text)
-    on the image's platform, hashed; `constraints` (text) holds versions it may not change."""
+    on the image's platform, hashed; `constraints` (text) holds versions it may not change;
+    `family`: (index, {name: version}) of the torch family where only that index may serve it
+    (uv only: pip takes one index, the default one, for an overlay)."""
     if resolver == "uv":
         from torchenv import uvresolve
 
-        return uvresolve.report(python, index, requirements, runner, constraints, what)
+        return uvresolve.report(python, index, requirements, runner, constraints, what, family)
     if resolver != "pip":
         raise UserError(f"unknown resolver {resolver!r}: choose one of {', '.join(RESOLVERS)}")
     return pip_report(python, index, requirements, runner, constraints, what)

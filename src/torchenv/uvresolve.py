@@ -7,18 +7,27 @@ for each of that version's files on the index; the image installs it with `--req
 (any of a package's hashes matches only that package's own files).
 
 As with pip, the user's configuration stays out (`--no-config`, and no UV_* variable but those
-that say how to reach the network), one index serves a resolve, and an index URL with a secret
-goes to uv by the environment (UV_INDEX_URL), never on a command line.
+that say how to reach the network), and an index URL with a secret goes to uv by the environment
+(UV_INDEX_URL), never on a command line.
+
+One index serves a resolve, except where a target's torch family lives on an index of its own
+(PyTorch's, for cpu, cu118, cu128) and a project's dependency needs torch: then the requirements
+go to uv as a throwaway project (`pinned_project`) whose [tool.uv.sources] take the torch family,
+at its locked versions, from that index, declared `explicit` (it serves nothing else), and
+everything else comes from the default index. No second index can then serve a package of the
+same name. The index's user and password go by UV_INDEX_TARGET_USERNAME/_PASSWORD.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from torchenv import credentials
 from torchenv.errors import UserError
@@ -109,6 +118,42 @@ def parse(text: str) -> list[LockedPackage]:
     return sorted(packages, key=lambda p: p.name)
 
 
+FAMILY_INDEX = "target"  # the name of the family's index in `pinned_project`
+
+
+def pinned_project(requirements: str, family_index: str, family: Mapping[str, str]) -> str:
+    """A pyproject.toml asking for `requirements` plus the torch family at its versions, the
+    family taken from `family_index` alone (an explicit index: it serves nothing else)."""
+    wanted = [ln.strip() for ln in requirements.splitlines() if ln.strip()]
+    wanted += [f"{name}=={version}" for name, version in sorted(family.items())]
+    sources = "".join(f'{name} = {{ index = "{FAMILY_INDEX}" }}\n' for name in sorted(family))
+    return (
+        '[project]\nname = "torchenv-lock"\nversion = "0"\n'
+        f"dependencies = {json.dumps(wanted)}\n\n[tool.uv.sources]\n{sources}\n"
+        f'[[tool.uv.index]]\nname = "{FAMILY_INDEX}"\nurl = {json.dumps(family_index)}\n'
+        "explicit = true\n"
+    )
+
+
+def _family_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """(the URL without its user and password, uv's variables for them)."""
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise UserError(
+            "the torch family's index URL carries a query or fragment, which uv cannot take as "
+            "an index's credentials: give user:password@ in the URL, or lock with --resolver pip"
+        )
+    if not (parts.username or parts.password):
+        return url, {}
+    host = parts.hostname or ""
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    prefix = f"UV_INDEX_{FAMILY_INDEX.upper()}_"
+    env = {f"{prefix}USERNAME": unquote(parts.username or "")}
+    if parts.password:
+        env[f"{prefix}PASSWORD"] = unquote(parts.password)
+    return urlunsplit(parts._replace(netloc=netloc)), env
+
+
 def report(
     python: str,
     index: str | None,
@@ -116,20 +161,28 @@ def report(
     runner: Runner,
     constraints: str = "",
     what: str = "the pins",
+    family: tuple[str, Mapping[str, str]] | None = None,
 ) -> list[LockedPackage]:
-    """torchenv.resolve.report through `uv pip compile`."""
+    """torchenv.resolve.report through `uv pip compile`; `family`: (the index, {name: version})
+    of a torch family that only that index may serve (see `pinned_project`)."""
     uv = executable()
     if uv is None:
         raise UserError("uv is not installed here: pip install uv, or lock with --resolver pip")
     with tempfile.TemporaryDirectory(prefix="torchenv-lock-") as tmp:
         req_file, out = Path(tmp, "requirements.in"), Path(tmp, "requirements.txt")
-        req_file.write_text(requirements)
+        family_env: dict[str, str] = {}
+        if family is None:
+            req_file.write_text(requirements)
+        else:
+            url, family_env = _family_credentials(family[0])
+            req_file = Path(tmp, "pyproject.toml")
+            req_file.write_text(pinned_project(requirements, url, family[1]))
         held = None
         if constraints:
             held = Path(tmp, "constraints.txt")
             held.write_text(constraints)
         prefix, env_vars = clean_env()
-        on_line, env_vars = index_env(index, env_vars)
+        on_line, env_vars = index_env(index, {**env_vars, **family_env})
         argv = prefix + command(uv, python, on_line, req_file, out, held)
         result = runner(argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
         if not result.ok:

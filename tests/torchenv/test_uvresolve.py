@@ -4,13 +4,18 @@ versions as pip's resolver."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import shutil
+import threading
+import zipfile
 from pathlib import Path
 
 import pytest
 from tests.support.locks import RESOLVED, SHA_A, SHA_B
 
-from torchenv import matrix, resolve, uvresolve
+from torchenv import lockfile, matrix, overlays, resolve, uvresolve
 from torchenv.errors import UserError
 from torchenv.runner import FakeRunner, reply
 
@@ -139,3 +144,117 @@ def test_uv_and_pip_resolve_the_same_versions_for_real(tmp_path: Path):
         for name in resolve.RESOLVERS
     }  # fmt: skip
     assert by["uv"] == by["pip"] and ("packaging", "26.4") in by["uv"]
+
+
+def test_a_pinned_project_takes_the_family_from_its_index_alone():
+    from torchenv.matrix import tomllib
+
+    text = uvresolve.pinned_project(
+        "lightning>=2\neinops\n", "https://download.pytorch.org/whl/cpu",
+        {"torch": "2.11.0+cpu", "torchvision": "0.26.0+cpu"},
+    )  # fmt: skip
+    data = tomllib.loads(text)
+    assert data["project"]["dependencies"] == [
+        "lightning>=2", "einops", "torch==2.11.0+cpu", "torchvision==0.26.0+cpu",
+    ]  # fmt: skip
+    assert data["tool"]["uv"]["sources"] == {
+        "torch": {"index": "target"}, "torchvision": {"index": "target"},
+    }  # fmt: skip
+    assert data["tool"]["uv"]["index"] == [
+        {"name": "target", "url": "https://download.pytorch.org/whl/cpu", "explicit": True}
+    ]
+
+
+def test_the_family_indexs_user_and_password_go_by_uvs_variables():
+    url, env = uvresolve._family_credentials("https://me:p%40ss@mirror.invalid:8443/whl/cpu")
+    assert url == "https://mirror.invalid:8443/whl/cpu"
+    assert env == {"UV_INDEX_TARGET_USERNAME": "me", "UV_INDEX_TARGET_PASSWORD": "p@ss"}
+    assert uvresolve._family_credentials("https://mirror.invalid/cpu") == (
+        "https://mirror.invalid/cpu",
+        {},
+    )
+    with pytest.raises(UserError, match=r"^the torch family's index URL carries a query"):
+        uvresolve._family_credentials("https://mirror.invalid/cpu?token=abc")
+
+
+def test_an_overlay_of_a_target_with_its_own_index_pins_the_family_there(tree, uv_here):
+    target = matrix.get("cpu")
+    seen = []
+
+    def write(argv):
+        source = Path(argv[-1])
+        seen.append((source.name, source.read_text(), argv))
+        extras = {"ipykernel": "7.4.0", "tensorboard": "2.21.0"}
+        Path(argv[argv.index("--output-file") + 1]).write_text(compiled(extras))
+        return reply("")
+
+    runner = FakeRunner({("env",): write, (UV,): write})
+    below = [lockfile.read_lock(matrix.get("cuda13").pip_lock, "cuda13")]  # any family
+    dev = next(o for o in overlays.overlays(target) if o.kind == "dev")
+    packages = overlays.resolve(target, dev, below, runner, resolver="uv")
+    assert [p.name for p in packages] == ["ipykernel", "tensorboard"]
+    name, source, argv = seen[0]
+    assert name == "pyproject.toml" and "--index-url" not in argv
+    assert f'url = "{target.index_url}"' in source and "explicit = true" in source
+    torch = below[0].packages["torch"].version
+    assert f'"torch=={torch}"' in source and 'torch = { index = "target" }' in source
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def simple_index(root: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> None:
+    """One wheel of `name` in a PEP 503 folder of `root` (`<name>/index.html` links it)."""
+    folder = root / name.replace("_", "-")
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires
+    )
+    info = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(f"{name}/__init__.py", "")
+        zf.writestr(f"{info}/METADATA", meta)
+        zf.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
+        zf.writestr(f"{info}/RECORD", "")
+    sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    (folder / "index.html").write_text(f'<a href="{wheel.name}#sha256={sha}">{wheel.name}</a>\n')
+
+
+@pytest.mark.skipif(uvresolve.executable() is None, reason="uv is not installed: pip install -e .")
+def test_for_real_the_family_comes_from_its_index_and_the_rest_from_the_default(tmp_path: Path):
+    """Two indexes on 127.0.0.1, served by this test: the family's holds torch 2.11.0+cpu and a
+    numpy 9.9.9 it must not serve; the default one holds a package that needs torch and numpy,
+    numpy 1.0 and a plain torch 2.11.0 (not the family's build)."""
+    simple_index(tmp_path / "family", "torch", "2.11.0+cpu")
+    simple_index(tmp_path / "family", "numpy", "9.9.9")
+    simple_index(tmp_path / "default", "needs_torch", "1.0", ("torch>=2.0", "numpy"))
+    simple_index(tmp_path / "default", "numpy", "1.0")
+    simple_index(tmp_path / "default", "torch", "2.11.0")
+    handler = functools.partial(QuietHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        family = (f"{base}/family", {"torch": "2.11.0+cpu"})
+        packages = uvresolve.report(
+            "3.11", f"{base}/default", "needs_torch\n", resolve.subprocess_runner,
+            "torch==2.11.0+cpu\n", "the project's dependencies", family,
+        )  # fmt: skip
+        assert [(p.name, p.version) for p in packages] == [
+            ("needs-torch", "1.0"), ("numpy", "1.0"), ("torch", "2.11.0+cpu"),
+        ]  # fmt: skip
+        with pytest.raises(UserError, match=r"no version of torch==2.11.0\+cpu"):  # one index
+            uvresolve.report(
+                "3.11", f"{base}/default", "needs_torch\n", resolve.subprocess_runner,
+                "torch==2.11.0+cpu\n", "the project's dependencies",
+            )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
