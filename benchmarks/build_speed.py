@@ -1,14 +1,18 @@
 """Build speed and size of the cuda13 image, uv against pip, in one paired run (stand-in base).
 
     python benchmarks/build_speed.py [--base-image IMAGE] [--ca-cert PATH] [--runs N]
-        [--skip-gzip] [--json OUT [--resume]]
+        [--skip-gzip] [--json OUT [--resume]] [--cold-only]
 
-Prints, with the goals of issue 10:
+Prints, with the goals of issues 10 and 21:
 - the host's `uv pip install` of the same lock into a fresh venv (UV_LINK_MODE=copy,
   UV_COMPILE_BYTECODE=1, uv from the kit's uv-requirements.txt; its cache as it is: warm it first);
 - a cold build (`--no-cache`: no layer cache; the download caches, BuildKit cache mounts, stay
   warm) with uv against that host install (goal 2.0x or less) and against the same build with pip
   (goal 0.5x or less), the build steps that took longest (where the time goes);
+- the peer: the Dockerfile a user would write by hand (`FROM` the same base; one RUN: a venv and
+  `pip install --no-cache-dir` of the torch family's pins, downloads included), built with
+  `--no-cache` right after the cold uv build (goal: the uv build 0.7x of it or less);
+  `--cold-only` stops after it;
 - a rebuild after editing only the smoke package (goal 3% of the cold uv build or less) and a
   rebuild with nothing changed (goal 2 s or less), both with uv;
 - `docker run IMAGE python -c "import torch, torchvision, torchaudio"`, uv image against pip
@@ -50,6 +54,7 @@ from torchenv.kit import UV_REQUIREMENTS  # noqa: E402
 EDITED = ROOT / "src" / "torchsmoke" / "core.py"
 LOCK_FILE = "/tmp/torchenv-engine.lock"
 UV_TAG, PIP_TAG = "torchenv-bench/cuda13-uv:0", "torchenv-bench/cuda13-pip:0"
+PEER_TAG = "torchenv-bench/cuda13-peer:0"
 IMPORT = "import torch, torchvision, torchaudio"
 _STEP = re.compile(r"^#(?P<n>\d+) \[(?P<name>[^\]]+)\]")
 _DONE = re.compile(r"^#(?P<n>\d+) DONE (?P<s>[\d.]+)s")
@@ -132,6 +137,8 @@ def main() -> int:
     parser.add_argument("--skip-gzip", action="store_true", help="no compressed size")
     parser.add_argument("--json", help="also write the figures here, as they come")
     parser.add_argument("--resume", action="store_true", help="keep the figures --json has")
+    parser.add_argument("--cold-only", action="store_true",
+                        help="the host install, the cold uv build and the peer only")  # fmt: skip
     opts = parser.parse_args()
     eng = engine.detect()
     t = matrix.get("cuda13")
@@ -161,7 +168,11 @@ def main() -> int:
         host = host_uv_install(t.pip_lock, ca)
         note("host_uv_install_s", host, f"host uv pip install of the lock: {host:7.1f} s")
     with engine_lock():
-        engine_part(eng, t, invoke, uv_args, pip_args, opts.runs, host, note, figures)
+        engine_part(eng, t, invoke, uv_args, pip_args, opts, host, note, figures, ca)
+    if opts.cold_only:
+        with engine_lock():
+            subprocess.run([eng.client, "image", "rm", UV_TAG, PEER_TAG], capture_output=True)
+        return 0
     if not opts.skip_gzip and shutil.which("gzip"):
         save = subprocess.Popen([eng.client, "save", UV_TAG], stdout=subprocess.PIPE)
         gz = subprocess.Popen(["gzip", "-c"], stdin=save.stdout, stdout=subprocess.PIPE)
@@ -172,12 +183,32 @@ def main() -> int:
             sys.exit("docker save | gzip failed")
         note("gzip_bytes", packed, f"docker save | gzip: {packed / 1e9:.2f} GB")
     with engine_lock():
-        subprocess.run([eng.client, "image", "rm", UV_TAG, PIP_TAG], capture_output=True)
+        subprocess.run([eng.client, "image", "rm", UV_TAG, PIP_TAG, PEER_TAG], capture_output=True)
     return 0
 
 
-def engine_part(eng, t, invoke, uv_args, pip_args, runs, host, note, figures) -> None:
+PEER_DOCKERFILE = """\
+FROM {base}
+RUN --mount=type=secret,id=ca,mode=0444 \\
+    if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \\
+    && python3 -m venv /opt/v && /opt/v/bin/pip install --no-cache-dir {pins}
+"""
+
+
+def peer_build(eng, t, base: str, ca: str | None) -> float:
+    """The hand-written Dockerfile's `--no-cache` build (see the module's docstring)."""
+    pins = " ".join(f"{n}=={getattr(t, n)}" for n in ("torch", "torchvision", "torchaudio"))
+    with tempfile.TemporaryDirectory(prefix="torchenv-peer-") as tmp:
+        Path(tmp, "Dockerfile").write_text(PEER_DOCKERFILE.format(base=base, pins=pins))
+        argv = [eng.client, "build", "--no-cache", "--progress=plain", "--tag", PEER_TAG]
+        argv += ["--secret", f"id=ca,src={ca}"] if ca else []
+        seconds, _ = timed([*argv, tmp], {"DOCKER_BUILDKIT": "1"})
+    return seconds
+
+
+def engine_part(eng, t, invoke, uv_args, pip_args, opts, host, note, figures, ca) -> None:
     """The builds and the runs, paired (the caller holds the engine lock)."""
+    runs = opts.runs
 
     def longest(label: str, log: str) -> None:
         print(f"  longest steps of the cold {label} build:")
@@ -192,6 +223,12 @@ def engine_part(eng, t, invoke, uv_args, pip_args, runs, host, note, figures) ->
         note("cold_uv_s", cold_uv, f"cold build, uv:  {cold_uv:7.1f} s  ({cold_uv / host:.2f}x "
              f"the host install; goal 2.0x)")  # fmt: skip
         longest("uv", log_uv)
+    peer = peer_build(eng, t, opts.base_image, ca)
+    note("peer_s", peer, f"the hand-written Dockerfile, --no-cache: {peer:7.1f} s; torchenv's "
+         f"cold uv build is {cold_uv / peer:.2f}x of it (goal 0.7x), {cold_uv / host:.2f}x the "
+         "host install (goal 2.0x)")  # fmt: skip
+    if opts.cold_only:
+        return
     cold_pip, log_pip = timed([*invoke, *pip_args, "--no-cache"])
     note("cold_pip_s", cold_pip, f"cold build, pip: {cold_pip:7.1f} s  (uv/pip "
          f"{cold_uv / cold_pip:.2f}x; goal 0.5x)")  # fmt: skip

@@ -65,6 +65,10 @@ def render(manifest: dict[str, Any]) -> str:
     object or list holding no other container (a file's sha256 and size, say) takes one line."""
 
     def one_line(value: object) -> str:
+        if isinstance(value, dict) and len(value) == 2:  # a file: most lines, written directly
+            sha, size = value.get("sha256"), value.get("size")
+            if isinstance(sha, str) and sha.isalnum() and sha.isascii() and type(size) is int:
+                return f'{{"sha256": "{sha}", "size": {size}}}'
         return json.dumps(value, sort_keys=True, separators=(", ", ": "), ensure_ascii=True)
 
     def nested(value: object) -> bool:
@@ -239,17 +243,35 @@ class Reuse:
         return cls(old, written_ns, roots)
 
 
-def _hasher(reuse: Reuse | None):  # type: ignore[no-untyped-def]
-    def hash_job(job: tuple[int, str, str, str | None]) -> tuple[str, int] | None:
-        known = reuse.lookup(job[2], job[3]) if reuse else None
-        if known:
-            return known
-        try:
-            return hash_file(job[2])
-        except OSError:  # gone, a folder, or not readable by this user: listed as missing
-            return None
+BATCH = 64  # files per task of the thread pool: one future per file costs more than a small hash
 
-    return hash_job
+
+def _hash_or_none(path: str) -> tuple[str, int] | None:
+    try:
+        return hash_file(path)
+    except OSError:  # gone, a folder, or not readable by this user: listed as missing
+        return None
+
+
+def _hash_all(
+    pool: ThreadPoolExecutor, jobs: list[tuple[str, str | None]], reuse: Reuse | None
+) -> list[tuple[str, int] | None]:
+    """(sha256, size) or None for each (path, RECORD hex): what `reuse` knows, the rest read
+    on the pool's threads in batches."""
+    results: list[tuple[str, int] | None] = [None] * len(jobs)
+    pending = []
+    for i, (path, record_hex) in enumerate(jobs):
+        known = reuse.lookup(path, record_hex) if reuse else None
+        if known:
+            results[i] = known
+        else:
+            pending.append(i)
+    batches = [pending[k : k + BATCH] for k in range(0, len(pending), BATCH)]
+    hashed = pool.map(lambda batch: [_hash_or_none(jobs[i][0]) for i in batch], batches)
+    for batch, values in zip(batches, hashed):  # noqa: B905 (3.8+)
+        for i, value in zip(batch, values):  # noqa: B905 (3.8+)
+            results[i] = value
+    return results
 
 
 def build(
@@ -261,11 +283,10 @@ def build(
     entries, jobs = _scan(roots)
     unowned = _unowned(roots, {job[2] for job in jobs})
     workers = workers or min(8, (os.cpu_count() or 1) + 1)
-    hash_job = _hasher(reuse)
+    files = [(key, full) for key, full in unowned if not os.path.islink(full)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(hash_job, jobs, chunksize=16))
-        files = [(key, full) for key, full in unowned if not os.path.islink(full)]
-        loose = list(pool.map(hash_job, [(-1, key, full, None) for key, full in files]))
+        results = _hash_all(pool, [(job[2], job[3]) for job in jobs], reuse)
+        loose = _hash_all(pool, [(full, None) for _, full in files], reuse)
     for (index, relative, _, record_hex), result in zip(jobs, results):  # noqa: B905 (3.8+)
         entry = entries[index]
         if result is None:
