@@ -15,14 +15,12 @@ its duration and its exit status.
 from __future__ import annotations
 
 import shlex
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from torchenv import engine as engines
 from torchenv import shell
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
@@ -103,26 +101,16 @@ def run(
 ) -> int:
     """Run the project's tests in the image; returns the command's exit status."""
     sreq = shell_request(req)
-    tty = sys.stdin.isatty() and sys.stdout.isatty()
     if dry_run:
-        try:
-            client = engines.detect(runner).client
-        except UserError:  # no engine: the line a default client would run
-            gpus = sreq.gpu and req.target.is_cuda
-            out(shlex.join(shell.shell_command("docker", sreq, tty=tty, gpus=gpus)))
-            return 0
-        out(shlex.join(shell.plan(sreq, client, runner, tty=tty, note=out, need_image=False)))
+        out(shell.dry_run_line(sreq, runner, out))
         return 0
     if req.reports is not None:
         from torchenv.smoke import check_reports
 
         check_reports(Path(req.reports))
         Path(req.reports).mkdir(parents=True, exist_ok=True)
-    client = engines.detect(runner).client
-    argv = shell.plan(sreq, client, runner, tty=tty, note=out)
-    out(f"torchenv: {shlex.join(argv)}")
     start = time.monotonic()
-    code = runner(argv, interactive=True).returncode
+    code = shell.launch(sreq, runner, out)
     report = req.report()
     if report is not None and not is_pytest(sreq.command):
         name = f"torchenv test {req.target.name}"

@@ -106,17 +106,34 @@ def open_shell(
     out: Callable[[str], object] = print,
 ) -> int:
     """What `invoke shell` calls; returns the shell's exit status."""
-    tty = sys.stdin.isatty() and sys.stdout.isatty()
     if dry_run:
-        try:
-            client = engines.detect(runner).client
-        except UserError:  # no engine: the line a default client would run
-            gpus = req.gpu and req.target.is_cuda
-            out(shlex.join(shell_command("docker", req, tty=tty, gpus=gpus)))
-            return 0
-        out(shlex.join(plan(req, client, runner, tty=tty, note=out, need_image=False)))
+        out(dry_run_line(req, runner, out))
         return 0
+    return launch(req, runner, out)
+
+
+def _tty() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def dry_run_line(
+    req: ShellRequest, runner: Runner = subprocess_runner, note: Callable[[str], object] = print
+) -> str:
+    """The `docker run` line a real run would execute (with no engine: a default client's)."""
+    try:
+        client = engines.detect(runner).client
+    except UserError:
+        return shlex.join(
+            shell_command("docker", req, tty=_tty(), gpus=req.gpu and req.target.is_cuda)
+        )
+    return shlex.join(plan(req, client, runner, tty=_tty(), note=note, need_image=False))
+
+
+def launch(
+    req: ShellRequest, runner: Runner = subprocess_runner, out: Callable[[str], object] = print
+) -> int:
+    """Run the container with this terminal, after the checks; its exit status."""
     client = engines.detect(runner).client
-    argv = plan(req, client, runner, tty=tty, note=out)
+    argv = plan(req, client, runner, tty=_tty(), note=out)
     out(f"torchenv: {shlex.join(argv)}")
     return runner(argv, interactive=True).returncode

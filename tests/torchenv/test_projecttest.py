@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from torchenv import matrix, projecttest
+from torchenv import matrix, projecttest, shell
 from torchenv.errors import UserError
 from torchenv.matrix import Project
 from torchenv.runner import FakeRunner, reply
@@ -19,8 +19,8 @@ CLIENT = "/usr/bin/docker"
 @pytest.fixture(autouse=True)
 def engine_here(monkeypatch):
     monkeypatch.setattr(
-        projecttest.engines, "detect",
-        lambda runner: projecttest.engines.Engine(CLIENT, "20.10", "20.10", "builtin"),
+        shell.engines, "detect",
+        lambda runner: shell.engines.Engine(CLIENT, "20.10", "20.10", "builtin"),
     )  # fmt: skip
 
 
