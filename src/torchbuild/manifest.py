@@ -205,11 +205,10 @@ class Reuse:
                 continue
             for relative, info in (entry.get("files") or {}).items():
                 self._add(os.path.join(root, relative), info)
-        for key, info in (old.get("unowned") or {}).items():
-            location, _, relative = key.rpartition("/site-packages/")
-            root = by_location.get(location + "/site-packages")
-            if root:
-                self._add(os.path.join(root, relative), info)
+        for key, info in (old.get("unowned") or {}).items():  # keyed "<location>/<relative>"
+            for location, root in by_location.items():
+                if key.startswith(location + "/"):
+                    self._add(os.path.join(root, key[len(location) + 1 :]), info)
         self.reused = 0
 
     def _add(self, path: str, info: Any) -> None:

@@ -83,7 +83,7 @@ def stage_locks(root: Path, target: Target) -> list[Path]:
     """Make `root`/.torchenv/locks/<target>/ exactly the target's env file and locks, a folder
     per layer (each folder made, empty or not: the Dockerfile mounts all three)."""
     dest = Path(root) / LOCKS_DIR / target.name
-    written = _sync(dest, lock_files(target))
+    written = sync(dest, lock_files(target))
     for layer in ("env", "project", "dev"):
         (dest / layer).mkdir(parents=True, exist_ok=True)
     return written
@@ -91,10 +91,10 @@ def stage_locks(root: Path, target: Target) -> list[Path]:
 
 def stage_kit(root: Path) -> list[Path]:
     """Make `root`/.torchenv/kit/ exactly the installed kit; returns the files (re)written."""
-    return _sync(Path(root) / KIT_DIR, kit_files())
+    return sync(Path(root) / KIT_DIR, kit_files())
 
 
-def _sync(dest: Path, wanted: dict[str, Path]) -> list[Path]:
+def sync(dest: Path, wanted: dict[str, Path]) -> list[Path]:
     """Make `dest` hold exactly `wanted` (relative path: source); returns the files (re)written."""
     written = []
     for rel_path, source in wanted.items():

@@ -22,6 +22,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import Version
@@ -74,14 +75,20 @@ def _parse(text: str, origin: str, source: str) -> Dependency:
     return Dependency(str(req), origin)
 
 
-def from_pyproject(path: Path, extras: tuple[str, ...], source: str) -> Dependencies | None:
-    """[project] dependencies plus `extras`; None when the file has no [project] table."""
+def project_table(path: Path, source: str = PYPROJECT) -> dict[str, Any] | None:
+    """pyproject.toml's [project] table; None when the file has none; UserError for bad TOML."""
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{source}: {exc}; fix the TOML syntax") from None
     table = data.get("project")
-    if not isinstance(table, dict):
+    return table if isinstance(table, dict) else None
+
+
+def from_pyproject(path: Path, extras: tuple[str, ...], source: str) -> Dependencies | None:
+    """[project] dependencies plus `extras`; None when the file has no [project] table."""
+    table = project_table(path, source)
+    if table is None:
         return None
     name = str(table.get("name") or path.parent.name)
     if "dependencies" in table.get("dynamic", []):

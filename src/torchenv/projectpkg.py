@@ -21,24 +21,19 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from torchenv import uvresolve
+from torchenv import buildcontext, matrix, uvresolve
 from torchenv.errors import UserError
-from torchenv.files import write_atomic
+from torchenv.lockfile import normalize_name
 from torchenv.matrix import Project
+from torchenv.projectdeps import PYPROJECT, project_table
 from torchenv.runner import Runner, subprocess_runner
 
 PACKAGE_DIR = ".torchenv/package"
-PYPROJECT = "pyproject.toml"
 # Zip timestamps before 1980 cannot be stored: the earliest a wheel holds.
 EPOCH = "315532800"
 _PURE = re.compile(r"-(py3|py2\.py3|py3\.py2)-none-any\.whl$")
 _WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
 BUILD_TIMEOUT_S = 600
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10
-    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -49,18 +44,13 @@ class Wheel:
 
     @property
     def pin(self) -> str:
-        return f"{self.name.replace('_', '-').lower()}=={self.version}"
+        return f"{normalize_name(self.name)}=={self.version}"
 
 
 def has_project_table(root: Path) -> bool:
     """Whether pyproject.toml has a [project] table (then there is a package to build)."""
     path = Path(root) / PYPROJECT
-    if not path.is_file():
-        return False
-    try:
-        return isinstance(tomllib.loads(path.read_text()).get("project"), dict)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{PYPROJECT}: {exc}; fix the TOML syntax") from None
+    return path.is_file() and project_table(path) is not None
 
 
 def enabled(root: Path, project: Project) -> bool:
@@ -70,9 +60,8 @@ def enabled(root: Path, project: Project) -> bool:
 
 def enabled_in(root: Path) -> bool:
     """`enabled` for the project whose matrix is in `root` (False where it has none)."""
-    from torchenv import matrix
-
     path = Path(root) / matrix.MATRIX_NAME
+    # parsed each time, not matrix.project's cache: init writes the file this reads
     return path.is_file() and enabled(root, matrix.parse_project(path.read_text()))
 
 
@@ -144,11 +133,5 @@ def build_wheel(root: Path, runner: Runner = subprocess_runner) -> Wheel:
 
 def _stage(root: Path, made: Wheel) -> Wheel:
     dest_dir = root / PACKAGE_DIR
-    dest = dest_dir / made.path.name
-    data = made.path.read_bytes()
-    if not dest.is_file() or dest.read_bytes() != data:
-        write_atomic(dest, data)
-    for other in dest_dir.iterdir():
-        if other != dest:
-            other.unlink() if other.is_file() else shutil.rmtree(other)
-    return Wheel(dest, made.name, made.version)
+    buildcontext.sync(dest_dir, {made.path.name: made.path})
+    return Wheel(dest_dir / made.path.name, made.name, made.version)

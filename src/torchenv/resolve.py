@@ -140,6 +140,21 @@ def last_error(result: Result) -> str:
     return (errors or [ln for ln in lines if ln] or [f"exit status {result.returncode}"])[-1]
 
 
+def failure(
+    result: Result, index: str | None, tool: str, what: str, last: str, default_index: str
+) -> UserError:
+    """The one line for a resolve that failed: the index out of reach (and what could help), else
+    the resolver's own reason; an index's secret never in it."""
+    reason = unreachable_reason(result.stderr + "\n" + result.stdout)
+    if reason:
+        return unreachable(
+            credentials.redacted(index) if index else default_index, reason, PIP_REACH
+        )
+    return UserError(
+        f"{tool} could not resolve {what}: {credentials.scrub(last, index) if index else last}"
+    )
+
+
 def check_host(python: str) -> None:
     """pip evaluates environment markers (Linux-only CUDA wheels) on the running interpreter."""
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -228,14 +243,8 @@ def pip_report(
             Path(tmp, "constraints.txt").write_text(constraints)
             argv += ["--constraint", str(Path(tmp, "constraints.txt"))]
         result = runner(argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
-        output = result.stderr + "\n" + result.stdout
         if not result.ok:
-            reason = unreachable_reason(output)
-            if reason:
-                shown = credentials.redacted(index) if index else "pip's default index"
-                raise unreachable(shown, reason, PIP_REACH)
-            last = credentials.scrub(last_error(result), index) if index else last_error(result)
-            raise UserError(f"pip could not resolve {what}: {last}")
+            raise failure(result, index, "pip", what, last_error(result), "pip's default index")
         try:
             data = json.loads(report.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -415,11 +424,11 @@ def planned_commands(
     def pip_line(index: str | None, constraints: bool) -> str:
         held = tmp / "constraints.txt"
         if resolver == "uv":
-            prefix, env = uvresolve.clean_env()
-            on_line, env = uvresolve.index_env(index, env, shown=True)
-            argv = uvresolve.command(
-                uvresolve.executable() or "uv", target.python, on_line, tmp / "requirements.in",
-                tmp / "requirements.txt", held if constraints else None,
+            # an overlay of a target with its own index: the throwaway project (uvresolve)
+            source = "pyproject.toml" if constraints and target.index_url else "requirements.in"
+            prefix, argv, env = uvresolve.invocation(
+                uvresolve.executable() or "uv", target.python, index, tmp / source,
+                tmp / "requirements.txt", held if constraints else None, shown=True,
             )  # fmt: skip
         else:
             prefix, env = clean_pip_env()

@@ -29,11 +29,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from torchenv import credentials
 from torchenv.errors import UserError
-from torchenv.hints import PIP_REACH, unreachable, unreachable_reason
 from torchenv.lockfile import SHA256_HEX, LockedPackage, normalize_name
-from torchenv.resolve import RESOLVE_TIMEOUT, index_source, last_error
+from torchenv.resolve import RESOLVE_TIMEOUT, failure, index_source, last_error
 from torchenv.runner import Result, Runner
 
 # glibc 2.28 or newer on x86_64, as pip's platform list (torchenv.resolve.PIP_PLATFORMS) says.
@@ -77,6 +75,24 @@ def index_env(
         env = {**env, "UV_INDEX_URL": env["PIP_INDEX_URL"]}
         del env["PIP_INDEX_URL"]
     return on_line, env
+
+
+def invocation(
+    uv: str,
+    python: str,
+    index: str | None,
+    requirements: Path,
+    out: Path,
+    constraints: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    shown: bool = False,
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """(`env -u` prefix, argv, environment) of one `uv pip compile`, as it runs and as --dry-run
+    shows it (`shown`: a secret index redacted): the user's uv settings kept out (the prefix
+    unsets them), a secret index by variable."""
+    prefix, env_vars = clean_env()
+    on_line, env_vars = index_env(index, {**env_vars, **(env or {})}, shown)
+    return prefix, command(uv, python, on_line, requirements, out, constraints), env_vars
 
 
 def command(
@@ -181,21 +197,10 @@ def report(
         if constraints:
             held = Path(tmp, "constraints.txt")
             held.write_text(constraints)
-        prefix, env_vars = clean_env()
-        on_line, env_vars = index_env(index, {**env_vars, **family_env})
-        argv = prefix + command(uv, python, on_line, req_file, out, held)
-        result = runner(argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
+        prefix, argv, env_vars = invocation(uv, python, index, req_file, out, held, family_env)
+        result = runner(prefix + argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
         if not result.ok:
-            output = result.stderr + "\n" + result.stdout
-            reason = unreachable_reason(output)
-            if reason:
-                shown = credentials.redacted(index) if index else "the default index"
-                raise unreachable(shown, reason, PIP_REACH)
-            last = error_line(result)
-            raise UserError(
-                f"uv could not resolve {what}: "
-                + (credentials.scrub(last, index) if index else last)
-            )
+            raise failure(result, index, "uv", what, error_line(result), "the default index")
         return parse(out.read_text())
 
 
