@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from torchenv.errors import UserError
+
+if TYPE_CHECKING:
+    from torchenv.runner import Result
 
 _UNREACHABLE = (
     ("CERTIFICATE_VERIFY_FAILED", "TLS verification failed"),
@@ -202,3 +206,20 @@ def diagnose_build(output: str) -> str | None:
     if reason:
         return NETWORK_HINT.format(reason=reason)
     return next((hint for needle, hint in _BUILD_FAILURES if needle in output), None)
+
+
+def resolve_failure(
+    result: Result, index: str | None, tool: str, what: str, last: str, default_index: str
+) -> UserError:
+    """The one line for a resolve that failed: the index out of reach (and what could help), else
+    the resolver's own reason; an index's secret never in it."""
+    from torchenv import credentials
+
+    reason = unreachable_reason(result.stderr + "\n" + result.stdout)
+    if reason:
+        return unreachable(
+            credentials.redacted(index) if index else default_index, reason, PIP_REACH
+        )
+    return UserError(
+        f"{tool} could not resolve {what}: {credentials.scrub(last, index) if index else last}"
+    )

@@ -38,7 +38,7 @@ from torchbuild.envfile import parse as read_env  # the env file, as the build r
 from torchenv import credentials, drift, matrix
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
-from torchenv.hints import CONDA_REACH, PIP_REACH, unreachable, unreachable_reason
+from torchenv.hints import CONDA_REACH, resolve_failure, unreachable, unreachable_reason
 from torchenv.lockfile import (
     CONDA_PLATFORM,
     LOCK_KINDS,
@@ -140,21 +140,6 @@ def last_error(result: Result) -> str:
     return (errors or [ln for ln in lines if ln] or [f"exit status {result.returncode}"])[-1]
 
 
-def failure(
-    result: Result, index: str | None, tool: str, what: str, last: str, default_index: str
-) -> UserError:
-    """The one line for a resolve that failed: the index out of reach (and what could help), else
-    the resolver's own reason; an index's secret never in it."""
-    reason = unreachable_reason(result.stderr + "\n" + result.stdout)
-    if reason:
-        return unreachable(
-            credentials.redacted(index) if index else default_index, reason, PIP_REACH
-        )
-    return UserError(
-        f"{tool} could not resolve {what}: {credentials.scrub(last, index) if index else last}"
-    )
-
-
 def check_host(python: str) -> None:
     """pip evaluates environment markers (Linux-only CUDA wheels) on the running interpreter."""
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -244,7 +229,9 @@ def pip_report(
             argv += ["--constraint", str(Path(tmp, "constraints.txt"))]
         result = runner(argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
         if not result.ok:
-            raise failure(result, index, "pip", what, last_error(result), "pip's default index")
+            raise resolve_failure(
+                result, index, "pip", what, last_error(result), "pip's default index"
+            )
         try:
             data = json.loads(report.read_text())
         except (OSError, json.JSONDecodeError) as exc:

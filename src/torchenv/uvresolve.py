@@ -30,8 +30,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from torchenv.errors import UserError
+from torchenv.hints import resolve_failure
 from torchenv.lockfile import SHA256_HEX, LockedPackage, normalize_name
-from torchenv.resolve import RESOLVE_TIMEOUT, failure, index_source, last_error
+from torchenv.resolve import RESOLVE_TIMEOUT, index_source, last_error
 from torchenv.runner import Result, Runner
 
 # glibc 2.28 or newer on x86_64, as pip's platform list (torchenv.resolve.PIP_PLATFORMS) says.
@@ -200,7 +201,9 @@ def report(
         prefix, argv, env_vars = invocation(uv, python, index, req_file, out, held, family_env)
         result = runner(prefix + argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
         if not result.ok:
-            raise failure(result, index, "uv", what, error_line(result), "the default index")
+            raise resolve_failure(
+                result, index, "uv", what, error_line(result), "the default index"
+            )
         return parse(out.read_text())
 
 
