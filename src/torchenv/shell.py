@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import secrets
 import shlex
 import sys
 from collections.abc import Callable
@@ -19,12 +20,16 @@ from pathlib import Path
 from torchenv import engine as engines
 from torchenv.engine import gpu_runtime, labels
 from torchenv.engine.images import ImageNotBuilt, image_exists
+from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.errors import UserError
 from torchenv.matrix import Target
 from torchenv.runner import Runner, subprocess_runner
 from torchenv.smoke import SHM_SIZE
 
 SHELL_LABEL = labels.role_key("shell")  # with the rest of labels.of("shell", target)
+# one per invoke process: the container's name (torchenv-<role>-<target>-<this>) is known before
+# it runs, so an interrupted run removes it by name, and the dry run shows the line the run runs
+_RUN_ID = secrets.token_hex(3)
 
 
 @dataclass(frozen=True)
@@ -45,14 +50,21 @@ class ShellRequest:
     def image(self) -> str:
         return self.image_name or self.target.image(self.flavor)
 
+    @property
+    def container_name(self) -> str:
+        return f"torchenv-{self.role}-{self.target.name}-{_RUN_ID}"
+
 
 def shell_command(client: str, req: ShellRequest, *, tty: bool, gpus: bool) -> list[str]:
     """The `docker run` line: `-t` only with a terminal (piped input must not hang), the caller's
-    UID/GID (files in the workspace stay theirs), HOME in /tmp (that UID has no home there)."""
+    UID/GID (files in the workspace stay theirs), HOME in /tmp (that UID has no home there), a
+    name (an interrupted run removes it) and the engine's init as PID 1, which passes signals on
+    (a command as PID 1 ignores SIGINT and SIGTERM) and reaps what the command leaves."""
     uid = os.getuid() if req.uid < 0 else req.uid
     gid = os.getgid() if req.gid < 0 else req.gid
     argv = [
         client, "run", "--rm", "--interactive", *(["--tty"] if tty else []),
+        "--name", req.container_name, "--init",
         f"--shm-size={SHM_SIZE}", "--user", f"{uid}:{gid}", "--env", "HOME=/tmp",
         # the image has no passwd entry for your UID: your name, for torch.compile's caches
         "--env", f"USER={_user_name()}",
@@ -132,8 +144,26 @@ def dry_run_line(
 def launch(
     req: ShellRequest, runner: Runner = subprocess_runner, out: Callable[[str], object] = print
 ) -> int:
-    """Run the container with this terminal, after the checks; its exit status."""
+    """Run the container with this terminal, after the checks; its exit status. Ctrl-C or SIGTERM
+    (a cancelled CI job) on this process removes the container, then goes on as KeyboardInterrupt:
+    the signal reaches neither the docker client nor the container when it is sent to this
+    process alone, and the container would go on running."""
     client = engines.detect(runner).client
     argv = plan(req, client, runner, tty=_tty(), note=out)
     out(f"torchenv: {shlex.join(argv)}")
-    return runner(argv, interactive=True).returncode
+    with sigterm_as_ctrl_c():
+        try:
+            return runner(argv, interactive=True).returncode
+        except KeyboardInterrupt:
+            _remove(client, req.container_name, runner, out)
+            raise
+
+
+def _remove(client: str, name: str, runner: Runner, out: Callable[[str], object]) -> None:
+    """Remove the named container (forced); gone already (its --rm was quicker) is fine."""
+    done = runner([client, "rm", "--force", name], timeout=60)
+    if not done.ok and "no such container" not in done.first_error_line().lower():
+        out(
+            f"torchenv: could not remove the container {name}: {done.first_error_line()} "
+            f"(remove it with `docker rm --force {name}`)"
+        )

@@ -27,6 +27,7 @@ from images import BUILD, CA, docker, invoke
 from torchenv import matrix
 from torchenv.kit import UV_REQUIREMENTS
 from torchenv.matrix import ROOT
+from torchenv.shell import SHELL_LABEL
 from torchenv.smoke import SMOKE_LABEL
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -161,6 +162,33 @@ def test_interrupted_smoke_leaves_no_container(docker_engine, image, signum):
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "Traceback" not in err
+    assert client.containers.list(all=True, filters=flt) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_interrupted_shell_leaves_no_container(docker_engine, image, signum):
+    """The signal goes to the invoke process alone (a CI runner cancelling the job): neither the
+    docker client nor the container gets it, so the kit must remove the container itself."""
+    import docker as sdk
+
+    client = sdk.from_env()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "shell", "--target", "cuda13", "--flavor", "runtime"],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    assert proc.stdin is not None
+    proc.stdin.write("sleep 120\n")  # piped: the shell reads it; the pipe stays open
+    proc.stdin.flush()
+    flt = {"label": f"{SHELL_LABEL}=cuda13"}
+    deadline = time.monotonic() + 60
+    while not client.containers.list(filters=flt) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.containers.list(filters=flt), "the shell's container never started"
+    time.sleep(1)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130 and "Traceback" not in err, err
     assert client.containers.list(all=True, filters=flt) == []
 
 
