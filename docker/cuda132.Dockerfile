@@ -159,10 +159,20 @@ RUN headers="$(python -c 'import sysconfig; print(sysconfig.get_paths()["include
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 
+# The environment report, baked in at build time, as the image's user. It reads the torch family,
+# Python and the compiler, nothing the project adds: it sits below the project's layers (adding a
+# dependency does not redo it), and reads envinfo.py alone (nor does editing the smoke package).
+FROM compiler AS report
+ARG USER_UID=1000
+ARG USER_GID=1000
+RUN --mount=type=bind,source=.torchenv/kit/torchsmoke/envinfo.py,target=/tmp/ctx/envinfo.py \
+    setpriv --reuid="${USER_UID}" --regid="${USER_GID}" --clear-groups env HOME=/tmp \
+        python /tmp/ctx/envinfo.py --json /opt/torchenv/env-report.json
+
 # The project's own dependencies (envs/cuda132.project.lock.txt, when the project declares
 # any), in a layer above the torch family's: adding or bumping one rebuilds and pushes this layer
 # and those above it only.
-FROM compiler AS project-deps
+FROM report AS project-deps
 ARG USER_UID=1000
 ARG USER_GID=1000
 RUN --mount=type=bind,source=.torchenv/locks/cuda132/project,target=/tmp/ctx/envs \
@@ -197,10 +207,6 @@ FROM dev-deps AS dev
 ARG USER_UID=1000
 ARG USER_GID=1000
 USER ${USER_UID}:${USER_GID}
-# The environment report, baked in at build time; it reads envinfo.py alone, so
-# editing the rest of the smoke package does not redo it.
-RUN --mount=type=bind,source=.torchenv/kit/torchsmoke/envinfo.py,target=/tmp/ctx/envinfo.py \
-    python /tmp/ctx/envinfo.py --json /opt/torchenv/env-report.json
 # The smoke package changes most often: it comes last (with the stdlib helpers it uses).
 COPY .torchenv/kit/torchbuild /opt/torchenv/lib/torchbuild
 COPY .torchenv/kit/torchsmoke /opt/torchenv/lib/torchsmoke
@@ -227,10 +233,6 @@ FROM project-deps AS runtime
 ARG USER_UID=1000
 ARG USER_GID=1000
 USER ${USER_UID}:${USER_GID}
-# The environment report, baked in at build time; it reads envinfo.py alone, so
-# editing the rest of the smoke package does not redo it.
-RUN --mount=type=bind,source=.torchenv/kit/torchsmoke/envinfo.py,target=/tmp/ctx/envinfo.py \
-    python /tmp/ctx/envinfo.py --json /opt/torchenv/env-report.json
 # The smoke package changes most often: it comes last (with the stdlib helpers it uses).
 COPY .torchenv/kit/torchbuild /opt/torchenv/lib/torchbuild
 COPY .torchenv/kit/torchsmoke /opt/torchenv/lib/torchsmoke
