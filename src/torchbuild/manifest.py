@@ -174,19 +174,30 @@ def _scan(roots: list[str]) -> tuple[list[dict[str, Any]], list[tuple[int, str, 
     return entries, jobs
 
 
-def _unowned(roots: list[str], owned: set[str]) -> list[tuple[str, str]]:
-    """(manifest key, path) of every file under `roots` that no RECORD lists, sorted.
+def _unowned(roots: list[str], owned: set[str]) -> list[tuple[str, str, bool]]:
+    """(manifest key, path, is a link) of every file under `roots` that no RECORD lists, sorted.
 
-    Symbolic links are listed as files (a link to a folder is not followed)."""
+    Symbolic links are listed as files (a link to a folder is not followed). One scandir pass:
+    each entry's type comes with the listing, and the key is built as the walk goes down."""
     found = []
     for root in roots:
-        for folder, dirs, files in os.walk(root):
-            names = files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]
-            for name in names:
-                full = os.path.normpath(os.path.join(folder, name))
-                if full not in owned:
-                    relative = os.path.relpath(full, root).replace(os.sep, "/")
-                    found.append((f"{_location(root)}/{relative}", full))
+        location = _location(root)
+        folders = [(root, "")]  # (folder, its path relative to root, with a trailing /)
+        while folders:
+            folder, relative = folders.pop()
+            try:
+                listing = os.scandir(folder)
+            except OSError:  # unreadable or gone: as os.walk, skipped
+                continue
+            with listing:
+                for entry in listing:
+                    link = entry.is_symlink()
+                    if not link and entry.is_dir():
+                        folders.append((entry.path, f"{relative}{entry.name}/"))
+                        continue
+                    full = os.path.normpath(entry.path)
+                    if full not in owned:
+                        found.append((f"{location}/{relative}{entry.name}", full, link))
     return sorted(found)
 
 
@@ -282,7 +293,7 @@ def build(
     entries, jobs = _scan(roots)
     unowned = _unowned(roots, {job[2] for job in jobs})
     workers = workers or min(8, (os.cpu_count() or 1) + 1)
-    files = [(key, full) for key, full in unowned if not os.path.islink(full)]
+    files = [(key, full) for key, full, link in unowned if not link]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = _hash_all(pool, [(job[2], job[3]) for job in jobs], reuse)
         loose = _hash_all(pool, [(full, None) for _, full in files], reuse)
@@ -309,7 +320,7 @@ def build(
         },
         "distributions": entries,
         "unowned": {
-            **{key: {"link": os.readlink(full)} for key, full in unowned if os.path.islink(full)},
+            **{key: {"link": os.readlink(full)} for key, full, link in unowned if link},
             **{
                 key: {"sha256": result[0], "size": result[1]} if result else {"unreadable": True}
                 for (key, _), result in zip(files, loose)  # noqa: B905 (3.8+)
