@@ -12,6 +12,9 @@ Prints, with the goals of issues 10 and 21:
 - the peer: the Dockerfile a user would write by hand (`FROM` the same base; one RUN: a venv and
   `pip install --no-cache-dir` of the torch family's pins, downloads included), built with
   `--no-cache` right after the cold uv build (goal: the uv build 0.7x of it or less);
+- the engine's floor: a build whose one step writes the same bytes as the environment's layer
+  (`COPY --from` the uv image's /opt/env onto the same base) and nothing else, `--no-cache`: what
+  writing the layer and exporting it cost on this engine, with no download, install or check;
   `--cold-only` stops after it;
 - a rebuild after editing only the smoke package (goal 3% of the cold uv build or less) and a
   rebuild with nothing changed (goal 2 s or less), both with uv;
@@ -55,6 +58,7 @@ EDITED = ROOT / "src" / "torchsmoke" / "core.py"
 LOCK_FILE = "/tmp/torchenv-engine.lock"
 UV_TAG, PIP_TAG = "torchenv-bench/cuda13-uv:0", "torchenv-bench/cuda13-pip:0"
 PEER_TAG = "torchenv-bench/cuda13-peer:0"
+FLOOR_TAG = "torchenv-bench/cuda13-floor:0"
 IMPORT = "import torch, torchvision, torchaudio"
 _STEP = re.compile(r"^#(?P<n>\d+) \[(?P<name>[^\]]+)\]")
 _DONE = re.compile(r"^#(?P<n>\d+) DONE (?P<s>[\d.]+)s")
@@ -206,6 +210,22 @@ def peer_build(eng, t, base: str, ca: str | None) -> float:
     return seconds
 
 
+FLOOR_DOCKERFILE = """\
+FROM {base}
+COPY --from={image} /opt/env /opt/env
+"""
+
+
+def floor_build(eng, base: str) -> float:
+    """The engine's floor (see the module's docstring): the uv image's environment, copied."""
+    with tempfile.TemporaryDirectory(prefix="torchenv-floor-") as tmp:
+        Path(tmp, "Dockerfile").write_text(FLOOR_DOCKERFILE.format(base=base, image=UV_TAG))
+        argv = [eng.client, "build", "--no-cache", "--progress=plain", "--tag", FLOOR_TAG, tmp]
+        seconds, _ = timed(argv, {"DOCKER_BUILDKIT": "1"})
+    subprocess.run([eng.client, "image", "rm", FLOOR_TAG], capture_output=True, check=False)
+    return seconds
+
+
 def engine_part(eng, t, invoke, uv_args, pip_args, opts, host, note, figures, ca) -> None:
     """The builds and the runs, paired (the caller holds the engine lock)."""
     runs = opts.runs
@@ -227,6 +247,10 @@ def engine_part(eng, t, invoke, uv_args, pip_args, opts, host, note, figures, ca
     note("peer_s", peer, f"the hand-written Dockerfile, --no-cache: {peer:7.1f} s; torchenv's "
          f"cold uv build is {cold_uv / peer:.2f}x of it (goal 0.7x), {cold_uv / host:.2f}x the "
          "host install (goal 2.0x)")  # fmt: skip
+    floor = floor_build(eng, opts.base_image)
+    note("floor_s", floor, f"the engine's floor, /opt/env's bytes copied into one layer: "
+         f"{floor:7.1f} s = {floor / host:.2f}x the host install; the rest of the cold uv build: "
+         f"{cold_uv - floor:.1f} s")  # fmt: skip
     if opts.cold_only:
         return
     cold_pip, log_pip = timed([*invoke, *pip_args, "--no-cache"])
