@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,14 +38,33 @@ PIP_TAG = "torchenv-test/cuda13-pip:0"
 SECRET_MARK = "-----BEGIN CERTIFICATE-----"
 
 
+@dataclass(frozen=True)
+class PipBuild:
+    tag: str
+    output: str  # what `invoke build` printed
+    token: str  # the token in the index URL it was given
+
+
 @pytest.fixture(scope="module")
-def pip_image(docker_engine, image):
-    """The same target with the pip installer, under a test tag; removed afterwards."""
-    args = [*BUILD, "--installer", "pip", "--tag", PIP_TAG]
-    done = invoke("build", *args, *(["--ca-cert", CA] if Path(CA).exists() else []))
-    assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
-    yield PIP_TAG
-    docker(docker_engine, "image", "rm", PIP_TAG)
+def pip_build(docker_engine, image):
+    """The same target with the pip installer, under a test tag; removed afterwards. It is built
+    through an index URL with a user and a token, without the build cache, so that pip really runs
+    with the token (a step from an earlier run's cache never saw it): one pip install proves both
+    the pip image and what becomes of the credentials."""
+    token = f"tok-{os.getpid()}-{time.time_ns()}"
+    args = [*BUILD, "--installer", "pip", "--tag", PIP_TAG, "--no-cache"]
+    args += ["--index-url", default_index_with("torchenv-user", token)]
+    try:
+        done = invoke("build", *args, *(["--ca-cert", CA] if Path(CA).exists() else []))
+        assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
+        yield PipBuild(PIP_TAG, done.stdout + done.stderr, token)
+    finally:
+        docker(docker_engine, "image", "rm", "--force", PIP_TAG)
+
+
+@pytest.fixture(scope="module")
+def pip_image(pip_build) -> str:
+    return pip_build.tag
 
 
 @pytest.fixture(scope="module")
@@ -516,39 +536,20 @@ def stream_holds(argv: list[str], needle: bytes) -> bool:
     return found
 
 
-def test_index_credentials_reach_pip_but_no_history_config_or_layer(docker_engine, image):
-    """A real build through an index URL with a user and token: pip uses them (it prints the URL
-    with the password hidden; uv, which reads the same variable, prints no index), and the token
-    is nowhere in the image: not in `docker history`, not in its config, not in any layer of
-    `docker save`. It builds without the build cache, so pip really runs with the token."""
-    token = f"tok-{os.getpid()}-{time.time_ns()}"
-    tag = "torchenv-test/credentials:0"
-    url = default_index_with("torchenv-user", token)
-    args = [
-        *BUILD,
-        "--installer",
-        "pip",
-        "--index-url",
-        url,
-        "--tag",
-        tag,
-        "--no-cache",  # pip must run here: a step from an earlier run's cache never saw the token
-        *(["--ca-cert", CA] if Path(CA).exists() else []),
-    ]
-    try:
-        done = invoke("build", *args, timeout=1800)
-        output = done.stdout + done.stderr
-        assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-2000:])
-        assert token not in output
-        assert "index credentials from a BuildKit secret" in output
-        # pip was given the credentials: it masks the password, the build's output the user too
-        assert "***:****@" in output and "torchenv-user" not in output
-        history = docker(docker_engine, "history", "--no-trunc", "--format", "{{.CreatedBy}}", tag)
-        assert "TORCHENV_INDEX_URL=https://" in history.stdout and token not in history.stdout
-        assert token not in docker(docker_engine, "image", "inspect", tag).stdout
-        assert not stream_holds([docker_engine.client, "save", tag], token.encode())
-    finally:
-        docker(docker_engine, "image", "rm", "--force", tag)
+def test_index_credentials_reach_pip_but_no_history_config_or_layer(docker_engine, pip_build):
+    """The pip image's build went through an index URL with a user and a token: pip used them (it
+    prints the URL with the password hidden; uv, which reads the same variable, prints no index),
+    and the token is nowhere in the image: not in `docker history`, not in its config, not in any
+    layer of `docker save`."""
+    output, token, tag = pip_build.output, pip_build.token, pip_build.tag
+    assert token not in output
+    assert "index credentials from a BuildKit secret" in output
+    # pip was given the credentials: it masks the password, the build's output the user too
+    assert "***:****@" in output and "torchenv-user" not in output
+    history = docker(docker_engine, "history", "--no-trunc", "--format", "{{.CreatedBy}}", tag)
+    assert "TORCHENV_INDEX_URL=https://" in history.stdout and token not in history.stdout
+    assert token not in docker(docker_engine, "image", "inspect", tag).stdout
+    assert not stream_holds([docker_engine.client, "save", tag], token.encode())
 
 
 def test_a_rebuild_keeps_an_unchanged_image_and_leaves_no_dangling_image(docker_engine, image):
