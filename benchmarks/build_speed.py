@@ -199,15 +199,20 @@ RUN --mount=type=secret,id=ca,mode=0444 \\
 """
 
 
+def scratch_build(eng, dockerfile: str, tag: str, extra: list[str] | None = None) -> float:
+    """Seconds of a `--no-cache` build of `dockerfile` alone, in an empty context, as `tag`."""
+    with tempfile.TemporaryDirectory(prefix="torchenv-bench-") as tmp:
+        Path(tmp, "Dockerfile").write_text(dockerfile)
+        argv = [eng.client, "build", "--no-cache", "--progress=plain", "--tag", tag, *(extra or [])]
+        seconds, _ = timed([*argv, tmp], {"DOCKER_BUILDKIT": "1"})
+    return seconds
+
+
 def peer_build(eng, t, base: str, ca: str | None) -> float:
     """The hand-written Dockerfile's `--no-cache` build (see the module's docstring)."""
     pins = " ".join(f"{n}=={getattr(t, n)}" for n in ("torch", "torchvision", "torchaudio"))
-    with tempfile.TemporaryDirectory(prefix="torchenv-peer-") as tmp:
-        Path(tmp, "Dockerfile").write_text(PEER_DOCKERFILE.format(base=base, pins=pins))
-        argv = [eng.client, "build", "--no-cache", "--progress=plain", "--tag", PEER_TAG]
-        argv += ["--secret", f"id=ca,src={ca}"] if ca else []
-        seconds, _ = timed([*argv, tmp], {"DOCKER_BUILDKIT": "1"})
-    return seconds
+    secret = ["--secret", f"id=ca,src={ca}"] if ca else []
+    return scratch_build(eng, PEER_DOCKERFILE.format(base=base, pins=pins), PEER_TAG, secret)
 
 
 FLOOR_DOCKERFILE = """\
@@ -218,10 +223,7 @@ COPY --from={image} /opt/env /opt/env
 
 def floor_build(eng, base: str) -> float:
     """The engine's floor (see the module's docstring): the uv image's environment, copied."""
-    with tempfile.TemporaryDirectory(prefix="torchenv-floor-") as tmp:
-        Path(tmp, "Dockerfile").write_text(FLOOR_DOCKERFILE.format(base=base, image=UV_TAG))
-        argv = [eng.client, "build", "--no-cache", "--progress=plain", "--tag", FLOOR_TAG, tmp]
-        seconds, _ = timed(argv, {"DOCKER_BUILDKIT": "1"})
+    seconds = scratch_build(eng, FLOOR_DOCKERFILE.format(base=base, image=UV_TAG), FLOOR_TAG)
     subprocess.run([eng.client, "image", "rm", FLOOR_TAG], capture_output=True, check=False)
     return seconds
 

@@ -87,10 +87,10 @@ def add_dependency(
 
 def push_twice(
     project: Path, relock: list[str], build: list[str], env: dict[str, str], cold_s: float,
-    storage: Path,
+    image: str, storage: Path,
 ) -> None:  # fmt: skip
-    """Steps 4 to 6: push, add a dependency and rebuild, push again and count the new bytes."""
-    image = build[build.index("--tag") + 1]
+    """Steps 4 to 6: push `image` (what `build` tags), add a dependency and rebuild, push again
+    and count the new bytes."""
     with localregistry.running(storage) as registry:
         first = f"{registry}/bench/sample:one"
         run(["docker", "tag", image, first], project)
@@ -150,7 +150,7 @@ def main() -> int:
             if args.no_push:
                 add_dependency(project, relock, tagged, env, cold_s)
             else:
-                push_twice(project, relock, tagged, env, cold_s, Path(tmp, "registry"))
+                push_twice(project, relock, tagged, env, cold_s, image, Path(tmp, "registry"))
         finally:
             subprocess.run(["docker", "image", "rm", image], capture_output=True, check=False)
     return 0

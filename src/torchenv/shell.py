@@ -132,13 +132,14 @@ def dry_run_line(
     req: ShellRequest, runner: Runner = subprocess_runner, note: Callable[[str], object] = print
 ) -> str:
     """The `docker run` line a real run would execute (with no engine: a default client's)."""
+    tty = _tty()
     try:
         client = engines.detect(runner).client
     except UserError:
         return shlex.join(
-            shell_command("docker", req, tty=_tty(), gpus=req.gpu and req.target.is_cuda)
+            shell_command("docker", req, tty=tty, gpus=req.gpu and req.target.is_cuda)
         )
-    return shlex.join(plan(req, client, runner, tty=_tty(), note=note, need_image=False))
+    return shlex.join(plan(req, client, runner, tty=tty, note=note, need_image=False))
 
 
 def launch(
