@@ -4,9 +4,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from torchenv import generate as generation
 from torchenv import matrix
 from torchenv.errors import UserError
+from torchenv.image import generate as generation
 from torchenv.runner import subprocess_runner
 from torchenv.taskopts import Given, command
 from torchenv.tasks import ns
@@ -24,7 +24,7 @@ def _run_all(commands: list[list[str]], check: bool = False) -> None:
 @command("lint")
 def lint(c: Any, o: Given) -> None:
     """Lint: ruff and mypy --strict on the Python, hadolint on the Dockerfiles, generated files current."""
-    from torchenv import lint as lints
+    from torchenv.image import lint as lints
 
     _run_all(lints.lint_commands(), check=True)
     generation.check()

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 
 from tests.support import localregistry  # noqa: E402
 
-from torchenv import engine, matrix, publish  # noqa: E402
+from torchenv import engine, matrix  # noqa: E402
+from torchenv.image import publish  # noqa: E402
 
 
 def docker(*args: str) -> str:

@@ -37,8 +37,10 @@ sys.path.insert(0, str(ROOT))  # tests.support
 
 from tests.support import manifests as baked  # noqa: E402
 
-from torchenv import drift, engine, matrix, verify  # noqa: E402
+from torchenv import engine, matrix  # noqa: E402
 from torchenv.errors import UserError  # noqa: E402
+from torchenv.image import verify  # noqa: E402
+from torchenv.lock import drift  # noqa: E402
 
 STANDIN_BASE = "torchenv-standin/python:3.11-slim-bookworm"
 TAG = "torchenv-bench/rebuild:0"

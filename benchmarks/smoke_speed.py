@@ -24,7 +24,8 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
 
-from torchenv import engine, smoke  # noqa: E402
+from torchenv import engine  # noqa: E402
+from torchenv.run import smoke  # noqa: E402
 
 BUDGET_S = {"full": 45.0, "quick": 10.0}
 

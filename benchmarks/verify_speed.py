@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from torchenv import engine, livescan, matrix, verify  # noqa: E402
+from torchenv import engine, matrix  # noqa: E402
+from torchenv.image import livescan, verify  # noqa: E402
 
 HASHED = re.compile(r"manifest: (\d+) distributions, (\d+) files, ([\d.]+) GB hashed in ([\d.]+) s")
 

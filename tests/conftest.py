@@ -16,7 +16,7 @@ import pytest
 from torchenv import engine as engines
 from torchenv.errors import UserError
 
-# The sample project (tests/torchenv/test_your_project.py copies it) has tests of its own, which
+# The sample project (tests/scenarios/test_your_project.py copies it) has tests of its own, which
 # run in its image, not here.
 collect_ignore = ["sample-project"]
 

@@ -16,7 +16,7 @@ from torchenv.matrix import ROOT
 
 STANDIN = os.environ.get("TORCHENV_STANDIN_BASE", "torchenv-standin/python:3.11-slim-bookworm")
 CA = os.environ.get("TORCHENV_CA_CERT", "/etc/ssl/certs/ca-certificates.crt")
-# The default installer (uv); tests/torchenv/test_image.py proves pip too.
+# The default installer (uv); tests/scenarios/test_image.py proves pip too.
 BUILD = ["--target", "cuda13", "--base-image", STANDIN, "--allow-unpinned-base"]
 
 

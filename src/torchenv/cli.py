@@ -13,8 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from torchenv import buildcontext, matrix, scaffold
+from torchenv import matrix, scaffold
 from torchenv.errors import UserError
+from torchenv.image import context as buildcontext
 
 
 def _parser() -> argparse.ArgumentParser:

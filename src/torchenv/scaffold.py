@@ -29,9 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from torchenv import generate, kit, matrix
+from torchenv import kit, matrix
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
+from torchenv.image import generate
 
 TEMPLATES = kit.KIT / "templates"
 GITIGNORE_LINE = "/.torchenv/"

@@ -15,13 +15,14 @@ from typing import Any
 from invoke.collection import Collection
 from invoke.exceptions import Exit
 
-from torchenv import build as builds
-from torchenv import engine, gpufit, matrix, table
-from torchenv import generate as generation
-from torchenv import smoke as smokes
+from torchenv import engine, matrix
+from torchenv.doctor import gpufit
 from torchenv.engine import images, labels
 from torchenv.errors import UserError
-from torchenv.matrix import INSTALLERS
+from torchenv.image import build as builds
+from torchenv.image import generate as generation
+from torchenv.matrix import INSTALLERS, table
+from torchenv.run import smoke as smokes
 from torchenv.taskopts import (
     BUILD_CONFIGURABLE,
     DRY_RUN,
@@ -76,7 +77,7 @@ def matrix_(c: Any, o: Given) -> None:
     """Show the target matrix (pins, CUDA, minimum driver, image); --outdated for newer pins."""
     targets = _targets(o.target)
     if o.outdated:
-        from torchenv import outdated
+        from torchenv.lock import outdated
 
         print("\n".join(outdated.check(targets)))
     elif o.format == "json":
@@ -115,7 +116,8 @@ def build(c: Any, o: Given) -> None:
         conda_channel_alias=o.conda_channel_alias or None, no_cache=o.no_cache, uid=o.uid,
         gid=o.gid, tag=o.tag,
     )  # fmt: skip
-    from torchenv import lockgate, resolve
+    from torchenv.lock import gate as lockgate
+    from torchenv.lock import resolve
 
     def lock(t: matrix.Target) -> str:
         return resolve.lock_pip(t, index_url=req.index_url, resolver=resolve.default_resolver())
@@ -186,7 +188,7 @@ def smoke(c: Any, o: Given) -> None:
 def _smoke_nodes(t: matrix.Target, image: str, o: Given, reports: Path | None) -> None:
     import dataclasses
 
-    from torchenv import multinode, multinode_run
+    from torchenv.run import multinode, multinode_run
 
     n, p, port = multinode.validate(o.nodes, o.nproc_per_node, o.rdzv_port)
     req = multinode.MultiNodeRequest(target=t, image=image, nodes=n, nproc=p, rdzv_port=port)
@@ -208,7 +210,7 @@ def _smoke_nodes(t: matrix.Target, image: str, o: Given, reports: Path | None) -
 )  # fmt: skip
 def shell(c: Any, o: Given) -> None:
     """Open a shell in a target's image, the workspace mounted, as you (piped input works too)."""
-    from torchenv import shell as shells
+    from torchenv.run import shell as shells
 
     req = shells.ShellRequest(target=_target(o.target), flavor=o.flavor, gpu=not o.no_gpu)
     if req.target.is_cuda and req.gpu and not o.dry_run and not o.ignore_arch:
@@ -223,7 +225,7 @@ def shell(c: Any, o: Given) -> None:
 )  # fmt: skip
 def test(c: Any, o: Given) -> None:
     """Run the project's tests in a target's image (invoke test --target cuda13 -- -k mlp)."""
-    from torchenv import projecttest
+    from torchenv.run import project_tests as projecttest
 
     req = projecttest.TestRequest(
         target=_target(o.target), project=matrix.project(), args=after_dashes(c),
@@ -243,7 +245,7 @@ def test(c: Any, o: Given) -> None:
 )  # fmt: skip
 def clean(c: Any, o: Given) -> None:
     """Remove what torchenv made on the engine, found by its labels: images, containers, networks."""
-    from torchenv import clean as cleans
+    from torchenv.image import clean as cleans
 
     names = _targets(o.target)
     client = engine.detect().client
@@ -267,7 +269,7 @@ def clean(c: Any, o: Given) -> None:
 )  # fmt: skip
 def doctor(c: Any, o: Given) -> None:
     """Check this host before a build: engine, BuildKit, disk, base images, driver, GPU runtime, shm, proxy."""
-    from torchenv import doctor as doctors
+    from torchenv.doctor import checkup as doctors
 
     targets = _targets(o.target)
     images = {"base image": str(o.base_image)} if o.base_image else None
@@ -294,7 +296,7 @@ def doctor(c: Any, o: Given) -> None:
 )  # fmt: skip
 def lock(c: Any, o: Given) -> None:
     """Write a target's locks (exact versions, sha256) next to its env file; --check for drift."""
-    from torchenv import drift, resolve
+    from torchenv.lock import drift, resolve
 
     if o.check:
         problems = drift.check_all(_targets(o.target))
@@ -328,7 +330,7 @@ def lock(c: Any, o: Given) -> None:
 )  # fmt: skip
 def verify(c: Any, o: Given) -> None:
     """Hash what an image holds now; compare with the target's lock and the build's manifest."""
-    from torchenv import verify as verification
+    from torchenv.image import verify as verification
 
     image = o.image
     t = matrix.get(verification.target_of(image)) if image and not o.target else _target(o.target)
@@ -348,7 +350,7 @@ def verify(c: Any, o: Given) -> None:
 )  # fmt: skip
 def refresh_digest(c: Any, o: Given) -> None:
     """Re-pin a base image: resolve its tag's digest on a registry and rewrite targets.toml."""
-    from torchenv import digests
+    from torchenv.matrix import digests
 
     digest = digests.refresh_digest(o.image, key=o.key)
     print(f"{o.key} = {digest}; now run `invoke generate`")
@@ -363,7 +365,7 @@ def refresh_digest(c: Any, o: Given) -> None:
 )  # fmt: skip
 def export(c: Any, o: Given) -> None:
     """Save a target's image as one archive file, e.g. for `apptainer build` on a cluster."""
-    from torchenv import export as exports
+    from torchenv.image import export as exports
 
     t = _target(o.target)
     req = exports.ExportRequest(
@@ -393,9 +395,9 @@ def k8s(c: Any, o: Given) -> None:
     """Write a Kubernetes manifest (Indexed Job + headless Service) that runs the DDP smoke suite."""
     import sys
 
-    from torchenv import k8s as kube
-    from torchenv import publish as publishes
     from torchenv.files import write_atomic
+    from torchenv.image import publish as publishes
+    from torchenv.run import k8s as kube
 
     t = _target(o.target)
     if o.output is not None:  # a folder or an unwritable path, said before anything else
@@ -424,7 +426,7 @@ def k8s(c: Any, o: Given) -> None:
 )  # fmt: skip
 def push(c: Any, o: Given) -> None:
     """Push a target's image to a registry; print and record its reference by digest."""
-    from torchenv import publish as publishes
+    from torchenv.image import publish as publishes
 
     t = _target(o.target)
     if not o.registry:

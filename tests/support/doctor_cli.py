@@ -7,7 +7,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from torchenv import doctor, matrix
+from torchenv import matrix
+from torchenv.doctor import checkup as doctor
 from torchenv.errors import UserError
 
 

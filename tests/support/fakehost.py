@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 from torchbuild.versions import parse as version_tuple
-from torchenv import doctor, matrix
-from torchenv.doctor import run_checks
+from torchenv import matrix
+from torchenv.doctor import checkup as doctor
+from torchenv.doctor.checkup import run_checks
 from torchenv.runner import FakeRunner, reply
 
 DOCKER = "/usr/bin/docker"

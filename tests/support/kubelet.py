@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from torchenv import multinode
 from torchenv.errors import UserError
-from torchenv.k8s import INDEX_VAR
+from torchenv.run import multinode
+from torchenv.run.k8s import INDEX_VAR
 
 
 def load(text: str) -> list[dict[str, Any]]:

@@ -10,11 +10,11 @@ import docker
 from docker import DockerClient
 
 from torchenv import engine
-from torchenv import lockfile as locks
 from torchenv.engine import labels as own_labels
 from torchenv.engine.containers import read_file, tracked
 from torchenv.errors import UserError
-from torchenv.verify import BUILD_INFO_PATH, MANIFEST_PATH, by_key, check_file, compare
+from torchenv.image.verify import BUILD_INFO_PATH, MANIFEST_PATH, by_key, check_file, compare
+from torchenv.lock import lockfile as locks
 
 
 def verify_manifest(manifest_bytes: bytes, label: str | None, lock: locks.Lock) -> list[str]:

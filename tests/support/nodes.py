@@ -10,8 +10,8 @@ import time
 
 from tests.support import kubelet
 
-from torchenv import k8s, multinode, multinode_run
 from torchenv.matrix import ROOT, get
+from torchenv.run import k8s, multinode, multinode_run
 
 TARGET = get("cuda13")
 

@@ -5,7 +5,8 @@ import pytest
 
 from torchbuild import envfile
 from torchbuild.envfile import EnvFileError
-from torchenv import matrix, render
+from torchenv import matrix
+from torchenv.image import render
 
 
 @pytest.mark.parametrize("name", matrix.names())

@@ -8,7 +8,8 @@ import pytest
 from tests.support.nodes import leftovers
 
 from images import STANDIN, build_args, docker, invoke
-from torchenv import matrix, resolve
+from torchenv import matrix
+from torchenv.lock import resolve
 
 
 def _build(engine, flavor: str) -> str:

@@ -2,8 +2,10 @@
 
 import pytest
 
-from torchenv import build, credentials, matrix
+from torchenv import credentials, matrix
+from torchenv.credentials import BUILD_PROXY_VARS, PROXY_VARS
 from torchenv.engine import Engine
+from torchenv.image import build
 from torchenv.runner import FakeRunner, reply
 
 SECRET = "S3CRET"
@@ -62,3 +64,8 @@ def test_the_source_label_holds_the_remote_without_its_token():
         build.BuildRequest(target=matrix.get("cuda13")), BUILTIN, labels=found, environ={}
     )
     assert "SOURCE=https://gitlab.example.com/o/r.git" in argv and SECRET not in " ".join(argv)
+
+
+def test_builds_pass_each_proxy_variable_in_either_case():
+    assert set(BUILD_PROXY_VARS) == set(PROXY_VARS) | {n.lower() for n in PROXY_VARS}
+    assert "HTTPS_PROXY" in PROXY_VARS and "no_proxy" in BUILD_PROXY_VARS

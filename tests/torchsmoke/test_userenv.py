@@ -1,6 +1,6 @@
 """The start-up hook that lets any UID run the images (torchsmoke/userenv.py).
 
-Here on the host the hook's rules are checked one by one; tests/torchenv/test_any_uid.py proves
+Here on the host the hook's rules are checked one by one; tests/scenarios/test_any_uid.py proves
 it in the images, as other UIDs and on a read-only root.
 """
 
@@ -109,7 +109,7 @@ def test_the_startup_hook_never_raises(monkeypatch):
 
 def test_the_pth_line_the_images_use_runs_at_interpreter_start(tmp_path: Path):
     """The line the Dockerfiles append to the environment's torchenv.pth, in a real site dir."""
-    from torchenv.render import STARTUP_PTH_LINE
+    from torchenv.image.render import STARTUP_PTH_LINE
 
     site_dir = tmp_path / "site"
     site_dir.mkdir()

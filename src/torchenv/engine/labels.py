@@ -14,7 +14,7 @@ TARGET = "io.torchenv.target"
 TAG = "io.torchenv.tag"
 PREFIX = "io.torchenv."
 # The GPU architectures torch has kernels for in a built image (the build measures them, from the
-# env report; torchenv.gpufit compares them with the host's GPUs).
+# env report; torchenv.doctor.gpufit compares them with the host's GPUs).
 CUDA_ARCHS = "io.torchenv.cuda-archs"
 
 

@@ -1,10 +1,10 @@
 """The kit's own files, shipped in the wheel: what every project's images are made from.
 
-- `Dockerfile.in`: the one Dockerfile template (`torchenv.render` fills it per target).
+- `Dockerfile.in`: the one Dockerfile template (`torchenv.image.render` fills it per target).
 - `install-env.sh`, `compiler-slim.cfg`, `uv-requirements.txt`: what the build mounts or copies.
 - `targets.toml`: the matrix `torchenv init` starts a project with.
 
-Nothing here is read from a source checkout: `torchenv.buildcontext` stages these files, with the
+Nothing here is read from a source checkout: `torchenv.image.context` stages these files, with the
 `torchbuild` and `torchsmoke` packages, into the project's `.torchenv/` for each build.
 """
 

@@ -1,0 +1,365 @@
+"""The target matrix, loaded from targets.toml (the one source of truth).
+
+Everything else (env files, Dockerfiles, dev containers, nox sessions, the CI workflow, the
+README table) is generated from `load()` or checked against it.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import MISSING, dataclass, fields
+from functools import cache
+from pathlib import Path
+
+from torchbuild import versions
+from torchenv.errors import UserError
+from torchenv.files import write_atomic
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10
+    import tomli as tomllib
+
+MATRIX_NAME = "targets.toml"
+
+
+def find_root(start: Path | None = None) -> Path | None:
+    """The project's root, as nox and invoke find theirs: the first folder from `start` (the
+    working directory) upwards that holds targets.toml; None when none does."""
+    here = Path.cwd() if start is None else Path(start)
+    for folder in (here, *here.parents):
+        if (folder / MATRIX_NAME).is_file():
+            return folder
+    return None
+
+
+# The project the kit works on: every path it reads or writes is under ROOT. Without a matrix
+# anywhere above, ROOT is the working directory and `load` says to run `torchenv init`.
+_FOUND = find_root()
+ROOT = (_FOUND or Path.cwd()).resolve()
+MATRIX_FILE = ROOT / MATRIX_NAME
+FLAVORS = ("runtime", "dev")
+# How an image's environment is made: a venv filled by uv or pip, or micromamba (conda).
+INSTALLERS = ("uv", "pip", "conda")
+DEFAULT_INSTALLER = "uv"  # the fastest installer that CI builds and runs end to end
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    variant: str  # cpu, cu118, cu128, cu130 ...
+    torch: str
+    torchvision: str
+    torchaudio: str
+    python: str
+    base_image: str
+    base_digest: str
+    micromamba_image: str
+    micromamba_digest: str
+    image_repo: str
+    dev_packages: tuple[str, ...]
+    cuda: str | None = None  # "11.8"; None for cpu
+    index_url: str | None = None  # None: pip's default index
+    image_size_gb: float | None = (
+        None  # runtime image size as measured by benchmarks/build_speed.py
+    )
+    image_gzip_gb: float | None = None  # the same image, `docker save | gzip` (build_speed.py)
+    smoke_timeout_s: int = 900  # `invoke smoke` stops the suite after this (its --timeout)
+    # TorchCodec, through which torchaudio 2.9+ loads and saves files (and which decodes video);
+    # None: the target has no TorchCodec (torchaudio 2.7/2.8 have their own backends).
+    torchcodec: str | None = None
+    # The GPU architectures torch's kernels are built for, as measured (torch._C._cuda_getArchFlags()
+    # in the image, which needs no GPU); empty: not measured yet (the build records them).
+    cuda_archs: tuple[str, ...] = ()
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.cuda is not None
+
+    @property
+    def min_driver(self) -> str | None:
+        """The minimum NVIDIA Linux driver of the target's CUDA (torchbuild.versions); None: cpu."""
+        return versions.min_driver(self.cuda)
+
+    @property
+    def env_file(self) -> Path:
+        return ROOT / "envs" / f"{self.name}.yml"
+
+    @property
+    def dockerfile(self) -> Path:
+        return ROOT / "docker" / f"{self.name}.Dockerfile"
+
+    @property
+    def pip_lock(self) -> Path:
+        """Hashed requirements for the pip installer (written by `invoke lock`)."""
+        return ROOT / "envs" / f"{self.name}.pip.lock.txt"
+
+    @property
+    def project_lock(self) -> Path:
+        """Hashed requirements of the project's dependencies, above the pip lock (`invoke lock`)."""
+        return ROOT / "envs" / f"{self.name}.project.lock.txt"
+
+    @property
+    def dev_lock(self) -> Path:
+        """Hashed requirements of the dev flavor's extras, above the project's (`invoke lock`)."""
+        return ROOT / "envs" / f"{self.name}.dev.lock.txt"
+
+    @property
+    def conda_lock(self) -> Path:
+        """conda-lock unified lock for the conda installer (written by `invoke lock`)."""
+        return ROOT / "envs" / f"{self.name}.conda-lock.yml"
+
+    @property
+    def base_ref(self) -> str:
+        return f"{self.base_image}@{self.base_digest}"
+
+    @property
+    def micromamba_ref(self) -> str:
+        return f"{self.micromamba_image}@{self.micromamba_digest}"
+
+    @property
+    def nvidia_require_cuda(self) -> str | None:
+        return f"cuda>={self.cuda}" if self.cuda else None
+
+    def image(self, flavor: str = "runtime") -> str:
+        if flavor not in FLAVORS:
+            raise UserError(f"unknown flavor {flavor!r}: choose one of {', '.join(FLAVORS)}")
+        suffix = "" if flavor == "runtime" else f"-{flavor}"
+        return f"{self.image_repo}/{self.name}:{self.torch}-{self.variant}{suffix}"
+
+    def smoke_expectations(self) -> list[str]:
+        """The smoke-suite arguments that say what this target promises."""
+        return [
+            "--expect-variant", self.variant,
+            "--expect-torch", self.torch,
+            "--expect-torchvision", self.torchvision,
+            "--expect-torchaudio", self.torchaudio,
+            "--expect-python", self.python,
+        ]  # fmt: skip
+
+
+_FIELDS = {f.name for f in fields(Target)}
+# What each text field may hold: the values reach file names, Dockerfile fields, labels and
+# command lines, so none may carry a quote, a space where it would split, a line break or `..`.
+NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+_VERSION = r"[0-9][0-9A-Za-z.+!-]*"
+_REFERENCE = r"[a-z0-9]+(?:[._/-][a-z0-9]+)*"  # a registry path, Docker's grammar, no host port
+_IMAGE = rf"(?:[a-z0-9.-]+(?::[0-9]+)?/)?{_REFERENCE}:[A-Za-z0-9_][A-Za-z0-9_.-]*"  # NAME:TAG
+DIGEST = r"sha256:[0-9a-f]{64}"  # an image digest, as targets.toml and the registries give it
+_SHAPES = {
+    "variant": (r"[a-z0-9]+", "lowercase letters and digits, e.g. cu130"),
+    "torch": (_VERSION, "a version, e.g. 2.11.0"),
+    "torchvision": (_VERSION, "a version"),
+    "torchaudio": (_VERSION, "a version"),
+    "torchcodec": (_VERSION, "a version"),
+    "cuda_archs": (r"(?:sm|compute)_[0-9]+[a-z]?", "architectures like sm_90 or compute_120"),
+    "python": (r"3\.[0-9]+", "a Python minor version, e.g. 3.11"),
+    "cuda": (r"[0-9]+\.[0-9]+", "a CUDA version, e.g. 13.0"),
+    "base_image": (_IMAGE, "an image NAME:TAG"),
+    "micromamba_image": (_IMAGE, "an image NAME:TAG"),
+    "base_digest": (DIGEST, "sha256: and 64 hex digits"),
+    "micromamba_digest": (DIGEST, "sha256: and 64 hex digits"),
+    "image_repo": (_REFERENCE, "a lowercase repository path, e.g. torchenv or my-org/envs"),
+    "index_url": (r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[A-Za-z0-9._~%-]*)*",
+                  "an http(s) URL of an index, with no credentials, query or spaces"),
+    "dev_packages": (r"[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9,._-]+\])?==" + _VERSION,
+                     "NAME==VERSION"),
+}  # fmt: skip
+
+
+def _check_values(name: str, values: dict[str, object], source: str) -> None:
+    """One UserError line for the first value that could break out of the field it reaches."""
+    if not NAME.fullmatch(name):
+        raise UserError(
+            f"{source}: target name {name!r} is not lowercase letters, digits and dashes "
+            "(starting with a letter or digit): rename it, e.g. cuda13"
+        )
+    for key, (pattern, wanted) in _SHAPES.items():
+        raw = values.get(key)
+        for value in raw if isinstance(raw, (list, tuple)) else [raw]:
+            if value is not None and not re.fullmatch(pattern, str(value)):
+                raise UserError(f"{source}: target {name!r} has {key} = {value!r}: give {wanted}")
+    description = values.get("description")
+    if not isinstance(description, str) or not description.isprintable():
+        raise UserError(
+            f"{source}: target {name!r} has a description that is not one printable line: "
+            "write it on one line, without control characters"
+        )
+
+
+_REQUIRED = {f.name for f in fields(Target) if f.default is MISSING} - {"name"}
+
+
+def parse(text: str, source: str = "targets.toml") -> dict[str, Target]:
+    """Parse matrix TOML text into targets (in file order); UserError on anything malformed."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{source}: {exc}; fix the TOML syntax") from None
+    defaults = data.get("defaults", {})
+    raw_targets = data.get("targets")
+    if not isinstance(raw_targets, dict) or not raw_targets:
+        raise UserError(f"{source}: no [targets.<name>] tables; define at least one target")
+    targets = {}
+    for name, raw in raw_targets.items():
+        values = {**defaults, **raw, "name": name}
+        unknown = set(values) - _FIELDS
+        if unknown:
+            raise UserError(
+                f"{source}: target {name!r} has unknown key(s) {', '.join(sorted(unknown))}; "
+                f"valid keys: {', '.join(sorted(_FIELDS - {'name'}))}"
+            )
+        missing = _REQUIRED - set(values)
+        if missing:
+            raise UserError(f"{source}: target {name!r} lacks {', '.join(sorted(missing))}")
+        _check_values(name, values, source)
+        values["dev_packages"] = tuple(values["dev_packages"])
+        values["cuda_archs"] = tuple(values.get("cuda_archs", ()))
+        cuda = values.get("cuda")
+        if cuda is not None and versions.min_driver(str(cuda)) is None:
+            raise UserError(
+                f"{source}: target {name!r} has cuda = {cuda!r}, whose minimum driver torchenv "
+                f"does not know: use one of {', '.join(versions.MIN_DRIVER)}"
+            )
+        targets[name] = Target(**values)
+    return targets
+
+
+@cache
+def load(path: Path = MATRIX_FILE) -> dict[str, Target]:
+    """All targets, keyed by name, in the order of targets.toml."""
+    if not path.exists() and path == MATRIX_FILE:
+        require_project()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read the target matrix {path}: {exc.strerror}") from None
+    return parse(text, source=str(path.name))
+
+
+def set_value(key: str, value: str, path: Path = MATRIX_FILE) -> None:
+    """Rewrite the one `key = "..."` line of the matrix file, comments and layout kept.
+
+    The file is replaced in one rename, and `load` forgets what it had read. UserError when the
+    key is not there exactly once.
+    """
+    text = path.read_text()
+    pattern = re.compile(rf'(?m)^(?P<lead>{re.escape(key)}\s*=\s*)"[^"\n]*"')
+    found = len(pattern.findall(text))
+    if found != 1:
+        raise UserError(f"{path.name}: expected one {key} line, found {found}; edit it by hand")
+    parse(pattern.sub(lambda m: f'{m["lead"]}"{value}"', text), source=path.name)  # still valid
+    write_atomic(path, pattern.sub(lambda m: f'{m["lead"]}"{value}"', text))
+    load.cache_clear()
+
+
+def defaults(path: Path = MATRIX_FILE) -> dict[str, object]:
+    """The [defaults] table of the matrix file."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"cannot read the [defaults] of {path.name}: {exc}") from None
+    return dict(data.get("defaults", {}))
+
+
+def require_project() -> Path:
+    """The project's root; UserError (one line) when no targets.toml is here or above."""
+    if _FOUND is None:
+        raise UserError(
+            f"no {MATRIX_NAME} in {ROOT} or any folder above it: this is not a torchenv project; "
+            "run `torchenv init` in the project's root to make it one"
+        )
+    return ROOT
+
+
+@dataclass(frozen=True)
+class Project:
+    """The [project] table: what of the project itself goes into every target's image."""
+
+    # Where its dependencies are declared: "auto" (pyproject.toml's [project] dependencies, else
+    # requirements.txt, else environment.yml's pip section), one such file, or "none".
+    dependencies: str = "auto"
+    extras: tuple[str, ...] = ()  # pyproject extras locked and installed with the dependencies
+    # Install the project's own package (--no-deps, from the build context); None: when
+    # pyproject.toml has a [project] table.
+    package: bool | None = None
+    test_command: str = "pytest"  # what `invoke test` runs in the image
+
+
+_PROJECT_TYPES: dict[str, tuple[type, ...]] = {
+    "dependencies": (str,), "extras": (list,), "package": (bool,), "test_command": (str,)
+}  # fmt: skip
+_EXTRA = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def parse_project(text: str, source: str = MATRIX_NAME) -> Project:
+    """The [project] table of matrix TOML text (defaults where absent); UserError when malformed."""
+    try:
+        raw = tomllib.loads(text).get("project", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{source}: {exc}; fix the TOML syntax") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: project must be a table ([project])")
+    unknown = set(raw) - set(_PROJECT_TYPES)
+    if unknown:
+        raise UserError(
+            f"{source}: [project] has unknown key(s) {', '.join(sorted(unknown))}; valid keys: "
+            f"{', '.join(_PROJECT_TYPES)}"
+        )
+    for key, value in raw.items():
+        if not isinstance(value, _PROJECT_TYPES[key]):
+            kind = _PROJECT_TYPES[key][0].__name__
+            raise UserError(f"{source}: [project] {key} = {value!r}: give a {kind}")
+    extras = tuple(raw.get("extras", ()))
+    bad = [e for e in extras if not isinstance(e, str) or not _EXTRA.fullmatch(e)]
+    if bad:
+        raise UserError(f"{source}: [project] extras has {bad[0]!r}: give extra names, e.g. test")
+    command = raw.get("test_command", Project.test_command)
+    if not command.strip() or not command.isprintable():
+        raise UserError(f"{source}: [project] test_command must be one printable line")
+    return Project(
+        dependencies=raw.get("dependencies", Project.dependencies), extras=extras,
+        package=raw.get("package"), test_command=command,
+    )  # fmt: skip
+
+
+@cache
+def project(path: Path = MATRIX_FILE) -> Project:
+    """The project's [project] settings (see Project)."""
+    if not path.exists() and path == MATRIX_FILE:
+        require_project()
+    return parse_project(path.read_text(), source=path.name)
+
+
+def rel(path: Path) -> str:
+    """A path as the user knows it: relative to the project's root when it is inside."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def names() -> list[str]:
+    return list(load())
+
+
+def get(name: str) -> Target:
+    """The named target, or a UserError that lists the valid names."""
+    targets = load()
+    if name not in targets:
+        raise UserError(f"unknown target {name!r}: choose one of {', '.join(targets)}")
+    return targets[name]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m torchenv.matrix [--json]`: the target names (a JSON list for CI matrices)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m torchenv.matrix", description=main.__doc__)
+    parser.add_argument("--json", action="store_true", help="print a JSON list (default: lines)")
+    args = parser.parse_args(argv)
+    print(json.dumps(names()) if args.json else "\n".join(names()))
+    return 0

@@ -1,0 +1,332 @@
+"""Resolving and writing locks (`invoke lock`): pip's report, conda-lock, unreachable indexes, credentials."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from tests.support.locks import (
+    CONDA_LOCK,
+    REAL_ROOT,
+    RESOLVED,
+    UNREACHABLE,
+    pip_runner,
+    report_for,
+)
+
+from torchenv import matrix
+from torchenv.errors import UserError
+from torchenv.lock import drift, lockfile, resolve
+from torchenv.runner import FakeRunner, reply
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TORCHENV_LOCK_NETWORK"),
+    reason="resolves against the live index (about 30 s, 4 GB): set TORCHENV_LOCK_NETWORK=1",
+)
+def test_resolving_again_gives_the_committed_lock(tree):
+    """Only until a new release of an unpinned dependency (numpy, sympy ...) appears."""
+    target = matrix.get("cuda13")
+    before = target.pip_lock.read_text()
+    resolve.lock_pip(target, upgrade=True)
+    assert target.pip_lock.read_text() == before
+
+
+def test_lock_pip_writes_a_hashed_lock_from_pips_report(tree, monkeypatch):
+    monkeypatch.setenv("PIP_FIND_LINKS", "/opt/wheels")
+    monkeypatch.setenv("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")
+    target = matrix.get("cuda13")
+    runner = pip_runner(report_for(RESOLVED))
+    assert resolve.lock_pip(target, runner, upgrade=True) == (
+        "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (3 packages)"
+    )
+    call, dev_call = runner.calls
+    argv = call.args
+    assert "--constraint" not in argv and "--constraint" in dev_call.args
+    assert argv[: argv.index(resolve.sys.executable)].count("-u") >= 1
+    assert "PIP_FIND_LINKS" in argv and "PIP_CERT" not in argv  # dropped, kept
+    assert call.env == {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INPUT": "1"}
+    assert "--index-url" not in argv  # cuda13: pip's default index
+    assert {
+        "--dry-run",
+        "--only-binary=:all:",
+        "manylinux_2_28_x86_64",
+        "manylinux2014_x86_64",
+    } <= set(argv)
+    assert argv[argv.index("--python-version") + 1] == "3.11"
+    assert argv[argv.index("--abi") + 1] == "cp311"
+    text = target.pip_lock.read_text()
+    assert "jinja2==3.1.6 \\\n" in text and "typing-extensions==4.16.0" in text
+    assert "example.invalid" not in text
+    assert drift.check_target(target) == []
+    assert [p.name for p in tree.joinpath("envs").iterdir() if p.name.startswith(".")] == []
+    dev = lockfile.read_lock(target.dev_lock, "cuda13")
+    assert {n: p.version for n, p in dev.packages.items()} == {
+        "ipykernel": "7.4.0", "tensorboard": "2.21.0", "tornado": "6.6.1"
+    }  # fmt: skip
+    assert all(len(p.hashes) == 1 for p in dev.packages.values())
+
+
+def test_lock_pip_leaves_an_unchanged_lock_alone(tree):
+    target = matrix.get("cuda13")
+    runner = pip_runner(report_for(RESOLVED))
+    resolve.lock_pip(target, runner, upgrade=True)
+    dated = re.sub(r"locked-on: \S+", "locked-on: 2020-01-01", target.pip_lock.read_text())
+    target.pip_lock.write_text(dated)
+    assert "up to date (6 packages)" in resolve.lock_pip(target, runner, upgrade=True)
+    assert target.pip_lock.read_text() == dated
+
+
+def test_lock_pip_passes_the_targets_index(tree):
+    runner = pip_runner(
+        report_for(
+            {"torch": "2.7.1+cu118", "torchvision": "0.22.1+cu118", "torchaudio": "2.7.1+cu118"}
+        )
+    )
+    target = matrix.get("cuda118")
+    resolve.lock_pip(target, runner, upgrade=True)
+    argv = runner.calls[0].args
+    assert argv[argv.index("--index-url") + 1] == "https://download.pytorch.org/whl/cu118"
+    parsed = lockfile.read_lock(target.pip_lock, "cuda118")
+    assert parsed.header["index"] == "https://download.pytorch.org/whl/cu118"
+    assert parsed.packages["torch"].version == "2.7.1+cu118"
+    assert drift.check_target(target) == []
+    assert "--index-url" not in runner.calls[1].args  # the dev extras: pip's default index
+    resolve.lock_pip(target, runner, index_url="https://mirror.invalid/cu118", upgrade=True)
+    argv = runner.calls[-2].args
+    assert argv[argv.index("--index-url") + 1] == "https://mirror.invalid/cu118"
+    assert "mirror.invalid" not in target.pip_lock.read_text()
+
+
+def test_unreachable_index_is_one_line_and_writes_nothing(tree):
+    target = matrix.get("cuda118")
+    runner = FakeRunner(
+        {
+            ("env",): reply(returncode=1, stderr=UNREACHABLE),
+            (resolve.sys.executable,): reply(returncode=1, stderr=UNREACHABLE),
+        }
+    )
+    with pytest.raises(UserError) as exc:
+        resolve.lock_target(target, runner=runner, installer="pip", upgrade=True)
+    message = str(exc.value)
+    assert "https://download.pytorch.org/whl/cu118 is unreachable from here" in message
+    assert "mirror" in message and "proxy" in message and "CA bundle" in message
+    assert "\n" not in message
+    assert not target.pip_lock.exists()
+    assert sorted(p.name for p in (tree / "envs").iterdir()) == sorted(
+        p.name for p in (REAL_ROOT / "envs").iterdir()
+    )
+
+
+def test_unreachable_keeps_an_existing_lock(tree):
+    target = matrix.get("cuda13")
+    before = target.pip_lock.read_text()
+    runner = FakeRunner(
+        {
+            ("env",): reply(returncode=1, stderr=UNREACHABLE),
+            (resolve.sys.executable,): reply(returncode=1, stderr=UNREACHABLE),
+        }
+    )
+    with pytest.raises(UserError, match="pip's default index is unreachable"):
+        resolve.lock_pip(target, runner, upgrade=True)
+    assert target.pip_lock.read_text() == before
+
+
+def test_a_version_that_does_not_exist_is_not_called_unreachable(tree):
+    stderr = "ERROR: No matching distribution found for torch==9.9\n"
+    runner = FakeRunner(
+        {
+            ("env",): reply(returncode=1, stderr=stderr),
+            (resolve.sys.executable,): reply(returncode=1, stderr=stderr),
+        }
+    )
+    with pytest.raises(UserError, match="pip could not resolve the pins: ERROR: No matching"):
+        resolve.lock_pip(matrix.get("cuda13"), runner, upgrade=True)
+
+
+def test_a_local_wheel_never_gets_into_a_lock(tree):
+    runner = pip_runner(report_for(RESOLVED, url="file:///opt/wheels/{}.whl"))
+    with pytest.raises(UserError, match="from file, not from an index"):
+        resolve.lock_pip(matrix.get("cuda13"), runner, upgrade=True)
+
+
+def test_resolved_version_must_match_the_pin(tree):
+    runner = pip_runner(report_for({**RESOLVED, "torch": "2.13.0+cpu"}))
+    with pytest.raises(UserError, match="resolved torch to 2.13.0"):
+        resolve.lock_pip(matrix.get("cuda13"), runner, upgrade=True)
+
+
+def test_wrong_host_is_refused(monkeypatch):
+    monkeypatch.setattr(resolve.sys, "platform", "darwin")
+    with pytest.raises(UserError, match="Linux x86_64 with Python 3.11"):
+        resolve.check_host("3.11")
+
+
+def test_clean_pip_env_keeps_network_settings_only():
+    prefix, env = resolve.clean_pip_env(
+        {
+            "PIP_FIND_LINKS": "/opt/wheels",
+            "PIP_EXTRA_INDEX_URL": "file:///x",
+            "PIP_PRE": "1",
+            "PIP_CERT": "/ca.pem",
+            "HTTPS_PROXY": "http://proxy:3128",
+        }
+    )
+    assert prefix == ["env", "-u", "PIP_EXTRA_INDEX_URL", "-u", "PIP_FIND_LINKS", "-u", "PIP_PRE"]
+    assert env["PIP_CONFIG_FILE"] == os.devnull
+    assert resolve.clean_pip_env({"PIP_CERT": "/ca.pem"})[0] == []
+
+
+def test_conda_lock_command_for_cuda_and_cpu(tree):
+    argv, env = resolve.conda_lock_command(matrix.get("cuda118"), Path("/x/out.yml"))
+    assert argv[1:7] == ["lock", "--kind", "lock", "-p", "linux-64", "-f"]
+    assert argv[argv.index("--with-cuda") + 1] == "11.8" and env == {"CONDA_OVERRIDE_CUDA": "11.8"}
+    argv, env = resolve.conda_lock_command(matrix.get("cpu"), Path("/x/out.yml"))
+    assert "--without-cuda" in argv and env == {}
+
+
+def test_lock_conda_writes_the_unified_lock_with_a_header(tree, monkeypatch):
+    monkeypatch.setattr(resolve, "conda_lock_executable", lambda: "conda-lock")
+    target = matrix.get("cuda118")
+
+    def conda_lock(argv):
+        Path(argv[argv.index("--lockfile") + 1]).write_text(CONDA_LOCK)
+        return reply()
+
+    runner = FakeRunner({("conda-lock", "lock"): conda_lock})
+    assert resolve.lock_conda(target, runner) == "wrote envs/cuda118.conda-lock.yml (4 packages)"
+    assert runner.calls[0].env == {"CONDA_OVERRIDE_CUDA": "11.8"}
+    text = target.conda_lock.read_text()
+    assert text.startswith("# torchenv lock of target cuda118 for the conda installer")
+    assert text.endswith(CONDA_LOCK)
+    assert drift.check_target(target) == []
+    assert not list((tree / "envs").glob(".*"))
+
+
+def test_lock_conda_unreachable_leaves_no_partial_file(tree, monkeypatch):
+    monkeypatch.setattr(resolve, "conda_lock_executable", lambda: "conda-lock")
+
+    def offline(argv):
+        Path(argv[argv.index("--lockfile") + 1]).write_text("half")
+        return reply(
+            returncode=1,
+            stderr="requests.exceptions.ConnectionError: (NameResolution"
+            "Error(\"Failed to resolve 'x' ([Errno -2] Name or service not known)\"))",
+        )
+
+    with pytest.raises(UserError) as exc:
+        resolve.lock_conda(matrix.get("cuda13"), FakeRunner({("conda-lock", "lock"): offline}))
+    assert str(exc.value).startswith(
+        "the conda-forge channel (conda-lock) is unreachable from here"
+    )
+    assert not list((tree / "envs").glob(".*")) and not matrix.get("cuda13").conda_lock.exists()
+
+
+def test_conda_lock_not_installed(tree, monkeypatch):
+    monkeypatch.setattr(resolve, "conda_lock_executable", lambda: None)
+    with pytest.raises(UserError, match="conda-lock is not installed: pip install conda-lock"):
+        resolve.lock_conda(matrix.get("cuda13"), FakeRunner())
+
+
+def test_lock_target_reports_what_was_written_and_what_failed(tree, monkeypatch):
+    monkeypatch.setattr(resolve, "conda_lock_executable", lambda: None)
+    lines = resolve.lock_target("cuda13", runner=pip_runner(report_for(RESOLVED)), upgrade=True)
+    assert lines == [
+        "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (3 packages)",
+        "conda lock of cuda13 skipped: conda-lock is not installed: pip install conda-lock (the "
+        "conda lock also needs the conda-forge channel reachable)",
+    ]
+    with pytest.raises(UserError) as exc:
+        resolve.lock_target(
+            "cuda13", runner=pip_runner(report_for(RESOLVED)), installer="conda", upgrade=True
+        )
+    assert str(exc.value) == "conda lock of cuda13: " + resolve.CONDA_LOCK_MISSING
+    with pytest.raises(UserError, match="unknown installer 'poetry'"):
+        resolve.lock_target("cuda13", installer="poetry")
+
+
+SECRET = "S3CRET"
+CREDENTIALED = f"https://me:{SECRET}@mirror.invalid/cu118?token={SECRET}"
+
+
+def test_a_credentialed_index_reaches_pip_by_environment_only(tree):
+    runner = pip_runner(
+        report_for(
+            {"torch": "2.7.1+cu118", "torchvision": "0.22.1+cu118", "torchaudio": "2.7.1+cu118"}
+        )
+    )
+    target = matrix.get("cuda118")
+    resolve.lock_pip(target, runner, index_url=CREDENTIALED, upgrade=True)
+    call, dev_call = runner.calls
+    assert SECRET not in " ".join(call.args) and "--index-url" not in call.args
+    assert call.env is not None and call.env["PIP_INDEX_URL"] == CREDENTIALED
+    # the mirror is of cuda118's own index, so the dev extras still come from pip's default one
+    assert dev_call.env is not None and "PIP_INDEX_URL" not in dev_call.env
+    assert SECRET not in " ".join(dev_call.args) and "--index-url" not in dev_call.args
+    assert SECRET not in target.pip_lock.read_text()
+
+
+def test_a_credentialed_index_is_redacted_in_dry_run_and_errors(tree):
+    lines = resolve.planned_commands(matrix.get("cuda118"), "pip", CREDENTIALED)
+    assert SECRET not in "\n".join(lines)
+    assert "PIP_INDEX_URL='https://me:***@mirror.invalid/cu118'" in lines[0]
+    stderr = f"{UNREACHABLE}\nLooking in indexes: {CREDENTIALED}\n"
+    runner = FakeRunner({("env",): reply(returncode=1, stderr=stderr)})
+    runner.answers = {
+        **runner.answers,
+        (resolve.sys.executable,): reply(returncode=1, stderr=stderr),
+    }
+    with pytest.raises(UserError) as exc:
+        resolve.lock_target(
+            matrix.get("cuda118"),
+            runner=runner,
+            installer="pip",
+            index_url=CREDENTIALED,
+            upgrade=True,
+        )
+    assert SECRET not in str(exc.value) and "mirror.invalid" in str(exc.value)
+    failing = FakeRunner(
+        {
+            ("env",): reply(returncode=1, stderr=f"ERROR: bad {CREDENTIALED}"),
+            (resolve.sys.executable,): reply(returncode=1, stderr=f"ERROR: bad {CREDENTIALED}"),
+        }
+    )
+    with pytest.raises(UserError) as exc:
+        resolve.lock_pip(matrix.get("cuda118"), failing, index_url=CREDENTIALED, upgrade=True)
+    assert SECRET not in str(exc.value)
+    with pytest.raises(UserError) as exc:
+        resolve.lock_pip(
+            matrix.get("cuda118"), failing, index_url=f"ftp://me:{SECRET}@x/", upgrade=True
+        )
+    assert SECRET not in str(exc.value)
+
+
+def _with_project(tree: Path, pyproject: str) -> None:
+    matrix_file = tree / "targets.toml"
+    text = matrix_file.read_text().replace('dependencies = "none"', 'dependencies = "auto"')
+    matrix_file.write_text(text)
+    (tree / "pyproject.toml").write_text(pyproject)
+
+
+def test_a_project_dependency_that_excludes_the_targets_torch_is_refused_and_nothing_written(tree):
+    _with_project(tree, "[project]\nname='mypkg'\ndependencies=['einops']\n"
+                  "[project.optional-dependencies]\ntest=['torch==2.4.0']\n")  # fmt: skip
+    (tree / "targets.toml").write_text(
+        (tree / "targets.toml").read_text().replace("package = false", 'extras = ["test"]')
+    )
+    target = matrix.get("cuda13")
+    before = target.pip_lock.read_text()
+    runner = pip_runner(report_for(RESOLVED))
+    with pytest.raises(
+        UserError, match=r"^mypkg\[test\] requires torch==2.4.0, but target cuda13 pins"
+    ):
+        resolve.lock_pip(target, runner, upgrade=True)
+    assert runner.calls == [] and target.pip_lock.read_text() == before
+
+
+def test_a_project_that_declares_no_dependencies_anywhere_is_one_line(tree):
+    _with_project(tree, "[tool.ruff]\n")
+    with pytest.raises(UserError, match="no dependencies found in .*: looked for pyproject.toml"):
+        resolve.lock_pip(matrix.get("cuda13"), pip_runner(report_for(RESOLVED)), upgrade=True)
