@@ -1,4 +1,5 @@
-"""The check machinery: what a check is, what it returns, and the runner that isolates them.
+"""The check machinery: what a check sees and returns, `@check`, and the runner that isolates
+them (a check is a `torchsmoke.checks.Check`, defined beside the table of checks it is named in).
 
 A check is a function `fn(ctx) -> Outcome`. It passes by returning `passed(...)`, and skips or
 fails by raising `CheckSkipped` / `CheckFailed` (from any depth). Any other exception is a
@@ -25,7 +26,8 @@ from typing import Any
 import torch
 
 from torchsmoke import checks, envinfo
-from torchsmoke.cli import Options
+from torchsmoke.checks import Check
+from torchsmoke.options import Options
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -115,13 +117,6 @@ class Context:
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from --seed (plus an offset for independent streams)."""
         return torch.Generator().manual_seed(self.options.seed + offset)
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    summary: str
-    func: Callable[[Context], Outcome]
 
 
 def check(name: str, summary: str | None = None) -> Callable[[Callable[..., Outcome]], Check]:

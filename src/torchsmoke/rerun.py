@@ -1,8 +1,8 @@
 """A failed check, run again in a fresh `python -m torchsmoke` that shares nothing with the suite's
 interpreter but the environment variables (core.run_checks combines the two runs).
 
-The fresh interpreter gets the suite's parsed options back through torchsmoke.cli.to_argv, the
-parser's one inverse, and writes its one result to a JSON report of its own.
+The fresh interpreter gets the suite's parsed options back through torchsmoke.options.to_argv,
+the parser's one inverse, and writes its one result to a JSON report of its own.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from torchsmoke.cli import Invocation, Options, to_argv
-from torchsmoke.core import FAIL, Check, Result, error_summary
+from torchsmoke.checks import Check
+from torchsmoke.core import FAIL, Result, error_summary
+from torchsmoke.options import Invocation, Options, to_argv
 
 RERUN_TIMEOUT_S = 900
 

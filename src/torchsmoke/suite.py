@@ -1,5 +1,6 @@
-"""Run a parsed command line (torchsmoke.cli): the selected checks, a result line as each one
-finishes, the summary table, the JSON report (rewritten as the run goes) and JUnit XML.
+"""Run a parsed command line (torchsmoke.options; torchsmoke.cli calls `run`): the selected
+checks, a result line as each one finishes, the summary table, the JSON report (rewritten as the
+run goes) and JUnit XML.
 
 A failed check runs again in a fresh interpreter (torchsmoke.rerun) unless --no-rerun is given or
 torchrun launched the suite. The exit status is 0 when no check failed, 1 when one did.
@@ -18,8 +19,8 @@ import torch
 
 from torchsmoke import __version__, checks, envinfo, report
 from torchsmoke.checks.ddp import launched_by_torchrun
-from torchsmoke.cli import EXIT_FAILED, EXIT_OK, Invocation
 from torchsmoke.core import Context, Result, error_summary, run_checks
+from torchsmoke.options import EXIT_FAILED, EXIT_OK, Invocation
 from torchsmoke.rerun import rerun_in_fresh_interpreter
 
 

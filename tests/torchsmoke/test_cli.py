@@ -1,46 +1,20 @@
-"""The command line (torchsmoke.cli): parsed once into an Invocation, `to_argv` its one inverse,
-check names checked against the table, `--list`, and the usage errors (exit 2)."""
+"""The entry (torchsmoke.cli): check names checked against the table, `--list`, and the usage
+errors (exit 2); the parsing itself is test_options.py's."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import torchsmoke
+from torchsmoke import cli, options
 from torchsmoke.checks import NAMES
-from torchsmoke.cli import Invocation, Options, listing, main, parse, select, to_argv
-
-
-def test_option_args_give_the_fresh_interpreter_the_same_options():
-    options = Options(
-        device="cpu", quick=True, seed=7, expect={"torch": "2.11.0", "variant": "cu130"},
-        require_gpu=True, require_compiler=True,
-    )  # fmt: skip
-    assert parse(to_argv(Invocation(options))).options == options
-    assert parse(to_argv(Invocation(Options()))).options == Options()
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        [],
-        ["--list", "--only", "env,mlp"],
-        ["--skip", "ddp", "--no-rerun", "--json", "-", "--junit", "out/r.xml", "--quick"],
-        ["--expect-variant", "cu118", "--expect-python", "3.11", "--require-gpu", "--seed", "3"],
-    ],
-    ids=["defaults", "list", "selection and outputs", "expectations"],
-)
-def test_to_argv_is_the_inverse_of_parse(argv):
-    invocation = parse(argv)
-    assert invocation.argv == tuple(argv)  # as given, for the report
-    again = parse(to_argv(invocation))
-    assert again == invocation and again.argv == tuple(to_argv(invocation))
-
-
-def test_json_dash_means_stdout():
-    assert parse(["--json", "-"]).json_to_stdout
-    assert not parse(["--json", "r.json"]).json_to_stdout and not parse([]).json_to_stdout
+from torchsmoke.cli import listing, main, select
 
 
 def test_selection_keeps_the_suite_order_whatever_the_order_given():
@@ -90,3 +64,35 @@ def test_skip_and_only_select_in_suite_order(capsys, tmp_path: Path):
     )
     report = json.loads((tmp_path / "r.json").read_text())
     assert [c["name"] for c in report["checks"]] == ["env", "autograd"]
+
+
+def test_the_parser_is_still_read_through_the_cli():
+    # tests/torchenv/test_readme.py checks the README's command lines with cli.build_parser
+    assert cli.build_parser is options.build_parser
+    assert "build_parser" in cli.__all__
+
+
+SRC = Path(torchsmoke.__file__).parents[1]
+BLOCK_TORCH = "import sys; sys.modules['torch'] = None  # import torch raises ImportError\n"
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version", "--list"])
+def test_help_version_and_list_need_no_torch(flag):
+    """In-process, with torch made unimportable (test_main.py does it in a venv without torch)."""
+    code = BLOCK_TORCH + "from torchsmoke.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code, flag], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(SRC)}, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.strip()
+
+
+def test_without_torch_the_run_is_one_line_and_exit_2():
+    code = BLOCK_TORCH + "from torchsmoke.cli import main\nsys.exit(main(['--only', 'env']))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(SRC)}, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("torchsmoke: error: torch is not installed in this Python")

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from torchsmoke import checks
-from torchsmoke.cli import Options
 from torchsmoke.core import (
     FAIL,
     PASS,
@@ -25,6 +24,7 @@ from torchsmoke.core import (
     run_check,
     run_checks,
 )
+from torchsmoke.options import Options
 
 
 @check("ok", "passes")

@@ -1,5 +1,5 @@
-"""`python -m torchsmoke` (torchsmoke/__main__.py) in a Python that has no torch: --help and --list
-work, the rest is one line (exit 2)."""
+"""`python -m torchsmoke` (torchsmoke/__main__.py) in a Python that has no torch: --help, --version
+and --list work, the rest is one line (exit 2)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import torchsmoke
 from torchsmoke.cli import listing
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -34,6 +35,12 @@ def test_help_works_without_torch(bare_python):
     done = run(bare_python, "--help")
     assert done.returncode == 0 and "Traceback" not in done.stderr
     assert "--only A,B" in done.stdout and "--expect-variant" in done.stdout
+
+
+def test_version_works_without_torch(bare_python):
+    done = run(bare_python, "--version")
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout == f"torchsmoke {torchsmoke.__version__}\n"
 
 
 def test_list_works_without_torch_and_matches_the_suite(bare_python):

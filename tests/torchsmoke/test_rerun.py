@@ -16,8 +16,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import torchsmoke
-from torchsmoke.cli import Options
 from torchsmoke.core import FAIL, PASS
+from torchsmoke.options import Options
 from torchsmoke.rerun import rerun_argv
 
 SRC = Path(torchsmoke.__file__).parents[1]

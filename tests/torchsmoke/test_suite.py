@@ -17,7 +17,8 @@ import torch
 
 from torchsmoke import report, suite
 from torchsmoke.checks import NAMES
-from torchsmoke.cli import main, parse, select
+from torchsmoke.cli import main, select
+from torchsmoke.options import parse
 
 HAS_GPU = torch.cuda.is_available()
 

@@ -1,8 +1,10 @@
-"""The suite's one table of checks: name, module and summary of each, in the order they run.
+"""The suite's one table of checks: name, module and summary of each, in the order they run, and
+what a check is (`Check`).
 
 The name is the `--only`/`--skip` value and the report's key; the module (under
-torchsmoke/checks, named after its checks) holds the `@check(name)` function, which takes its
-summary from here. The table is standard library only, so that `--list` and `--help` work in a
+torchsmoke/checks, named after its checks) holds the `@check(name)` function (torchsmoke.core),
+which takes its summary from here. The table is standard library only and imports no other
+torchsmoke module (core imports it, not the reverse), so that `--list` and `--help` work in a
 Python without torch; a check's module, and torch with it, is imported when the check runs.
 tests/torchsmoke/test_checks.py keeps every module's checks equal to its rows.
 """
@@ -10,11 +12,12 @@ tests/torchsmoke/test_checks.py keeps every module's checks equal to its rows.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from torchsmoke.core import Check, Context, Outcome
+    from torchsmoke.core import Context, Outcome
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,15 @@ class Entry:
     name: str
     module: str  # importable name of the module that defines it
     summary: str
+
+
+@dataclass(frozen=True)
+class Check:
+    """A check: `func(ctx)` returns its Outcome (torchsmoke.core runs it; `@check` makes one)."""
+
+    name: str
+    summary: str
+    func: Callable[[Context], Outcome]
 
 
 ALL: tuple[Entry, ...] = tuple(
@@ -62,8 +74,6 @@ def entry(name: str) -> Entry:
 
 def defined_in(module: object) -> list[Check]:
     """The checks that `module` itself defines (`@check` functions), in definition order."""
-    from torchsmoke.core import Check
-
     name = getattr(module, "__name__", None)
     return [
         value
@@ -85,7 +95,6 @@ def load(name: str) -> Check:
 def deferred(name: str) -> Check:
     """The check `name`, whose module is imported only when it runs: an import error is then
     that check's failure, not the suite's."""
-    from torchsmoke.core import Check
 
     def run(ctx: Context) -> Outcome:
         return load(name).func(ctx)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from torchsmoke import envinfo
-from torchsmoke.cli import Options
 from torchsmoke.core import Context
+from torchsmoke.options import Options
 
 
 @pytest.fixture(scope="session")
