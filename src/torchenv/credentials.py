@@ -165,3 +165,14 @@ class SecretFile:
 # proxy arguments out of the image history.
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
 BUILD_PROXY_VARS = (*PROXY_VARS, *(name.lower() for name in PROXY_VARS))
+
+
+def index_source(
+    index: str | None, env: dict[str, str], shown: bool = False
+) -> tuple[str | None, dict[str, str]]:
+    """(the --index-url for pip's command line, the environment): an index URL with a secret
+    (a user, password, query or fragment) never goes on a command line, which every local user
+    can read in /proc: it goes to pip as PIP_INDEX_URL (`shown`: redacted, for --dry-run)."""
+    if not index or not parse_index_url(index).has_credentials:
+        return index, env
+    return None, {**env, "PIP_INDEX_URL": redacted(index) if shown else index}

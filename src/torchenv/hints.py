@@ -223,3 +223,10 @@ def resolve_failure(
     return UserError(
         f"{tool} could not resolve {what}: {credentials.scrub(last, index) if index else last}"
     )
+
+
+def last_error(result: Result) -> str:
+    """The line of a failed command's output that says why: its last error line, else its last line."""
+    lines = [ln.strip() for ln in (result.stderr + "\n" + result.stdout).splitlines()]
+    errors = [ln for ln in lines if ln.startswith("ERROR") or "Error" in ln]
+    return (errors or [ln for ln in lines if ln] or [f"exit status {result.returncode}"])[-1]

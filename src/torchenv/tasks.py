@@ -117,10 +117,10 @@ def build(c: Any, o: Given) -> None:
         gid=o.gid, tag=o.tag,
     )  # fmt: skip
     from torchenv.lock import gate as lockgate
-    from torchenv.lock import resolve
+    from torchenv.lock import make
 
     def lock(t: matrix.Target) -> str:
-        return resolve.lock_pip(t, index_url=req.index_url, resolver=resolve.default_resolver())
+        return make.lock_pip(t, index_url=req.index_url)
 
     lockgate.ensure(
         req.target, req.installer, frozen=o.frozen, allow_unlocked=o.allow_unlocked,
@@ -296,7 +296,7 @@ def doctor(c: Any, o: Given) -> None:
 )  # fmt: skip
 def lock(c: Any, o: Given) -> None:
     """Write a target's locks (exact versions, sha256) next to its env file; --check for drift."""
-    from torchenv.lock import drift, resolve
+    from torchenv.lock import drift, make
 
     if o.check:
         problems = drift.check_all(_targets(o.target))
@@ -307,16 +307,15 @@ def lock(c: Any, o: Given) -> None:
         print("locks agree with their env files")
         return
     if o.dry_run:
-        chosen = o.resolver or resolve.default_resolver()
-        for line in resolve.planned_commands(_target(o.target), o.installer, o.index_url, chosen):
+        for line in make.planned_commands(_target(o.target), o.installer, o.index_url, o.resolver):
             print(line)
         return
-    for line in resolve.lock_target(
+    for line in make.lock_target(
         _target(o.target),
         installer=o.installer,
         index_url=o.index_url,
         upgrade=o.upgrade,
-        resolver=o.resolver or resolve.default_resolver(),
+        resolver=o.resolver or None,
     ):
         print(line)
 

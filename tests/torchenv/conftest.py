@@ -9,7 +9,7 @@ from tests.support.nodes import leftovers
 
 from images import STANDIN, build_args, docker, invoke
 from torchenv import matrix
-from torchenv.lock import resolve
+from torchenv.lock import pip_resolver
 
 
 def _build(engine, flavor: str) -> str:
@@ -52,5 +52,5 @@ def tree(tmp_path, monkeypatch):
     shutil.copytree(real / "envs", tmp_path / "envs")
     shutil.copy(real / "targets.toml", tmp_path / "targets.toml")
     monkeypatch.setattr(matrix, "ROOT", tmp_path)
-    monkeypatch.setattr(resolve, "check_host", lambda python: None)
+    monkeypatch.setattr(pip_resolver, "check_host", lambda python: None)
     return tmp_path

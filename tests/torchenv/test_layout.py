@@ -6,6 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+from tests.support import importgraph
+
 from torchenv.matrix import ROOT
 
 SRC = ROOT / "src"
@@ -69,3 +72,29 @@ def test_every_host_kit_module_has_a_test_file_of_its_name():
             missing.append(str(test.relative_to(ROOT)))
     assert missing == []
     assert done == [], "these have a test file now: take them out of NOT_YET"
+
+
+def test_the_graph_counts_imports_in_functions_but_not_type_checking_ones():
+    known = {"p", "p.a", "p.b", "p.c", "p.d", "p.pkg", "p.pkg.sub"}
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "from p import a\n"
+        "def f():\n"
+        "    from p.pkg import sub\n"
+        "    import p.d\n"
+        "if TYPE_CHECKING:\n"
+        "    from p.c import X\n"
+        "else:\n"
+        "    from .b import Y\n"
+    )
+    assert importgraph.imports(source, "p.x", False, known) == {"p.a", "p.pkg.sub", "p.d", "p.b"}
+    assert importgraph.find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert importgraph.find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+@pytest.mark.parametrize("package", ["torchenv", "torchbuild", "torchsmoke"])
+def test_no_import_circle_inside_src(package):
+    graph = importgraph.import_graph(SRC, package)
+    assert len(graph) > 5
+    cycle = importgraph.find_cycle(graph)
+    assert cycle is None, "import circle: " + " -> ".join(cycle or [])

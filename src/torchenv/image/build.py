@@ -29,7 +29,7 @@ from torchenv.image import package as projectpkg
 from torchenv.image import render
 from torchenv.image import uv as uvs
 from torchenv.image.context import BuildContext
-from torchenv.lock import uvresolve
+from torchenv.lock import uv_resolver
 from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS, ROOT, Target, pins
 from torchenv.matrix.digests import is_pinned
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
@@ -350,7 +350,7 @@ def _run_build(
         package = _package(req)
         if package:
             tmp = Path(tempfile.gettempdir()) / "torchenv-wheel-XXXXXXXX"
-            wheel_argv = projectpkg.build_command(ROOT, tmp, uvresolve.executable())
+            wheel_argv = projectpkg.build_command(ROOT, tmp, uv_resolver.executable())
             note = f"   # the project's wheel, first; then staged into {projectpkg.PACKAGE_DIR}/"
             commands.insert(0, shlex.join(wheel_argv) + note)
         if dry_run:

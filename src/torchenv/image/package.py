@@ -24,7 +24,7 @@ from pathlib import Path
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.image import context as buildcontext
-from torchenv.lock import uvresolve
+from torchenv.lock import uv_resolver
 from torchenv.lock.lockfile import normalize_name
 from torchenv.matrix import Project
 from torchenv.project.deps import PYPROJECT, project_table
@@ -107,7 +107,7 @@ def build_wheel(root: Path, runner: Runner = subprocess_runner) -> Wheel:
     with tempfile.TemporaryDirectory(prefix="torchenv-wheel-") as tmp:
         try:
             done = runner(
-                build_command(root, Path(tmp), uvresolve.executable()),
+                build_command(root, Path(tmp), uv_resolver.executable()),
                 env={"SOURCE_DATE_EPOCH": EPOCH}, timeout=BUILD_TIMEOUT_S,
             )  # fmt: skip
         finally:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from torchenv.errors import UserError
-from torchenv.lock import drift, overlays, resolve
+from torchenv.lock import drift, make, overlays
 from torchenv.matrix import Target, rel
 
 UNLOCKED_FIX = "pass --allow-unlocked to install from the pins only (not reproducible, no hashes)"
@@ -44,7 +44,7 @@ def ensure(
     flavor: str = "runtime",
     dry_run: bool = False,
     out: Callable[[str], None] = print,
-    lock: Callable[[Target], str] = resolve.lock_pip,
+    lock: Callable[[Target], str] = make.lock_pip,
 ) -> None:
     """Make the lock the build will read, or refuse in one line (see the module's docstring)."""
     why = state(t, installer, flavor)

@@ -13,7 +13,7 @@ Two locks per target, next to its env file (envs/<target>.yml):
 Each lock starts with a header of `# key: value` comments recording what it was made from: the
 env file, the sha256 of that env file's pin content (python, pip index, pins: `env_fingerprint`),
 the date, the Python version and the platform. `torchenv.lock.drift` compares them with the env file;
-`torchenv.lock.resolve` makes them.
+`torchenv.lock.make` makes them.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ from pathlib import Path
 
 from torchbuild.envfile import EnvFile
 from torchenv.errors import UserError
+from torchenv.files import write_atomic
 from torchenv.matrix import INSTALLERS, Target, rel
 
 PIP_PLATFORM = "manylinux_2_28_x86_64"
+RESOLVE_TIMEOUT = 1800.0  # seconds a resolver may take (uv, pip, conda-lock)
 CONDA_PLATFORM = "linux-64"
 DEFAULT_INDEX = "default"  # the header's `index:` for pip's default index
 HEADER_KEYS = (
@@ -316,3 +318,15 @@ def read_lock(path: Path, target_name: str, allow_empty: bool = False) -> Lock:
     if str(path).endswith(".yml"):
         return parse_conda_lock(text, Path(path), target_name)
     return parse_pip_lock(text, Path(path), target_name, allow_empty)
+
+
+def write_lock(path: Path, text: str, count: int) -> str:
+    """Write a lock unless only its date would change; returns what happened, in words."""
+
+    def undated(body: str) -> str:
+        return re.sub(r"(?m)^# locked-on: .*$", "", body)
+
+    if path.exists() and undated(path.read_text()) == undated(text):
+        return f"{rel(path)}: up to date ({count} packages), left as it was"
+    write_atomic(path, text)
+    return f"wrote {rel(path)} ({count} packages)"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from torchbuild import versions
 from torchenv.errors import UserError
 from torchenv.lock.lockfile import PIP_PLATFORM
-from torchenv.lock.resolve import clean_pip_env
+from torchenv.lock.pip_resolver import clean_pip_env
 from torchenv.matrix import Target, pins
 from torchenv.runner import Runner, subprocess_runner
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from torchbuild.envfile import parse as read_env
 from torchenv import matrix
 from torchenv.errors import UserError
+from torchenv.lock import resolvers
 from torchenv.lock.lockfile import (
     PIP_PLATFORM,
     Lock,
@@ -39,6 +40,7 @@ from torchenv.lock.lockfile import (
     regenerate_hint,
     render_overlay_header,
     render_pip_lock,
+    write_lock,
 )
 from torchenv.matrix import Target, rel
 from torchenv.project import deps as projectdeps
@@ -113,22 +115,22 @@ def resolve(
     below: Sequence[Lock],
     runner: Runner = subprocess_runner,
     index_url: str | None = None,
-    resolver: str = "pip",
+    resolver: str | None = None,
 ) -> list[LockedPackage]:
     """What `overlay` adds to the locks `below`, resolved from pip's default index (or
     `index_url` where it mirrors that index: a target without an index of its own) with every
     version below held as a constraint."""
-    from torchenv.lock import resolve as resolving  # the owner of resolving
-
     held = {p.name: p.version for lock in below for p in lock.packages.values()}
     constraints = "".join(f"{n}=={v}\n" for n, v in sorted(held.items()))
     requirements = "".join(f"{r}\n" for r in overlay.requirements)
     index = index_url if not target.index_url else None
     family = None
-    if target.index_url and resolver == "uv":  # torch's own index serves the family, only it
+    if (
+        target.index_url and resolvers.chosen(resolver) == "uv"
+    ):  # torch's own index serves the family, only it
         names = env_pins(read_env(target.env_file))
         family = (index_url or target.index_url, {n: held[n] for n in names if n in held})
-    packages = resolving.report(
+    packages = resolvers.report(
         target.python, index, requirements, runner, constraints, overlay.what, resolver, family
     )
     for pkg in packages:
@@ -145,7 +147,9 @@ def resolve(
         markers = {requirement_name(r) for r in overlay.requirements if ";" in r}
         missing = [m for m in missing if m not in markers]
     if missing:
-        raise UserError(f"{resolver}'s resolve of {overlay.what} lacks {', '.join(missing)}")
+        raise UserError(
+            f"{resolvers.chosen(resolver)}'s resolve of {overlay.what} lacks {', '.join(missing)}"
+        )
     return [p for p in packages if p.name not in held]
 
 
@@ -154,13 +158,11 @@ def lock_all(
     runner: Runner = subprocess_runner,
     index_url: str | None = None,
     upgrade: bool = False,
-    resolver: str = "pip",
+    resolver: str | None = None,
 ) -> list[str]:
     """Resolve and write each overlay over the target's pip lock (which must exist), bottom up;
     a line for each written, kept (current: made from what it is made from now; `upgrade`
     resolves it again), left as it was, or removed (nothing asks for it now)."""
-    from torchenv.lock import resolve as resolving
-
     below = [parse_pip_lock(target.pip_lock.read_text(), target.pip_lock, target.name)]
     env = read_env(target.env_file)
     lines = []
@@ -178,7 +180,7 @@ def lock_all(
         )  # fmt: skip
         text = render_pip_lock(header, packages)  # no packages: the header alone, still a record
         lock = parse_pip_lock(text, overlay.path, target.name, allow_empty=True)
-        lines.append(resolving.write_lock(overlay.path, text, len(packages)))
+        lines.append(write_lock(overlay.path, text, len(packages)))
         below.append(lock)
     for path in _unasked(target, wanted):
         path.unlink()

@@ -26,7 +26,7 @@ def sample(tmp_path: Path) -> Path:
 def builder(request, monkeypatch) -> str:
     """The wheel is built with uv where the host has it, else with pip: both, with a fake."""
     uv = "/opt/uv/bin/uv" if request.param == "uv" else None
-    monkeypatch.setattr(projectpkg.uvresolve, "executable", lambda: uv)
+    monkeypatch.setattr(projectpkg.uv_resolver, "executable", lambda: uv)
     return str(request.param)
 
 

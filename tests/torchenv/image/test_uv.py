@@ -21,7 +21,7 @@ from torchenv.errors import UserError
 from torchenv.image import render
 from torchenv.image import uv as uvs
 from torchenv.kit import INSTALL_SCRIPT
-from torchenv.lock import lockfile, resolve
+from torchenv.lock import lockfile, make
 
 ROOT = matrix.ROOT
 SCRIPT = INSTALL_SCRIPT
@@ -84,7 +84,7 @@ def test_uv_and_pip_read_the_pip_lock_conda_its_own():
     with pytest.raises(UserError, match="unknown installer 'poetry': choose one of uv, pip, conda"):
         lockfile.lock_kind("poetry")
     # `invoke lock --installer uv` resolves the pip lock; no third lock file exists.
-    assert resolve.planned_commands(t, "uv") == resolve.planned_commands(t, "pip")
+    assert make.planned_commands(t, "uv") == make.planned_commands(t, "pip")
 
 
 def stage(text: str, name: str) -> str:

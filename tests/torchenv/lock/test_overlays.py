@@ -9,7 +9,7 @@ from tests.support.locks import DEV_RESOLVED, RESOLVED, pip_runner, report_for
 
 from torchenv import matrix
 from torchenv.errors import UserError
-from torchenv.lock import drift, lockfile, overlays, resolve
+from torchenv.lock import drift, lockfile, make, overlays
 from torchenv.lock import gate as lockgate
 
 SAMPLE_DEPS = {"einops": "0.8.1", "tqdm": "4.67.1"}
@@ -31,7 +31,7 @@ SAMPLE = "[project]\nname='mypkg'\ndependencies=['einops>=0.8', 'tqdm', 'torch>=
 def test_the_dev_lock_holds_only_what_the_extras_add_resolved_over_the_pip_lock(tree):
     target = matrix.get("cuda13")
     runner = pip_runner(report_for(RESOLVED))
-    assert resolve.lock_pip(target, runner, upgrade=True) == (
+    assert make.lock_pip(target, runner, upgrade=True, resolver="pip") == (
         "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (3 packages)"
     )
     base_call, dev_call = runner.calls
@@ -50,7 +50,7 @@ def test_the_project_lock_sits_between_the_pip_lock_and_the_dev_lock(tree):
     with_project(tree, SAMPLE)
     target = matrix.get("cuda13")
     runner = pip_runner(report_for(RESOLVED), project=SAMPLE_DEPS)
-    lines = resolve.lock_pip(target, runner, upgrade=True).split("; ")
+    lines = make.lock_pip(target, runner, upgrade=True, resolver="pip").split("; ")
     assert lines[1] == "wrote envs/cuda13.project.lock.txt (2 packages)"
     project = lockfile.read_lock(target.project_lock, "cuda13")
     assert {n: p.version for n, p in project.packages.items()} == SAMPLE_DEPS  # torch is below
@@ -69,7 +69,7 @@ def test_a_project_dependency_that_would_move_a_locked_package_is_refused(tree):
     moved = pip_runner(report_for(RESOLVED), project={**SAMPLE_DEPS, "jinja2": "3.2.0"})
     before = target.pip_lock.read_text()
     with pytest.raises(UserError) as exc:
-        overlays.lock_all(target, moved, upgrade=True)
+        overlays.lock_all(target, moved, upgrade=True, resolver="pip")
     assert str(exc.value) == (
         "the project's dependencies need jinja2 3.2.0, but the locks below have 3.1.6: change "
         "them in pyproject.toml"
@@ -83,19 +83,21 @@ def test_a_requirement_pip_left_out_is_named_unless_a_marker_excludes_linux(tree
     )
     target = matrix.get("cuda13")
     assert overlays.lock_all(
-        target, pip_runner(report_for(RESOLVED), project=SAMPLE_DEPS), upgrade=True
+        target, pip_runner(report_for(RESOLVED), project=SAMPLE_DEPS), upgrade=True, resolver="pip"
     )[0] == ("wrote envs/cuda13.project.lock.txt (2 packages)")
     lacking = pip_runner(report_for(RESOLVED), project={"tqdm": "4.67.1"})
     with pytest.raises(
         UserError, match=r"^pip's resolve of the project's dependencies lacks einops$"
     ):
-        overlays.lock_all(target, lacking, upgrade=True)
+        overlays.lock_all(target, lacking, upgrade=True, resolver="pip")
 
 
 def test_requirements_all_below_give_a_lock_with_no_package(tree):
     with_project(tree, "[project]\nname='m'\ndependencies=['torch>=2', 'jinja2']\n")
     target = matrix.get("cuda13")
-    lines = overlays.lock_all(target, pip_runner(report_for(RESOLVED)), upgrade=True)
+    lines = overlays.lock_all(
+        target, pip_runner(report_for(RESOLVED)), upgrade=True, resolver="pip"
+    )
     assert lines[0] == "wrote envs/cuda13.project.lock.txt (0 packages)"
     assert lockfile.read_lock(target.project_lock, "cuda13", allow_empty=True).packages == {}
     assert drift.check_target(target) == [] and lockgate.state(target, "pip") is None
@@ -104,7 +106,9 @@ def test_requirements_all_below_give_a_lock_with_no_package(tree):
 def test_stale_overlays_and_one_nothing_asks_for_are_drift(tree):
     with_project(tree, SAMPLE)
     target = matrix.get("cuda13")
-    resolve.lock_pip(target, pip_runner(report_for(RESOLVED), project=SAMPLE_DEPS), upgrade=True)
+    make.lock_pip(
+        target, pip_runner(report_for(RESOLVED), project=SAMPLE_DEPS), upgrade=True, resolver="pip"
+    )
     (tree / "pyproject.toml").write_text(SAMPLE.replace("'tqdm', ", ""))
     problems = drift.check_target(target)
     assert problems[0].startswith("envs/cuda13.project.lock.txt: made from other requirements")
@@ -125,6 +129,7 @@ def test_stale_overlays_and_one_nothing_asks_for_are_drift(tree):
         dataclasses.replace(target, dev_packages=()),
         pip_runner(report_for(RESOLVED), project=SAMPLE_DEPS),
         upgrade=True,
+        resolver="pip",
     )
     assert lines[-1] == "removed envs/cuda13.dev.lock.txt (nothing asks for it now)"
     assert not target.dev_lock.exists()
@@ -132,7 +137,7 @@ def test_stale_overlays_and_one_nothing_asks_for_are_drift(tree):
 
 def test_the_dry_run_shows_one_resolve_per_overlay(tree):
     with_project(tree, SAMPLE)
-    lines = resolve.planned_commands(matrix.get("cuda13"), "pip")
+    lines = make.planned_commands(matrix.get("cuda13"), "pip", resolver="pip")
     assert len(lines) == 3
     assert "--constraint" not in lines[0] and all("--constraint" in line for line in lines[1:])
 
@@ -140,7 +145,7 @@ def test_the_dry_run_shows_one_resolve_per_overlay(tree):
 def test_current_locks_are_kept_and_a_new_dependency_leaves_torchs_lock_alone(tree):
     target = matrix.get("cuda13")
     runner = pip_runner(report_for(RESOLVED))
-    assert resolve.lock_pip(target, runner) == (
+    assert make.lock_pip(target, runner, resolver="pip") == (
         "envs/cuda13.pip.lock.txt: current (34 packages), kept (--upgrade resolves it again); "
         "envs/cuda13.dev.lock.txt: current (35 packages), kept"
     )
@@ -148,7 +153,7 @@ def test_current_locks_are_kept_and_a_new_dependency_leaves_torchs_lock_alone(tr
     before = target.pip_lock.read_text()
     with_project(tree, SAMPLE)  # the project now declares dependencies
     runner = pip_runner(report_for(RESOLVED), project=SAMPLE_DEPS)
-    lines = resolve.lock_pip(target, runner).split("; ")
+    lines = make.lock_pip(target, runner, resolver="pip").split("; ")
     assert lines[0].startswith("envs/cuda13.pip.lock.txt: current (34 packages), kept")
     assert lines[1:] == [
         "wrote envs/cuda13.project.lock.txt (2 packages)",

@@ -1,4 +1,4 @@
-"""Resolving a lock with uv (`uv pip compile`), the fast resolver; pip's is torchenv.lock.resolve's.
+"""Resolving a lock with uv (`uv pip compile`), the default resolver; pip's is torchenv.lock.pip_resolver.
 
 uv resolves for the image's platform as given (`--python-platform x86_64-manylinux_2_28`,
 `--python-version`), so, unlike pip, it needs no host of the image's kind: markers are evaluated
@@ -29,13 +29,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from torchenv.credentials import index_source
 from torchenv.errors import UserError
-from torchenv.hints import resolve_failure
-from torchenv.lock.lockfile import SHA256_HEX, LockedPackage, normalize_name
-from torchenv.lock.resolve import RESOLVE_TIMEOUT, index_source, last_error
+from torchenv.hints import last_error, resolve_failure
+from torchenv.lock.lockfile import RESOLVE_TIMEOUT, SHA256_HEX, LockedPackage, normalize_name
 from torchenv.runner import Result, Runner
 
-# glibc 2.28 or newer on x86_64, as pip's platform list (torchenv.lock.resolve.PIP_PLATFORMS) says.
+# glibc 2.28 or newer on x86_64, as pip's platform list (torchenv.lock.pip_resolver.PIP_PLATFORMS) says.
 PLATFORM = "x86_64-manylinux_2_28"
 # uv variables that only say how to reach the network (or where its cache is); the rest go.
 UV_ENV_KEEP = frozenset(
@@ -70,7 +70,7 @@ def clean_env(environ: Mapping[str, str] | None = None) -> tuple[list[str], dict
 def index_env(
     index: str | None, env: dict[str, str], shown: bool = False
 ) -> tuple[str | None, dict[str, str]]:
-    """torchenv.lock.resolve.index_source for uv: an index URL with a secret goes by UV_INDEX_URL."""
+    """torchenv.credentials.index_source for uv: an index URL with a secret goes by UV_INDEX_URL."""
     on_line, env = index_source(index, env, shown)
     if on_line is None and "PIP_INDEX_URL" in env:
         env = {**env, "UV_INDEX_URL": env["PIP_INDEX_URL"]}
@@ -180,7 +180,7 @@ def report(
     what: str = "the pins",
     family: tuple[str, Mapping[str, str]] | None = None,
 ) -> list[LockedPackage]:
-    """torchenv.lock.resolve.report through `uv pip compile`; `family`: (the index, {name: version})
+    """torchenv.lock.resolvers.report through `uv pip compile`; `family`: (the index, {name: version})
     of a torch family that only that index may serve (see `pinned_project`)."""
     uv = executable()
     if uv is None:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from tests.support.locks import (
-    CONDA_LOCK,
     REAL_ROOT,
     RESOLVED,
     UNREACHABLE,
@@ -18,7 +17,7 @@ from tests.support.locks import (
 
 from torchenv import matrix
 from torchenv.errors import UserError
-from torchenv.lock import drift, lockfile, resolve
+from torchenv.lock import conda_resolver, drift, lockfile, make, pip_resolver
 from torchenv.runner import FakeRunner, reply
 
 
@@ -30,7 +29,7 @@ def test_resolving_again_gives_the_committed_lock(tree):
     """Only until a new release of an unpinned dependency (numpy, sympy ...) appears."""
     target = matrix.get("cuda13")
     before = target.pip_lock.read_text()
-    resolve.lock_pip(target, upgrade=True)
+    make.lock_pip(target, upgrade=True, resolver="pip")
     assert target.pip_lock.read_text() == before
 
 
@@ -39,13 +38,13 @@ def test_lock_pip_writes_a_hashed_lock_from_pips_report(tree, monkeypatch):
     monkeypatch.setenv("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt")
     target = matrix.get("cuda13")
     runner = pip_runner(report_for(RESOLVED))
-    assert resolve.lock_pip(target, runner, upgrade=True) == (
+    assert make.lock_pip(target, runner, upgrade=True, resolver="pip") == (
         "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (3 packages)"
     )
     call, dev_call = runner.calls
     argv = call.args
     assert "--constraint" not in argv and "--constraint" in dev_call.args
-    assert argv[: argv.index(resolve.sys.executable)].count("-u") >= 1
+    assert argv[: argv.index(pip_resolver.sys.executable)].count("-u") >= 1
     assert "PIP_FIND_LINKS" in argv and "PIP_CERT" not in argv  # dropped, kept
     assert call.env == {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INPUT": "1"}
     assert "--index-url" not in argv  # cuda13: pip's default index
@@ -72,10 +71,10 @@ def test_lock_pip_writes_a_hashed_lock_from_pips_report(tree, monkeypatch):
 def test_lock_pip_leaves_an_unchanged_lock_alone(tree):
     target = matrix.get("cuda13")
     runner = pip_runner(report_for(RESOLVED))
-    resolve.lock_pip(target, runner, upgrade=True)
+    make.lock_pip(target, runner, upgrade=True, resolver="pip")
     dated = re.sub(r"locked-on: \S+", "locked-on: 2020-01-01", target.pip_lock.read_text())
     target.pip_lock.write_text(dated)
-    assert "up to date (6 packages)" in resolve.lock_pip(target, runner, upgrade=True)
+    assert "up to date (6 packages)" in make.lock_pip(target, runner, upgrade=True, resolver="pip")
     assert target.pip_lock.read_text() == dated
 
 
@@ -86,7 +85,7 @@ def test_lock_pip_passes_the_targets_index(tree):
         )
     )
     target = matrix.get("cuda118")
-    resolve.lock_pip(target, runner, upgrade=True)
+    make.lock_pip(target, runner, upgrade=True, resolver="pip")
     argv = runner.calls[0].args
     assert argv[argv.index("--index-url") + 1] == "https://download.pytorch.org/whl/cu118"
     parsed = lockfile.read_lock(target.pip_lock, "cuda118")
@@ -94,7 +93,9 @@ def test_lock_pip_passes_the_targets_index(tree):
     assert parsed.packages["torch"].version == "2.7.1+cu118"
     assert drift.check_target(target) == []
     assert "--index-url" not in runner.calls[1].args  # the dev extras: pip's default index
-    resolve.lock_pip(target, runner, index_url="https://mirror.invalid/cu118", upgrade=True)
+    make.lock_pip(
+        target, runner, index_url="https://mirror.invalid/cu118", upgrade=True, resolver="pip"
+    )
     argv = runner.calls[-2].args
     assert argv[argv.index("--index-url") + 1] == "https://mirror.invalid/cu118"
     assert "mirror.invalid" not in target.pip_lock.read_text()
@@ -105,11 +106,11 @@ def test_unreachable_index_is_one_line_and_writes_nothing(tree):
     runner = FakeRunner(
         {
             ("env",): reply(returncode=1, stderr=UNREACHABLE),
-            (resolve.sys.executable,): reply(returncode=1, stderr=UNREACHABLE),
+            (pip_resolver.sys.executable,): reply(returncode=1, stderr=UNREACHABLE),
         }
     )
     with pytest.raises(UserError) as exc:
-        resolve.lock_target(target, runner=runner, installer="pip", upgrade=True)
+        make.lock_target(target, runner=runner, installer="pip", upgrade=True, resolver="pip")
     message = str(exc.value)
     assert "https://download.pytorch.org/whl/cu118 is unreachable from here" in message
     assert "mirror" in message and "proxy" in message and "CA bundle" in message
@@ -126,11 +127,11 @@ def test_unreachable_keeps_an_existing_lock(tree):
     runner = FakeRunner(
         {
             ("env",): reply(returncode=1, stderr=UNREACHABLE),
-            (resolve.sys.executable,): reply(returncode=1, stderr=UNREACHABLE),
+            (pip_resolver.sys.executable,): reply(returncode=1, stderr=UNREACHABLE),
         }
     )
     with pytest.raises(UserError, match="pip's default index is unreachable"):
-        resolve.lock_pip(target, runner, upgrade=True)
+        make.lock_pip(target, runner, upgrade=True, resolver="pip")
     assert target.pip_lock.read_text() == before
 
 
@@ -139,112 +140,46 @@ def test_a_version_that_does_not_exist_is_not_called_unreachable(tree):
     runner = FakeRunner(
         {
             ("env",): reply(returncode=1, stderr=stderr),
-            (resolve.sys.executable,): reply(returncode=1, stderr=stderr),
+            (pip_resolver.sys.executable,): reply(returncode=1, stderr=stderr),
         }
     )
     with pytest.raises(UserError, match="pip could not resolve the pins: ERROR: No matching"):
-        resolve.lock_pip(matrix.get("cuda13"), runner, upgrade=True)
+        make.lock_pip(matrix.get("cuda13"), runner, upgrade=True, resolver="pip")
 
 
 def test_a_local_wheel_never_gets_into_a_lock(tree):
     runner = pip_runner(report_for(RESOLVED, url="file:///opt/wheels/{}.whl"))
     with pytest.raises(UserError, match="from file, not from an index"):
-        resolve.lock_pip(matrix.get("cuda13"), runner, upgrade=True)
+        make.lock_pip(matrix.get("cuda13"), runner, upgrade=True, resolver="pip")
 
 
 def test_resolved_version_must_match_the_pin(tree):
     runner = pip_runner(report_for({**RESOLVED, "torch": "2.13.0+cpu"}))
     with pytest.raises(UserError, match="resolved torch to 2.13.0"):
-        resolve.lock_pip(matrix.get("cuda13"), runner, upgrade=True)
-
-
-def test_wrong_host_is_refused(monkeypatch):
-    monkeypatch.setattr(resolve.sys, "platform", "darwin")
-    with pytest.raises(UserError, match="Linux x86_64 with Python 3.11"):
-        resolve.check_host("3.11")
-
-
-def test_clean_pip_env_keeps_network_settings_only():
-    prefix, env = resolve.clean_pip_env(
-        {
-            "PIP_FIND_LINKS": "/opt/wheels",
-            "PIP_EXTRA_INDEX_URL": "file:///x",
-            "PIP_PRE": "1",
-            "PIP_CERT": "/ca.pem",
-            "HTTPS_PROXY": "http://proxy:3128",
-        }
-    )
-    assert prefix == ["env", "-u", "PIP_EXTRA_INDEX_URL", "-u", "PIP_FIND_LINKS", "-u", "PIP_PRE"]
-    assert env["PIP_CONFIG_FILE"] == os.devnull
-    assert resolve.clean_pip_env({"PIP_CERT": "/ca.pem"})[0] == []
-
-
-def test_conda_lock_command_for_cuda_and_cpu(tree):
-    argv, env = resolve.conda_lock_command(matrix.get("cuda118"), Path("/x/out.yml"))
-    assert argv[1:7] == ["lock", "--kind", "lock", "-p", "linux-64", "-f"]
-    assert argv[argv.index("--with-cuda") + 1] == "11.8" and env == {"CONDA_OVERRIDE_CUDA": "11.8"}
-    argv, env = resolve.conda_lock_command(matrix.get("cpu"), Path("/x/out.yml"))
-    assert "--without-cuda" in argv and env == {}
-
-
-def test_lock_conda_writes_the_unified_lock_with_a_header(tree, monkeypatch):
-    monkeypatch.setattr(resolve, "conda_lock_executable", lambda: "conda-lock")
-    target = matrix.get("cuda118")
-
-    def conda_lock(argv):
-        Path(argv[argv.index("--lockfile") + 1]).write_text(CONDA_LOCK)
-        return reply()
-
-    runner = FakeRunner({("conda-lock", "lock"): conda_lock})
-    assert resolve.lock_conda(target, runner) == "wrote envs/cuda118.conda-lock.yml (4 packages)"
-    assert runner.calls[0].env == {"CONDA_OVERRIDE_CUDA": "11.8"}
-    text = target.conda_lock.read_text()
-    assert text.startswith("# torchenv lock of target cuda118 for the conda installer")
-    assert text.endswith(CONDA_LOCK)
-    assert drift.check_target(target) == []
-    assert not list((tree / "envs").glob(".*"))
-
-
-def test_lock_conda_unreachable_leaves_no_partial_file(tree, monkeypatch):
-    monkeypatch.setattr(resolve, "conda_lock_executable", lambda: "conda-lock")
-
-    def offline(argv):
-        Path(argv[argv.index("--lockfile") + 1]).write_text("half")
-        return reply(
-            returncode=1,
-            stderr="requests.exceptions.ConnectionError: (NameResolution"
-            "Error(\"Failed to resolve 'x' ([Errno -2] Name or service not known)\"))",
-        )
-
-    with pytest.raises(UserError) as exc:
-        resolve.lock_conda(matrix.get("cuda13"), FakeRunner({("conda-lock", "lock"): offline}))
-    assert str(exc.value).startswith(
-        "the conda-forge channel (conda-lock) is unreachable from here"
-    )
-    assert not list((tree / "envs").glob(".*")) and not matrix.get("cuda13").conda_lock.exists()
-
-
-def test_conda_lock_not_installed(tree, monkeypatch):
-    monkeypatch.setattr(resolve, "conda_lock_executable", lambda: None)
-    with pytest.raises(UserError, match="conda-lock is not installed: pip install conda-lock"):
-        resolve.lock_conda(matrix.get("cuda13"), FakeRunner())
+        make.lock_pip(matrix.get("cuda13"), runner, upgrade=True, resolver="pip")
 
 
 def test_lock_target_reports_what_was_written_and_what_failed(tree, monkeypatch):
-    monkeypatch.setattr(resolve, "conda_lock_executable", lambda: None)
-    lines = resolve.lock_target("cuda13", runner=pip_runner(report_for(RESOLVED)), upgrade=True)
+    monkeypatch.setattr(conda_resolver, "conda_lock_executable", lambda: None)
+    lines = make.lock_target(
+        "cuda13", runner=pip_runner(report_for(RESOLVED)), upgrade=True, resolver="pip"
+    )
     assert lines == [
         "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (3 packages)",
         "conda lock of cuda13 skipped: conda-lock is not installed: pip install conda-lock (the "
         "conda lock also needs the conda-forge channel reachable)",
     ]
     with pytest.raises(UserError) as exc:
-        resolve.lock_target(
-            "cuda13", runner=pip_runner(report_for(RESOLVED)), installer="conda", upgrade=True
+        make.lock_target(
+            "cuda13",
+            runner=pip_runner(report_for(RESOLVED)),
+            installer="conda",
+            upgrade=True,
+            resolver="pip",
         )
-    assert str(exc.value) == "conda lock of cuda13: " + resolve.CONDA_LOCK_MISSING
+    assert str(exc.value) == "conda lock of cuda13: " + conda_resolver.CONDA_LOCK_MISSING
     with pytest.raises(UserError, match="unknown installer 'poetry'"):
-        resolve.lock_target("cuda13", installer="poetry")
+        make.lock_target("cuda13", installer="poetry", resolver="pip")
 
 
 SECRET = "S3CRET"
@@ -258,7 +193,7 @@ def test_a_credentialed_index_reaches_pip_by_environment_only(tree):
         )
     )
     target = matrix.get("cuda118")
-    resolve.lock_pip(target, runner, index_url=CREDENTIALED, upgrade=True)
+    make.lock_pip(target, runner, index_url=CREDENTIALED, upgrade=True, resolver="pip")
     call, dev_call = runner.calls
     assert SECRET not in " ".join(call.args) and "--index-url" not in call.args
     assert call.env is not None and call.env["PIP_INDEX_URL"] == CREDENTIALED
@@ -269,36 +204,45 @@ def test_a_credentialed_index_reaches_pip_by_environment_only(tree):
 
 
 def test_a_credentialed_index_is_redacted_in_dry_run_and_errors(tree):
-    lines = resolve.planned_commands(matrix.get("cuda118"), "pip", CREDENTIALED)
+    lines = make.planned_commands(matrix.get("cuda118"), "pip", CREDENTIALED, resolver="pip")
     assert SECRET not in "\n".join(lines)
     assert "PIP_INDEX_URL='https://me:***@mirror.invalid/cu118'" in lines[0]
     stderr = f"{UNREACHABLE}\nLooking in indexes: {CREDENTIALED}\n"
     runner = FakeRunner({("env",): reply(returncode=1, stderr=stderr)})
     runner.answers = {
         **runner.answers,
-        (resolve.sys.executable,): reply(returncode=1, stderr=stderr),
+        (pip_resolver.sys.executable,): reply(returncode=1, stderr=stderr),
     }
     with pytest.raises(UserError) as exc:
-        resolve.lock_target(
+        make.lock_target(
             matrix.get("cuda118"),
             runner=runner,
             installer="pip",
             index_url=CREDENTIALED,
             upgrade=True,
+            resolver="pip",
         )
     assert SECRET not in str(exc.value) and "mirror.invalid" in str(exc.value)
     failing = FakeRunner(
         {
             ("env",): reply(returncode=1, stderr=f"ERROR: bad {CREDENTIALED}"),
-            (resolve.sys.executable,): reply(returncode=1, stderr=f"ERROR: bad {CREDENTIALED}"),
+            (pip_resolver.sys.executable,): reply(
+                returncode=1, stderr=f"ERROR: bad {CREDENTIALED}"
+            ),
         }
     )
     with pytest.raises(UserError) as exc:
-        resolve.lock_pip(matrix.get("cuda118"), failing, index_url=CREDENTIALED, upgrade=True)
+        make.lock_pip(
+            matrix.get("cuda118"), failing, index_url=CREDENTIALED, upgrade=True, resolver="pip"
+        )
     assert SECRET not in str(exc.value)
     with pytest.raises(UserError) as exc:
-        resolve.lock_pip(
-            matrix.get("cuda118"), failing, index_url=f"ftp://me:{SECRET}@x/", upgrade=True
+        make.lock_pip(
+            matrix.get("cuda118"),
+            failing,
+            index_url=f"ftp://me:{SECRET}@x/",
+            upgrade=True,
+            resolver="pip",
         )
     assert SECRET not in str(exc.value)
 
@@ -322,11 +266,13 @@ def test_a_project_dependency_that_excludes_the_targets_torch_is_refused_and_not
     with pytest.raises(
         UserError, match=r"^mypkg\[test\] requires torch==2.4.0, but target cuda13 pins"
     ):
-        resolve.lock_pip(target, runner, upgrade=True)
+        make.lock_pip(target, runner, upgrade=True, resolver="pip")
     assert runner.calls == [] and target.pip_lock.read_text() == before
 
 
 def test_a_project_that_declares_no_dependencies_anywhere_is_one_line(tree):
     _with_project(tree, "[tool.ruff]\n")
     with pytest.raises(UserError, match="no dependencies found in .*: looked for pyproject.toml"):
-        resolve.lock_pip(matrix.get("cuda13"), pip_runner(report_for(RESOLVED)), upgrade=True)
+        make.lock_pip(
+            matrix.get("cuda13"), pip_runner(report_for(RESOLVED)), upgrade=True, resolver="pip"
+        )

@@ -17,8 +17,8 @@ from tests.support.locks import RESOLVED, SHA_A, SHA_B
 
 from torchenv import matrix
 from torchenv.errors import UserError
-from torchenv.lock import lockfile, overlays, resolve, uvresolve
-from torchenv.runner import FakeRunner, reply
+from torchenv.lock import lockfile, make, overlays, resolvers, uv_resolver
+from torchenv.runner import FakeRunner, reply, subprocess_runner
 
 UV = "/opt/uv/bin/uv"
 
@@ -48,12 +48,12 @@ def uv_runner(packages: dict[str, str], extra: dict[str, str] | None = None) -> 
 
 @pytest.fixture
 def uv_here(monkeypatch):
-    monkeypatch.setattr(uvresolve, "executable", lambda: UV)
+    monkeypatch.setattr(uv_resolver, "executable", lambda: UV)
 
 
 def test_parse_reads_every_pin_with_all_its_hashes():
     text = "# a comment\n" + compiled({"Jinja2": "3.1.6", "torch": "2.11.0+cpu"})
-    packages = uvresolve.parse(text)
+    packages = uv_resolver.parse(text)
     assert [(p.name, p.version) for p in packages] == [("jinja2", "3.1.6"), ("torch", "2.11.0+cpu")]
     assert packages[0].hashes == (SHA_A, SHA_B)
 
@@ -66,11 +66,11 @@ def test_parse_reads_every_pin_with_all_its_hashes():
 )  # fmt: skip
 def test_parse_refuses_what_is_not_a_hashed_pin(text, message):
     with pytest.raises(UserError, match="^" + message):
-        uvresolve.parse(text)
+        uv_resolver.parse(text)
 
 
 def test_the_users_uv_settings_stay_out_but_the_network_ones():
-    prefix, env = uvresolve.clean_env(
+    prefix, env = uv_resolver.clean_env(
         {"UV_INDEX_URL": "https://mine.invalid/simple", "UV_HTTP_TIMEOUT": "60", "UV_PRERELEASE": "allow"}
     )  # fmt: skip
     assert prefix == ["env", "-u", "UV_INDEX_URL", "-u", "UV_PRERELEASE"]
@@ -81,7 +81,7 @@ def test_lock_with_uv_for_the_images_platform(tree, uv_here, monkeypatch):
     monkeypatch.setenv("UV_EXTRA_INDEX_URL", "https://extra.invalid/simple")
     target = matrix.get("cuda13")
     runner = uv_runner(RESOLVED, extra={"ipykernel": "7.4.0", "tensorboard": "2.21.0"})
-    lines = resolve.lock_pip(target, runner, upgrade=True, resolver="uv").split("; ")
+    lines = make.lock_pip(target, runner, upgrade=True, resolver="uv").split("; ")
     assert lines == [
         "wrote envs/cuda13.pip.lock.txt (6 packages)", "wrote envs/cuda13.dev.lock.txt (2 packages)",
     ]  # fmt: skip
@@ -102,9 +102,7 @@ def test_lock_with_uv_for_the_images_platform(tree, uv_here, monkeypatch):
 def test_a_secret_index_goes_to_uv_by_its_variable(tree, uv_here):
     secret = "https://user:s3cret@mirror.invalid/simple"
     runner = uv_runner(RESOLVED)
-    resolve.resolve_pip(
-        resolve.read_env(matrix.get("cuda13").env_file), runner, secret, resolver="uv"
-    )
+    make.resolve_pip(make.read_env(matrix.get("cuda13").env_file), runner, secret, resolver="uv")
     call = runner.calls[0]
     assert "s3cret" not in " ".join(call.args) and call.env["UV_INDEX_URL"] == secret
 
@@ -117,7 +115,7 @@ def test_uvs_error_is_one_line_without_the_secret(tree, uv_here):
     )
     runner = FakeRunner({("env",): reply("", 1, stderr), (UV,): reply("", 1, stderr)})
     with pytest.raises(UserError) as exc:
-        uvresolve.report("3.11", None, "mypkg\n", runner, what="the project's dependencies")
+        uv_resolver.report("3.11", None, "mypkg\n", runner, what="the project's dependencies")
     assert str(exc.value).startswith(
         "uv could not resolve the project's dependencies: Because mypkg==1.0 depends on torch"
     )
@@ -125,24 +123,24 @@ def test_uvs_error_is_one_line_without_the_secret(tree, uv_here):
 
 
 def test_no_uv_is_one_line(monkeypatch):
-    monkeypatch.setattr(uvresolve, "executable", lambda: None)
+    monkeypatch.setattr(uv_resolver, "executable", lambda: None)
     with pytest.raises(UserError, match=r"^uv is not installed here: .*--resolver pip"):
-        resolve.report("3.11", None, "einops\n", FakeRunner({}), resolver="uv")
+        resolvers.report("3.11", None, "einops\n", FakeRunner({}), resolver="uv")
     with pytest.raises(UserError, match=r"^unknown resolver 'poetry'"):
-        resolve.report("3.11", None, "einops\n", FakeRunner({}), resolver="poetry")
+        resolvers.report("3.11", None, "einops\n", FakeRunner({}), resolver="poetry")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("uv") is None and uvresolve.executable() is None,
+@pytest.mark.skipif(shutil.which("uv") is None and uv_resolver.executable() is None,
                     reason="uv is not installed: pip install -e .")  # fmt: skip
 def test_uv_and_pip_resolve_the_same_versions_for_real(tmp_path: Path):
     """Against the default index (cuda13's): the sample project's dependencies, constrained."""
     requirements = "einops>=0.8\ntqdm>=4.66\npytest>=8\n"
     held = "packaging==26.4\n"
     by = {
-        name: {(p.name, p.version) for p in resolve.report(
-            "3.11", None, requirements, resolve.subprocess_runner, held, resolver=name)}
-        for name in resolve.RESOLVERS
+        name: {(p.name, p.version) for p in resolvers.report(
+            "3.11", None, requirements, subprocess_runner, held, resolver=name)}
+        for name in resolvers.RESOLVERS
     }  # fmt: skip
     assert by["uv"] == by["pip"] and ("packaging", "26.4") in by["uv"]
 
@@ -150,7 +148,7 @@ def test_uv_and_pip_resolve_the_same_versions_for_real(tmp_path: Path):
 def test_a_pinned_project_takes_the_family_from_its_index_alone():
     from torchenv.matrix import tomllib
 
-    text = uvresolve.pinned_project(
+    text = uv_resolver.pinned_project(
         "lightning>=2\neinops\n", "https://download.pytorch.org/whl/cpu",
         {"torch": "2.11.0+cpu", "torchvision": "0.26.0+cpu"},
     )  # fmt: skip
@@ -167,15 +165,15 @@ def test_a_pinned_project_takes_the_family_from_its_index_alone():
 
 
 def test_the_family_indexs_user_and_password_go_by_uvs_variables():
-    url, env = uvresolve._family_credentials("https://me:p%40ss@mirror.invalid:8443/whl/cpu")
+    url, env = uv_resolver._family_credentials("https://me:p%40ss@mirror.invalid:8443/whl/cpu")
     assert url == "https://mirror.invalid:8443/whl/cpu"
     assert env == {"UV_INDEX_TARGET_USERNAME": "me", "UV_INDEX_TARGET_PASSWORD": "p@ss"}
-    assert uvresolve._family_credentials("https://mirror.invalid/cpu") == (
+    assert uv_resolver._family_credentials("https://mirror.invalid/cpu") == (
         "https://mirror.invalid/cpu",
         {},
     )
     with pytest.raises(UserError, match=r"^the torch family's index URL carries a query"):
-        uvresolve._family_credentials("https://mirror.invalid/cpu?token=abc")
+        uv_resolver._family_credentials("https://mirror.invalid/cpu?token=abc")
 
 
 def test_an_overlay_of_a_target_with_its_own_index_pins_the_family_there(tree, uv_here):
@@ -226,7 +224,9 @@ def simple_index(root: Path, name: str, version: str, requires: tuple[str, ...] 
     (folder / "index.html").write_text(f'<a href="{wheel.name}#sha256={sha}">{wheel.name}</a>\n')
 
 
-@pytest.mark.skipif(uvresolve.executable() is None, reason="uv is not installed: pip install -e .")
+@pytest.mark.skipif(
+    uv_resolver.executable() is None, reason="uv is not installed: pip install -e ."
+)
 def test_for_real_the_family_comes_from_its_index_and_the_rest_from_the_default(tmp_path: Path):
     """Two indexes on 127.0.0.1, served by this test: the family's holds torch 2.11.0+cpu and a
     numpy 9.9.9 it must not serve; the default one holds a package that needs torch and numpy,
@@ -243,16 +243,16 @@ def test_for_real_the_family_comes_from_its_index_and_the_rest_from_the_default(
     base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         family = (f"{base}/family", {"torch": "2.11.0+cpu"})
-        packages = uvresolve.report(
-            "3.11", f"{base}/default", "needs_torch\n", resolve.subprocess_runner,
+        packages = uv_resolver.report(
+            "3.11", f"{base}/default", "needs_torch\n", subprocess_runner,
             "torch==2.11.0+cpu\n", "the project's dependencies", family,
         )  # fmt: skip
         assert [(p.name, p.version) for p in packages] == [
             ("needs-torch", "1.0"), ("numpy", "1.0"), ("torch", "2.11.0+cpu"),
         ]  # fmt: skip
         with pytest.raises(UserError, match=r"no version of torch==2.11.0\+cpu"):  # one index
-            uvresolve.report(
-                "3.11", f"{base}/default", "needs_torch\n", resolve.subprocess_runner,
+            uv_resolver.report(
+                "3.11", f"{base}/default", "needs_torch\n", subprocess_runner,
                 "torch==2.11.0+cpu\n", "the project's dependencies",
             )  # fmt: skip
     finally:

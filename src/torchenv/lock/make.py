@@ -1,0 +1,175 @@
+"""`invoke lock`: a target's locks made, bottom up, and what `--dry-run` prints.
+
+The pip lock (envs/<target>.pip.lock.txt) holds the torch family's pins resolved for the image's
+platform (torchenv.lock.resolvers: uv by default, or pip); the overlays over it (the project's
+dependencies, the dev extras) are torchenv.lock.overlays'; the conda lock is
+torchenv.lock.conda_resolver's. A lock that is current is kept (`upgrade` resolves again).
+
+Lock files are written whole or not at all (temporary file, then rename). When the index cannot
+be reached the task fails with one line that says so and what could help (a mirror, a proxy, a CA
+bundle), and leaves any existing lock as it was. `planned_commands` is what `--dry-run` prints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import tempfile
+from pathlib import Path
+
+from torchbuild.envfile import EnvFile
+from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
+from torchenv import matrix
+from torchenv.credentials import index_source
+from torchenv.errors import UserError
+from torchenv.lock import conda_resolver, drift, overlays, pip_resolver, resolvers, uv_resolver
+from torchenv.lock.lockfile import (
+    LOCK_KINDS,
+    PIP_PLATFORM,
+    LockedPackage,
+    env_pins,
+    lock_kind,
+    parse_pip_lock,
+    pin_matches,
+    render_header,
+    render_pip_lock,
+    write_lock,
+)
+from torchenv.matrix import Target, rel
+from torchenv.runner import Runner, subprocess_runner
+
+
+def resolve_pip(
+    env: EnvFile,
+    runner: Runner = subprocess_runner,
+    index_url: str | None = None,
+    resolver: str | None = None,
+) -> list[LockedPackage]:
+    """Resolve the env file's pins with `resolver` (None: the default, uv) for the image's platform; every package, hashed.
+
+    `index_url` replaces the env file's index (a mirror); the lock does not record it.
+    """
+    pins = env_pins(env)
+    requirements = "".join(f"{n}=={v}\n" for n, v in pins.items())
+    resolver = resolvers.chosen(resolver)
+    packages = resolvers.report(
+        env.python, index_url or env.index_url, requirements, runner, resolver=resolver
+    )
+    locked = {p.name: p.version for p in packages}
+    for name, version in pins.items():
+        if not pin_matches(version, locked.get(name, "")):
+            raise UserError(
+                f"{resolver} resolved {name} to {locked.get(name)}, not the pinned {version}"
+            )
+    return packages
+
+
+def lock_pip(
+    target: Target,
+    runner: Runner = subprocess_runner,
+    index_url: str | None = None,
+    upgrade: bool = False,
+    resolver: str | None = None,
+) -> str:
+    """Write envs/<target>.pip.lock.txt, then the overlays over it (the project's dependencies,
+    the dev extras: torchenv.lock.overlays); returns a line saying what was done.
+
+    A lock that is current (made from what its inputs say now) is kept as it is, as uv and cargo
+    keep theirs: adding a dependency to the project then leaves the torch family's lock, and the
+    image's layers that hold it, alone. `upgrade` resolves every lock again (newer releases of
+    the unpinned dependencies). The project's own dependencies are read first: one that excludes
+    the target's torch is refused in one line, and nothing is written."""
+    overlays.project_dependencies(target)  # the gate, before anything is resolved
+    if not upgrade and target.pip_lock.exists() and not drift.check_target(target, target.pip_lock):
+        count = len(
+            parse_pip_lock(target.pip_lock.read_text(), target.pip_lock, target.name).packages
+        )
+        done = f"{rel(target.pip_lock)}: current ({count} packages), kept (--upgrade resolves it again)"
+    else:
+        env = read_env(target.env_file)
+        packages = resolve_pip(env, runner, index_url, resolver)
+        header = render_header(target, "pip", env, dt.date.today().isoformat(), PIP_PLATFORM)
+        text = render_pip_lock(header, packages)
+        parse_pip_lock(text, target.pip_lock, target.name)  # never write what the parser refuses
+        done = write_lock(target.pip_lock, text, len(packages))
+    return "; ".join([done, *overlays.lock_all(target, runner, index_url, upgrade, resolver)])
+
+
+def lock_target(
+    target: Target | str,
+    runner: Runner = subprocess_runner,
+    installer: str | None = None,
+    index_url: str | None = None,
+    upgrade: bool = False,
+    resolver: str | None = None,
+) -> list[str]:
+    """What `invoke lock --target X [--installer pip|conda] [--upgrade] [--resolver R]` calls.
+
+    Resolves and writes the lock of `installer` and returns one line per lock written or left as
+    it was. Without `installer`: the pip lock, and the conda lock where conda-lock is installed
+    (else a line says it was skipped and why). A lock that cannot be made raises UserError (one
+    line) after the others were attempted, and leaves its file as it was. `index_url` is a mirror
+    of the pip index for resolving. Drift checks are `torchenv.lock.drift`'s job.
+    """
+    t = matrix.get(target) if isinstance(target, str) else target
+    chosen = (lock_kind(installer),) if installer else LOCK_KINDS
+    done, failed = [], []
+    for name in chosen:
+        if name == "conda" and installer is None and conda_resolver.conda_lock_executable() is None:
+            done.append(f"conda lock of {t.name} skipped: {conda_resolver.CONDA_LOCK_MISSING}")
+            continue
+        try:
+            made = (
+                lock_pip(t, runner, index_url, upgrade, resolver)
+                if name == "pip"
+                else conda_resolver.lock_conda(t, runner)
+            )
+            done.append(made)
+        except UserError as exc:
+            failed.append(f"{name} lock of {t.name}: {exc}")
+    if failed:
+        raise UserError("; ".join(done + failed))
+    return done
+
+
+def planned_commands(
+    target: Target,
+    installer: str | None = None,
+    index_url: str | None = None,
+    resolver: str | None = None,
+) -> list[str]:
+    """What `invoke lock --target X --dry-run` prints: the resolver commands a lock would run."""
+    resolver = resolvers.chosen(resolver)
+    tmp = Path(tempfile.gettempdir()) / "torchenv-lock"
+
+    def pip_line(index: str | None, constraints: bool) -> str:
+        held = tmp / "constraints.txt"
+        if resolver == "uv":
+            # an overlay of a target with its own index: the throwaway project (uv_resolver)
+            source = "pyproject.toml" if constraints and target.index_url else "requirements.in"
+            prefix, argv, env = uv_resolver.invocation(
+                uv_resolver.executable() or "uv", target.python, index, tmp / source,
+                tmp / "requirements.txt", held if constraints else None, shown=True,
+            )  # fmt: skip
+        else:
+            prefix, env = pip_resolver.clean_pip_env()
+            on_line, env = index_source(index, env, shown=True)
+            argv = pip_resolver.pip_resolve_command(
+                target.python, on_line, tmp / "requirements.txt", tmp / "report.json",
+                tmp / "target",
+            )  # fmt: skip
+            if constraints:
+                argv += ["--constraint", str(held)]
+        overrides = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
+        return " ".join([*prefix, *overrides, shlex.join(argv)]).strip()
+
+    lines = []
+    kind = lock_kind(installer) if installer else None
+    if kind in (None, "pip"):
+        lines.append(pip_line(index_url or target.index_url, constraints=False))
+        overlay_index = None if target.index_url else index_url  # they come from the default one
+        lines += [pip_line(overlay_index, True) for _ in overlays.overlays(target)]
+    if kind in (None, "conda"):
+        argv, env = conda_resolver.conda_lock_command(target, target.conda_lock)
+        lines.append(" ".join([*(f"{k}={v}" for k, v in env.items()), shlex.join(argv)]))
+    return lines
