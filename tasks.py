@@ -12,11 +12,11 @@ from torchenv.taskopts import Given, command
 from torchenv.tasks import ns
 
 
-def _run_all(commands: list[list[str]], check: bool = False) -> None:
-    """Print and run each command (streamed); with check, the first failure ends."""
+def _run_all(commands: list[list[str]], root: Path, check: bool = False) -> None:
+    """Print and run each command (streamed) in `root`; with check, the first failure ends."""
     for argv in commands:
         print(shlex.join(argv))
-        done = subprocess_runner(argv, cwd=matrix.ROOT, on_line=lambda line: print(line, end=""))
+        done = subprocess_runner(argv, cwd=root, on_line=lambda line: print(line, end=""))
         if check and not done.ok:
             raise UserError(f"{Path(argv[0]).name} failed (exit {done.returncode}): see above")
 
@@ -26,8 +26,9 @@ def lint(c: Any, o: Given) -> None:
     """Lint: ruff and mypy --strict on the Python, hadolint on the Dockerfiles, generated files current."""
     from torchenv.image import lint as lints
 
-    _run_all(lints.lint_commands(), check=True)
-    generation.check()
+    root = matrix.project_root()
+    _run_all(lints.lint_commands(root), root, check=True)
+    generation.check(root)
 
 
 ns.add_task(lint)

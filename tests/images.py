@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from torchenv.matrix import ROOT
+from tests.support import REPO as ROOT
 
 STANDIN = os.environ.get("TORCHENV_STANDIN_BASE", "torchenv-standin/python:3.11-slim-bookworm")
 CA = os.environ.get("TORCHENV_CA_CERT", "/etc/ssl/certs/ca-certificates.crt")

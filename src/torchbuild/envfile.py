@@ -25,7 +25,8 @@ _TOP_KEYS = ("name", "channels", "dependencies")
 class EnvFileError(ValueError):
     """A malformed or unreadable env file: one line that names the file (and line) and the fix.
 
-    torchbuild depends on nothing of the host kit: torchenv catches this beside its UserError.
+    torchbuild depends on nothing of the host kit: torchenv turns this into its UserError in one
+    place (torchenv.matrix.Target.read_env).
     """
 
 

@@ -40,14 +40,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    root = matrix.ROOT
+    root = matrix.find_root() or Path.cwd().resolve()
     if args.command == "init":
         outcome = scaffold.init(root, force=args.force)
         for line in outcome.lines(root):
             print(line)
         print("next: invoke lock --target cuda13 && invoke build --target cuda13 (invoke --list)")
     else:
-        written = buildcontext.stage_kit(matrix.require_project())
+        written = buildcontext.stage_kit(matrix.project_root())
         print(f"staged the kit in {buildcontext.KIT_DIR}/ ({len(written)} file(s) changed)")
     return 0
 

@@ -1,4 +1,12 @@
-"""The one exception type for user mistakes: tasks turn it into a one-line message, no traceback."""
+"""The one exception root for what the user can fix: tasks and the `torchenv` command turn it into
+a one-line message, never a traceback.
+
+Every error the kit raises on purpose derives from UserError: lock files' (torchenv.lock.lockfile
+LockError), the engine's (torchenv.engine: EngineError, ImageNotBuilt, and sdk.CallFailed with
+its kinds), a timed-out smoke run (torchenv.run.smoke TimedOut). torchbuild, which runs in the
+image and knows nothing of the kit, raises its own EnvFileError: torchenv.matrix.Target.read_env
+turns it into a UserError, the one place the kit reads an env file.
+"""
 
 
 class UserError(Exception):

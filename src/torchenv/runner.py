@@ -2,7 +2,7 @@
 
 Every host command torchenv runs (docker builds and probes, git, nvidia-smi, pip's resolver,
 conda-lock, the interactive shell) goes through a `Runner`. `subprocess_runner` is the real thing;
-`FakeRunner` answers from a table of command prefixes and records what it was asked. Neither
+The tests' double (tests/support/fakerunner.py) answers from a table of command prefixes and records what it was asked. Neither
 raises for a failing command: the caller reads `returncode`.
 
 Three ways to run: captured (the default), streamed (`on_line` gets each output line as it comes,
@@ -13,14 +13,13 @@ stderr merged into stdout, and the result keeps the last `TAIL_LINES` lines), an
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -171,72 +170,3 @@ def _signal_group(proc: subprocess.Popen[str], signum: int) -> None:
     except (ProcessLookupError, PermissionError):
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signum)
-
-
-def reply(stdout: str = "", returncode: int = 0, stderr: str = "") -> Result:
-    """A canned answer for FakeRunner (its args are filled in with the actual command)."""
-    return Result((), returncode, stdout, stderr)
-
-
-Answer = Result | Callable[[tuple[str, ...]], Result]
-
-
-@dataclass(frozen=True)
-class Call:
-    args: tuple[str, ...]
-    timeout: float | None
-    env: Mapping[str, str] | None
-    input: str | None = None
-    interactive: bool = False
-    cwd: str | None = None
-
-
-@dataclass
-class FakeRunner:
-    """A Runner for tests: answers by the longest matching command prefix and records each call.
-
-    `answers` maps prefixes such as ("docker", "version") to a Result (see `reply`) or to a
-    function of the full argv returning one. A command no prefix matches behaves like a missing
-    executable (returncode 127, "not found: NAME"), so tests list only what exists.
-    """
-
-    answers: Mapping[tuple[str, ...], Answer] = field(default_factory=dict)
-    calls: list[Call] = field(default_factory=list)
-
-    def __call__(
-        self,
-        args: Sequence[str],
-        *,
-        timeout: float | None = None,
-        env: Mapping[str, str] | None = None,
-        cwd: str | Path | None = None,
-        input: str | None = None,
-        on_line: LineSink | None = None,
-        interactive: bool = False,
-    ) -> Result:
-        argv = tuple(str(a) for a in args)
-        self.calls.append(
-            Call(
-                argv,
-                timeout,
-                dict(env) if env else None,
-                input,
-                interactive,
-                str(cwd) if cwd else None,
-            )
-        )
-        matches = [p for p in self.answers if argv[: len(p)] == p]
-        if not matches:
-            return Result(argv, NOT_FOUND, "", f"not found: {argv[0]}")
-        answer = self.answers[max(matches, key=len)]
-        result = answer(argv) if callable(answer) else answer
-        if on_line is not None:  # streamed: the lines as they would have come, merged
-            merged = result.stdout + result.stderr
-            for line in merged.splitlines(keepends=True):
-                on_line(line)
-            result = dataclasses.replace(result, stdout=merged, stderr="")
-        return dataclasses.replace(result, args=argv)
-
-    def ran(self, *prefix: str) -> bool:
-        """Whether some recorded call starts with `prefix`."""
-        return any(c.args[: len(prefix)] == prefix for c in self.calls)

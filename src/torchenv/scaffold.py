@@ -167,8 +167,8 @@ def init(root: Path, force: bool = False) -> Outcome:
         text = source.read_text().replace("{{KIT_VERSION}}", kit_version())
         _place(root / name, text, outcome, force, ours)
     _gitignore(root, outcome)
-    matrix.load.cache_clear()
-    targets = matrix.load(root / matrix.MATRIX_NAME)
+    matrix.forget()
+    targets = matrix.load(root)
     ours = lambda text: any(mark in text for mark in _GENERATED_MARKS)  # noqa: E731
     for path, produce in generate.outputs(root, targets):
         if path.name == "README.md":

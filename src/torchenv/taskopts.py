@@ -24,7 +24,6 @@ from typing import Any
 from invoke.exceptions import Exit
 from invoke.tasks import Task
 
-from torchbuild.envfile import EnvFileError
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS
@@ -190,7 +189,7 @@ def user_errors() -> Iterator[None]:
     """A user mistake ends the task with its one-line message, never a traceback."""
     try:
         yield
-    except (UserError, EnvFileError) as exc:
+    except UserError as exc:
         # one line, whatever a value held (a newline in a flag's value)
         raise Exit("error: " + " ".join(str(exc).splitlines()), code=1) from None
     except KeyboardInterrupt:
@@ -226,6 +225,18 @@ def after_dashes(c: Any) -> tuple[str, ...]:
         return tuple(shlex.split(remainder))
     except ValueError as exc:
         raise UserError(f"the arguments after -- cannot be split ({exc})") from None
+
+
+def target_of(name: str | None, root: Path) -> matrix.Target:
+    """--target's target of the project at `root` (each task finds its root once, passes it)."""
+    if not name:
+        raise UserError(f"--target is required: choose one of {', '.join(matrix.names(root))}")
+    return matrix.get(name, root)
+
+
+def targets_of(name: str | None, root: Path) -> list[matrix.Target]:
+    """--target's target, or every target when it is not given."""
+    return [target_of(name, root)] if name else list(matrix.load(root).values())
 
 
 def target_names() -> str:
@@ -268,3 +279,6 @@ BUILD_CONFIGURABLE = (
     Option("conda_channel_alias", "a conda channel mirror, as micromamba's channel alias",
            config=True),
 )  # fmt: skip
+RESOLVER = Option("resolver", "uv or pip (default: uv where it is installed, as with the kit)",
+                  choices=("uv", "pip"), config=True)  # fmt: skip
+CONFIGURABLE = (*BUILD_CONFIGURABLE, RESOLVER)

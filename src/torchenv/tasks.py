@@ -25,6 +25,7 @@ from torchenv.matrix import INSTALLERS, table
 from torchenv.run import smoke as smokes
 from torchenv.taskopts import (
     BUILD_CONFIGURABLE,
+    CONFIGURABLE,
     DRY_RUN,
     FLAVOR,
     GID,
@@ -32,6 +33,7 @@ from torchenv.taskopts import (
     IMAGE,
     NO_GPU,
     REPORTS,
+    RESOLVER,
     TARGET,
     TARGET_ALL,
     UID,
@@ -41,17 +43,9 @@ from torchenv.taskopts import (
     command,
     config_defaults,
     target_names,
+    target_of,
+    targets_of,
 )  # fmt: skip
-
-
-def _target(name: str | None) -> matrix.Target:
-    if not name:
-        raise UserError(f"--target is required: choose one of {', '.join(matrix.names())}")
-    return matrix.get(name)
-
-
-def _targets(name: str | None) -> list[matrix.Target]:
-    return [_target(name)] if name else list(matrix.load().values())
 
 
 def _dry_engine() -> engine.Engine:
@@ -62,11 +56,6 @@ def _dry_engine() -> engine.Engine:
         return engine.Engine("docker", "unknown", "unknown", "builtin")
 
 
-RESOLVER = Option("resolver", "uv or pip (default: uv where it is installed, as with the kit)",
-                  choices=("uv", "pip"), config=True)  # fmt: skip
-CONFIGURABLE = (*BUILD_CONFIGURABLE, RESOLVER)
-
-
 @command(
     "matrix", Option("format", "text, json or markdown", "text", choices=("text", "json", "markdown")),
     Option("outdated", "list newer torch releases on each target's index that the pin rules "
@@ -75,13 +64,13 @@ CONFIGURABLE = (*BUILD_CONFIGURABLE, RESOLVER)
 )  # fmt: skip
 def matrix_(c: Any, o: Given) -> None:
     """Show the target matrix (pins, CUDA, minimum driver, image); --outdated for newer pins."""
-    targets = _targets(o.target)
+    targets = targets_of(o.target, matrix.project_root())
     if o.outdated:
         from torchenv.lock import outdated
 
         print("\n".join(outdated.check(targets)))
     elif o.format == "json":
-        print(json.dumps([t.__dict__ for t in targets], indent=2, default=list))
+        print(json.dumps([t.as_dict() for t in targets], indent=2, default=list))
     else:
         print(table.text(targets) if o.format == "text" else table.markdown(targets))
 
@@ -91,11 +80,12 @@ def matrix_(c: Any, o: Given) -> None:
 )
 def generate(c: Any, o: Given) -> None:
     """Write the env files, Dockerfiles, dev containers and README table from targets.toml."""
+    root = matrix.project_root()
     if o.check:
-        generation.check()
+        generation.check(root)
         return
-    for path in generation.write_all():
-        print(f"wrote {matrix.rel(path)}")
+    for path in generation.write_all(root):
+        print(f"wrote {matrix.rel(path, root)}")
 
 
 @command(
@@ -110,7 +100,8 @@ def generate(c: Any, o: Given) -> None:
 def build(c: Any, o: Given) -> None:
     """Build a target's image (invoke build --target cuda13)."""
     req = builds.BuildRequest(
-        target=_target(o.target), flavor=o.flavor, installer=o.installer, ca_cert=o.ca_cert,
+        target=target_of(o.target, matrix.project_root()), flavor=o.flavor,
+        installer=o.installer, ca_cert=o.ca_cert,
         wheelhouse=o.wheelhouse, base_image=o.base_image or None,
         allow_unpinned_base=o.allow_unpinned_base, index_url=o.index_url or None,
         conda_channel_alias=o.conda_channel_alias or None, no_cache=o.no_cache, uid=o.uid,
@@ -152,7 +143,7 @@ def build(c: Any, o: Given) -> None:
 )  # fmt: skip
 def smoke(c: Any, o: Given) -> None:
     """Run the smoke suite in a target's image, with the target's expectations."""
-    t = _target(o.target)
+    t = target_of(o.target, matrix.project_root())
     if o.no_gpu and o.require_gpu:
         raise UserError("--no-gpu and --require-gpu contradict each other: pick one")
     smokes.check_flags(o.explicit, nodes=bool(o.nodes))
@@ -212,7 +203,9 @@ def shell(c: Any, o: Given) -> None:
     """Open a shell in a target's image, the workspace mounted, as you (piped input works too)."""
     from torchenv.run import shell as shells
 
-    req = shells.ShellRequest(target=_target(o.target), flavor=o.flavor, gpu=not o.no_gpu)
+    req = shells.ShellRequest(
+        target=target_of(o.target, matrix.project_root()), flavor=o.flavor, gpu=not o.no_gpu
+    )
     if req.target.is_cuda and req.gpu and not o.dry_run and not o.ignore_arch:
         gpufit.refuse(req.target, None)
     code = shells.open_shell(req, dry_run=o.dry_run)
@@ -227,8 +220,9 @@ def test(c: Any, o: Given) -> None:
     """Run the project's tests in a target's image (invoke test --target cuda13 -- -k mlp)."""
     from torchenv.run import project_tests as projecttest
 
+    root = matrix.project_root()
     req = projecttest.TestRequest(
-        target=_target(o.target), project=matrix.project(), args=after_dashes(c),
+        target=target_of(o.target, root), project=matrix.project(root), args=after_dashes(c),
         flavor=o.flavor, gpu=not o.no_gpu, reports=o.reports, image=o.image or None,
     )  # fmt: skip
     if req.target.is_cuda and req.gpu and not o.dry_run and not o.ignore_arch:
@@ -247,7 +241,7 @@ def clean(c: Any, o: Given) -> None:
     """Remove what torchenv made on the engine, found by its labels: images, containers, networks."""
     from torchenv.image import clean as cleans
 
-    names = _targets(o.target)
+    names = targets_of(o.target, matrix.project_root())
     client = engine.detect().client
     steps = cleans.plan(
         cleans.find(client, o.target and names[0].name),
@@ -271,7 +265,7 @@ def doctor(c: Any, o: Given) -> None:
     """Check this host before a build: engine, BuildKit, disk, base images, driver, GPU runtime, shm, proxy."""
     from torchenv.doctor import checkup as doctors
 
-    targets = _targets(o.target)
+    targets = targets_of(o.target, matrix.project_root())
     images = {"base image": str(o.base_image)} if o.base_image else None
     if o.installer == "conda":
         images = images or {"base image": targets[0].base_ref}
@@ -298,8 +292,9 @@ def lock(c: Any, o: Given) -> None:
     """Write a target's locks (exact versions, sha256) next to its env file; --check for drift."""
     from torchenv.lock import drift, make
 
+    root = matrix.project_root()
     if o.check:
-        problems = drift.check_all(_targets(o.target))
+        problems = drift.check_all(targets_of(o.target, root))
         for problem in problems:
             print(problem)
         if problems:
@@ -307,11 +302,13 @@ def lock(c: Any, o: Given) -> None:
         print("locks agree with their env files")
         return
     if o.dry_run:
-        for line in make.planned_commands(_target(o.target), o.installer, o.index_url, o.resolver):
+        for line in make.planned_commands(
+            target_of(o.target, root), o.installer, o.index_url, o.resolver
+        ):
             print(line)
         return
     for line in make.lock_target(
-        _target(o.target),
+        target_of(o.target, root),
         installer=o.installer,
         index_url=o.index_url,
         upgrade=o.upgrade,
@@ -331,8 +328,11 @@ def verify(c: Any, o: Given) -> None:
     """Hash what an image holds now; compare with the target's lock and the build's manifest."""
     from torchenv.image import verify as verification
 
-    image = o.image
-    t = matrix.get(verification.target_of(image)) if image and not o.target else _target(o.target)
+    image, root = o.image, matrix.project_root()
+    if image and not o.target:
+        t = matrix.get(verification.target_of(image), root)
+    else:
+        t = target_of(o.target, root)
     differences = verification.verify_image(t, image=image)
     for line in differences:
         print(line)
@@ -351,7 +351,7 @@ def refresh_digest(c: Any, o: Given) -> None:
     """Re-pin a base image: resolve its tag's digest on a registry and rewrite targets.toml."""
     from torchenv.matrix import digests
 
-    digest = digests.refresh_digest(o.image, key=o.key)
+    digest = digests.refresh_digest(o.image, key=o.key, root=matrix.project_root())
     print(f"{o.key} = {digest}; now run `invoke generate`")
 
 
@@ -366,7 +366,7 @@ def export(c: Any, o: Given) -> None:
     """Save a target's image as one archive file, e.g. for `apptainer build` on a cluster."""
     from torchenv.image import export as exports
 
-    t = _target(o.target)
+    t = target_of(o.target, matrix.project_root())
     req = exports.ExportRequest(
         image=o.image or t.image(o.flavor), format=o.format,
         out=o.out or exports.default_out(t.name, o.flavor, o.format), target=t.name,
@@ -398,7 +398,7 @@ def k8s(c: Any, o: Given) -> None:
     from torchenv.image import publish as publishes
     from torchenv.run import k8s as kube
 
-    t = _target(o.target)
+    t = target_of(o.target, matrix.project_root())
     if o.output is not None:  # a folder or an unwritable path, said before anything else
         from torchenv.files import check_writable_file
 
@@ -427,13 +427,13 @@ def push(c: Any, o: Given) -> None:
     """Push a target's image to a registry; print and record its reference by digest."""
     from torchenv.image import publish as publishes
 
-    t = _target(o.target)
+    t = target_of(o.target, matrix.project_root())
     if not o.registry:
         raise UserError("--registry is required: HOST[:PORT]/NAMESPACE, e.g. ghcr.io/my-org")
     if o.dry_run:
         print("\n".join(publishes.describe(t, o.registry, o.flavor)))
         return
-    reports = o.reports or matrix.ROOT  # `--reports ""`: the record goes to the checkout, as before
+    reports = o.reports or t.root  # `--reports ""`: the record goes to the project's root
     pushed = publishes.push(t, o.registry, engine.docker_sdk_client(), o.flavor, reports)
     print(f"pushed {pushed.image}: digest {pushed.digest}")
     print(f"recorded in {publishes.record_path(t, o.flavor, reports)}")

@@ -40,13 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.support import REPO
 
 from torchenv import matrix
 from torchenv.image import devcontainer
 
 pytestmark = pytest.mark.engine
 
-ROOT = matrix.ROOT
+ROOT = REPO
 CLI = ROOT / ".build" / "node" / "node_modules" / ".bin" / "devcontainer"
 CLI_INSTALL = "npm install --prefix .build/node @devcontainers/cli@0.89.0"
 TARGET = "cuda13"
@@ -100,7 +101,7 @@ def last_json(stdout: str) -> dict:
 
 @pytest.mark.parametrize("name", matrix.names())
 def test_the_cli_reads_every_configuration(name):
-    config = devcontainer.config_path(name)
+    config = devcontainer.config_path(name, ROOT)
     result = subprocess.run(
         [cli(), "read-configuration", "--workspace-folder", str(ROOT)]
         + ["--config", str(config), "--docker-path", DOCKER],

@@ -14,9 +14,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from torchenv import matrix
+from tests.support import REPO
 
-ROOT = matrix.ROOT
+ROOT = REPO
 SECRET = "S3CRET"
 DIGEST_REF = f"r.example/o/cuda13@sha256:{'a' * 64}"
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.support import REPO as ROOT
 from tests.support import manifests as baked
 
 from images import BUILD, CA, docker, invoke
 from torchenv import matrix
 from torchenv.kit import UV_REQUIREMENTS
-from torchenv.matrix import ROOT
 from torchenv.run.shell import SHELL_LABEL
 from torchenv.run.smoke import SMOKE_LABEL
 

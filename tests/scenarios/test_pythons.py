@@ -15,8 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from torchenv.matrix import ROOT
+from tests.support import REPO as ROOT
 
 UNIT_TESTS = [
     "tests/torchbuild", "tests/torchenv/test_matrix.py", "tests/torchenv/matrix/test_pins.py",

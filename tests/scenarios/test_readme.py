@@ -18,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10
     import tomli as tomllib
 
-from torchenv.matrix import ROOT
+from tests.support import REPO as ROOT
 
 README = (ROOT / "README.md").read_text()
 _QUICKSTART = importlib.util.spec_from_file_location("quickstart", ROOT / ".ci" / "quickstart.py")

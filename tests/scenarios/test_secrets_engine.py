@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.support import REPO as ROOT
 
 from images import BUILD, build_args, docker
 from torchenv.image.context import WHEELHOUSE_DIR
-from torchenv.matrix import ROOT
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.support import REPO
 
 from torchenv import matrix
 
-ROOT = matrix.ROOT
+ROOT = REPO
 WORKFLOW = ROOT / ".github" / "workflows" / "torchenv.yml"
 ACTIONLINT_CONFIG = ROOT / ".github" / "actionlint.yaml"
 ACTIONLINT_MODULE = ROOT / ".build" / "node" / "node_modules" / "@tktco" / "node-actionlint"

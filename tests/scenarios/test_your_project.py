@@ -22,12 +22,11 @@ from pathlib import Path
 
 import pytest
 from tests.images import CA, STANDIN, docker
-
-from torchenv import matrix
+from tests.support import REPO
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
-ROOT = matrix.ROOT
+ROOT = REPO
 SAMPLE = ROOT / "tests" / "sample-project"
 
 

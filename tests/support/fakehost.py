@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+from tests.support.fakerunner import FakeRunner, reply
+
 from torchbuild.versions import parse as version_tuple
 from torchenv import matrix
 from torchenv.doctor import checkup as doctor
 from torchenv.doctor.checkup import run_checks
-from torchenv.runner import FakeRunner, reply
 
 DOCKER = "/usr/bin/docker"
 

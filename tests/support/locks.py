@@ -10,10 +10,10 @@ import re
 import sys
 from pathlib import Path
 
-from torchenv import matrix
-from torchenv.runner import FakeRunner, reply
+from tests.support import REPO
+from tests.support.fakerunner import FakeRunner, reply
 
-REAL_ROOT = matrix.ROOT
+REAL_ROOT = REPO
 SHA_A = "a" * 64
 SHA_B = "b" * 64
 UNREACHABLE = (

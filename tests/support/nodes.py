@@ -8,9 +8,10 @@ import subprocess
 import sys
 import time
 
+from tests.support import REPO as ROOT
 from tests.support import kubelet
 
-from torchenv.matrix import ROOT, get
+from torchenv.matrix import get
 from torchenv.run import k8s, multinode, multinode_run
 
 TARGET = get("cuda13")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from tests.support import REPO
 from tests.support.nodes import leftovers
 
 from images import STANDIN, build_args, docker, invoke
@@ -47,10 +48,11 @@ def clean_engine(docker_engine):
 
 @pytest.fixture
 def tree(tmp_path, monkeypatch):
-    """A copy of the repository's envs/ and targets.toml under tmp_path, used as ROOT."""
-    real = matrix.ROOT
+    """A copy of the repository's envs/ and targets.toml under tmp_path, the working directory:
+    the project the kit finds there."""
+    real = REPO
     shutil.copytree(real / "envs", tmp_path / "envs")
     shutil.copy(real / "targets.toml", tmp_path / "targets.toml")
-    monkeypatch.setattr(matrix, "ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(pip_resolver, "check_host", lambda python: None)
     return tmp_path

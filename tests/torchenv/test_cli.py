@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from torchenv.matrix import ROOT
+from tests.support import REPO as ROOT
 
 SRC = ROOT / "src"
 

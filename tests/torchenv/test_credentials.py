@@ -1,12 +1,13 @@
 """Secrets in URLs: only scheme, host, port and path are public (issue 20, items 1, 3 and 4)."""
 
 import pytest
+from tests.support import REPO
+from tests.support.fakerunner import FakeRunner, reply
 
 from torchenv import credentials, matrix
 from torchenv.credentials import BUILD_PROXY_VARS, PROXY_VARS
 from torchenv.engine import Engine
 from torchenv.image import build
-from torchenv.runner import FakeRunner, reply
 
 SECRET = "S3CRET"
 BUILTIN = Engine("/usr/bin/docker", "20.10.24", "20.10.24", "builtin")
@@ -58,7 +59,7 @@ def test_the_source_label_holds_the_remote_without_its_token():
             ("git", "status"): reply(""),
         }
     )
-    found = build.provenance(runner)
+    found = build.provenance(REPO, runner)
     assert found["SOURCE"] == "https://gitlab.example.com/o/r.git"
     argv, _ = build.build_command(
         build.BuildRequest(target=matrix.get("cuda13")), BUILTIN, labels=found, environ={}

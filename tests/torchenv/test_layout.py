@@ -7,9 +7,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from tests.support import REPO as ROOT
 from tests.support import importgraph
-
-from torchenv.matrix import ROOT
 
 SRC = ROOT / "src"
 KIT = SRC / "torchenv"
@@ -98,3 +97,37 @@ def test_no_import_circle_inside_src(package):
     assert len(graph) > 5
     cycle = importgraph.find_cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle or [])
+
+
+def test_the_public_surface_exists():
+    import importlib
+
+    import torchenv
+
+    for module, names in torchenv.PUBLIC.items():
+        found = importlib.import_module(module)
+        assert [n for n in names if not hasattr(found, n)] == [], module
+
+
+def test_the_files_init_writes_import_only_the_public_surface():
+    """tasks.py, noxfile.py and the workflow `torchenv init` writes into users' projects."""
+    import re
+
+    import torchenv
+
+    templates = KIT / "kit" / "templates"
+    used = set()
+    for path in templates.iterdir():
+        text = path.read_text()
+        used |= {
+            (m, n.strip())
+            for m, names in re.findall(r"from (torchenv[\w.]*) import ([\w, ]+)", text)
+            for n in names.split(",")
+        }
+        used |= {(m, "__main__") for m in re.findall(r"python -m (torchenv[\w.]*)", text)}
+    assert used, "the templates import nothing of torchenv: the check would prove nothing"
+    allowed = {(m, n) for m, names in torchenv.PUBLIC.items() for n in (*names, "__main__")}
+    allowed |= {
+        ("torchenv", m.split(".")[1]) for m in torchenv.PUBLIC
+    }  # `from torchenv import matrix`
+    assert used - allowed == set()

@@ -1,6 +1,8 @@
 import sys
 
-from torchenv.runner import NOT_FOUND, TIMED_OUT, FakeRunner, Result, reply, subprocess_runner
+from tests.support.fakerunner import FakeRunner, reply
+
+from torchenv.runner import NOT_FOUND, TIMED_OUT, Result, subprocess_runner
 
 PY = sys.executable
 

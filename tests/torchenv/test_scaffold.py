@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from tests.support import REPO
 
 from torchenv import kit, matrix, scaffold
 from torchenv.errors import UserError
@@ -15,7 +16,7 @@ def test_init_writes_the_kit_files_and_the_generated_ones(tmp_path: Path):
     outcome = scaffold.init(tmp_path)
     written = {str(p.relative_to(tmp_path)) for p in outcome.written}
     assert {"targets.toml", "tasks.py", "noxfile.py", ".dockerignore", ".gitignore"} <= written
-    for name in matrix.load(tmp_path / "targets.toml"):
+    for name in matrix.load(tmp_path):
         assert {f"envs/{name}.yml", f"docker/{name}.Dockerfile"} <= written
         assert f".devcontainer/{name}/devcontainer.json" in written
     assert outcome.kept == []
@@ -27,7 +28,7 @@ def test_the_matrix_names_the_projects_own_images(tmp_path: Path):
     project = tmp_path / "My Project"
     project.mkdir()
     scaffold.init(project)
-    targets = matrix.load(project / "targets.toml")
+    targets = matrix.load(project)
     assert {t.image_repo for t in targets.values()} == {"my-project"}
     assert all(t.image_size_gb is None for t in targets.values())  # the kit's sizes are not its
     assert 'image_repo = "torchenv"' in kit.DEFAULT_MATRIX.read_text()
@@ -124,7 +125,7 @@ def test_the_noxfile_an_earlier_kit_wrote_is_replaced_a_users_is_kept(tmp_path: 
 
     old = subprocess.run(
         ["git", "show", "6df60c4:src/torchenv/kit/templates/noxfile.py.in"],
-        cwd=matrix.ROOT, capture_output=True, text=True,
+        cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip
     if old.returncode != 0:
         pytest.skip(f"this checkout lacks the earlier kit's commit: {old.stderr.strip()}")

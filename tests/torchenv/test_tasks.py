@@ -1,14 +1,17 @@
 """The invoke tasks as a user runs them: real `invoke` processes, dry runs, one-line errors."""
 
+import contextlib
 import getpass
+import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+from tests.support import REPO as ROOT
 
 import images
-from torchenv.matrix import ROOT
 
 
 def invoke(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -229,3 +232,43 @@ def test_the_readme_names_exactly_the_tasks_that_take_dry_run():
                          "k8s", "doctor", "generate", "matrix", "refresh-digest", "lint") if t in listing]  # fmt: skip
     with_dry_run = {t for t in tasks if "--dry-run" in invoke("--help", t).stdout}
     assert claimed == with_dry_run
+
+
+def _project(folder, image_repo: str):
+    """A project of the kit's shape: this repository's matrix under another image_repo."""
+    (folder / "envs").mkdir(parents=True)
+    text = (ROOT / "targets.toml").read_text()
+    (folder / "targets.toml").write_text(
+        text.replace('image_repo = "torchenv"', f'image_repo = "{image_repo}"')
+    )
+    for name in ("cuda13.yml", "cuda13.pip.lock.txt"):
+        (folder / "envs" / name).write_text((ROOT / "envs" / name).read_text())
+    return folder
+
+
+def test_tasks_in_one_process_act_on_the_project_of_each_call(tmp_path, monkeypatch, capsys):
+    """The project's root is found per invocation, not at import: one process runs tasks in two
+    project folders, each acting on its own files."""
+    from invoke import Program
+
+    from torchenv.tasks import ns
+
+    one, two = _project(tmp_path / "one", "alpha"), _project(tmp_path / "two", "beta")
+    lock = two / "envs" / "cuda13.pip.lock.txt"  # made from another env file: drift
+    lock.write_text(
+        re.sub(r"(?m)^# env-sha256: \S+", "# env-sha256: " + "0" * 64, lock.read_text())
+    )
+    program = Program(namespace=ns, name="invoke", binary="invoke")
+    seen = {}
+    for folder in (one, two, one):
+        monkeypatch.chdir(folder)
+        program.run(["invoke", "matrix", "--format", "json", "--target", "cuda13"], exit=False)
+        image = json.loads(capsys.readouterr().out)[0]["image_repo"]
+        with contextlib.suppress(SystemExit):  # `two`'s drift ends the task with exit 1
+            program.run(["invoke", "lock", "--check", "--target", "cuda13"])
+        seen.setdefault(folder.name, []).append((image, capsys.readouterr()))
+    assert [image for image, _ in seen["one"]] == ["alpha", "alpha"]
+    assert [image for image, _ in seen["two"]] == ["beta"]
+    # `two`'s pip lock is stale: its drift names its own file; `one`'s lock agrees with its env file
+    assert "locks agree" in seen["one"][0][1].out and "locks agree" in seen["one"][1][1].out
+    assert "envs/cuda13.pip.lock.txt" in seen["two"][0][1].out + seen["two"][0][1].err

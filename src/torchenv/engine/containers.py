@@ -20,6 +20,10 @@ from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.engine.sdk import CallFailed, ImageMissing, Missing, sdk_errors
 from torchenv.errors import UserError
 
+# The shared memory of every container the kit runs a job in (smoke, shell, tests, dev
+# containers): DataLoader workers need more than Docker's default 64 MB /dev/shm.
+SHM_SIZE = "2g"
+
 if TYPE_CHECKING:
     from docker import DockerClient
     from docker.models.containers import Container

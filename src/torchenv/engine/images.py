@@ -8,6 +8,7 @@ engine through the Runner (build, shell, export); `get_image` serves those holdi
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from torchenv.errors import UserError
@@ -52,6 +53,31 @@ def image_id(client: str, image: str, runner: Runner = subprocess_runner) -> str
     """The image's ID (sha256:...), or None when the engine does not have it."""
     found = inspect_image(client, image, runner)
     return found.stdout.strip() or None if found.ok else None
+
+
+def facts(client: str, image: str, runner: Runner = subprocess_runner) -> dict[str, object] | None:
+    """`docker image inspect` of one image as a dict; None when there is no such image."""
+    done = runner([client, "image", "inspect", image], timeout=60)
+    if not done.ok:
+        return None
+    try:
+        found = json.loads(done.stdout)
+    except ValueError:
+        return None
+    return found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else None
+
+
+def tag(client: str, source: str, name: str, runner: Runner = subprocess_runner) -> None:
+    """`docker tag`: `name` names the image `source` again; UserError with the engine's line."""
+    done = runner([client, "tag", source, name], timeout=60)
+    if not done.ok:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"tagging {name} again failed: {last}")
+
+
+def remove(client: str, image: str, runner: Runner = subprocess_runner) -> bool:
+    """`docker image rm` (never forced: an image a container or tag still uses stays)."""
+    return runner([client, "image", "rm", image], timeout=120).ok
 
 
 def dangling_ids(client: str, runner: Runner = subprocess_runner) -> set[str]:

@@ -1,4 +1,6 @@
-"""The labels torchenv puts on what it makes on the engine, so that `invoke clean` finds it.
+"""What describes a built image and what torchenv makes on the engine: the labels it puts on
+them, so that `invoke clean` finds them, and where a built image keeps its records (the manifest,
+the environment report). The one place these names are written down.
 
 Every image torchenv builds and every container and network it starts carries
 `io.torchenv.managed=true` and `io.torchenv.target=<target>`; a container or network also
@@ -16,6 +18,12 @@ PREFIX = "io.torchenv."
 # The GPU architectures torch has kernels for in a built image (the build measures them, from the
 # env report; torchenv.doctor.gpufit compares them with the host's GPUs).
 CUDA_ARCHS = "io.torchenv.cuda-archs"
+# The build's record of every installed file (torchbuild.manifest), and its sha256 as a label.
+MANIFEST_PATH = "/opt/torchenv/manifest.json"
+MANIFEST_LABEL = "io.torchenv.manifest.sha256"
+# The environment report the build runs (torchsmoke.envinfo), read for the kernel architectures.
+ENV_REPORT_PATH = "/opt/torchenv/env-report.json"
+CREATED_LABEL = "org.opencontainers.image.created"
 
 
 def role_key(role: str) -> str:

@@ -9,6 +9,8 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from torchenv.errors import UserError
+
 if TYPE_CHECKING:
     from docker import DockerClient
     from docker.models.containers import Container
@@ -22,7 +24,7 @@ __all__ = [
 ]  # fmt: skip
 
 
-class CallFailed(Exception):
+class CallFailed(UserError):
     """The engine refused an SDK call (docker.errors.APIError); `text`: what it said."""
 
     def __init__(self, text: str) -> None:

@@ -7,6 +7,7 @@ Command construction is pure (`build_command`), so tests assert the exact comman
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from torchenv import credentials, matrix
 from torchenv.credentials import BUILD_PROXY_VARS
 from torchenv.engine import Engine, images, labels
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
+from torchenv.engine.labels import CREATED_LABEL, ENV_REPORT_PATH, MANIFEST_LABEL, MANIFEST_PATH
 from torchenv.errors import UserError
 from torchenv.hints import diagnose_build
 from torchenv.image import package as projectpkg
@@ -30,15 +32,11 @@ from torchenv.image import render
 from torchenv.image import uv as uvs
 from torchenv.image.context import BuildContext
 from torchenv.lock import uv_resolver
-from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS, ROOT, Target, pins
+from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS, Target, pins
 from torchenv.matrix.digests import is_pinned
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
 
-MANIFEST_PATH = "/opt/torchenv/manifest.json"
-MANIFEST_LABEL = "io.torchenv.manifest.sha256"
-ENV_REPORT_PATH = "/opt/torchenv/env-report.json"
 ARCHS_LABEL = labels.CUDA_ARCHS
-CREATED_LABEL = "org.opencontainers.image.created"
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,11 @@ class BuildRequest:
     uid: int = 1000
     gid: int = 1000
     tag: str | None = None  # None: the matrix's image name for the flavor
+
+    @functools.cached_property
+    def index(self) -> credentials.IndexUrl | None:
+        """The index URL, parsed once for the whole build (UserError when malformed)."""
+        return credentials.parse_index_url(self.index_url) if self.index_url else None
 
     @property
     def image(self) -> str:
@@ -75,11 +78,11 @@ def validate(req: BuildRequest) -> None:
             f"unknown installer {req.installer!r}: choose one of {', '.join(INSTALLERS)}"
         )
     t.image(req.flavor)  # validates the flavor
-    parsed = envfile.parse(t.env_file)
+    parsed = t.read_env()
     expected = envfile.parse_text(render.env_file(t), str(t.env_file))
     if parsed != expected:
         raise UserError(
-            f"{t.env_file.relative_to(ROOT)} does not match targets.toml: run `invoke generate`"
+            f"{t.env_file.relative_to(t.root)} does not match targets.toml: run `invoke generate`"
         )
     if not t.dockerfile.exists() or t.dockerfile.read_text() != render.dockerfile(t):
         raise UserError(f"docker/{t.dockerfile.name} is missing or stale: run `invoke generate`")
@@ -89,11 +92,10 @@ def validate(req: BuildRequest) -> None:
             f"or pass --allow-unpinned-base"
         )
     _check_ids(req.uid, req.gid)
-    _check_dockerignore(ROOT / ".dockerignore", package=_package(req))
+    _check_dockerignore(t.root / ".dockerignore", package=_package(req))
     if req.ca_cert is not None:
         _check_ca(req.ca_cert)
-    if req.index_url is not None:
-        credentials.parse_index_url(req.index_url)
+    _ = req.index  # parsed here, once: a malformed URL is refused before anything runs
     if req.conda_channel_alias is not None:
         credentials.refuse_credentials(req.conda_channel_alias, "--conda-channel-alias")
     if req.wheelhouse is not None and not any(Path(req.wheelhouse).glob("*.whl")):
@@ -107,7 +109,8 @@ def validate(req: BuildRequest) -> None:
 def _package(req: BuildRequest) -> bool:
     """Whether the image's last layer is the project's own package (the runtime flavor only: a
     dev container installs it editable from the workspace)."""
-    return req.flavor == "runtime" and projectpkg.enabled(ROOT, matrix.project())
+    root = req.target.root
+    return req.flavor == "runtime" and projectpkg.enabled(root, matrix.project(root))
 
 
 def _check_dockerignore(path: Path, package: bool = False) -> None:
@@ -162,11 +165,12 @@ def _check_ca(path: Path) -> None:
         raise UserError(f"--ca-cert {path}: not a PEM certificate bundle (no BEGIN CERTIFICATE)")
 
 
-def provenance(runner: Runner = subprocess_runner) -> dict[str, str]:
-    """Values for the OCI labels: source, revision (with -dirty), created (UTC)."""
+def provenance(root: Path, runner: Runner = subprocess_runner) -> dict[str, str]:
+    """Values for the OCI labels of the project at `root`: source, revision (with -dirty),
+    created (UTC)."""
 
     def git(*args: str) -> str:
-        done = runner(["git", *args], cwd=ROOT, timeout=10)
+        done = runner(["git", *args], cwd=root, timeout=10)
         return done.stdout.strip() if done.ok else ""
 
     revision = git("rev-parse", "HEAD") or "unknown"
@@ -197,7 +201,7 @@ def build_command(
     argv = [
         *prefix,
         "--progress=plain",
-        "--file", str(t.dockerfile.relative_to(ROOT)),
+        "--file", str(t.dockerfile.relative_to(t.root)),
         "--target", req.flavor,
         "--tag", req.image,
         "--build-arg", f"INSTALLER={req.installer}",
@@ -206,8 +210,8 @@ def build_command(
     ]  # fmt: skip
     if req.base_image:
         argv += ["--build-arg", f"BASE_IMAGE={req.base_image}"]
-    if req.index_url:
-        index = credentials.parse_index_url(req.index_url)
+    index = req.index
+    if index is not None:
         argv += ["--build-arg", f"TORCHENV_INDEX_URL={index.public}"]
         if index.has_credentials:
             src = index_secret or "<a private temporary file holding the URL>"
@@ -272,18 +276,6 @@ def format_command(argv: list[str], env: dict[str, str]) -> str:
     return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(argv)])
 
 
-def image_facts(runner: Runner, engine: Engine, image: str) -> dict[str, object] | None:
-    """`docker image inspect` of one image as a dict; None when there is no such image."""
-    done = runner([engine.client, "image", "inspect", image], timeout=60)
-    if not done.ok:
-        return None
-    try:
-        found = json.loads(done.stdout)
-    except ValueError:
-        return None
-    return found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else None
-
-
 def _comparable(facts: dict[str, object]) -> tuple[object, object]:
     """An image's layers and configuration, without the build time and the label step's labels."""
     config = dict(facts.get("Config") or {})  # type: ignore[call-overload]
@@ -335,14 +327,14 @@ def _run_build(
     out: Callable[[str], None],
 ) -> list[str]:
     validate(req)
-    index = credentials.parse_index_url(req.index_url) if req.index_url else None
+    index, root = req.index, req.target.root
     if index is not None and index.has_credentials:
         # The build's output passes the secret's parts through (pip masks a password, not a
         # query token): what is shown and what the error repeats has them replaced.
         shown, full = out, index.full
         out = lambda line: shown(credentials.scrub(line, full))  # noqa: E731
     with credentials.SecretFile(None if dry_run else index) as secret:
-        argv, env = build_command(req, engine, labels=provenance(runner), index_secret=secret)
+        argv, env = build_command(req, engine, labels=provenance(root, runner), index_secret=secret)
         commands = [format_command(argv, env)]
         reads = manifest_read_commands(engine, req.image, "NAME", "DIR", req.target.name)
         commands += [shlex.join(argv) for argv in reads]
@@ -350,18 +342,18 @@ def _run_build(
         package = _package(req)
         if package:
             tmp = Path(tempfile.gettempdir()) / "torchenv-wheel-XXXXXXXX"
-            wheel_argv = projectpkg.build_command(ROOT, tmp, uv_resolver.executable())
+            wheel_argv = projectpkg.build_command(root, tmp, uv_resolver.executable())
             note = f"   # the project's wheel, first; then staged into {projectpkg.PACKAGE_DIR}/"
             commands.insert(0, shlex.join(wheel_argv) + note)
         if dry_run:
             return commands
-        before = image_facts(runner, engine, req.image)
+        before = images.facts(engine.client, req.image, runner)
         if package:
-            wheel = projectpkg.build_wheel(ROOT, runner)
+            wheel = projectpkg.build_wheel(root, runner)
             out(f"torchenv: the project's package {wheel.pin} goes in as the last layer")
-        with BuildContext(ROOT, req.wheelhouse, req.target):
+        with BuildContext(root, req.wheelhouse, req.target):
             out(f"torchenv: {commands[1 if package else 0]}")
-            done = runner(argv, env=env, cwd=ROOT, on_line=lambda line: out(line.rstrip("\n")))
+            done = runner(argv, env=env, cwd=root, on_line=lambda line: out(line.rstrip("\n")))
     if not done.ok:
         if done.returncode == NOT_FOUND:
             raise UserError(f"{argv[0]} not found: install Docker (apt-get install docker.io)")
@@ -373,17 +365,14 @@ def _run_build(
             + (f": {cause}" if cause else ": see the build output above")
         )
     previous = str(before["Id"]) if before else None
-    after = image_facts(runner, engine, req.image)
+    after = images.facts(engine.client, req.image, runner)
     built = str(after["Id"]) if after else None
     kept = already_labelled(before, after) if after else None
     final: str | None
     if kept and previous:
         # Nothing changed: the earlier image, labelled when it was built, names it again.
         file_sha, final = kept, previous
-        tagged = runner([engine.client, "tag", previous, req.image], timeout=60)
-        if not tagged.ok:
-            last = (tagged.stderr.strip().splitlines() or ["no output"])[-1]
-            raise UserError(f"tagging {req.image} again failed: {last}")
+        images.tag(engine.client, previous, req.image, runner)
     else:
         if built is None:
             raise UserError(f"the build reported success but the engine has no {req.image}")
@@ -396,7 +385,7 @@ def _run_build(
         final = images.image_id(engine.client, req.image, runner)
     leftovers = ({previous, built} - {final, None}) & images.dangling_ids(engine.client, runner)
     for old in sorted(i for i in leftovers if i):
-        runner([engine.client, "image", "rm", old], timeout=120)
+        images.remove(engine.client, old, runner)
     what = "nothing changed: kept" if kept else "built"
     out(
         f"torchenv: {what} {req.image} (manifest file sha256 {file_sha[:12]}..., "

@@ -29,8 +29,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from torchenv.matrix import DEFAULT_INSTALLER, ROOT, Target
-from torchenv.run.smoke import SHM_SIZE  # the same shared memory as `invoke smoke` gives
+from torchenv.engine.containers import SHM_SIZE  # the same shared memory as `invoke smoke`
+from torchenv.matrix import DEFAULT_INSTALLER, Target
 
 DEVCONTAINER_DIR = ".devcontainer"
 ENV_PREFIX = "/opt/env"
@@ -60,7 +60,7 @@ INITIALIZE_COMMAND = (
 TENSORBOARD_PORT = 6006  # TensorBoard's default
 
 
-def config_path(name: str, root: Path = ROOT) -> Path:
+def config_path(name: str, root: Path) -> Path:
     return root / DEVCONTAINER_DIR / name / "devcontainer.json"
 
 
@@ -121,5 +121,5 @@ def render(target: Target, package: bool | None = None) -> str:
     if package is None:
         from torchenv.image import package as projectpkg
 
-        package = projectpkg.enabled_in(ROOT)
+        package = projectpkg.enabled_in(target.root)
     return json.dumps(config(target, package), indent=2) + "\n"

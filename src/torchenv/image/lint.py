@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from torchenv import matrix
-from torchenv.matrix import ROOT
 
 
 def tool(name: str) -> str:
@@ -16,10 +15,10 @@ def tool(name: str) -> str:
     return str(here) if here.exists() else shutil.which(name) or name
 
 
-def lint_commands() -> list[list[str]]:
+def lint_commands(root: Path) -> list[list[str]]:
     """ruff (lint and format), mypy (strict, as pyproject configures it), hadolint on every
-    Dockerfile."""
-    dockerfiles = [str(t.dockerfile.relative_to(ROOT)) for t in matrix.load().values()]
+    Dockerfile of the project at `root` (the commands run there)."""
+    dockerfiles = [str(t.dockerfile.relative_to(root)) for t in matrix.load(root).values()]
     return [
         [tool("ruff"), "check", "."],
         [tool("ruff"), "format", "--check", "."],

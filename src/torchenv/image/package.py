@@ -21,11 +21,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.image import context as buildcontext
 from torchenv.lock import uv_resolver
-from torchenv.lock.lockfile import normalize_name
 from torchenv.matrix import Project
 from torchenv.project.deps import PYPROJECT, project_table
 from torchenv.runner import Runner, subprocess_runner
@@ -46,7 +47,7 @@ class Wheel:
 
     @property
     def pin(self) -> str:
-        return f"{normalize_name(self.name)}=={self.version}"
+        return f"{canonicalize_name(self.name)}=={self.version}"
 
 
 def has_project_table(root: Path) -> bool:

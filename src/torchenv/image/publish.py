@@ -21,12 +21,11 @@ from torchenv.engine.images import get_image
 from torchenv.engine.sdk import CallFailed, sdk_errors
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
-from torchenv.matrix import ROOT, Target
+from torchenv.matrix import Target
 
 if TYPE_CHECKING:  # docker is imported lazily at run time
     from torchenv.engine.sdk import DockerClient
 
-REPORTS = ROOT / "reports"
 DIGEST_REF = re.compile(
     r"^(?P<name>[a-z0-9][a-z0-9._/:-]*[a-z0-9])@(?P<digest>sha256:[0-9a-f]{64})$"
 )
@@ -73,12 +72,17 @@ def is_digest_ref(text: str) -> bool:
     return "@" in text
 
 
-def record_path(target: Target, flavor: str = "runtime", reports: Path = REPORTS) -> Path:
+def record_path(target: Target, flavor: str = "runtime", reports: Path | None = None) -> Path:
+    """Where `invoke push` records the pushed reference (`reports` None: the project's
+    reports/)."""
     suffix = "" if flavor == "runtime" else f"-{flavor}"
-    return reports / f"pushed-{target.name}{suffix}.json"
+    folder = target.root / "reports" if reports is None else reports
+    return folder / f"pushed-{target.name}{suffix}.json"
 
 
-def read_record(target: Target, flavor: str = "runtime", reports: Path = REPORTS) -> Pushed | None:
+def read_record(
+    target: Target, flavor: str = "runtime", reports: Path | None = None
+) -> Pushed | None:
     path = record_path(target, flavor, reports)
     if not path.exists():
         return None
@@ -89,7 +93,7 @@ def read_record(target: Target, flavor: str = "runtime", reports: Path = REPORTS
 
 
 def resolve_image(
-    target: Target, image: str | None, flavor: str = "runtime", reports: Path = REPORTS
+    target: Target, image: str | None, flavor: str = "runtime", reports: Path | None = None
 ) -> tuple[str, str]:
     """The image reference for a cluster and where it came from.
 
@@ -155,7 +159,7 @@ def describe(target: Target, registry: str, flavor: str = "runtime") -> list[str
 
 def push(
     target: Target, registry: str, client: DockerClient, flavor: str = "runtime",
-    reports: Path = REPORTS, out: Callable[[str], object] = print,
+    reports: Path | None = None, out: Callable[[str], object] = print,
 ) -> Pushed:  # fmt: skip
     """Tag, push, untag; record and return the reference by digest. UserError (one line)."""
     repository, tag = remote_name(target, registry, flavor)

@@ -86,8 +86,7 @@ def dockerfile(t: Target, package: bool | None = None) -> str:
     """The target's Dockerfile; `package`: whether the project's own package is its last layer
     (None: as the project's matrix says)."""
     if package is None:
-        from torchenv import matrix
         from torchenv.image import package as projectpkg
 
-        package = projectpkg.enabled_in(matrix.ROOT)
+        package = projectpkg.enabled_in(t.root)
     return fill(TEMPLATE.read_text(), values(t), {"CUDA": t.is_cuda, "PACKAGE": package})

@@ -31,13 +31,15 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from torchbuild import buildinfo
 from torchbuild import manifest as manifests
 from torchenv import matrix
 from torchenv.engine import labels as own_labels
+from torchenv.engine.labels import MANIFEST_LABEL, MANIFEST_PATH  # where the build puts them
 from torchenv.errors import UserError
 from torchenv.image import livescan
-from torchenv.image.build import MANIFEST_LABEL, MANIFEST_PATH  # where the build puts them
 from torchenv.lock import lockfile as locks
 from torchenv.lock import overlays
 from torchenv.matrix import Target
@@ -66,7 +68,7 @@ def installed(manifest: Mapping[str, Any]) -> dict[str, list[str]]:
     """{normalized name: [versions]} of the manifest's distributions."""
     found: dict[str, list[str]] = {}
     for dist in manifest.get("distributions", []):
-        found.setdefault(locks.normalize_name(dist["name"]), []).append(str(dist["version"]))
+        found.setdefault(canonicalize_name(dist["name"]), []).append(str(dist["version"]))
     return found
 
 
@@ -101,7 +103,7 @@ def compare(
                 f"different version: {name} {', '.join(have[name])} installed, "
                 f"{pkg.version} locked (conda)"
             )
-    allowed = {locks.normalize_name(n) for n in allowed_extra}
+    allowed = {canonicalize_name(n) for n in allowed_extra}
     for name in sorted(set(have) - set(pip_locked) - set(conda_locked) - allowed):
         differences.append(f"extra: {name} {', '.join(have[name])} is installed, not locked")
     return differences
@@ -150,7 +152,7 @@ def with_overlays(lock: locks.Lock, target: Target, build_info: bytes | None) ->
         packages.update(locks.read_lock(path, target.name, allow_empty=True).packages)
     name, _, version = (_build_info(build_info, "package") or "").partition("==")
     if name and version:
-        own = locks.LockedPackage(locks.normalize_name(name), version)
+        own = locks.LockedPackage(canonicalize_name(name), version)
         packages[own.name] = own
     return dataclasses.replace(lock, packages=packages)
 

@@ -10,7 +10,6 @@ import shutil
 import sys
 from pathlib import Path
 
-from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
 from torchenv.errors import UserError
 from torchenv.hints import CONDA_REACH, last_error, unreachable, unreachable_reason
 from torchenv.lock.lockfile import (
@@ -61,7 +60,7 @@ def conda_lock_command(target: Target, lockfile: Path) -> tuple[list[str], dict[
 
 def lock_conda(target: Target, runner: Runner = subprocess_runner) -> str:
     """Run conda-lock and write envs/<target>.conda-lock.yml; a line saying what was done."""
-    env = read_env(target.env_file)
+    env = target.read_env()
     final = target.conda_lock
     partial = final.with_name(f".{target.name}.conda-lock.partial.yml")
     argv, env_vars = conda_lock_command(target, partial)

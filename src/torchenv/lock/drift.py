@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from torchbuild.envfile import EnvFile, EnvFileError
-from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
+from torchbuild.envfile import EnvFile
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.lock import overlays
@@ -94,8 +93,8 @@ def _check_env_locks(target: Target, locks: list[Path]) -> list[str]:
             for p in locks
         ]
     try:
-        env = read_env(target.env_file)
-    except EnvFileError as exc:
+        env = target.read_env()
+    except UserError as exc:
         return [str(exc)]
     problems = []
     for path in locks:

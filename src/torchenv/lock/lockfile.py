@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from torchbuild.envfile import EnvFile
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
@@ -76,11 +78,6 @@ class Lock:
         return self.header.get("env-sha256")
 
 
-def normalize_name(name: str) -> str:
-    """PEP 503 name: lower case, runs of -_. as one dash."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def regenerate_hint(target_name: str) -> str:
     return f"regenerate with invoke lock --target {target_name}"
 
@@ -105,7 +102,7 @@ def lock_path(target: Target, installer: str) -> Path:
 
 def env_pins(env: EnvFile) -> dict[str, str]:
     """The env file's pip pins as {normalized name: version}."""
-    return {normalize_name(name): version for name, version in env.pins.items()}
+    return {canonicalize_name(name): version for name, version in env.pins.items()}
 
 
 def env_fingerprint(env: EnvFile) -> str:
@@ -301,7 +298,7 @@ def parse_conda_lock(text: str, source: Path, target_name: str) -> Lock:
             raise fail(f"{entry['name']} has no sha256")
         if entry["manager"] not in LOCK_KINDS:
             raise fail(f"{entry['name']}: unknown manager {entry['manager']!r}")
-        name = normalize_name(str(entry["name"]))
+        name = canonicalize_name(str(entry["name"]))
         key = name if entry["manager"] == "pip" else f"conda:{name}"
         packages[key] = LockedPackage(name, str(entry["version"]), (sha,), entry["manager"])
     if not packages:

@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 from torchbuild.envfile import EnvFile
-from torchbuild.envfile import parse as read_env  # the env file, as the build reads it
 from torchenv import matrix
 from torchenv.credentials import index_source
 from torchenv.errors import UserError
@@ -86,7 +85,7 @@ def lock_pip(
         )
         done = f"{rel(target.pip_lock)}: current ({count} packages), kept (--upgrade resolves it again)"
     else:
-        env = read_env(target.env_file)
+        env = target.read_env()
         packages = resolve_pip(env, runner, index_url, resolver)
         header = render_header(target, "pip", env, dt.date.today().isoformat(), PIP_PLATFORM)
         text = render_pip_lock(header, packages)

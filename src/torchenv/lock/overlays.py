@@ -24,7 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from torchbuild.envfile import parse as read_env
+from packaging.utils import canonicalize_name
+
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.lock import resolvers
@@ -33,7 +34,6 @@ from torchenv.lock.lockfile import (
     Lock,
     LockedPackage,
     env_pins,
-    normalize_name,
     parse_pip_lock,
     pin_matches,
     read_lock,
@@ -59,7 +59,7 @@ class Overlay:
 def project_dependencies(target: Target) -> projectdeps.Dependencies | None:
     """The project's dependencies (the matrix's [project] table), refused in one line where one
     excludes the target's torch pins; None when the project declares none."""
-    deps = projectdeps.read(matrix.ROOT, matrix.project(matrix.ROOT / matrix.MATRIX_NAME))
+    deps = projectdeps.read(target.root, matrix.project(target.root))
     if deps is None:
         return None
     conflicts = projectdeps.torch_conflicts(deps, target)
@@ -106,7 +106,7 @@ def fingerprint(requirements: Iterable[str], below: Sequence[Lock]) -> str:
 
 
 def requirement_name(requirement: str) -> str:
-    return normalize_name(re.split(r"[\s\[=<>!~;(@]", requirement.strip(), maxsplit=1)[0])
+    return canonicalize_name(re.split(r"[\s\[=<>!~;(@]", requirement.strip(), maxsplit=1)[0])
 
 
 def resolve(
@@ -128,7 +128,7 @@ def resolve(
     if (
         target.index_url and resolvers.chosen(resolver) == "uv"
     ):  # torch's own index serves the family, only it
-        names = env_pins(read_env(target.env_file))
+        names = env_pins(target.read_env())
         family = (index_url or target.index_url, {n: held[n] for n in names if n in held})
     packages = resolvers.report(
         target.python, index, requirements, runner, constraints, overlay.what, resolver, family
@@ -164,7 +164,7 @@ def lock_all(
     a line for each written, kept (current: made from what it is made from now; `upgrade`
     resolves it again), left as it was, or removed (nothing asks for it now)."""
     below = [parse_pip_lock(target.pip_lock.read_text(), target.pip_lock, target.name)]
-    env = read_env(target.env_file)
+    env = target.read_env()
     lines = []
     wanted = overlays(target)
     for overlay in wanted:

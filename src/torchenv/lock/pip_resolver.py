@@ -19,10 +19,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from torchenv.credentials import index_source
 from torchenv.errors import UserError
 from torchenv.hints import last_error, resolve_failure
-from torchenv.lock.lockfile import RESOLVE_TIMEOUT, SHA256_HEX, LockedPackage, normalize_name
+from torchenv.lock.lockfile import RESOLVE_TIMEOUT, SHA256_HEX, LockedPackage
 from torchenv.runner import Runner
 
 # The wheels' platform: glibc 2.28 or newer on x86_64 (the images' Debian bookworm has 2.36).
@@ -96,7 +98,7 @@ def packages_from_report(report: Mapping[str, Any]) -> list[LockedPackage]:
     """Name, version and sha256 of every package in a `pip install --report` JSON."""
     packages = []
     for item in report.get("install", []):
-        name = normalize_name(item["metadata"]["name"])
+        name = canonicalize_name(item["metadata"]["name"])
         version = item["metadata"]["version"]
         info = item.get("download_info") or {}
         url = str(info.get("url", ""))

@@ -29,10 +29,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from packaging.utils import canonicalize_name
+
 from torchenv.credentials import index_source
 from torchenv.errors import UserError
 from torchenv.hints import last_error, resolve_failure
-from torchenv.lock.lockfile import RESOLVE_TIMEOUT, SHA256_HEX, LockedPackage, normalize_name
+from torchenv.lock.lockfile import RESOLVE_TIMEOUT, SHA256_HEX, LockedPackage
 from torchenv.runner import Result, Runner
 
 # glibc 2.28 or newer on x86_64, as pip's platform list (torchenv.lock.pip_resolver.PIP_PLATFORMS) says.
@@ -128,7 +130,7 @@ def parse(text: str) -> list[LockedPackage]:
         if not match:
             raise UserError(f"uv wrote a line torchenv cannot read as a pin: {line[:80]!r}")
         hashes = tuple(_HASH.findall(match["rest"]))
-        name, version = normalize_name(match["name"]), match["version"]
+        name, version = canonicalize_name(match["name"]), match["version"]
         if not hashes or not all(SHA256_HEX.match(h) for h in hashes):
             raise UserError(f"the index gave no sha256 for {name} {version}: cannot lock it")
         packages.append(LockedPackage(name, version, tuple(sorted(hashes))))

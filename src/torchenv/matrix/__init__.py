@@ -1,18 +1,30 @@
-"""The target matrix, loaded from targets.toml (the one source of truth).
+"""The target matrix, loaded from targets.toml (the one source of truth), and the package that
+owns it: `pins` (which torch/CUDA/Python combinations can exist), `digests` (base images pinned
+by digest), `table` (the matrix as a table).
 
 Everything else (env files, Dockerfiles, dev containers, nox sessions, the CI workflow, the
 README table) is generated from `load()` or checked against it.
+
+Public surface (users' projects and the files `torchenv init` writes use it; it changes only with
+the kit's version): `load`, `names`, `get`, `project`, `find_root`, `project_root`, `Target` (its
+fields, `image()`, the paths of its files), `Project`, `FLAVORS`, `INSTALLERS`, and
+`python -m torchenv.matrix [--json]`.
+
+The project is found per call, never at import: every function takes the project's `root`, and
+without one finds it from the working directory up to targets.toml, as nox and invoke find theirs.
+Each target carries the root it was loaded from, so its paths (env file, Dockerfile, locks) are
+that project's.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 
-from torchbuild import versions
+from torchbuild import envfile, versions
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
 
@@ -34,11 +46,23 @@ def find_root(start: Path | None = None) -> Path | None:
     return None
 
 
-# The project the kit works on: every path it reads or writes is under ROOT. Without a matrix
-# anywhere above, ROOT is the working directory and `load` says to run `torchenv init`.
-_FOUND = find_root()
-ROOT = (_FOUND or Path.cwd()).resolve()
-MATRIX_FILE = ROOT / MATRIX_NAME
+def project_root(start: Path | None = None) -> Path:
+    """The project's root (resolved), found from `start` (the working directory) upwards;
+    UserError (one line) when no targets.toml is there or above."""
+    here = (Path.cwd() if start is None else Path(start)).resolve()
+    found = find_root(here)
+    if found is None:
+        raise UserError(
+            f"no {MATRIX_NAME} in {here} or any folder above it: this is not a torchenv project; "
+            "run `torchenv init` in the project's root to make it one"
+        )
+    return found
+
+
+def _root(root: Path | None) -> Path:
+    return project_root() if root is None else Path(root).resolve()
+
+
 FLAVORS = ("runtime", "dev")
 # How an image's environment is made: a venv filled by uv or pip, or micromamba (conda).
 INSTALLERS = ("uv", "pip", "conda")
@@ -73,6 +97,12 @@ class Target:
     # The GPU architectures torch's kernels are built for, as measured (torch._C._cuda_getArchFlags()
     # in the image, which needs no GPU); empty: not measured yet (the build records them).
     cuda_archs: tuple[str, ...] = ()
+    # The project this target belongs to (the folder of its targets.toml): not a key of the file.
+    root: Path = field(default=Path(), compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, object]:
+        """The target as targets.toml states it (for `invoke matrix --format json`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "root"}
 
     @property
     def is_cuda(self) -> bool:
@@ -85,31 +115,40 @@ class Target:
 
     @property
     def env_file(self) -> Path:
-        return ROOT / "envs" / f"{self.name}.yml"
+        return self.root / "envs" / f"{self.name}.yml"
 
     @property
     def dockerfile(self) -> Path:
-        return ROOT / "docker" / f"{self.name}.Dockerfile"
+        return self.root / "docker" / f"{self.name}.Dockerfile"
 
     @property
     def pip_lock(self) -> Path:
         """Hashed requirements for the pip installer (written by `invoke lock`)."""
-        return ROOT / "envs" / f"{self.name}.pip.lock.txt"
+        return self.root / "envs" / f"{self.name}.pip.lock.txt"
 
     @property
     def project_lock(self) -> Path:
         """Hashed requirements of the project's dependencies, above the pip lock (`invoke lock`)."""
-        return ROOT / "envs" / f"{self.name}.project.lock.txt"
+        return self.root / "envs" / f"{self.name}.project.lock.txt"
 
     @property
     def dev_lock(self) -> Path:
         """Hashed requirements of the dev flavor's extras, above the project's (`invoke lock`)."""
-        return ROOT / "envs" / f"{self.name}.dev.lock.txt"
+        return self.root / "envs" / f"{self.name}.dev.lock.txt"
 
     @property
     def conda_lock(self) -> Path:
         """conda-lock unified lock for the conda installer (written by `invoke lock`)."""
-        return ROOT / "envs" / f"{self.name}.conda-lock.yml"
+        return self.root / "envs" / f"{self.name}.conda-lock.yml"
+
+    def read_env(self) -> envfile.EnvFile:
+        """The target's env file as the build reads it (torchbuild.envfile); its errors become
+        UserError here, the one place the kit translates torchbuild's (which knows nothing of
+        the kit)."""
+        try:
+            return envfile.parse(self.env_file)
+        except envfile.EnvFileError as exc:
+            raise UserError(str(exc)) from None
 
     @property
     def base_ref(self) -> str:
@@ -140,7 +179,7 @@ class Target:
         ]  # fmt: skip
 
 
-_FIELDS = {f.name for f in fields(Target)}
+_FIELDS = {f.name for f in fields(Target)} - {"root"}
 # What each text field may hold: the values reach file names, Dockerfile fields, labels and
 # command lines, so none may carry a quote, a space where it would split, a line break or `..`.
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -189,11 +228,12 @@ def _check_values(name: str, values: dict[str, object], source: str) -> None:
         )
 
 
-_REQUIRED = {f.name for f in fields(Target) if f.default is MISSING} - {"name"}
+_REQUIRED = {f.name for f in fields(Target) if f.default is MISSING} - {"name", "root"}
 
 
-def parse(text: str, source: str = "targets.toml") -> dict[str, Target]:
-    """Parse matrix TOML text into targets (in file order); UserError on anything malformed."""
+def parse(text: str, source: str = "targets.toml", root: Path = Path()) -> dict[str, Target]:
+    """Parse matrix TOML text into targets (in file order) of the project at `root`; UserError on
+    anything malformed."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -223,28 +263,39 @@ def parse(text: str, source: str = "targets.toml") -> dict[str, Target]:
                 f"{source}: target {name!r} has cuda = {cuda!r}, whose minimum driver torchenv "
                 f"does not know: use one of {', '.join(versions.MIN_DRIVER)}"
             )
-        targets[name] = Target(**values)
+        targets[name] = Target(**values, root=root)
     return targets
 
 
+def load(root: Path | None = None) -> dict[str, Target]:
+    """All targets of the project at `root` (None: found from the working directory), keyed by
+    name, in the order of its targets.toml."""
+    return _load(_root(root))
+
+
 @cache
-def load(path: Path = MATRIX_FILE) -> dict[str, Target]:
-    """All targets, keyed by name, in the order of targets.toml."""
-    if not path.exists() and path == MATRIX_FILE:
-        require_project()
+def _load(root: Path) -> dict[str, Target]:
+    path = root / MATRIX_NAME
     try:
         text = path.read_text()
     except OSError as exc:
         raise UserError(f"cannot read the target matrix {path}: {exc.strerror}") from None
-    return parse(text, source=str(path.name))
+    return parse(text, source=MATRIX_NAME, root=root)
 
 
-def set_value(key: str, value: str, path: Path = MATRIX_FILE) -> None:
+def forget() -> None:
+    """Read targets.toml afresh on the next call (after the kit rewrote it)."""
+    _load.cache_clear()
+    _project.cache_clear()
+
+
+def set_value(key: str, value: str, root: Path | None = None) -> None:
     """Rewrite the one `key = "..."` line of the matrix file, comments and layout kept.
 
     The file is replaced in one rename, and `load` forgets what it had read. UserError when the
     key is not there exactly once.
     """
+    path = _root(root) / MATRIX_NAME
     text = path.read_text()
     pattern = re.compile(rf'(?m)^(?P<lead>{re.escape(key)}\s*=\s*)"[^"\n]*"')
     found = len(pattern.findall(text))
@@ -252,26 +303,17 @@ def set_value(key: str, value: str, path: Path = MATRIX_FILE) -> None:
         raise UserError(f"{path.name}: expected one {key} line, found {found}; edit it by hand")
     parse(pattern.sub(lambda m: f'{m["lead"]}"{value}"', text), source=path.name)  # still valid
     write_atomic(path, pattern.sub(lambda m: f'{m["lead"]}"{value}"', text))
-    load.cache_clear()
+    forget()
 
 
-def defaults(path: Path = MATRIX_FILE) -> dict[str, object]:
+def defaults(root: Path | None = None) -> dict[str, object]:
     """The [defaults] table of the matrix file."""
+    path = _root(root) / MATRIX_NAME
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"cannot read the [defaults] of {path.name}: {exc}") from None
     return dict(data.get("defaults", {}))
-
-
-def require_project() -> Path:
-    """The project's root; UserError (one line) when no targets.toml is here or above."""
-    if _FOUND is None:
-        raise UserError(
-            f"no {MATRIX_NAME} in {ROOT} or any folder above it: this is not a torchenv project; "
-            "run `torchenv init` in the project's root to make it one"
-        )
-    return ROOT
 
 
 @dataclass(frozen=True)
@@ -325,29 +367,40 @@ def parse_project(text: str, source: str = MATRIX_NAME) -> Project:
     )  # fmt: skip
 
 
+def project(root: Path | None = None) -> Project:
+    """The [project] settings (see Project) of the project at `root` (None: found from the
+    working directory)."""
+    return _project(_root(root))
+
+
 @cache
-def project(path: Path = MATRIX_FILE) -> Project:
-    """The project's [project] settings (see Project)."""
-    if not path.exists() and path == MATRIX_FILE:
-        require_project()
-    return parse_project(path.read_text(), source=path.name)
+def _project(root: Path) -> Project:
+    path = root / MATRIX_NAME
+    if not path.exists():
+        project_root(root)
+    return parse_project(path.read_text(), source=MATRIX_NAME)
 
 
-def rel(path: Path) -> str:
-    """A path as the user knows it: relative to the project's root when it is inside."""
+def rel(path: Path, root: Path | None = None) -> str:
+    """A path as the user knows it: relative to the project's `root` (None: the project that
+    holds the path, found from it upwards) when it is inside."""
+    where = Path(path).resolve()
+    base = find_root(where.parent) if root is None else Path(root).resolve()
+    if base is None:
+        return str(path)
     try:
-        return str(Path(path).resolve().relative_to(ROOT.resolve()))
+        return str(where.relative_to(base))
     except ValueError:
         return str(path)
 
 
-def names() -> list[str]:
-    return list(load())
+def names(root: Path | None = None) -> list[str]:
+    return list(load(root))
 
 
-def get(name: str) -> Target:
-    """The named target, or a UserError that lists the valid names."""
-    targets = load()
+def get(name: str, root: Path | None = None) -> Target:
+    """The named target of the project at `root`, or a UserError that lists the valid names."""
+    targets = load(root)
     if name not in targets:
         raise UserError(f"unknown target {name!r}: choose one of {', '.join(targets)}")
     return targets[name]

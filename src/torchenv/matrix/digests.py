@@ -86,7 +86,7 @@ def refresh_digest(
     runner: Runner = subprocess_runner,
     *,
     key: str = "base_digest",
-    matrix_file: Path = matrix.MATRIX_FILE,
+    root: Path | None = None,
     client: str = "docker",
 ) -> str:
     """What `invoke refresh-digest` calls: resolve a tag's digest, rewrite targets.toml's line.
@@ -100,9 +100,9 @@ def refresh_digest(
     if key not in _IMAGE_KEYS:
         raise UserError(f"unknown key {key!r}: choose one of {', '.join(_IMAGE_KEYS)}")
     if image_tag is None:
-        image_tag = str(matrix.defaults(matrix_file).get(_IMAGE_KEYS[key]) or "")
+        image_tag = str(matrix.defaults(root).get(_IMAGE_KEYS[key]) or "")
         if not image_tag:
-            raise UserError(f"{matrix_file.name}: no {_IMAGE_KEYS[key]} in [defaults]")
+            raise UserError(f"{matrix.MATRIX_NAME}: no {_IMAGE_KEYS[key]} in [defaults]")
     digest = resolve_digest(image_tag, runner, client)
-    matrix.set_value(key, digest, matrix_file)
+    matrix.set_value(key, digest, root)
     return digest

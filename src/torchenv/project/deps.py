@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from torchenv.errors import UserError
-from torchenv.lock.lockfile import normalize_name
 from torchenv.matrix import Project, Target
 
 if sys.version_info >= (3, 11):
@@ -48,7 +48,7 @@ class Dependency:
 
     @property
     def name(self) -> str:
-        return normalize_name(Requirement(self.requirement).name)
+        return canonicalize_name(Requirement(self.requirement).name)
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def from_pyproject(path: Path, extras: tuple[str, ...], source: str) -> Dependen
             )
         for text in optional[extra]:
             dep = _parse(str(text), f"{name}[{extra}]", source)
-            if dep.name == normalize_name(name):  # `sample[gpu]` inside an extra: its own
+            if dep.name == canonicalize_name(name):  # `sample[gpu]` inside an extra: its own
                 continue
             items.append(dep)
     return Dependencies(source, tuple(items))
@@ -208,7 +208,7 @@ def torch_conflicts(deps: Dependencies, target: Target) -> list[str]:
     lines = []
     for dep in deps.items:
         req = Requirement(dep.requirement)
-        name = normalize_name(req.name)
+        name = canonicalize_name(req.name)
         if name not in pins or not req.specifier:
             continue
         if not req.specifier.contains(Version(pins[name]), prereleases=True):

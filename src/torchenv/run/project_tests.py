@@ -23,7 +23,7 @@ from xml.sax.saxutils import quoteattr
 
 from torchenv.errors import UserError
 from torchenv.files import write_atomic
-from torchenv.matrix import ROOT, Project, Target
+from torchenv.matrix import Project, Target
 from torchenv.run import shell
 from torchenv.runner import Runner, subprocess_runner
 
@@ -40,7 +40,6 @@ class TestRequest:
     gpu: bool = True
     reports: Path | None = Path("reports")
     image: str | None = None
-    root: Path = ROOT
 
     def report(self) -> Path | None:
         return None if self.reports is None else Path(self.reports) / f"test-{self.target.name}.xml"
@@ -75,8 +74,8 @@ def import_root(root: Path) -> str:
 def shell_request(req: TestRequest) -> shell.ShellRequest:
     volumes = () if req.reports is None else ((Path(req.reports), REPORTS_INSIDE),)
     return shell.ShellRequest(
-        target=req.target, flavor=req.flavor, gpu=req.gpu, workspace=req.root,
-        command=tuple(command(req)), env=(("PYTHONPATH", import_root(req.root)),),
+        target=req.target, flavor=req.flavor, gpu=req.gpu, workspace=req.target.root,
+        command=tuple(command(req)), env=(("PYTHONPATH", import_root(req.target.root)),),
         volumes=volumes, role="test", image_name=req.image,
     )  # fmt: skip
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from torchenv import engine as engines
 from torchenv.engine import gpu_runtime, labels
+from torchenv.engine.containers import SHM_SIZE
 from torchenv.engine.images import ImageNotBuilt, image_exists
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.errors import UserError
 from torchenv.matrix import Target
-from torchenv.run.smoke import SHM_SIZE
 from torchenv.runner import Runner, subprocess_runner
 
 SHELL_LABEL = labels.role_key("shell")  # with the rest of labels.of("shell", target)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from torchenv import hints
 from torchenv.engine import labels
-from torchenv.engine.containers import follow, read_file, tracked, wait
+from torchenv.engine.containers import SHM_SIZE, follow, read_file, tracked, wait
 from torchenv.engine.sdk import CallFailed, gpu_request, sdk_errors
 from torchenv.errors import UserError
 from torchenv.files import check_writable_folder, write_atomic
@@ -33,7 +33,6 @@ from torchenv.run.suite import suite_command
 
 REPORT_DIR = "/tmp/torchsmoke-report"
 SMOKE_LABEL = labels.role_key("smoke")  # with the rest of labels.of("smoke", target)
-SHM_SIZE = "2g"  # DataLoader workers need more than Docker's default 64 MB /dev/shm
 TIMEOUT_EXIT = 124  # `invoke smoke`'s exit status when the suite ran out of time (as timeout(1))
 
 

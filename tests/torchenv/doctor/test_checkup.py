@@ -8,10 +8,10 @@ from tests.support.fakehost import (
     check,
     healthy,
 )  # fmt: skip
+from tests.support.fakerunner import reply
 
 from torchenv.doctor import checkup as doctor
 from torchenv.doctor.checkup import Row, exit_code, render, run_checks
-from torchenv.runner import reply
 
 
 def test_healthy_gpu_host_is_all_ok():

@@ -15,11 +15,11 @@ from tests.support.fakehost import (
     check,
     healthy,
 )  # fmt: skip
+from tests.support.fakerunner import reply
 
 from torchenv import engine
 from torchenv.doctor import checkup as doctor
 from torchenv.doctor.checkup import exit_code, run_checks
-from torchenv.runner import reply
 
 
 def test_daemon_down_fails_but_still_reports_builder():

@@ -2,9 +2,10 @@
 
 import dataclasses
 
+from tests.support.fakerunner import FakeRunner, reply
+
 from torchenv import matrix
 from torchenv.doctor import gpufit
-from torchenv.runner import FakeRunner, reply
 
 V100 = gpufit.HostGpu("0", "Tesla V100-SXM2-16GB", "7.0")
 A10 = gpufit.HostGpu("1", "NVIDIA A10", "8.6")

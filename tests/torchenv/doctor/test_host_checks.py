@@ -11,11 +11,11 @@ from tests.support.fakehost import (
     healthy,
     smi,
 )  # fmt: skip
+from tests.support.fakerunner import reply
 
 from torchbuild.versions import parse as version_tuple
 from torchenv import matrix
 from torchenv.doctor.checkup import exit_code, parse_size
-from torchenv.runner import reply
 
 
 @pytest.mark.parametrize("target", CUDA, ids=lambda t: t.name)

@@ -3,11 +3,11 @@ import os
 
 import docker
 import pytest
+from tests.support.fakerunner import FakeRunner, reply
 
 from torchenv.engine import Engine, EngineError, detect
 from torchenv.engine import clients as engine
 from torchenv.errors import UserError
-from torchenv.runner import FakeRunner, reply
 
 NEW = "/usr/local/bin/docker"
 OLD = "/usr/bin/docker"

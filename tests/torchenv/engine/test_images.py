@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from tests.support.fakerunner import FakeRunner, reply
 
 from torchenv.engine import images
 from torchenv.errors import UserError
-from torchenv.runner import FakeRunner, reply
 
 CLIENT = "/usr/bin/docker"
 IMAGE = "torchenv/cuda13:2.11.0-cu130"

@@ -4,15 +4,16 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.support import REPO
+from tests.support.fakerunner import FakeRunner, reply
 
 from torchenv import hints, matrix
 from torchenv.engine import Engine
 from torchenv.errors import UserError
 from torchenv.image import build
 from torchenv.image import context as buildcontext
-from torchenv.runner import FakeRunner, reply
 
-STAGED_WHEELS = matrix.ROOT / buildcontext.WHEELHOUSE_DIR
+STAGED_WHEELS = REPO / buildcontext.WHEELHOUSE_DIR
 
 BUILTIN = Engine("/usr/bin/docker", "20.10.24", "20.10.24", "builtin")
 BUILDX = Engine("/usr/local/bin/docker", "28.2.2", "28.2.2", "buildx")
@@ -513,8 +514,8 @@ def test_a_dockerignore_that_keeps_the_staged_locks_out_is_refused(tmp_path, mon
     ignore.write_text("**/__pycache__\n")  # lets everything else in
     build._check_dockerignore(ignore)
     build._check_dockerignore(tmp_path / "absent")
-    build._check_dockerignore(matrix.ROOT / ".dockerignore")  # this repository's own
-    build._check_dockerignore(matrix.ROOT / ".dockerignore", package=True)
+    build._check_dockerignore(REPO / ".dockerignore")  # this repository's own
+    build._check_dockerignore(REPO / ".dockerignore", package=True)
     ignore.write_text("*\n!.torchenv/kit/\n!.torchenv/locks/\n")  # without the project's wheel
     with pytest.raises(UserError, match=r"^.dockerignore keeps .torchenv/package/ \(the project's"):
         build._check_dockerignore(ignore, package=True)

@@ -7,10 +7,10 @@ import subprocess
 import uuid
 
 import pytest
+from tests.support.fakerunner import FakeRunner, reply
 
 from torchenv.engine import labels
 from torchenv.image import clean
-from torchenv.runner import FakeRunner, reply
 
 DOCKER = "/usr/bin/docker"
 OURS = "sha256:" + "1" * 64

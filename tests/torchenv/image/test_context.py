@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,7 @@ def test_each_layer_gets_its_own_folder_of_locks(tmp_path: Path, monkeypatch):
     for name in ("cuda13.yml", "cuda13.pip.lock.txt", "cuda13.dev.lock.txt"):
         (tmp_path / "envs").mkdir(exist_ok=True)
         (tmp_path / "envs" / name).write_text(name)
-    monkeypatch.setattr(matrix, "ROOT", tmp_path)
-    target = matrix.get("cuda13")
+    target = dataclasses.replace(matrix.get("cuda13"), root=tmp_path)
     written = buildcontext.stage_locks(tmp_path, target)
     locks = tmp_path / buildcontext.LOCKS_DIR / "cuda13"
     assert sorted(p.relative_to(locks).as_posix() for p in written) == [

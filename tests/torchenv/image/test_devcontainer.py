@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import replace
 
 import pytest
+from tests.support import REPO
 
 from torchenv import matrix
 from torchenv.image import devcontainer, generate
@@ -24,11 +25,11 @@ BUILD_ARGS = {"BASE_IMAGE", "INSTALLER", "USER_UID", "USER_GID"}
 
 
 def committed(name: str) -> dict:
-    return json.loads(devcontainer.config_path(name).read_text())
+    return json.loads(devcontainer.config_path(name, REPO).read_text())
 
 
 def test_committed_files_are_current():
-    assert [p for p in generate.problems() if p.startswith(".devcontainer")] == []
+    assert [p for p in generate.problems(REPO) if p.startswith(".devcontainer")] == []
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -59,10 +60,10 @@ def test_display_name_examples():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_builds_the_dev_stage_of_the_targets_dockerfile(name):
-    path = devcontainer.config_path(name)
+    path = devcontainer.config_path(name, REPO)
     build = committed(name)["build"]
     assert (path.parent / build["dockerfile"]).resolve() == TARGETS[name].dockerfile
-    assert (path.parent / build["context"]).resolve() == matrix.ROOT
+    assert (path.parent / build["context"]).resolve() == REPO
     assert build["target"] == "dev"
     assert set(build["args"]) <= BUILD_ARGS
     assert build["args"]["BASE_IMAGE"] == TARGETS[name].base_ref
@@ -73,7 +74,7 @@ def test_builds_the_dev_stage_of_the_targets_dockerfile(name):
 def test_the_dockerfile_has_the_dev_stage_and_the_build_args(name):
     dockerfile = TARGETS[name].dockerfile
     if not dockerfile.is_file():
-        pytest.skip(f"{dockerfile.relative_to(matrix.ROOT)} is not generated yet")
+        pytest.skip(f"{dockerfile.relative_to(REPO)} is not generated yet")
     text = dockerfile.read_text()
     assert re.search(r"^FROM\s+\S+\s+AS\s+dev\s*$", text, re.MULTILINE | re.IGNORECASE), (
         "no `FROM ... AS dev` stage"

@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support import REPO
+from tests.support.fakerunner import FakeRunner, reply
 
 from images import STANDIN, docker, invoke
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.image import export
 from torchenv.image.render import STARTUP_PTH_LINE
-from torchenv.runner import FakeRunner, reply
 from torchsmoke.checks import NAMES
 
 TARGET = matrix.get("cuda13")
@@ -79,7 +80,7 @@ def test_dry_run_prints_the_commands_and_the_final_rename():
     assert [line.split()[:2] for line in lines] == [
         [lines[0].split()[0], "save"], ["skopeo", "copy"], ["mv", lines[2].split()[1]]
     ]  # fmt: skip
-    assert lines[2].endswith(" " + str(matrix.ROOT / "cuda13.oci-archive.tar"))
+    assert lines[2].endswith(" " + str(REPO / "cuda13.oci-archive.tar"))
 
 
 def fake_runner(fail_at: str) -> FakeRunner:
@@ -214,7 +215,7 @@ def test_an_export_stopped_midway_leaves_nothing(image, tmp_path: Path, signum):
     proc = subprocess.Popen(
         [sys.executable, "-m", "invoke", "export", "--target", "cuda13", "--format", "oci-archive",
          "--out", str(tmp_path / "x.tar")],
-        cwd=matrix.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:

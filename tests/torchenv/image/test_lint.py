@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+from tests.support import REPO
+
 from torchenv import matrix
 from torchenv.image import lint
 
@@ -15,7 +17,7 @@ def test_a_tool_beside_the_interpreter_is_preferred_and_a_missing_one_keeps_its_
 
 
 def test_lint_commands_cover_ruff_mypy_and_hadolint_on_every_dockerfile():
-    commands = lint.lint_commands()
+    commands = lint.lint_commands(REPO)
     names = [Path(argv[0]).name for argv in commands]
     assert names == ["ruff", "ruff", "mypy", "hadolint"]
     assert commands[1][1:] == ["format", "--check", "."]

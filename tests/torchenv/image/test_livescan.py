@@ -9,10 +9,10 @@ import venv
 from pathlib import Path
 
 import pytest
+from tests.support.fakerunner import FakeRunner, reply
 
 from torchenv.errors import UserError
 from torchenv.image import livescan
-from torchenv.runner import FakeRunner, reply
 
 DOCKER = "/usr/bin/docker"
 

@@ -14,11 +14,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tests.support import REPO as ROOT
 from tests.support import localregistry
 
 from torchenv.errors import UserError
 from torchenv.image import publish
-from torchenv.matrix import ROOT, get
+from torchenv.matrix import get
 
 TARGET = get("cuda13")
 DIGEST = "sha256:" + "c" * 64

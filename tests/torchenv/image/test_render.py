@@ -2,10 +2,10 @@ import re
 import subprocess
 
 import pytest
+from tests.support import REPO as ROOT
 
 from torchenv import matrix
 from torchenv.image import render
-from torchenv.matrix import ROOT
 
 
 def _instructions(text: str) -> list[str]:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.support import REPO
 
 from torchenv import matrix
 from torchenv.errors import UserError
@@ -23,7 +24,7 @@ from torchenv.image import uv as uvs
 from torchenv.kit import INSTALL_SCRIPT
 from torchenv.lock import lockfile, make
 
-ROOT = matrix.ROOT
+ROOT = REPO
 SCRIPT = INSTALL_SCRIPT
 HEX = "d7f459fe4fd247d830351c75686d3996ace3c6f3f728eb0e85a30b7ada0cef19"
 

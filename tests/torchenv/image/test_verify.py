@@ -11,6 +11,7 @@ import tarfile
 import uuid
 
 import pytest
+from tests.support import REPO
 from tests.support import manifests as baked
 
 from torchbuild import manifest as manifests
@@ -247,7 +248,7 @@ def test_images_that_cannot_be_verified_give_one_line_and_leave_no_container(doc
             (["--image", tag, "--target", "cuda13"], f"error: cannot hash {tag}'s environment"),
         ):
             done = subprocess.run(
-                [sys.executable, "-m", "invoke", "verify", *args], cwd=matrix.ROOT,
+                [sys.executable, "-m", "invoke", "verify", *args], cwd=REPO,
                 capture_output=True, text=True, timeout=300, check=False,
             )  # fmt: skip
             errors = [line for line in done.stderr.splitlines() if line.strip()]
@@ -348,7 +349,7 @@ def test_a_build_manifest_whose_label_disagrees_is_not_trusted():
 
 
 def test_the_target_of_an_image_comes_from_its_label():
-    from torchenv.runner import FakeRunner, reply
+    from tests.support.fakerunner import FakeRunner, reply
 
     labelled = FakeRunner(
         {("docker", "image", "inspect"): reply('{"Labels": {"io.torchenv.target": "cuda13"}}')}

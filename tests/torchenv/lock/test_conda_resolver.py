@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.support.fakerunner import FakeRunner, reply
 from tests.support.locks import (
     CONDA_LOCK,
 )
@@ -12,7 +13,6 @@ from tests.support.locks import (
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.lock import conda_resolver, drift
-from torchenv.runner import FakeRunner, reply
 
 
 def test_conda_lock_command_for_cuda_and_cpu(tree):

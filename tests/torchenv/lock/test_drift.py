@@ -6,6 +6,7 @@ import re
 
 from tests.support.locks import set_pin
 
+from torchbuild import envfile
 from torchenv import matrix
 from torchenv.lock import drift, lockfile
 
@@ -17,15 +18,15 @@ def test_committed_locks_agree_with_their_env_files():
 
 def test_fingerprint_ignores_comments_and_order_but_not_pins(tree):
     env_file = tree / "envs" / "cuda118.yml"
-    base = lockfile.env_fingerprint(drift.read_env(env_file))
+    base = lockfile.env_fingerprint(envfile.parse(env_file))
     text = env_file.read_text()
     lines = text.splitlines()
     i = lines.index("      - torch==2.7.1")
     lines[i], lines[i + 1] = lines[i + 1], lines[i]
     env_file.write_text("# another comment\n" + "\n".join(lines) + "\n")
-    assert lockfile.env_fingerprint(drift.read_env(env_file)) == base
+    assert lockfile.env_fingerprint(envfile.parse(env_file)) == base
     set_pin(env_file, "torch", "2.7.0")
-    assert lockfile.env_fingerprint(drift.read_env(env_file)) != base
+    assert lockfile.env_fingerprint(envfile.parse(env_file)) != base
 
 
 def test_changing_one_pin_is_drift(tree):

@@ -94,7 +94,7 @@ def test_empty_lock_is_an_error():
 
 def test_conda_lock_parses_and_checks_against_env_file(tree):
     target = matrix.get("cuda118")
-    env = drift.read_env(target.env_file)
+    env = target.read_env()
     header = lockfile.render_header(target, "conda", env, "2026-11-23", "linux-64")
     target.conda_lock.write_text(header + CONDA_LOCK)
     parsed = lockfile.read_lock(target.conda_lock, "cuda118")

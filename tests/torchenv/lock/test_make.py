@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from tests.support.fakerunner import FakeRunner, reply
 from tests.support.locks import (
     REAL_ROOT,
     RESOLVED,
@@ -18,7 +19,6 @@ from tests.support.locks import (
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.lock import conda_resolver, drift, lockfile, make, pip_resolver
-from torchenv.runner import FakeRunner, reply
 
 
 @pytest.mark.skipif(

@@ -1,11 +1,11 @@
 """`invoke matrix --outdated`: newer releases on a target's index, filtered by the pin rules."""
 
 import pytest
+from tests.support.fakerunner import FakeRunner, reply
 
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.lock import outdated
-from torchenv.runner import FakeRunner, reply
 
 # What `pip index versions` printed on PyPI (2026-12) for the cuda13 image's Python and platform.
 LISTED = {

@@ -22,7 +22,7 @@ def with_project(tree, pyproject: str) -> None:
         matrix_file.read_text().replace('dependencies = "none"', 'dependencies = "auto"')
     )
     (tree / "pyproject.toml").write_text(pyproject)
-    matrix.project.cache_clear()  # read again, as a new `invoke` process would
+    matrix.forget()  # read again, as a new `invoke` process would
 
 
 SAMPLE = "[project]\nname='mypkg'\ndependencies=['einops>=0.8', 'tqdm', 'torch>=2']\n"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from tests.support.fakerunner import FakeRunner
 
 from torchenv.errors import UserError
 from torchenv.lock import resolvers, uv_resolver
-from torchenv.runner import FakeRunner
 
 
 def test_the_default_is_uv_where_the_host_has_it_else_pip(monkeypatch):

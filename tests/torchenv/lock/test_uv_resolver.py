@@ -13,12 +13,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from tests.support.fakerunner import FakeRunner, reply
 from tests.support.locks import RESOLVED, SHA_A, SHA_B
 
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.lock import lockfile, make, overlays, resolvers, uv_resolver
-from torchenv.runner import FakeRunner, reply, subprocess_runner
+from torchenv.runner import subprocess_runner
 
 UV = "/opt/uv/bin/uv"
 
@@ -102,7 +103,7 @@ def test_lock_with_uv_for_the_images_platform(tree, uv_here, monkeypatch):
 def test_a_secret_index_goes_to_uv_by_its_variable(tree, uv_here):
     secret = "https://user:s3cret@mirror.invalid/simple"
     runner = uv_runner(RESOLVED)
-    make.resolve_pip(make.read_env(matrix.get("cuda13").env_file), runner, secret, resolver="uv")
+    make.resolve_pip(matrix.get("cuda13").read_env(), runner, secret, resolver="uv")
     call = runner.calls[0]
     assert "s3cret" not in " ".join(call.args) and call.env["UV_INDEX_URL"] == secret
 

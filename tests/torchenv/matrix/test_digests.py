@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.support.fakerunner import FakeRunner, reply
 from tests.support.locks import REAL_ROOT
 
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.matrix import digests
-from torchenv.runner import FakeRunner, reply
 
 
 def test_is_pinned():
@@ -38,7 +38,7 @@ def test_refresh_digest_without_registry_is_one_line_and_keeps_the_file(tree):
     )
     before = (tree / "targets.toml").read_text()
     with pytest.raises(UserError) as exc:
-        digests.refresh_digest(runner=runner, matrix_file=tree / "targets.toml")
+        digests.refresh_digest(runner=runner, root=tree)
     assert str(exc.value).startswith(
         "cannot resolve the digest of python:3.11-slim-bookworm: no registry reachable"
     )
@@ -55,7 +55,7 @@ def test_refresh_digest_by_pull_rewrites_only_that_line(tree):
     )
     toml = tree / "targets.toml"
     before = toml.read_text()
-    assert digests.refresh_digest(runner=runner, matrix_file=toml) == NEW_DIGEST
+    assert digests.refresh_digest(runner=runner, root=toml.parent) == NEW_DIGEST
     changed = [
         (a, b)
         for a, b in zip(before.splitlines(), toml.read_text().splitlines(), strict=True)
@@ -73,7 +73,7 @@ def test_refresh_digest_with_buildx_for_micromamba(tree):
         }
     )
     toml = tree / "targets.toml"
-    digests.refresh_digest(runner=runner, key="micromamba_digest", matrix_file=toml)
+    digests.refresh_digest(runner=runner, key="micromamba_digest", root=toml.parent)
     assert f'micromamba_digest = "{NEW_DIGEST}"' in toml.read_text()
     assert runner.ran("docker", "buildx", "imagetools", "inspect", "mambaorg/micromamba:2.3.3")
     assert not runner.ran("docker", "pull")
@@ -84,8 +84,8 @@ def test_matrix_set_value_needs_exactly_one_line(tmp_path):
     text = (REAL_ROOT / "targets.toml").read_text()
     toml.write_text(text + 'base_digest = "y"\n')
     with pytest.raises(UserError, match="expected one base_digest line, found 2"):
-        matrix.set_value("base_digest", "z", toml)
+        matrix.set_value("base_digest", "z", toml.parent)
     toml.write_text(text)
-    matrix.set_value("base_digest", "sha256:" + "1" * 64, toml)
+    matrix.set_value("base_digest", "sha256:" + "1" * 64, toml.parent)
     changed = toml.read_text()
     assert changed == text.replace(matrix.get("cuda13").base_digest, "sha256:" + "1" * 64)

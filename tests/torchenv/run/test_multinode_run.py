@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from tests.support import REPO as ROOT
 from tests.support.nodes import (
     free_port,
     invoke,
@@ -21,7 +22,6 @@ from tests.support.nodes import (
     run_plan,
 )  # fmt: skip
 
-from torchenv.matrix import ROOT
 from torchenv.run import multinode, multinode_run
 
 

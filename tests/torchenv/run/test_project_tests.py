@@ -4,16 +4,17 @@ report, its exit status the task's, and one line for a command the image lacks."
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests.support.fakerunner import FakeRunner, reply
 
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.matrix import Project
 from torchenv.run import project_tests as projecttest
 from torchenv.run import shell
-from torchenv.runner import FakeRunner, reply
 
 CLIENT = "/usr/bin/docker"
 
@@ -37,7 +38,7 @@ def engine(code: int = 0) -> FakeRunner:
 def request(tmp_path: Path, command: str = "pytest", **changes) -> projecttest.TestRequest:
     changes.setdefault("reports", tmp_path / "reports")
     return projecttest.TestRequest(
-        target=matrix.get("cuda13"), project=Project(test_command=command), root=tmp_path,
+        target=replace(matrix.get("cuda13"), root=tmp_path), project=Project(test_command=command),
         **changes,
     )  # fmt: skip
 

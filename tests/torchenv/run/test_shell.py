@@ -7,11 +7,12 @@ import os
 import signal
 
 import pytest
+from tests.support import REPO
+from tests.support.fakerunner import FakeRunner, reply
 
 from torchenv import matrix
 from torchenv.errors import UserError
 from torchenv.run import shell
-from torchenv.runner import FakeRunner, reply
 
 CLIENT = "/usr/bin/docker"
 RUNTIMES_NVIDIA = '{"nvidia":{"path":"nvidia-container-runtime"},"runc":{"path":"runc"}}'
@@ -30,7 +31,7 @@ def engine(runtimes: str = RUNTIMES_PLAIN, image: bool = True) -> FakeRunner:
 
 
 def request(target: str = "cuda13", **changes) -> shell.ShellRequest:
-    return shell.ShellRequest(target=matrix.get(target), workspace=matrix.ROOT, **changes)
+    return shell.ShellRequest(target=matrix.get(target), workspace=REPO, **changes)
 
 
 def test_the_command_as_the_caller_with_a_tty_only_when_there_is_one():
@@ -43,7 +44,7 @@ def test_the_command_as_the_caller_with_a_tty_only_when_there_is_one():
         "--label", "io.torchenv.managed=true", "--label", "io.torchenv.target=cuda13",
         "--label", "io.torchenv.shell=cuda13",
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--volume", f"{matrix.ROOT}:/workspace", "--workdir", "/workspace",
+        "--volume", f"{REPO}:/workspace", "--workdir", "/workspace",
         "torchenv/cuda13:2.14.1-cu130-dev", "bash",
     ]  # fmt: skip
     piped = shell.shell_command(CLIENT, request(), tty=False, gpus=True)
