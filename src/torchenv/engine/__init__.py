@@ -10,7 +10,11 @@ One way to reach Docker for each concern:
   and their network, `images.get_image`); `images` also answers for the CLI side (ID, dangling).
 - The NVIDIA runtime: one probe, `gpu_runtime`, asked through the CLI or the SDK client the
   caller holds, with one rule (`has_nvidia_runtime`, which doctor applies to its `docker info`).
-- `labels`: what torchenv puts on what it makes; `interrupts`: SIGTERM handled like Ctrl-C.
+- `labels`: what torchenv puts on what it makes, and where a built image keeps its records;
+  `inventory`: what torchenv made, found by those labels; `interrupts`: SIGTERM as Ctrl-C.
+- The engine's own queries and chores (inspect, tag, rm, pull, a registry's digest, copying
+  files out of a created container) are written here; the jobs keep only the command lines the
+  user sees and can rerun (build, run, save).
 
 Outside this package nothing imports `docker` or `subprocess` except torchenv.runner
 (tests/torchenv/test_layout.py checks it).

@@ -80,6 +80,40 @@ def remove(client: str, image: str, runner: Runner = subprocess_runner) -> bool:
     return runner([client, "image", "rm", image], timeout=120).ok
 
 
+def config(client: str, image: str, runner: Runner = subprocess_runner) -> dict[str, object]:
+    """The image's config (User, Labels ...); UserError when there is no such image here."""
+    done = runner([client, "image", "inspect", "--format", "{{json .Config}}", image], timeout=60)
+    if done.returncode == NOT_FOUND:
+        raise UserError(f"{client} not found: install Docker (apt-get install docker.io)")
+    if not done.ok:
+        raise UserError(
+            f"no image {image} on this engine: build it (invoke build) or pull it "
+            f"(docker pull {image}) first"
+        )
+    found = json.loads(done.stdout or "{}")
+    return found if isinstance(found, dict) else {}
+
+
+def registry_manifest(client: str, ref: str, runner: Runner = subprocess_runner) -> Result | None:
+    """`docker buildx imagetools inspect` of a reference on its registry (JSON of its manifest
+    descriptor); None when the client has no buildx."""
+    if not runner([client, "buildx", "version"], timeout=30).ok:
+        return None
+    inspect = ["buildx", "imagetools", "inspect", ref, "--format", "{{json .Manifest}}"]
+    return runner([client, *inspect], timeout=300)
+
+
+def pull(client: str, ref: str, runner: Runner = subprocess_runner) -> Result:
+    return runner([client, "pull", ref], timeout=900)
+
+
+def repo_digests(client: str, image: str, runner: Runner = subprocess_runner) -> Result:
+    """`docker image inspect` of a local image's RepoDigests (a JSON list on stdout)."""
+    return runner(
+        [client, "image", "inspect", "--format", "{{json .RepoDigests}}", image], timeout=60
+    )
+
+
 def dangling_ids(client: str, runner: Runner = subprocess_runner) -> set[str]:
     """IDs of the engine's untagged (`<none>`) images; empty when the engine does not answer."""
     done = runner(

@@ -22,7 +22,7 @@ from pathlib import Path
 from torchbuild import envfile
 from torchenv import credentials, matrix
 from torchenv.credentials import BUILD_PROXY_VARS
-from torchenv.engine import Engine, images, labels
+from torchenv.engine import Engine, containers, images, labels
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.engine.labels import CREATED_LABEL, ENV_REPORT_PATH, MANIFEST_LABEL, MANIFEST_PATH
 from torchenv.errors import UserError
@@ -264,12 +264,11 @@ def manifest_read_commands(
     The container carries torchenv's labels (an interrupt between create and rm leaves what
     `invoke clean` finds) and is made from the local image only (`--pull never`)."""
     own = labels.cli_args(labels.of("manifest", target)) if target else []
-    return [
-        [engine.client, "create", "--pull", "never", *own, "--name", name, image],
-        [engine.client, "cp", f"{name}:{MANIFEST_PATH}", f"{folder}/manifest.json"],
-        [engine.client, "cp", f"{name}:{ENV_REPORT_PATH}", f"{folder}/env-report.json"],
-        [engine.client, "rm", "--force", name],
+    copies = [
+        (MANIFEST_PATH, f"{folder}/manifest.json"),
+        (ENV_REPORT_PATH, f"{folder}/env-report.json"),
     ]
+    return containers.copy_out_commands(engine.client, image, name, copies, own)
 
 
 def format_command(argv: list[str], env: dict[str, str]) -> str:

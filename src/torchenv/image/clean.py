@@ -9,30 +9,22 @@ What counts as torchenv's (see torchenv.engine.labels):
   untagged (`<none>`) ones. An image built FROM a torchenv image inherits the labels but carries
   another tag: it is kept, and named.
 
-`find` asks the engine (through the Runner), `plan` decides (pure), `run` removes.
+torchenv.engine.inventory's `find` asks the engine, `plan` decides (pure), `run` removes.
 """
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from torchenv.engine import labels
+from torchenv.engine.inventory import Found, find
 from torchenv.errors import UserError
 from torchenv.runner import Runner, subprocess_runner
 
 NONE_TAG = "<none>:<none>"
-
-
-@dataclass(frozen=True)
-class Found:
-    kind: str  # container | image | network
-    id: str
-    names: tuple[str, ...] = ()  # container or network name; image tags
-    state: str = ""  # a container's state (running, exited, created ...)
-    labels: tuple[tuple[str, str], ...] = ()
+__all__ = ["Found", "Step", "UserError", "describe", "find", "plan", "run"]
 
 
 @dataclass(frozen=True)
@@ -44,42 +36,6 @@ class Step:
 
     def argv(self, client: str) -> list[str]:
         return [client, self.kind, "rm", self.ref]
-
-
-def _filters(key: str, target: str | None) -> list[str]:
-    flt = ["--filter", f"label={key}"]
-    return flt + (["--filter", f"label={labels.TARGET}={target}"] if target else [])
-
-
-def find(client: str, target: str | None = None, runner: Runner = subprocess_runner) -> list[Found]:
-    """torchenv's containers, images and networks on the engine (all, or `target`'s)."""
-
-    def lines(argv: list[str]) -> list[str]:
-        done = runner(argv, timeout=120)
-        if not done.ok:
-            raise UserError(f"{' '.join(argv[:3])} failed: {done.first_error_line()}")
-        return [line for line in done.stdout.splitlines() if line.strip()]
-
-    managed = f"{labels.MANAGED}=true"
-    found = []
-    fmt = "{{.ID}}\t{{.Names}}\t{{.State}}"
-    for line in lines([client, "container", "ls", "--all", "--no-trunc",
-                       *_filters(managed, target), "--format", fmt]):  # fmt: skip
-        cid, name, state = (line.split("\t") + ["", ""])[:3]
-        found.append(Found("container", cid, (name,), state))
-    ids = lines([client, "image", "ls", "--quiet", "--no-trunc", *_filters(labels.TARGET, target)])
-    if ids:
-        fmt = "{{.Id}}\t{{json .RepoTags}}\t{{json .Config.Labels}}"
-        for line in lines([client, "image", "inspect", "--format", fmt, *dict.fromkeys(ids)]):
-            iid, tags, image_labels = line.split("\t", 2)
-            found.append(Found("image", iid, tuple(json.loads(tags) or ()), "",
-                               tuple(sorted((json.loads(image_labels) or {}).items()))))  # fmt: skip
-    fmt = "{{.ID}}\t{{.Name}}"
-    for line in lines([client, "network", "ls", "--no-trunc", *_filters(managed, target),
-                       "--format", fmt]):  # fmt: skip
-        nid, name = (line.split("\t") + [""])[:2]
-        found.append(Found("network", nid, (name,)))
-    return found
 
 
 def plan(found: Iterable[Found], known_images: Iterable[str] = ()) -> list[Step]:

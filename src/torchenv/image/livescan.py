@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import torchbuild
-from torchenv.engine import labels
+from torchenv.engine import images, labels
 from torchenv.errors import UserError
-from torchenv.runner import NOT_FOUND, TIMED_OUT, Runner, subprocess_runner
+from torchenv.runner import TIMED_OUT, Runner, subprocess_runner
 
 MANIFEST_SOURCE = Path(torchbuild.__file__).resolve().parent / "manifest.py"
 MARK = "TORCHENV-LIVE-SCAN "  # the line of the driver's output that holds the answer
@@ -90,16 +90,7 @@ def scan_command(client: str, image: str, user: str, name: str, target: str) -> 
 
 def image_config(client: str, image: str, runner: Runner) -> dict[str, Any]:
     """The image's config (User, Labels ...); UserError when there is no such image here."""
-    done = runner([client, "image", "inspect", "--format", "{{json .Config}}", image], timeout=60)
-    if done.returncode == NOT_FOUND:
-        raise UserError(f"{client} not found: install Docker (apt-get install docker.io)")
-    if not done.ok:
-        raise UserError(
-            f"no image {image} on this engine: build it (invoke build) or pull it "
-            f"(docker pull {image}) first"
-        )
-    config = json.loads(done.stdout or "{}")
-    return config if isinstance(config, dict) else {}
+    return dict(images.config(client, image, runner))
 
 
 def parse(stdout: str) -> dict[str, Any]:

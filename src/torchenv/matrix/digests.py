@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from torchenv import matrix
+from torchenv.engine import images
 from torchenv.errors import UserError
 from torchenv.runner import Runner, subprocess_runner
 
@@ -39,9 +40,9 @@ def resolve_digest(
     image_tag: str, runner: Runner = subprocess_runner, client: str = "docker"
 ) -> str:
     """The registry's current digest of a tag: buildx imagetools when present, else pull."""
-    if runner([client, "buildx", "version"], timeout=30).ok:
-        inspect = ["buildx", "imagetools", "inspect", image_tag, "--format", "{{json .Manifest}}"]
-        result = runner([client, *inspect], timeout=300)
+    manifest = images.registry_manifest(client, image_tag, runner)
+    if manifest is not None:
+        result = manifest
         if result.ok:
             try:
                 digest = json.loads(result.stdout).get("digest", "")
@@ -49,12 +50,9 @@ def resolve_digest(
                 digest = ""
             return _checked_digest(image_tag, digest)
     else:
-        result = runner([client, "pull", image_tag], timeout=900)
+        result = images.pull(client, image_tag, runner)
         if result.ok:
-            result = runner(
-                [client, "image", "inspect", "--format", "{{json .RepoDigests}}", image_tag],
-                timeout=60,
-            )
+            result = images.repo_digests(client, image_tag, runner)
             if result.ok:
                 return _checked_digest(image_tag, _pick_repo_digest(image_tag, result.stdout))
     raise UserError(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torchenv import engine as engines
-from torchenv.engine import gpu_runtime, labels
+from torchenv.engine import containers, gpu_runtime, labels
 from torchenv.engine.containers import SHM_SIZE
 from torchenv.engine.images import ImageNotBuilt, image_exists
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
@@ -162,7 +162,7 @@ def launch(
 
 def _remove(client: str, name: str, runner: Runner, out: Callable[[str], object]) -> None:
     """Remove the named container (forced); gone already (its --rm was quicker) is fine."""
-    done = runner([client, "rm", "--force", name], timeout=60)
+    done = containers.remove_by_name(client, name, runner)
     if not done.ok and "no such container" not in done.first_error_line().lower():
         out(
             f"torchenv: could not remove the container {name}: {done.first_error_line()} "
