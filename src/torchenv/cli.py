@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from torchenv import matrix, scaffold
+from torchenv.credentials import redact_text
 from torchenv.errors import UserError
 from torchenv.image import context as buildcontext
 
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(sys.argv[1:] if argv is None else argv)
     except UserError as exc:
-        print("torchenv: error: " + " ".join(str(exc).splitlines()), file=sys.stderr)
+        print("torchenv: error: " + redact_text(" ".join(str(exc).splitlines())), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("torchenv: interrupted", file=sys.stderr)

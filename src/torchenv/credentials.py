@@ -112,19 +112,46 @@ def parse_index_url(url: str, flag: str = "--index-url") -> IndexUrl:
 
 def redacted(url: str) -> str:
     """How a URL with credentials is shown: `https://user:***@host/path` (no query, no
-    password); a URL without them as it is."""
+    password), `https://***@host/path` for a user alone (often a token); a URL without them as
+    it is."""
     text = url.strip()
     if not has_secret(text):
         return text
     try:
-        user = urlsplit(text).username
+        parts = urlsplit(text)
+        user, password = parts.username, parts.password
     except ValueError:
-        user = None
+        user = password = None
     public = public_url(text)
-    if user and "://" in public:
+    if (user or password) and "://" in public:
         scheme, rest = public.split("://", 1)
-        return f"{scheme}://{user}:***@{rest}"
+        # a user with no password may be a token itself (https://TOKEN@host): not shown
+        return f"{scheme}://{user}:***@{rest}" if user and password else f"{scheme}://***@{rest}"
     return public
+
+
+# A URL anywhere in a text: a scheme (git+https:// too), then everything up to a space or quote.
+_ANY_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s'\"<>]+")
+# user:password@host without a scheme (a registry, a proxy): the part before @ goes.
+_BARE_USERINFO = re.compile(
+    r"(?<![\w/:@.-])[^\s/@:'\"]+:[^\s/@'\"]+@(?=[a-z0-9.-]+\.[a-z]{2,}|localhost)", re.I
+)
+
+
+def redact_text(text: str) -> str:
+    """`text` with every URL in it redacted (`redacted`: no password, query or fragment) and
+    every bare `user:password@host` reduced to `***@host`: the one redaction for what the kit
+    prints, logs or passes on (errors, dry runs, requirement lines). Idempotent."""
+    text = _ANY_URL.sub(lambda m: redacted(m.group(0)), text)
+    return _BARE_USERINFO.sub("***@", text)
+
+
+def shown(text: str, limit: int = 160) -> str:
+    """A line from a user's file as an error may show it: redacted, one line, printable, cut
+    at `limit` characters."""
+    line = redact_text(" ".join(str(text).split()))
+    line = "".join(ch if ch.isprintable() else "?" for ch in line)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def refuse_credentials(url: str, flag: str) -> None:

@@ -220,9 +220,8 @@ def resolve_failure(
         return unreachable(
             credentials.redacted(index) if index else default_index, reason, PIP_REACH
         )
-    return UserError(
-        f"{tool} could not resolve {what}: {credentials.scrub(last, index) if index else last}"
-    )
+    line = credentials.scrub(last, index) if index else last
+    return UserError(f"{tool} could not resolve {what}: {credentials.redact_text(line)}")
 
 
 def last_error(result: Result) -> str:

@@ -25,6 +25,8 @@ from invoke.exceptions import Exit
 from invoke.tasks import Task
 
 from torchenv import matrix
+from torchenv.credentials import redact_text
+from torchenv.engine.interrupts import sigterm_as_ctrl_c
 from torchenv.errors import UserError
 from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS
 
@@ -186,12 +188,15 @@ def helps(options: Sequence[Option]) -> dict[str, str]:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """A user mistake ends the task with its one-line message, never a traceback."""
+    """A user mistake ends the task with its one-line message, never a traceback (and with every
+    URL in it redacted: the last guard); SIGTERM (a cancelled CI job) ends it as Ctrl-C does, so
+    that temporary folders are removed and the commands it started are stopped."""
     try:
-        yield
+        with sigterm_as_ctrl_c():
+            yield
     except UserError as exc:
         # one line, whatever a value held (a newline in a flag's value)
-        raise Exit("error: " + " ".join(str(exc).splitlines()), code=1) from None
+        raise Exit("error: " + redact_text(" ".join(str(exc).splitlines())), code=1) from None
     except KeyboardInterrupt:
         raise Exit("interrupted", code=130) from None
     except BrokenPipeError:  # `invoke ... | head`: the reader left; say nothing more

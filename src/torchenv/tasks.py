@@ -9,6 +9,7 @@ modules are imported under other names so that no task shadows one.
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from torchenv import engine, matrix
 from torchenv.doctor import gpufit
 from torchenv.engine import images, labels
 from torchenv.errors import UserError
+from torchenv.files import exclusive
 from torchenv.image import build as builds
 from torchenv.image import generate as generation
 from torchenv.matrix import INSTALLERS, table
@@ -46,14 +48,6 @@ from torchenv.taskopts import (
     target_of,
     targets_of,
 )  # fmt: skip
-
-
-def _dry_engine() -> engine.Engine:
-    """For --dry-run: the real engine when there is one, else the commands a 20.10 client runs."""
-    try:
-        return engine.detect()
-    except UserError:
-        return engine.Engine("docker", "unknown", "unknown", "builtin")
 
 
 @command(
@@ -113,11 +107,12 @@ def build(c: Any, o: Given) -> None:
     def lock(t: matrix.Target) -> str:
         return make.lock_pip(t, index_url=req.index_url)
 
-    lockgate.ensure(
-        req.target, req.installer, frozen=o.frozen, allow_unlocked=o.allow_unlocked,
-        flavor=req.flavor, dry_run=o.dry_run, lock=lock,
-    )  # fmt: skip
-    eng = _dry_engine() if o.dry_run else engine.detect()
+    with nullcontext() if o.dry_run else exclusive(req.target.root, "locks", "the locks"):
+        lockgate.ensure(
+            req.target, req.installer, frozen=o.frozen, allow_unlocked=o.allow_unlocked,
+            flavor=req.flavor, dry_run=o.dry_run, lock=lock,
+        )  # fmt: skip
+    eng = engine.for_dry_run() if o.dry_run else engine.detect()
     for line in builds.run_build(req, eng, dry_run=o.dry_run):
         if o.dry_run:
             print(line)
@@ -243,10 +238,11 @@ def clean(c: Any, o: Given) -> None:
 
     names = targets_of(o.target, matrix.project_root())
     client = engine.detect().client
+    projects = frozenset(t.image_repo for t in names)  # this project's alone
     steps = cleans.plan(
-        cleans.find(client, o.target and names[0].name),
-        known_images=[t.image(f) for t in names for f in matrix.FLAVORS],
-    )
+        cleans.find(client, o.target and names[0].name, projects=projects),
+        known_images=[t.image(f) for t in names for f in matrix.FLAVORS], projects=projects,
+    )  # fmt: skip
     for line in cleans.describe(steps, o.dry_run):
         print(line)
     failed = [] if o.dry_run else cleans.run(steps, client)
@@ -307,13 +303,12 @@ def lock(c: Any, o: Given) -> None:
         ):
             print(line)
         return
-    for line in make.lock_target(
-        target_of(o.target, root),
-        installer=o.installer,
-        index_url=o.index_url,
-        upgrade=o.upgrade,
-        resolver=o.resolver or None,
-    ):
+    with exclusive(root, "locks", "the locks"):
+        lines = make.lock_target(
+            target_of(o.target, root), installer=o.installer, index_url=o.index_url,
+            upgrade=o.upgrade, resolver=o.resolver or None,
+        )  # fmt: skip
+    for line in lines:
         print(line)
 
 
@@ -374,7 +369,7 @@ def export(c: Any, o: Given) -> None:
     )  # fmt: skip
     exports.validate(req)  # before looking for an engine: bad input first
     if o.dry_run:
-        print("\n".join(exports.plan(req, _dry_engine().client)))
+        print("\n".join(exports.plan(req, engine.for_dry_run().client)))
         return
     for line in exports.export(req, engine.detect().client):
         print(line, flush=True)

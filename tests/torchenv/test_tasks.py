@@ -86,8 +86,8 @@ def test_shell_dry_run_mounts_the_workspace_as_the_caller():
     assert f"--user {os.getuid()}:{os.getgid()}" in done.stdout
     assert f"--env USER={getpass.getuser()}" in done.stdout  # torch.compile needs a user name
     assert (
-        "--volume" in done.stdout
-        and ":/workspace" in done.stdout
+        "--mount type=bind,source=" in done.stdout
+        and ",target=/workspace" in done.stdout
         and "--shm-size=2g" in done.stdout
     )
 

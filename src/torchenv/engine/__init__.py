@@ -29,6 +29,7 @@ from torchenv.engine.clients import (
     EngineError,
     detect,
     docker_sdk_client,
+    for_dry_run,
     gpu_runtime,
     has_nvidia_runtime,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "ImageNotBuilt",
     "detect",
     "docker_sdk_client",
+    "for_dry_run",
     "gpu_runtime",
     "has_nvidia_runtime",
     "image_exists",

@@ -205,3 +205,11 @@ def docker_sdk_client() -> DockerClient:
         fix = PERMISSION_FIX if "permission denied" in why.lower() else DAEMON_FIX
         raise EngineError(f"Cannot reach the Docker daemon ({why})", fix) from None
     return client
+
+
+def for_dry_run(runner: Runner = subprocess_runner) -> Engine:
+    """For --dry-run: the real engine when there is one, else the commands a 20.10 client runs."""
+    try:
+        return detect(runner)
+    except UserError:
+        return Engine("docker", "unknown", "unknown", "builtin")

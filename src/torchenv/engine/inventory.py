@@ -26,8 +26,15 @@ def _filters(key: str, target: str | None) -> list[str]:
     return flt + (["--filter", f"label={labels.TARGET}={target}"] if target else [])
 
 
-def find(client: str, target: str | None = None, runner: Runner = subprocess_runner) -> list[Found]:
-    """torchenv's containers, images and networks on the engine (all, or `target`'s)."""
+def find(
+    client: str,
+    target: str | None = None,
+    runner: Runner = subprocess_runner,
+    projects: frozenset[str] | None = None,
+) -> list[Found]:
+    """torchenv's containers, images and networks on the engine (all, or `target`'s); with
+    `projects` (image_repos), the containers and networks of those projects alone (images are
+    told apart by torchenv.image.clean, which knows images from before the project label)."""
 
     def lines(argv: list[str]) -> list[str]:
         done = runner(argv, timeout=120)
@@ -37,11 +44,17 @@ def find(client: str, target: str | None = None, runner: Runner = subprocess_run
 
     managed = f"{labels.MANAGED}=true"
     found = []
-    fmt = "{{.ID}}\t{{.Names}}\t{{.State}}"
+    mark = f'{{{{.Label "{labels.PROJECT}"}}}}'
+
+    def wanted(maker: str) -> bool:
+        return projects is None or maker in projects
+
+    fmt = "{{.ID}}\t{{.Names}}\t{{.State}}\t" + mark
     for line in lines([client, "container", "ls", "--all", "--no-trunc",
                        *_filters(managed, target), "--format", fmt]):  # fmt: skip
-        cid, name, state = (line.split("\t") + ["", ""])[:3]
-        found.append(Found("container", cid, (name,), state))
+        cid, name, state, maker = (line.split("\t") + ["", "", ""])[:4]
+        if wanted(maker):
+            found.append(Found("container", cid, (name,), state))
     ids = lines([client, "image", "ls", "--quiet", "--no-trunc", *_filters(labels.TARGET, target)])
     if ids:
         fmt = "{{.Id}}\t{{json .RepoTags}}\t{{json .Config.Labels}}"
@@ -49,9 +62,10 @@ def find(client: str, target: str | None = None, runner: Runner = subprocess_run
             iid, tags, image_labels = line.split("\t", 2)
             found.append(Found("image", iid, tuple(json.loads(tags) or ()), "",
                                tuple(sorted((json.loads(image_labels) or {}).items()))))  # fmt: skip
-    fmt = "{{.ID}}\t{{.Name}}"
+    fmt = "{{.ID}}\t{{.Name}}\t" + mark
     for line in lines([client, "network", "ls", "--no-trunc", *_filters(managed, target),
                        "--format", fmt]):  # fmt: skip
-        nid, name = (line.split("\t") + [""])[:2]
-        found.append(Found("network", nid, (name,)))
+        nid, name, maker = (line.split("\t") + ["", ""])[:3]
+        if wanted(maker):
+            found.append(Found("network", nid, (name,)))
     return found

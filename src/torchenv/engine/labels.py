@@ -6,7 +6,9 @@ Every image torchenv builds and every container and network it starts carries
 `io.torchenv.managed=true` and `io.torchenv.target=<target>`; a container or network also
 carries `io.torchenv.<role>=<target>` (role: smoke, shell, verify, ...). A built image also
 carries `io.torchenv.tag=<the tag the build gave it>`: an image built FROM a torchenv image
-inherits every label, but not that tag, which is how `invoke clean` tells the two apart.
+inherits every label, but not that tag, which is how `invoke clean` tells the two apart. Each
+also carries `io.torchenv.project=<image_repo>`, the project that made it: `invoke clean` acts
+on its own project's alone.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 MANAGED = "io.torchenv.managed"
 TARGET = "io.torchenv.target"
 TAG = "io.torchenv.tag"
+PROJECT = "io.torchenv.project"
 PREFIX = "io.torchenv."
 # The GPU architectures torch has kernels for in a built image (the build measures them, from the
 # env report; torchenv.doctor.gpufit compares them with the host's GPUs).
@@ -31,14 +34,16 @@ def role_key(role: str) -> str:
     return f"{PREFIX}{role}"
 
 
-def of(role: str, target: str) -> dict[str, str]:
-    """The labels of a container or network that torchenv starts for `target` in `role`."""
-    return {MANAGED: "true", TARGET: target, role_key(role): target}
+def of(role: str, target: str, project: str | None = None) -> dict[str, str]:
+    """The labels of a container or network that torchenv starts for `target` in `role`, for
+    `project` (its image_repo)."""
+    found = {MANAGED: "true", TARGET: target, role_key(role): target}
+    return {**found, PROJECT: project} if project else found
 
 
-def of_image(tag: str) -> dict[str, str]:
-    """The labels the build's last step adds to an image it tagged `tag`."""
-    return {MANAGED: "true", TAG: tag}
+def of_image(tag: str, project: str | None = None) -> dict[str, str]:
+    """The labels the build's last step adds to an image it tagged `tag` for `project`."""
+    return {MANAGED: "true", TAG: tag, **({PROJECT: project} if project else {})}
 
 
 def cli_args(labels: dict[str, str]) -> list[str]:

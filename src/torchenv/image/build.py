@@ -230,7 +230,7 @@ def build_command(
 
 
 def label_command(
-    engine: Engine, image: str, digest: str, cuda_archs: Sequence[str] = ()
+    engine: Engine, image: str, digest: str, cuda_archs: Sequence[str] = (), project: str = ""
 ) -> tuple[list[str], dict[str, str]]:
     """Adds the label with the manifest file's sha256, the GPU architectures torch has kernels
     for (measured at build time: the env report's arch_list) and torchenv's own labels (`invoke
@@ -238,7 +238,7 @@ def label_command(
     its ID (label_dockerfile). BuildKit cannot build `FROM <image id>` (moby/buildkit#1105) and
     would look a tag up on a registry (a docker-container builder pulls it from Docker Hub), so
     this step runs the engine's own builder, which takes the local image by ID and pulls nothing."""
-    own = labels.cli_args(labels.of_image(image))
+    own = labels.cli_args(labels.of_image(image, project or None))
     archs = ["--label", f"{ARCHS_LABEL}={' '.join(cuda_archs)}"] if cuda_archs else []
     argv = [
         engine.client,
@@ -257,13 +257,13 @@ def label_dockerfile(image_id: str) -> str:
 
 
 def manifest_read_commands(
-    engine: Engine, image: str, name: str, folder: str, target: str = ""
+    engine: Engine, image: str, name: str, folder: str, target: str = "", project: str = ""
 ) -> list[list[str]]:
     """Copy the manifest and the env report into `folder` out of a created, never started
     container (no process, no network: a third of the time `docker run` takes), then remove it.
     The container carries torchenv's labels (an interrupt between create and rm leaves what
     `invoke clean` finds) and is made from the local image only (`--pull never`)."""
-    own = labels.cli_args(labels.of("manifest", target)) if target else []
+    own = labels.cli_args(labels.of("manifest", target, project or None)) if target else []
     copies = [
         (MANIFEST_PATH, f"{folder}/manifest.json"),
         (ENV_REPORT_PATH, f"{folder}/env-report.json"),
@@ -278,7 +278,7 @@ def format_command(argv: list[str], env: dict[str, str]) -> str:
 def _comparable(facts: dict[str, object]) -> tuple[object, object]:
     """An image's layers and configuration, without the build time and the label step's labels."""
     config = dict(facts.get("Config") or {})  # type: ignore[call-overload]
-    own = {CREATED_LABEL, MANIFEST_LABEL, ARCHS_LABEL, *labels.of_image("").keys()}
+    own = {CREATED_LABEL, MANIFEST_LABEL, ARCHS_LABEL, *labels.of_image("", "-").keys()}
     config["Labels"] = {k: v for k, v in (config.get("Labels") or {}).items() if k not in own}
     config.pop("Image", None)  # the engine's note of the parent image, not the image
     rootfs = facts.get("RootFS") or {}
@@ -335,7 +335,8 @@ def _run_build(
     with credentials.SecretFile(None if dry_run else index) as secret:
         argv, env = build_command(req, engine, labels=provenance(root, runner), index_secret=secret)
         commands = [format_command(argv, env)]
-        reads = manifest_read_commands(engine, req.image, "NAME", "DIR", req.target.name)
+        project = req.target.image_repo
+        reads = manifest_read_commands(engine, req.image, "NAME", "DIR", req.target.name, project)
         commands += [shlex.join(argv) for argv in reads]
         commands[-1] += "   # then label the image with the manifest file's sha256"
         package = _package(req)
@@ -375,8 +376,8 @@ def _run_build(
     else:
         if built is None:
             raise UserError(f"the build reported success but the engine has no {req.image}")
-        file_sha, cuda_archs = _manifest_file_sha256(runner, engine, built, req.target.name)
-        label_argv, label_env = label_command(engine, req.image, file_sha, cuda_archs)
+        file_sha, cuda_archs = _manifest_file_sha256(runner, engine, built, req.target, project)
+        label_argv, label_env = label_command(engine, req.image, file_sha, cuda_archs, project)
         labelled = runner(label_argv, env=label_env, input=label_dockerfile(built))
         if not labelled.ok:
             last = (labelled.stderr.strip().splitlines() or ["no output"])[-1]
@@ -403,14 +404,16 @@ def archs_of_report(text: str | None) -> list[str]:
 
 
 def _manifest_file_sha256(
-    runner: Runner, engine: Engine, image: str, target: str = ""
+    runner: Runner, engine: Engine, image: str, target: Target, project: str
 ) -> tuple[str, list[str]]:
     """The sha256 of the manifest file's bytes and the env report's kernel architectures, copied
     out of a created, never started container."""
     name = f"torchenv-manifest-{os.getpid()}-{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="torchenv-manifest-") as tmp:
         dest = Path(tmp) / "manifest.json"
-        create, copy, copy_report, remove = manifest_read_commands(engine, image, name, tmp, target)
+        create, copy, copy_report, remove = manifest_read_commands(
+            engine, image, name, tmp, target.name, project
+        )
         done = runner(create, timeout=120)
         try:
             if done.ok:

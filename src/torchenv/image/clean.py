@@ -38,10 +38,16 @@ class Step:
         return [client, self.kind, "rm", self.ref]
 
 
-def plan(found: Iterable[Found], known_images: Iterable[str] = ()) -> list[Step]:
+def plan(
+    found: Iterable[Found],
+    known_images: Iterable[str] = (),
+    projects: frozenset[str] | None = None,
+) -> list[Step]:
     """What to remove and what to keep (with why): containers, then images, then networks.
 
-    `known_images`: the matrix's image names, torchenv's for an image without io.torchenv.tag.
+    `known_images`: the matrix's image names, this project's for an image without
+    io.torchenv.tag or io.torchenv.project (a kit from before those labels); `projects`: this
+    project's image_repos, the io.torchenv.project of what it made (None: any project's).
     """
     known = set(known_images)
     order = {"container": 0, "image": 1, "network": 2}
@@ -57,18 +63,31 @@ def plan(found: Iterable[Found], known_images: Iterable[str] = ()) -> list[Step]
                 Step("network", item.id, f"network {item.names[0] if item.names else short}")
             )
         else:
-            steps += _image_steps(item, short, known)
+            steps += _image_steps(item, short, known, projects)
     return steps
 
 
-def _image_steps(item: Found, short: str, known: set[str]) -> list[Step]:
+def _image_steps(
+    item: Found, short: str, known: set[str], projects: frozenset[str] | None
+) -> list[Step]:
     tags = [t for t in item.names if t != NONE_TAG]
+    found = dict(item.labels)
+    maker = found.get(labels.PROJECT)
+    if projects is not None and maker and maker not in projects:
+        return [Step("image", item.id, f"image {(tags or [short])[0]} ({short})",
+                     f"another project's ({labels.PROJECT}={maker})")]  # fmt: skip
     if not tags:
+        if projects is not None and not maker:
+            why = "untagged, from a kit before the project label: `docker image rm` it yourself"
+            return [Step("image", item.id, f"image {short} (untagged)", why)]
         return [Step("image", item.id, f"image {short} (untagged)")]
-    own = dict(item.labels).get(labels.TAG)
+    own = found.get(labels.TAG)
     steps = []
     for tag in tags:
-        ours = tag == own if own else tag in known
+        if projects is None or maker:  # any project's, or labelled as this project's
+            ours = tag == own if own else tag in known
+        else:  # from a kit before the project label: this project's names alone
+            ours = tag in known and (tag == own or not own)
         keep = (
             "" if ours else "not tagged by a torchenv build (an image built FROM one, or retagged)"
         )

@@ -20,6 +20,10 @@ the staged tree is exactly the installed kit (BuildKit's cache keys on content: 
 keeps every layer). The wheels of `--wheelhouse DIR` and of the project's own `wheelhouse/` are
 linked in for one build and unlinked afterwards. `.torchenv/` is the kit's: `torchenv init` puts it
 in the project's .gitignore and lets the generated Dockerfiles read it through .dockerignore.
+
+Everything here is done inside the project's root and never through a symbolic link: a
+`.torchenv` (or any folder in it) that is a link or not a folder is refused in one line
+(torchenv.files.kit_folder), so a cloned repository cannot make a build write or delete elsewhere.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from pathlib import Path
 import torchbuild
 import torchsmoke
 from torchenv import kit
-from torchenv.files import write_atomic
+from torchenv.errors import UserError
+from torchenv.files import inside, kit_folder, write_in
 from torchenv.matrix import Target
 
 STAGE = ".torchenv"
@@ -82,26 +87,35 @@ def lock_files(target: Target) -> dict[str, Path]:
 def stage_locks(root: Path, target: Target) -> list[Path]:
     """Make `root`/.torchenv/locks/<target>/ exactly the target's env file and locks, a folder
     per layer (each folder made, empty or not: the Dockerfile mounts all three)."""
-    dest = Path(root) / LOCKS_DIR / target.name
-    written = sync(dest, lock_files(target))
+    rel = f"{LOCKS_DIR}/{target.name}"
+    written = sync(root, rel, lock_files(target))
     for layer in ("env", "project", "dev"):
-        (dest / layer).mkdir(parents=True, exist_ok=True)
+        kit_folder(root, f"{rel}/{layer}")
     return written
 
 
 def stage_kit(root: Path) -> list[Path]:
     """Make `root`/.torchenv/kit/ exactly the installed kit; returns the files (re)written."""
-    return sync(Path(root) / KIT_DIR, kit_files())
+    return sync(root, KIT_DIR, kit_files())
 
 
-def sync(dest: Path, wanted: dict[str, Path]) -> list[Path]:
-    """Make `dest` hold exactly `wanted` (relative path: source); returns the files (re)written."""
+def sync(root: Path, rel: str, wanted: dict[str, Path]) -> list[Path]:
+    """Make the kit's folder `rel` under `root` hold exactly `wanted` (relative path: source);
+    returns the files (re)written. A symbolic link in it is refused, never followed."""
+    dest = kit_folder(root, rel)
+    for dirpath, dirnames, filenames in os.walk(dest):
+        for name in (*dirnames, *filenames):
+            if (Path(dirpath) / name).is_symlink():
+                raise UserError(
+                    f"{(Path(dirpath) / name).relative_to(root)} is a symbolic link: {rel}/ is "
+                    f"the kit's to fill; remove {rel}/ (the kit makes it again)"
+                )
     written = []
     for rel_path, source in wanted.items():
         target = dest / rel_path
         data = source.read_bytes()
         if not target.is_file() or target.read_bytes() != data:
-            write_atomic(target, data)
+            write_in(root, target.relative_to(root), data)
             written.append(target)
     for dirpath, _dirnames, filenames in os.walk(dest, topdown=False):
         for name in filenames:
@@ -127,10 +141,10 @@ class BuildContext:
         stage_kit(self.root)
         if self.target is not None:
             stage_locks(self.root, self.target)
-        dest = Path(self.root) / WHEELHOUSE_DIR
-        dest.mkdir(parents=True, exist_ok=True)
+        dest = kit_folder(self.root, WHEELHOUSE_DIR)
         for stale in dest.glob("*.whl"):  # left by a build that was killed outright
-            stale.unlink()
+            if stale.is_symlink() or stale.is_file():
+                stale.unlink()  # a link itself, never what it points at
         try:
             for source in self.wheel_sources():
                 for wheel in sorted(source.glob("*.whl")):
@@ -141,10 +155,13 @@ class BuildContext:
         return self
 
     def wheel_sources(self) -> list[Path]:
-        sources = [Path(self.root) / PROJECT_WHEELHOUSE]
-        if self.wheelhouse is not None:
-            sources.append(Path(self.wheelhouse))
-        return [s for s in sources if s.is_dir()]
+        sources = []
+        own = Path(self.root) / PROJECT_WHEELHOUSE
+        if own.is_dir():  # the project's: inside it, its links followed
+            sources.append(inside(self.root, Path(PROJECT_WHEELHOUSE), f"{PROJECT_WHEELHOUSE}/"))
+        if self.wheelhouse is not None and Path(self.wheelhouse).is_dir():
+            sources.append(Path(self.wheelhouse))  # the user's own choice, on the command line
+        return sources
 
     def _link(self, wheel: Path, dest: Path) -> None:
         if dest.exists():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from torchenv import matrix
 from torchenv.errors import UserError
-from torchenv.files import write_atomic
+from torchenv.files import write_in
 from torchenv.image import devcontainer, render
 from torchenv.image import package as projectpkg
 from torchenv.matrix import table
@@ -105,6 +105,6 @@ def write_all(root: Path, targets: Targets = None) -> list[Path]:
     for path, produce in outputs(root, targets):
         text = produce()
         if not path.is_file() or path.read_text() != text:
-            write_atomic(path, text)
+            write_in(root, path.relative_to(root), text)
             written.append(path)
     return written

@@ -76,14 +76,16 @@ def driver(paths: tuple[str, ...]) -> str:
     )
 
 
-def scan_command(client: str, image: str, user: str, name: str, target: str) -> list[str]:
+def scan_command(
+    client: str, image: str, user: str, name: str, target: str, project: str = ""
+) -> list[str]:
     """The `docker run` line: stdin is the driver; nothing reaches out, nothing is written."""
     return [
         client, "run", "--rm", "--interactive", "--name", name,
         "--network", "none", "--read-only", "--cap-drop", "ALL",
         "--security-opt", "no-new-privileges", "--user", user,
         "--env", "PYTHONDONTWRITEBYTECODE=1",
-        *labels.cli_args(labels.of("verify", target)),
+        *labels.cli_args(labels.of("verify", target, project or None)),
         "--entrypoint", "python", image, "-",
     ]  # fmt: skip
 
@@ -108,12 +110,13 @@ def scan(
     config: dict[str, Any] | None = None,
     runner: Runner = subprocess_runner,
     timeout: float = TIMEOUT_S,
+    project: str = "",
 ) -> Scan:
     """Hash the image's live environment; UserError (one line) when that cannot be done."""
     config = image_config(client, image, runner) if config is None else config
     user = scan_user(config.get("User"))
     name = f"torchenv-verify-{uuid.uuid4().hex[:12]}"
-    argv = scan_command(client, image, user, name, target)
+    argv = scan_command(client, image, user, name, target, project)
     try:
         done = runner(argv, input=driver(paths), timeout=timeout)
     finally:

@@ -135,6 +135,5 @@ def build_wheel(root: Path, runner: Runner = subprocess_runner) -> Wheel:
 
 
 def _stage(root: Path, made: Wheel) -> Wheel:
-    dest_dir = root / PACKAGE_DIR
-    buildcontext.sync(dest_dir, {made.path.name: made.path})
-    return Wheel(dest_dir / made.path.name, made.name, made.version)
+    buildcontext.sync(root, PACKAGE_DIR, {made.path.name: made.path})
+    return Wheel(root / PACKAGE_DIR / made.path.name, made.name, made.version)

@@ -128,6 +128,14 @@ def resolve_image(
 def remote_name(target: Target, registry: str, flavor: str = "runtime") -> tuple[str, str]:
     """(repository, tag) for the target's image at `registry` (HOST[:PORT]/NAMESPACE)."""
     registry = registry.strip().rstrip("/")
+    if "@" in registry.split("/", 1)[0] or "@" in registry.split("://", 1)[-1].split("/", 1)[0]:
+        from torchenv.credentials import redact_text
+
+        raise UserError(
+            f"--registry {redact_text(registry.split('://', 1)[-1])!r} holds a user or password: "
+            "a registry takes none in its name; log in first (docker login HOST), then give "
+            "HOST[:PORT]/NAMESPACE"
+        )
     match = REGISTRY.match(registry)
     if match and not (
         (match["port"] is None or 1 <= int(match["port"]) <= 65535)

@@ -289,8 +289,9 @@ def verify_image(
     client = client or engine.detect(runner).client
     config = livescan.image_config(client, image, runner)
     scan = livescan.scan(
-        client, image, t.name, (MANIFEST_PATH, BUILD_INFO_PATH), config=config, runner=runner
-    )
+        client, image, t.name, (MANIFEST_PATH, BUILD_INFO_PATH), config=config, runner=runner,
+        project=t.image_repo,
+    )  # fmt: skip
     info = scan.files[BUILD_INFO_PATH]
     lock = with_overlays(lock_for(t, installer or image_installer(info)), t, info)
     counts = manifests.summary(scan.manifest)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from torchenv.errors import UserError
+from torchenv.files import no_links
 from torchenv.hints import CONDA_REACH, last_error, unreachable, unreachable_reason
 from torchenv.lock.lockfile import (
     CONDA_PLATFORM,
@@ -62,7 +63,10 @@ def lock_conda(target: Target, runner: Runner = subprocess_runner) -> str:
     """Run conda-lock and write envs/<target>.conda-lock.yml; a line saying what was done."""
     env = target.read_env()
     final = target.conda_lock
-    partial = final.with_name(f".{target.name}.conda-lock.partial.yml")
+    partial = no_links(
+        target.root,
+        final.with_name(f".{target.name}.conda-lock.partial.yml").relative_to(target.root),
+    )
     argv, env_vars = conda_lock_command(target, partial)
     if conda_lock_executable() is None:
         raise UserError(CONDA_LOCK_MISSING)
@@ -83,4 +87,4 @@ def lock_conda(target: Target, runner: Runner = subprocess_runner) -> str:
     finally:
         partial.unlink(missing_ok=True)
     lock = parse_conda_lock(text, final, target.name)
-    return write_lock(final, text, len(lock.packages))
+    return write_lock(final, text, len(lock.packages), target.root)

@@ -29,7 +29,7 @@ from packaging.utils import canonicalize_name
 
 from torchbuild.envfile import EnvFile
 from torchenv.errors import UserError
-from torchenv.files import write_atomic
+from torchenv.files import no_links, write_in
 from torchenv.matrix import INSTALLERS, Target, rel
 
 PIP_PLATFORM = "manylinux_2_28_x86_64"
@@ -317,13 +317,15 @@ def read_lock(path: Path, target_name: str, allow_empty: bool = False) -> Lock:
     return parse_pip_lock(text, Path(path), target_name, allow_empty)
 
 
-def write_lock(path: Path, text: str, count: int) -> str:
-    """Write a lock unless only its date would change; returns what happened, in words."""
+def write_lock(path: Path, text: str, count: int, root: Path) -> str:
+    """Write a lock of the project at `root` unless only its date would change; returns what
+    happened, in words. Never through a symbolic link (torchenv.files.write_in)."""
 
     def undated(body: str) -> str:
         return re.sub(r"(?m)^# locked-on: .*$", "", body)
 
+    no_links(root, path.relative_to(root))
     if path.exists() and undated(path.read_text()) == undated(text):
         return f"{rel(path)}: up to date ({count} packages), left as it was"
-    write_atomic(path, text)
+    write_in(root, path.relative_to(root), text)
     return f"wrote {rel(path)} ({count} packages)"

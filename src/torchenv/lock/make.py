@@ -90,7 +90,7 @@ def lock_pip(
         header = render_header(target, "pip", env, dt.date.today().isoformat(), PIP_PLATFORM)
         text = render_pip_lock(header, packages)
         parse_pip_lock(text, target.pip_lock, target.name)  # never write what the parser refuses
-        done = write_lock(target.pip_lock, text, len(packages))
+        done = write_lock(target.pip_lock, text, len(packages), target.root)
     return "; ".join([done, *overlays.lock_all(target, runner, index_url, upgrade, resolver)])
 
 

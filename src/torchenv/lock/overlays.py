@@ -28,6 +28,7 @@ from packaging.utils import canonicalize_name
 
 from torchenv import matrix
 from torchenv.errors import UserError
+from torchenv.files import no_links
 from torchenv.lock import resolvers
 from torchenv.lock.lockfile import (
     PIP_PLATFORM,
@@ -180,10 +181,10 @@ def lock_all(
         )  # fmt: skip
         text = render_pip_lock(header, packages)  # no packages: the header alone, still a record
         lock = parse_pip_lock(text, overlay.path, target.name, allow_empty=True)
-        lines.append(write_lock(overlay.path, text, len(packages)))
+        lines.append(write_lock(overlay.path, text, len(packages), target.root))
         below.append(lock)
     for path in _unasked(target, wanted):
-        path.unlink()
+        no_links(target.root, path.relative_to(target.root)).unlink()
         lines.append(f"removed {rel(path)} (nothing asks for it now)")
     return lines
 

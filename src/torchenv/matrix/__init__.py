@@ -26,7 +26,7 @@ from pathlib import Path
 
 from torchbuild import envfile, versions
 from torchenv.errors import UserError
-from torchenv.files import write_atomic
+from torchenv.files import write_in
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -302,7 +302,7 @@ def set_value(key: str, value: str, root: Path | None = None) -> None:
     if found != 1:
         raise UserError(f"{path.name}: expected one {key} line, found {found}; edit it by hand")
     parse(pattern.sub(lambda m: f'{m["lead"]}"{value}"', text), source=path.name)  # still valid
-    write_atomic(path, pattern.sub(lambda m: f'{m["lead"]}"{value}"', text))
+    write_in(path.parent, Path(MATRIX_NAME), pattern.sub(lambda m: f'{m["lead"]}"{value}"', text))
     forget()
 
 

@@ -28,7 +28,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from torchenv.credentials import shown
 from torchenv.errors import UserError
+from torchenv.files import inside
 from torchenv.matrix import Project, Target
 
 if sys.version_info >= (3, 11):
@@ -66,10 +68,12 @@ def _parse(text: str, origin: str, source: str) -> Dependency:
         req = Requirement(text)
     except InvalidRequirement as exc:
         first = str(exc).splitlines()[0] if str(exc) else "not PEP 508"
-        raise UserError(f"{origin}: {text!r} is not a requirement ({first})") from None
+        raise UserError(
+            f"{origin}: {shown(text)!r} is not a requirement ({shown(first)})"
+        ) from None
     if req.url:
         raise UserError(
-            f"{origin}: {text!r} is a direct URL, which no index serves with a hash to lock: "
+            f"{origin}: {shown(text)!r} is a direct URL, which no index serves with a hash to lock: "
             f"publish it to an index, or install it in the image yourself; fix {source}"
         )
     return Dependency(str(req), origin)
@@ -91,13 +95,23 @@ def from_pyproject(path: Path, extras: tuple[str, ...], source: str) -> Dependen
     if table is None:
         return None
     name = str(table.get("name") or path.parent.name)
+    if not isinstance(table.get("dynamic", []), list):
+        raise UserError(f"{source}: [project] dynamic must be a list of field names")
     if "dependencies" in table.get("dynamic", []):
         raise UserError(
             f"{source}: [project] dependencies are dynamic, which torchenv cannot read: list them "
             f"in {source}, or point [project] dependencies in targets.toml at a requirements file"
         )
-    items = [_parse(str(r), name, source) for r in table.get("dependencies", [])]
+    items = [
+        _parse(r, name, source)
+        for r in _strings(table.get("dependencies", []), source, "dependencies")
+    ]
     optional = table.get("optional-dependencies", {}) or {}
+    if not isinstance(optional, dict):
+        raise UserError(
+            f"{source}: [project] optional-dependencies must be a table of extras "
+            '(test = ["pytest"]), not ' + type(optional).__name__
+        )
     for extra in extras:
         if extra not in optional:
             known = ", ".join(sorted(optional)) or "none"
@@ -105,12 +119,23 @@ def from_pyproject(path: Path, extras: tuple[str, ...], source: str) -> Dependen
                 f"{source} has no extra {extra!r} (its extras: {known}): fix [project] extras in "
                 "targets.toml"
             )
-        for text in optional[extra]:
-            dep = _parse(str(text), f"{name}[{extra}]", source)
+        for text in _strings(optional[extra], source, f"optional-dependencies.{extra}"):
+            dep = _parse(text, f"{name}[{extra}]", source)
             if dep.name == canonicalize_name(name):  # `sample[gpu]` inside an extra: its own
                 continue
             items.append(dep)
     return Dependencies(source, tuple(items))
+
+
+def _strings(value: object, source: str, key: str) -> list[str]:
+    """A TOML list of requirement strings; UserError (one line) for anything else (a string is
+    not read one character at a time)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserError(
+            f"{source}: [project] {key} must be a list of requirement strings "
+            f'(e.g. ["numpy>=1.26"]), not {type(value).__name__}'
+        )
+    return value
 
 
 def from_requirements(path: Path, source: str) -> Dependencies:
@@ -122,7 +147,7 @@ def from_requirements(path: Path, source: str) -> Dependencies:
         origin = f"{source}:{lineno}"
         if text.startswith(("-", ".", "/")):
             raise UserError(
-                f"{origin}: {text!r} is not supported (torchenv locks index packages only; the "
+                f"{origin}: {shown(text)!r} is not supported (torchenv locks index packages only; the "
                 "index is the target's or --index-url): list the requirements themselves"
             )
         items.append(_parse(text, origin, source))
@@ -144,7 +169,9 @@ def from_environment(path: Path, source: str) -> Dependencies:
     items = []
     for index, text in enumerate(pip, start=1):
         if text.startswith("-"):
-            raise UserError(f"{source}: pip entry {text!r} is not supported: list requirements")
+            raise UserError(
+                f"{source}: pip entry {shown(text)!r} is not supported: list requirements"
+            )
         items.append(_parse(text, f"{source} pip #{index}", source))
     return Dependencies(source, tuple(items))
 
@@ -155,22 +182,26 @@ def read(root: Path, project: Project) -> Dependencies | None:
     if where == "none":
         return None
     if where != "auto":
-        path = root / where
+        path = inside(
+            root, Path(where), f"[project] dependencies = {shown(where)!r} in targets.toml"
+        )
         if not path.is_file():
             raise UserError(
-                f"[project] dependencies = {where!r} in targets.toml, but there is no such file: "
+                f"[project] dependencies = {shown(where)!r} in targets.toml, but there is no such file: "
                 'fix the path, or write "auto" or "none"'
             )
         return _read_file(path, where, project.extras)
     pyproject = root / PYPROJECT
-    if pyproject.is_file():
+    if pyproject.is_file() or pyproject.is_symlink():
+        pyproject = inside(root, Path(PYPROJECT), PYPROJECT)
         found = from_pyproject(pyproject, project.extras, PYPROJECT)
         if found is not None:
             return found
     for name in (REQUIREMENTS, ENVIRONMENT):
-        if (root / name).is_file():
+        if (root / name).is_file() or (root / name).is_symlink():
+            path = inside(root, Path(name), name)
             _no_extras(project, name)
-            return _read_file(root / name, name, ())
+            return _read_file(path, name, ())
     raise UserError(
         f"no dependencies found in {root}: looked for {PYPROJECT} with a [project] table, "
         f'{REQUIREMENTS} and {ENVIRONMENT}; write one, or set [project] dependencies = "none" in '

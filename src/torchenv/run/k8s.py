@@ -158,9 +158,13 @@ def dump(docs: list[dict[str, Any]], header: str = "") -> str:
     return header + body
 
 
-def validate(docs: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -> list[str]:
-    """Strict schema problems, one line each ("Kind/name: message"); [] when valid."""
-    import kubernetes_validate  # type: ignore[import-untyped]  # the package ships no type hints
+def validate(docs: list[dict[str, Any]], version: str = KUBERNETES_VERSION) -> list[str] | None:
+    """Strict schema problems, one line each ("Kind/name: message"); [] when valid; None when
+    kubernetes-validate (the `k8s` extra) is not installed, so nothing could be checked."""
+    try:
+        import kubernetes_validate  # type: ignore[import-untyped]  # ships no type hints
+    except ImportError:
+        return None
 
     problems = []
     for doc in docs:
@@ -188,9 +192,14 @@ def checked_manifest(target: Target, ref: str, source: str, nodes: int, gpus_per
     problems = validate(docs)
     if problems:
         raise UserError(f"the manifest does not validate: {problems[0]}")
+    checked = (
+        f"validated against Kubernetes {KUBERNETES_VERSION}"
+        if problems is not None
+        else "NOT validated (pip install 'torchenv[k8s]' adds kubernetes-validate)"
+    )
     header = (
-        f"# torchenv k8s: {nodes} nodes of {target.name}, image {source}; validated against "
-        f"Kubernetes {KUBERNETES_VERSION}. kubectl apply -f THIS; kubectl logs "
+        f"# torchenv k8s: {nodes} nodes of {target.name}, image {source}; {checked}. "
+        f"kubectl apply -f THIS; kubectl logs "
         f"-l job-name={job_name(target)}\n"
         f"# The Job and its pods go {TTL_S} s after it ends (ttlSecondsAfterFinished); the Service "
         f"and the NetworkPolicy stay (a Job cannot own what is made before it): kubectl delete "

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from torchenv.engine.images import get_image
-from torchenv.engine.labels import MANAGED, role_key
+from torchenv.engine.labels import MANAGED, PROJECT, role_key
 from torchenv.engine.sdk import gpu_request
 from torchenv.errors import UserError
 from torchenv.matrix import Target
@@ -138,10 +138,12 @@ class Plan:
     nproc: int
     target: str
     timeout_s: float = RUN_TIMEOUT_S
+    project: str = ""  # the project's image_repo (io.torchenv.project: `invoke clean` finds it)
 
     @property
     def labels(self) -> dict[str, str]:
-        return {MANAGED_LABEL: "true", MULTINODE_LABEL: self.run_id}
+        found = {MANAGED_LABEL: "true", MULTINODE_LABEL: self.run_id}
+        return {**found, PROJECT: self.project} if self.project else found
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,10 @@ def plan(req: MultiNodeRequest, run_id: str | None = None) -> Plan:
                 publish={req.rdzv_port: req.rdzv_port} if index == 0 else {},
             )
         )
-    return Plan(run_id, run_id, req.image, tuple(nodes), req.nproc, req.target.name, req.timeout_s)
+    return Plan(
+        run_id, run_id, req.image, tuple(nodes), req.nproc, req.target.name, req.timeout_s,
+        project=req.target.image_repo,
+    )  # fmt: skip
 
 
 def create_kwargs(p: Plan, node: Node) -> dict[str, Any]:

@@ -68,18 +68,31 @@ def shell_command(client: str, req: ShellRequest, *, tty: bool, gpus: bool) -> l
         f"--shm-size={SHM_SIZE}", "--user", f"{uid}:{gid}", "--env", "HOME=/tmp",
         # the image has no passwd entry for your UID: your name, for torch.compile's caches
         "--env", f"USER={_user_name()}",
-        *labels.cli_args(labels.of(req.role, req.target.name)),
+        *labels.cli_args(labels.of(req.role, req.target.name, req.target.image_repo)),
         # no capabilities, no gaining privileges (setuid): a shell as you needs neither
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--volume", f"{Path(req.workspace).resolve()}:/workspace", "--workdir", "/workspace",
+        "--mount", bind_mount(req.workspace, "/workspace"), "--workdir", "/workspace",
     ]  # fmt: skip
     for host, inside in req.volumes:
-        argv += ["--volume", f"{Path(host).resolve()}:{inside}"]
+        argv += ["--mount", bind_mount(host, inside)]
     for name, value in req.env:
         argv += ["--env", f"{name}={value}"]
     if gpus:
         argv.append("--gpus=all")
     return [*argv, req.image, *req.command]
+
+
+def bind_mount(host: Path | str, inside: str) -> str:
+    """`--mount` for a host folder: unlike `--volume SRC:DST` it cannot be split at a colon in
+    the path; a field holding a comma or a quote is quoted as the CSV that --mount parses."""
+
+    def field(key: str, value: str) -> str:
+        text = f"{key}={value}"
+        return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"') else text
+
+    return ",".join(
+        ["type=bind", field("source", str(Path(host).resolve())), field("target", inside)]
+    )
 
 
 def _user_name() -> str:

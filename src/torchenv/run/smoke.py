@@ -126,7 +126,7 @@ def run_kwargs(req: SmokeRequest, gpu: bool) -> dict[str, Any]:
         "image": req.image,
         "command": smoke_args(req),
         "shm_size": SHM_SIZE,
-        "labels": labels.of("smoke", req.target.name),
+        "labels": labels.of("smoke", req.target.name, req.target.image_repo),
         "environment": dict(req.env),
         "detach": True,
         # The suite needs no capability (DDP on loopback sockets, the dataloader's shm) and

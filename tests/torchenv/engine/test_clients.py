@@ -187,3 +187,8 @@ def test_the_gpu_runtime_probe_reads_the_sdk_clients_info_with_the_same_rule():
     assert engine.gpu_runtime(Sdk({"runc": {}, "nvidia": {"path": "nvidia-container-runtime"}}))  # type: ignore[arg-type]
     assert not engine.gpu_runtime(Sdk({"runc": {}}))  # type: ignore[arg-type]
     assert not engine.gpu_runtime(Sdk(error=requests.exceptions.ConnectionError("gone")))  # type: ignore[arg-type]
+
+
+def test_a_dry_run_without_an_engine_shows_what_a_builtin_client_runs():
+    found = engine.for_dry_run(FakeRunner())  # no docker at all
+    assert (found.client, found.builder) == ("docker", "builtin")

@@ -161,3 +161,28 @@ def test_clean_finds_and_removes_what_was_labelled_and_nothing_else(docker_engin
         docker("container", "rm", "-f", f"{target}-c")
         docker("network", "rm", f"{target}-net")
         docker("image", "rm", "-f", derived, tag)
+
+
+def test_clean_acts_on_this_projects_images_and_containers_alone():
+    """Issue 31, case 8: another project's image and container (io.torchenv.project) are left;
+    an image of a kit from before the label is this project's only under its matrix names."""
+    mine, theirs = "myproj/cuda13:2.14.1-cu130", "other/cuda13:2.14.1-cu130"
+    images = [
+        inspect_line(OURS, [mine], {**labels.of_image(mine, "myproj"), labels.TARGET: "cuda13"}),
+        inspect_line(DERIVED, [theirs], {**labels.of_image(theirs, "other"), labels.TARGET: "cuda13"}),
+        inspect_line(OLD, ["old/cpu:1"], {**labels.of_image("old/cpu:1"), labels.TARGET: "cpu"}),
+    ]  # fmt: skip
+    containers = "c1\tmine\texited\tmyproj\nc2\ttheirs\texited\tother\n"
+    runner = engine(images, containers, "n1\tmine-net\tmyproj\nn2\ttheirs-net\tother\n")
+    found = clean.find(DOCKER, None, runner, projects=frozenset({"myproj"}))
+    assert [(f.kind, f.id) for f in found if f.kind != "image"] == [
+        ("container", "c1"), ("network", "n1"),
+    ]  # fmt: skip
+    steps = clean.plan(found, known_images=[mine], projects=frozenset({"myproj"}))
+    assert clean.describe(steps, dry_run=True) == [
+        "would remove container mine (exited)",
+        f"would remove image {mine} ({OURS[7:19]})",
+        f"keep image old/cpu:1 ({OLD[7:19]}): not tagged by a torchenv build (an image built FROM one, or retagged)",
+        f"keep image {theirs} ({DERIVED[7:19]}): another project's (io.torchenv.project=other)",
+        "would remove network mine-net",
+    ]  # fmt: skip

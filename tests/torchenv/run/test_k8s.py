@@ -12,6 +12,7 @@ from tests.support.nodes import (
     run_plan,
 )  # fmt: skip
 
+from torchenv import matrix
 from torchenv.run import k8s, multinode
 
 
@@ -128,3 +129,15 @@ def test_a_network_policy_admits_only_the_jobs_pods_and_the_header_says_how_to_r
     assert k8s.validate([service, job, policy]) == []
     text = k8s.checked_manifest(TARGET, f"r.example/x@sha256:{'a' * 64}", "by digest", 2, 0)
     assert f"kubectl delete service,networkpolicy -l app.kubernetes.io/instance={name}" in text
+
+
+def test_without_kubernetes_validate_the_manifest_is_written_and_says_so(monkeypatch):
+    """Issue 31, case 4: the kit from its wheel has no kubernetes-validate (the `k8s` extra):
+    `invoke k8s` still writes the manifest, marked as not validated, not a traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "kubernetes_validate", None)  # import raises ImportError
+    target = matrix.get("cpu")
+    text = k8s.checked_manifest(target, f"r.example/o/cpu@sha256:{'a' * 64}", "given", 2, 0)
+    assert "NOT validated (pip install 'torchenv[k8s]'" in text.splitlines()[0]
+    assert "kind: Job" in text

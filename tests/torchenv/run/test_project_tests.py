@@ -82,7 +82,10 @@ def test_the_run_is_the_dry_runs_line_and_its_status_is_returned(tmp_path: Path)
     assert not (tmp_path / "reports").exists()  # a dry run makes nothing
     line = shown[-1]
     assert line.startswith(f"{CLIENT} run --rm --interactive") and "--gpus=all" not in line
-    assert f"--volume {tmp_path}:/workspace" in line and "--label io.torchenv.test=cuda13" in line
+    assert (
+        f"--mount type=bind,source={tmp_path},target=/workspace" in line
+        and "--label io.torchenv.test=cuda13" in line
+    )
     runner = engine(code=3)
     lines = []
     assert projecttest.run(request(tmp_path), runner=runner, out=lines.append) == 3

@@ -42,9 +42,9 @@ def test_the_command_as_the_caller_with_a_tty_only_when_there_is_one():
         "--user", f"{os.getuid()}:{os.getgid()}", "--env", "HOME=/tmp",
         "--env", f"USER={getpass.getuser()}",
         "--label", "io.torchenv.managed=true", "--label", "io.torchenv.target=cuda13",
-        "--label", "io.torchenv.shell=cuda13",
+        "--label", "io.torchenv.shell=cuda13", "--label", "io.torchenv.project=torchenv",
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--volume", f"{REPO}:/workspace", "--workdir", "/workspace",
+        "--mount", f"type=bind,source={REPO},target=/workspace", "--workdir", "/workspace",
         "torchenv/cuda13:2.14.1-cu130-dev", "bash",
     ]  # fmt: skip
     piped = shell.shell_command(CLIENT, request(), tty=False, gpus=True)
@@ -149,3 +149,23 @@ def test_a_container_that_cannot_be_removed_is_one_line_with_the_command(detecte
     with pytest.raises(KeyboardInterrupt):
         shell.launch(request(), runner, out=lines.append)
     assert not lines[-1].startswith("torchenv: could not")  # its --rm was quicker: fine
+
+
+@pytest.mark.parametrize(
+    ("folder", "mount"),
+    [
+        ("/srv/my:project", "type=bind,source=/srv/my:project,target=/workspace"),
+        ("/srv/a,b", 'type=bind,"source=/srv/a,b",target=/workspace'),
+        ('/srv/say "hi"', 'type=bind,"source=/srv/say ""hi""",target=/workspace'),
+    ],
+)
+def test_a_workspace_path_with_a_colon_or_comma_is_one_unambiguous_mount(folder, mount):
+    """`--volume SRC:/workspace` splits at a colon in SRC (issue 31, case 9); --mount does not,
+    and quotes what its CSV would split."""
+    import csv
+
+    assert shell.bind_mount(folder, "/workspace") == mount
+    fields = next(csv.reader([mount]))
+    assert dict(f.split("=", 1) for f in fields) == {
+        "type": "bind", "source": folder, "target": "/workspace",
+    }  # fmt: skip
