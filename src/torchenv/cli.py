@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
         "that exists with other content is kept unless --force; a second run writes nothing.",
     )  # fmt: skip
     init.add_argument("--force", action="store_true", help="replace files that differ")
+    init.add_argument(
+        "--targets", metavar="T1,T2",
+        help="the targets a new targets.toml holds, e.g. cpu,cuda13 (default: all the kit's)",
+    )  # fmt: skip
     sub.add_parser(
         "stage", help="copy the kit's build files into .torchenv/ (invoke build does it too)"
     )
@@ -43,10 +47,11 @@ def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     root = matrix.find_root() or Path.cwd().resolve()
     if args.command == "init":
-        outcome = scaffold.init(root, force=args.force)
+        names = [n.strip() for n in args.targets.split(",") if n.strip()] if args.targets else None
+        outcome = scaffold.init(root, force=args.force, names=names)
         for line in outcome.lines(root):
             print(line)
-        print("next: invoke lock --target cuda13 && invoke build --target cuda13 (invoke --list)")
+        print(scaffold.next_steps(root))
     else:
         written = buildcontext.stage_kit(matrix.project_root())
         print(f"staged the kit in {buildcontext.KIT_DIR}/ ({len(written)} file(s) changed)")

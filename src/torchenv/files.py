@@ -167,3 +167,76 @@ def exclusive(root: Path, name: str, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+class Transaction:
+    """Writes and removals of the project's files, done all or not at all.
+
+    `check` refuses (one line) before anything is touched: a symbolic link on the way, a folder
+    where a file goes or a file where a folder goes, a folder this user cannot write. `commit`
+    then does each step; should one fail (a full disk, Ctrl-C), every step done is undone (a
+    replaced file gets its old bytes back, a new file and the folders made for it go) and the
+    error goes on.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.steps: list[tuple[Path, bytes | None]] = []  # relative path, new bytes (None: remove)
+
+    def write(self, rel: Path | str, data: str | bytes) -> None:
+        self.steps.append((Path(rel), data.encode() if isinstance(data, str) else data))
+
+    def remove(self, rel: Path | str) -> None:
+        self.steps.append((Path(rel), None))
+
+    def check(self) -> None:
+        for rel, data in self.steps:
+            full = no_links(self.root, rel)
+            here = full.parent
+            while not here.exists():
+                here = here.parent
+            if not here.is_dir():
+                raise UserError(
+                    f"{_shown(self.root, here)} is a file where torchenv needs a folder (for "
+                    f"{rel}): move it away"
+                )
+            if full.is_dir():
+                raise UserError(f"{rel} is a folder where torchenv writes a file: move it away")
+            if data is not None and not os.access(here, os.W_OK | os.X_OK):
+                raise UserError(f"cannot write {rel}: {_shown(self.root, here)} is not writable")
+
+    def commit(self) -> None:
+        self.check()
+        done: list[tuple[Path, bytes | None]] = []  # path, its bytes before (None: it was new)
+        made: list[Path] = []  # folders made, deepest last
+        try:
+            for rel, data in self.steps:
+                full = self.root / rel
+                before = full.read_bytes() if full.is_file() else None
+                if data is None:
+                    if before is None:
+                        continue
+                    full.unlink()
+                else:
+                    made += _missing_folders(full.parent)
+                    write_atomic(full, data)
+                done.append((full, before))
+        except BaseException:
+            for full, before in reversed(done):
+                if before is None:
+                    full.unlink(missing_ok=True)
+                else:
+                    write_atomic(full, before)
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders that do not exist yet on the way to `folder`, outermost first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    return list(reversed(missing))

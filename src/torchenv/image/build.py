@@ -85,7 +85,9 @@ def validate(req: BuildRequest) -> None:
             f"{t.env_file.relative_to(t.root)} does not match targets.toml: run `invoke generate`"
         )
     if not t.dockerfile.exists() or t.dockerfile.read_text() != render.dockerfile(t):
-        raise UserError(f"docker/{t.dockerfile.name} is missing or stale: run `invoke generate`")
+        raise UserError(
+            f"{t.dockerfile.relative_to(t.root)} is missing or stale: run `invoke generate`"
+        )
     if not is_pinned(req.base) and not req.allow_unpinned_base:
         raise UserError(
             f"base image {req.base} is given by tag alone: pin it by digest (NAME@sha256:...) "

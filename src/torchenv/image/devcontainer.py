@@ -77,7 +77,7 @@ def config(target: Target, package: bool = False) -> dict[str, object]:
         "name": display_name(target),
         "build": {
             # Paths are relative to .devcontainer/<target>/.
-            "dockerfile": f"../../docker/{target.name}.Dockerfile",
+            "dockerfile": str(Path("../..") / target.dockerfile.relative_to(target.root)),
             "context": "../..",
             "target": "dev",
             "args": {

@@ -30,7 +30,7 @@ def env_file(t: Target) -> str:
     header = (
         f"Generated from targets.toml by `invoke generate`: edit targets.toml, not this file.\n"
         f"torchenv target {t.name}: {t.description}.\n"
-        f"On a workstation: conda env create -f envs/{t.name}.yml"
+        f"On a workstation: conda env create -f {t.env_file.relative_to(t.root)}"
     )
     pins = {"torch": t.torch, "torchvision": t.torchvision, "torchaudio": t.torchaudio}
     if t.torchcodec:

@@ -23,10 +23,14 @@ import sys
 from dataclasses import MISSING, dataclass, field, fields
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from torchbuild import envfile, versions
 from torchenv.errors import UserError
 from torchenv.files import write_in
+from torchenv.matrix.projecttable import Project, parse_project
+
+__all__ = ["Project", "parse_project"]  # re-exported: the [project] table is the matrix's too
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -99,10 +103,17 @@ class Target:
     cuda_archs: tuple[str, ...] = ()
     # The project this target belongs to (the folder of its targets.toml): not a key of the file.
     root: Path = field(default=Path(), compare=False, repr=False)
+    # Where under the root the kit keeps its files for the project (targets.toml's `files`).
+    files: str = field(default=".", compare=False, repr=False)
 
     def as_dict(self) -> dict[str, object]:
         """The target as targets.toml states it (for `invoke matrix --format json`)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "root"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_KEYS}
+
+    @property
+    def folder(self) -> Path:
+        """The folder of the kit's files for this project: envs/ and docker/ are in it."""
+        return self.root / self.files
 
     @property
     def is_cuda(self) -> bool:
@@ -115,31 +126,31 @@ class Target:
 
     @property
     def env_file(self) -> Path:
-        return self.root / "envs" / f"{self.name}.yml"
+        return self.folder / "envs" / f"{self.name}.yml"
 
     @property
     def dockerfile(self) -> Path:
-        return self.root / "docker" / f"{self.name}.Dockerfile"
+        return self.folder / "docker" / f"{self.name}.Dockerfile"
 
     @property
     def pip_lock(self) -> Path:
         """Hashed requirements for the pip installer (written by `invoke lock`)."""
-        return self.root / "envs" / f"{self.name}.pip.lock.txt"
+        return self.folder / "envs" / f"{self.name}.pip.lock.txt"
 
     @property
     def project_lock(self) -> Path:
         """Hashed requirements of the project's dependencies, above the pip lock (`invoke lock`)."""
-        return self.root / "envs" / f"{self.name}.project.lock.txt"
+        return self.folder / "envs" / f"{self.name}.project.lock.txt"
 
     @property
     def dev_lock(self) -> Path:
         """Hashed requirements of the dev flavor's extras, above the project's (`invoke lock`)."""
-        return self.root / "envs" / f"{self.name}.dev.lock.txt"
+        return self.folder / "envs" / f"{self.name}.dev.lock.txt"
 
     @property
     def conda_lock(self) -> Path:
         """conda-lock unified lock for the conda installer (written by `invoke lock`)."""
-        return self.root / "envs" / f"{self.name}.conda-lock.yml"
+        return self.folder / "envs" / f"{self.name}.conda-lock.yml"
 
     def read_env(self) -> envfile.EnvFile:
         """The target's env file as the build reads it (torchbuild.envfile); its errors become
@@ -179,7 +190,8 @@ class Target:
         ]  # fmt: skip
 
 
-_FIELDS = {f.name for f in fields(Target)} - {"root"}
+_NOT_KEYS = {"root", "files"}  # a Target's fields that are no target keys of targets.toml
+_FIELDS = {f.name for f in fields(Target)} - _NOT_KEYS
 # What each text field may hold: the values reach file names, Dockerfile fields, labels and
 # command lines, so none may carry a quote, a space where it would split, a line break or `..`.
 NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -228,17 +240,23 @@ def _check_values(name: str, values: dict[str, object], source: str) -> None:
         )
 
 
-_REQUIRED = {f.name for f in fields(Target) if f.default is MISSING} - {"name", "root"}
+_REQUIRED = {f.name for f in fields(Target) if f.default is MISSING} - {"name", *_NOT_KEYS}
+
+
+def toml_data(text: str, source: str = MATRIX_NAME) -> dict[str, Any]:
+    """The matrix file's TOML as a dict; UserError (one line) for bad TOML."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{source}: {exc}; fix the TOML syntax") from None
 
 
 def parse(text: str, source: str = "targets.toml", root: Path = Path()) -> dict[str, Target]:
     """Parse matrix TOML text into targets (in file order) of the project at `root`; UserError on
     anything malformed."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{source}: {exc}; fix the TOML syntax") from None
+    data = toml_data(text, source)
     defaults = data.get("defaults", {})
+    files = files_folder(data, source)
     raw_targets = data.get("targets")
     if not isinstance(raw_targets, dict) or not raw_targets:
         raise UserError(f"{source}: no [targets.<name>] tables; define at least one target")
@@ -263,8 +281,28 @@ def parse(text: str, source: str = "targets.toml", root: Path = Path()) -> dict[
                 f"{source}: target {name!r} has cuda = {cuda!r}, whose minimum driver torchenv "
                 f"does not know: use one of {', '.join(versions.MIN_DRIVER)}"
             )
-        targets[name] = Target(**values, root=root)
+        targets[name] = Target(**values, root=root, files=files)
     return targets
+
+
+# What `files` may be: a relative folder of plain names (no `..`, no absolute path, no spaces).
+_FILES = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
+FILES_DEFAULT = ".torchenv.d"  # what `torchenv init` writes for a new project
+
+
+def files_folder(data: dict[str, object], source: str = MATRIX_NAME) -> str:
+    """targets.toml's top-level `files`: where under the root the kit keeps the files it
+    generates and the locks (envs/, docker/, its init record). Without it: the root itself, as
+    projects set up by torchenv 0.1 (and this repository) have them."""
+    value = data.get("files", ".")
+    if value == ".":
+        return "."
+    if not isinstance(value, str) or not _FILES.fullmatch(value) or ".." in value.split("/"):
+        raise UserError(
+            f"{source}: files = {value!r}: give a folder inside the project, e.g. "
+            f'"{FILES_DEFAULT}" (no "..", no absolute path)'
+        )
+    return value
 
 
 def load(root: Path | None = None) -> dict[str, Target]:
@@ -314,57 +352,6 @@ def defaults(root: Path | None = None) -> dict[str, object]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"cannot read the [defaults] of {path.name}: {exc}") from None
     return dict(data.get("defaults", {}))
-
-
-@dataclass(frozen=True)
-class Project:
-    """The [project] table: what of the project itself goes into every target's image."""
-
-    # Where its dependencies are declared: "auto" (pyproject.toml's [project] dependencies, else
-    # requirements.txt, else environment.yml's pip section), one such file, or "none".
-    dependencies: str = "auto"
-    extras: tuple[str, ...] = ()  # pyproject extras locked and installed with the dependencies
-    # Install the project's own package (--no-deps, from the build context); None: when
-    # pyproject.toml has a [project] table.
-    package: bool | None = None
-    test_command: str = "pytest"  # what `invoke test` runs in the image
-
-
-_PROJECT_TYPES: dict[str, tuple[type, ...]] = {
-    "dependencies": (str,), "extras": (list,), "package": (bool,), "test_command": (str,)
-}  # fmt: skip
-_EXTRA = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-def parse_project(text: str, source: str = MATRIX_NAME) -> Project:
-    """The [project] table of matrix TOML text (defaults where absent); UserError when malformed."""
-    try:
-        raw = tomllib.loads(text).get("project", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{source}: {exc}; fix the TOML syntax") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{source}: project must be a table ([project])")
-    unknown = set(raw) - set(_PROJECT_TYPES)
-    if unknown:
-        raise UserError(
-            f"{source}: [project] has unknown key(s) {', '.join(sorted(unknown))}; valid keys: "
-            f"{', '.join(_PROJECT_TYPES)}"
-        )
-    for key, value in raw.items():
-        if not isinstance(value, _PROJECT_TYPES[key]):
-            kind = _PROJECT_TYPES[key][0].__name__
-            raise UserError(f"{source}: [project] {key} = {value!r}: give a {kind}")
-    extras = tuple(raw.get("extras", ()))
-    bad = [e for e in extras if not isinstance(e, str) or not _EXTRA.fullmatch(e)]
-    if bad:
-        raise UserError(f"{source}: [project] extras has {bad[0]!r}: give extra names, e.g. test")
-    command = raw.get("test_command", Project.test_command)
-    if not command.strip() or not command.isprintable():
-        raise UserError(f"{source}: [project] test_command must be one printable line")
-    return Project(
-        dependencies=raw.get("dependencies", Project.dependencies), extras=extras,
-        package=raw.get("package"), test_command=command,
-    )  # fmt: skip
 
 
 def project(root: Path | None = None) -> Project:

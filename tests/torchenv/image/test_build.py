@@ -68,7 +68,7 @@ def test_dry_run_prints_the_exact_commands_without_an_engine():
     assert commands[1:] == [
         "/usr/bin/docker create --pull never --label io.torchenv.managed=true "
         "--label io.torchenv.target=cuda13 --label io.torchenv.manifest=cuda13 "
-        "--name NAME torchenv/cuda13:2.14.1-cu130",
+        "--label io.torchenv.project=torchenv --name NAME torchenv/cuda13:2.14.1-cu130",
         "/usr/bin/docker cp NAME:/opt/torchenv/manifest.json DIR/manifest.json",
         "/usr/bin/docker cp NAME:/opt/torchenv/env-report.json DIR/env-report.json",
         "/usr/bin/docker rm --force NAME   # then label the image with the manifest file's sha256",
@@ -250,6 +250,7 @@ def test_run_build_streams_labels_with_the_file_sha256_and_leaves_no_dangling_im
     assert own == (
         "--label", "io.torchenv.managed=true",
         "--label", "io.torchenv.tag=torchenv/cuda13:2.14.1-cu130",
+        "--label", "io.torchenv.project=torchenv",
     )  # fmt: skip
     # by the built image's ID, with the engine's own builder: nothing can pull the tag
     assert label.input == f"FROM {BUILT_ID}\n"

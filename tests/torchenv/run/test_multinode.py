@@ -49,6 +49,7 @@ def test_plan_names_nodes_like_an_indexed_job_and_labels_everything():
     assert p.labels == {
         "io.torchenv.managed": "true",
         "io.torchenv.multinode": "torchenv-mn-test",
+        "io.torchenv.project": "torchenv",
     }
     kwargs = multinode.create_kwargs(p, p.nodes[0])
     assert kwargs["labels"]["io.torchenv.multinode"] == "torchenv-mn-test"

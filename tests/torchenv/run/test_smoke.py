@@ -38,6 +38,7 @@ def test_container_has_shared_memory_and_gpu_request():
         smokes.SMOKE_LABEL: "cuda13",
         "io.torchenv.managed": "true",
         "io.torchenv.target": "cuda13",
+        "io.torchenv.project": "torchenv",
     }
     line = smokes.describe(kwargs)
     assert line.startswith("docker run --rm --shm-size=2g --gpus=all")
