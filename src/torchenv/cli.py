@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torchenv import matrix, scaffold
 from torchenv.credentials import redact_text
-from torchenv.errors import UserError
+from torchenv.errors import Problems, UserError
 from torchenv.image import context as buildcontext
 
 
@@ -61,6 +61,10 @@ def run(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         return run(sys.argv[1:] if argv is None else argv)
+    except Problems as exc:  # several at once: a line each
+        for line in exc.lines:
+            print("torchenv: error: " + redact_text(line), file=sys.stderr)
+        return 1
     except UserError as exc:
         print("torchenv: error: " + redact_text(" ".join(str(exc).splitlines())), file=sys.stderr)
         return 1

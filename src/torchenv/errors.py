@@ -11,3 +11,12 @@ turns it into a UserError, the one place the kit reads an env file.
 
 class UserError(Exception):
     """Bad input or a host problem the user can fix; the message says what is wrong and what to do."""
+
+
+class Problems(UserError):
+    """Several problems found in one run, each a line of its own (a project's every problem is
+    said at once, not one per run)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = [" ".join(str(line).splitlines()) for line in lines]
+        super().__init__("\n".join(self.lines))

@@ -27,7 +27,7 @@ from invoke.tasks import Task
 from torchenv import matrix
 from torchenv.credentials import redact_text
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
-from torchenv.errors import UserError
+from torchenv.errors import Problems, UserError
 from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS
 
 TRUE = ("1", "true", "yes", "on")
@@ -194,6 +194,10 @@ def user_errors() -> Iterator[None]:
     try:
         with sigterm_as_ctrl_c():
             yield
+    except Problems as exc:  # several problems found at once: a line each
+        for line in exc.lines[:-1]:
+            print("error: " + redact_text(line), file=sys.stderr)
+        raise Exit("error: " + redact_text(exc.lines[-1]), code=1) from None
     except UserError as exc:
         # one line, whatever a value held (a newline in a flag's value)
         raise Exit("error: " + redact_text(" ".join(str(exc).splitlines())), code=1) from None

@@ -15,8 +15,6 @@ trusted to load in the image. The build's droppings in the working tree (setupto
 from __future__ import annotations
 
 import re
-import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +26,15 @@ from torchenv.errors import UserError
 from torchenv.image import context as buildcontext
 from torchenv.lock import uv_resolver
 from torchenv.matrix import Project
+from torchenv.project import wheel as wheels
 from torchenv.project.deps import PYPROJECT, project_table
+from torchenv.project.wheel import EPOCH, build_command
 from torchenv.runner import Runner, subprocess_runner
 
 PACKAGE_DIR = ".torchenv/package"
-# Zip timestamps before 1980 cannot be stored: the earliest a wheel holds.
-EPOCH = "315532800"
 _PURE = re.compile(r"-(py3|py2\.py3|py3\.py2)-none-any\.whl$")
 _WHEEL = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
-BUILD_TIMEOUT_S = 600
+__all__ = ["EPOCH", "PACKAGE_DIR", "Wheel", "build_command", "build_wheel", "enabled", "enabled_in"]
 
 
 @dataclass(frozen=True)
@@ -68,26 +66,6 @@ def enabled_in(root: Path) -> bool:
     return path.is_file() and enabled(root, matrix.parse_project(path.read_text()))
 
 
-def build_command(root: Path, out_dir: Path, uv: str | None = None) -> list[str]:
-    """`uv build --wheel` where uv is installed (it keeps the isolated build environment between
-    builds: about 1.5 s against pip's 4.5 s for the sample project), else `pip wheel`."""
-    source = str(Path(root).resolve())
-    if uv:
-        return [uv, "build", "--wheel", "--quiet", "--out-dir", str(out_dir), source]
-    return [
-        sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
-        "--wheel-dir", str(out_dir), source,
-    ]  # fmt: skip
-
-
-def _droppings(root: Path) -> set[Path]:
-    found = {root / "build"} if (root / "build").exists() else set()
-    for folder in (root, root / "src"):
-        if folder.is_dir():
-            found.update(folder.glob("*.egg-info"))
-    return found
-
-
 def parse_wheel(path: Path) -> Wheel:
     match = _WHEEL.match(path.name)
     if not match:
@@ -104,27 +82,9 @@ def build_wheel(root: Path, runner: Runner = subprocess_runner) -> Wheel:
             f"[project] package = true in targets.toml, but {root / PYPROJECT} has no [project] "
             "table to build a package from: add one, or set package = false"
         )
-    before = _droppings(root)
     with tempfile.TemporaryDirectory(prefix="torchenv-wheel-") as tmp:
-        try:
-            done = runner(
-                build_command(root, Path(tmp), uv_resolver.executable()),
-                env={"SOURCE_DATE_EPOCH": EPOCH}, timeout=BUILD_TIMEOUT_S,
-            )  # fmt: skip
-        finally:
-            for path in _droppings(root) - before:
-                shutil.rmtree(path, ignore_errors=True)
-        if not done.ok:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise UserError(
-                f"building the project's package failed (exit {done.returncode}): {last}; fix the "
-                "build (`uv build --wheel` or `pip wheel --no-deps .` shows it all), or set "
-                "[project] package = false"
-            )
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        if len(wheels) != 1:
-            raise UserError(f"building the project's package gave {len(wheels)} wheels, not one")
-        made = parse_wheel(wheels[0])
+        built = wheels.build(root, Path(tmp), runner, uv_resolver.executable())
+        made = parse_wheel(built)
         if not _PURE.search(made.path.name):
             raise UserError(
                 f"the project's package builds {made.path.name}, a wheel for one Python and "

@@ -20,7 +20,7 @@ from pathlib import Path
 from torchbuild.envfile import EnvFile
 from torchenv import matrix
 from torchenv.credentials import index_source
-from torchenv.errors import UserError
+from torchenv.errors import Problems, UserError
 from torchenv.lock import conda_resolver, drift, overlays, pip_resolver, resolvers, uv_resolver
 from torchenv.lock.lockfile import (
     LOCK_KINDS,
@@ -78,7 +78,13 @@ def lock_pip(
     image's layers that hold it, alone. `upgrade` resolves every lock again (newer releases of
     the unpinned dependencies). The project's own dependencies are read first: one that excludes
     the target's torch is refused in one line, and nothing is written."""
-    overlays.project_dependencies(target)  # the gate, before anything is resolved
+    # the gate, before anything is written: every problem of the project's at once, with what
+    # the resolver says of the rest
+    overlay_index = None if target.index_url else index_url
+    deps, problems = overlays.read_project(target, overlay_index)
+    if problems:
+        more = overlays.probe(target, deps, problems, runner, overlay_index, resolver)
+        raise Problems(problems + more)
     if not upgrade and target.pip_lock.exists() and not drift.check_target(target, target.pip_lock):
         count = len(
             parse_pip_lock(target.pip_lock.read_text(), target.pip_lock, target.name).packages
@@ -115,8 +121,7 @@ def lock_target(
     done, failed = [], []
     for name in chosen:
         if name == "conda" and installer is None and conda_resolver.conda_lock_executable() is None:
-            done.append(f"conda lock of {t.name} skipped: {conda_resolver.CONDA_LOCK_MISSING}")
-            continue
+            continue  # conda was not asked for: nothing is said of it
         try:
             made = (
                 lock_pip(t, runner, index_url, upgrade, resolver)
@@ -124,10 +129,12 @@ def lock_target(
                 else conda_resolver.lock_conda(t, runner)
             )
             done.append(made)
+        except Problems as exc:
+            failed += exc.lines
         except UserError as exc:
             failed.append(f"{name} lock of {t.name}: {exc}")
     if failed:
-        raise UserError("; ".join(done + failed))
+        raise Problems([*done, *failed])
     return done
 
 

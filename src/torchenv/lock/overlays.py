@@ -21,15 +21,15 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
 from torchenv import matrix
-from torchenv.errors import UserError
+from torchenv.errors import Problems, UserError
 from torchenv.files import no_links
-from torchenv.lock import resolvers
+from torchenv.lock import resolvers, uv_resolver
 from torchenv.lock.lockfile import (
     PIP_PLATFORM,
     Lock,
@@ -55,18 +55,88 @@ class Overlay:
     requirements: tuple[str, ...]  # PEP 508, as declared
     what: str  # in messages: "the project's dependencies", "the dev flavor's extras"
     fix: str  # where to change what it asks for
+    constraints: tuple[str, ...] = ()  # the project's `-c` files: versions it may not leave
+    origins: tuple[tuple[str, str], ...] = ()  # (name, where it is asked for), for messages
 
 
-def project_dependencies(target: Target) -> projectdeps.Dependencies | None:
-    """The project's dependencies (the matrix's [project] table), refused in one line where one
-    excludes the target's torch pins; None when the project declares none."""
-    deps = projectdeps.read(target.root, matrix.project(target.root))
-    if deps is None:
-        return None
-    conflicts = projectdeps.torch_conflicts(deps, target)
-    if conflicts:
-        raise UserError(conflicts[0])
+# One read per invocation and project state: the backend's metadata costs a build.
+_READ: dict[tuple[object, ...], tuple[projectdeps.Dependencies | None, list[str]]] = {}
+
+
+def _signature(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """What the project's declarations were read from, by name, mtime and size: its top-level
+    files and requirements/ (a changed file reads again)."""
+    found = []
+    for folder in (root, root / "requirements"):
+        if folder.is_dir():
+            for entry in sorted(folder.iterdir()):
+                if entry.is_file():
+                    stat = entry.stat()
+                    found.append((str(entry), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
+def read_project(
+    target: Target, index_url: str | None = None
+) -> tuple[projectdeps.Dependencies | None, list[str]]:
+    """The project's dependencies and every problem with them: the reading's and the torch
+    family's (a requirement the target's pins exclude)."""
+    project = matrix.project(target.root)
+    key = (str(target.root), target.name, project, index_url, _signature(target.root))
+    if key not in _READ:
+        deps, problems = projectdeps.read_all(
+            target.root, project, python=target.python, uv=uv_resolver.executable(),
+            index_url=index_url,
+        )  # fmt: skip
+        if deps is not None:
+            others = matrix.load(target.root).values()
+            problems = problems + projectdeps.torch_conflicts(deps, target, others)
+        _READ[key] = (deps, problems)
+    deps, problems = _READ[key]
+    return deps, list(problems)
+
+
+def project_dependencies(
+    target: Target, index_url: str | None = None
+) -> projectdeps.Dependencies | None:
+    """The project's dependencies (the matrix's [project] table); `Problems` (each one line)
+    where any is found; None when the project declares none."""
+    deps, problems = read_project(target, index_url)
+    if problems:
+        raise Problems(problems)
     return deps
+
+
+def probe(
+    target: Target,
+    deps: projectdeps.Dependencies | None,
+    problems: Sequence[str],
+    runner: Runner = subprocess_runner,
+    index_url: str | None = None,
+    resolver: str | None = None,
+) -> list[str]:
+    """What the resolver says of the project's requirements that have no problem yet (over the
+    pip lock, when there is one), so that one run names every problem; nothing is written."""
+    if deps is None or not target.pip_lock.exists():
+        return []
+    fine = tuple(d for d in deps.items if not any(p.startswith(d.origin) for p in problems))
+    if not fine:
+        return []
+    try:
+        below = [read_lock(target.pip_lock, target.name)]
+        overlay = project_overlay(target, replace(deps, items=fine))
+        resolve(target, overlay, below, runner, index_url, resolver)
+    except UserError as exc:
+        return [" ".join(str(exc).splitlines())]
+    return []
+
+
+def project_overlay(target: Target, deps: projectdeps.Dependencies) -> Overlay:
+    origins = tuple((d.name, d.origin) for d in deps.items)
+    return Overlay(
+        "project", target.project_lock, tuple(deps.requirements), "the project's dependencies",
+        f"change them in {deps.source}", tuple(d.requirement for d in deps.constraints), origins,
+    )  # fmt: skip
 
 
 def lock_paths(target: Target) -> dict[str, Path]:
@@ -86,10 +156,7 @@ def overlays(target: Target) -> list[Overlay]:
     out = []
     deps = project_dependencies(target)
     if deps is not None and deps.items:
-        out.append(
-            Overlay("project", target.project_lock, tuple(deps.requirements),
-                    "the project's dependencies", f"change them in {deps.source}")
-        )  # fmt: skip
+        out.append(project_overlay(target, deps))
     if target.dev_packages:
         out.append(
             Overlay("dev", target.dev_lock, target.dev_packages, "the dev flavor's extras",
@@ -104,6 +171,30 @@ def fingerprint(requirements: Iterable[str], below: Sequence[Lock]) -> str:
     content = {"requirements": sorted(requirements), "below": held}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_NOT_FOUND = (
+    re.compile(
+        r"Because (?P<name>[A-Za-z0-9][A-Za-z0-9._-]*) was not found in the package registry"
+    ),
+    re.compile(r"No matching distribution found for (?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)"),
+)
+
+
+def with_origins(message: str, overlay: Overlay) -> str:
+    """A resolver's failure in the user's words: a package no index has is named with the file
+    and line that ask for it; else the failure, led by where its packages are asked for."""
+    origins = dict(overlay.origins)
+    for pattern in _NOT_FOUND:
+        found = pattern.search(message)
+        if found and canonicalize_name(found["name"]) in origins:
+            name = canonicalize_name(found["name"])
+            return (
+                f"{origins[name]}: {name} is on no index (the default one, or --index-url): fix "
+                "its name, or publish it"
+            )
+    named = [o for n, o in overlay.origins if re.search(rf"\b{re.escape(n)}\b", message, re.I)]
+    return f"{', '.join(dict.fromkeys(named))}: {message}" if named else message
 
 
 def requirement_name(requirement: str) -> str:
@@ -123,6 +214,7 @@ def resolve(
     version below held as a constraint."""
     held = {p.name: p.version for lock in below for p in lock.packages.values()}
     constraints = "".join(f"{n}=={v}\n" for n, v in sorted(held.items()))
+    constraints += "".join(f"{c}\n" for c in overlay.constraints)
     requirements = "".join(f"{r}\n" for r in overlay.requirements)
     index = index_url if not target.index_url else None
     family = None
@@ -131,9 +223,12 @@ def resolve(
     ):  # torch's own index serves the family, only it
         names = env_pins(target.read_env())
         family = (index_url or target.index_url, {n: held[n] for n in names if n in held})
-    packages = resolvers.report(
-        target.python, index, requirements, runner, constraints, overlay.what, resolver, family
-    )
+    try:
+        packages = resolvers.report(
+            target.python, index, requirements, runner, constraints, overlay.what, resolver, family
+        )
+    except UserError as exc:
+        raise UserError(with_origins(str(exc), overlay)) from None
     for pkg in packages:
         if pkg.name in held and not pin_matches(held[pkg.name], pkg.version):
             raise UserError(

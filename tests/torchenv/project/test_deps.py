@@ -40,10 +40,11 @@ def test_auto_falls_back_to_requirements_then_environment(tmp_path):
     assert deps is not None and deps.source == "environment.yml"
     assert deps.requirements == ["tqdm"]
     write(tmp_path, "requirements.txt", "# tools\neinops>=0.8  # tensors\n\npandas==2.2.3\n")
-    deps = projectdeps.read(tmp_path, Project())
-    assert deps is not None and deps.source == "requirements.txt"
+    deps = projectdeps.read(tmp_path, Project())  # both sources, combined (issue 32)
+    assert deps is not None and deps.source == "requirements.txt, environment.yml"
     assert [(d.requirement, d.origin) for d in deps.items] == [
         ("einops>=0.8", "requirements.txt:2"), ("pandas==2.2.3", "requirements.txt:4"),
+        ("tqdm", "environment.yml pip #1"),
     ]  # fmt: skip
 
 
@@ -57,17 +58,18 @@ def test_a_named_file_is_read_by_its_kind(tmp_path):
 @pytest.mark.parametrize(
     ("files", "project", "message"),
     [
-        ({}, Project(), "looked for pyproject.toml with a [project] table, requirements.txt and environment.yml"),
+        ({}, Project(), "looked for pyproject.toml, setup.py, setup.cfg, requirements.txt (and requirements/), environment.yml"),
         ({}, Project(dependencies="reqs.txt"), "'reqs.txt' in targets.toml, but there is no such file"),
         ({"pyproject.toml": "[project]\nname='p'\n[project.optional-dependencies]\ndocs=['x']\n"},
          Project(extras=("test",)), "pyproject.toml has no extra 'test' (its extras: docs)"),
-        ({"requirements.txt": "x\n"}, Project(extras=("test",)), "which has no extras"),
-        ({"requirements.txt": "-r base.txt\n"}, Project(), "requirements.txt:1: '-r base.txt' is not supported"),
-        ({"requirements.txt": "./vendor/pkg\n"}, Project(), "is not supported"),
+        ({"requirements.txt": "x\n"}, Project(extras=("test",)), "the project has no package to have extras"),
+        ({"requirements.txt": "-r base.txt\n"}, Project(), "requirements.txt:1: -r base.txt: there is no such file"),
+        ({"requirements.txt": "./vendor/pkg\n"}, Project(), "'./vendor/pkg' is a local path"),
+        ({"requirements.txt": "--index-url https://mirror.example/simple\n"}, Project(), "is another index"),
         ({"requirements.txt": "pkg @ https://example.org/pkg.whl\n"}, Project(), "is a direct URL"),
         ({"requirements.txt": "not a requirement!\n"}, Project(), "requirements.txt:1: 'not a requirement!' is not a requirement"),
         ({"pyproject.toml": "[project\n"}, Project(), "pyproject.toml: "),
-        ({"pyproject.toml": "[project]\nname='p'\ndynamic=['dependencies']\n"}, Project(), "are dynamic"),
+        ({"pyproject.toml": "[project]\nname='p'\noptional-dependencies='x'\n"}, Project(), "optional-dependencies must be a table"),
         ({"environment.yml": "dependencies: [\n"}, Project(), "environment.yml: not valid YAML"),
     ],
 )  # fmt: skip
