@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from images import STANDIN, build_args, docker, invoke
 from torchenv import engine as engines
+from torchenv import matrix
 from torchenv.errors import UserError
 
 # The sample project (tests/scenarios/test_your_project.py copies it) has tests of its own, which
@@ -64,6 +66,36 @@ def promised_pythons() -> list[str]:
 @pytest.fixture(scope="session")
 def pythons() -> list[str]:
     return promised_pythons()
+
+
+# The built cuda13 images, shared by every engine test module (the host kit's and the scenarios'):
+# each flavor is built once a session.
+
+
+def _build(engine, flavor: str) -> str:
+    if docker(engine, "image", "inspect", STANDIN).returncode != 0:
+        pytest.fail(f"stand-in base {STANDIN} missing: run .ci/standin-base.sh first")
+    done = invoke("build", *build_args(flavor))
+    assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
+    return matrix.get("cuda13").image(flavor)
+
+
+@pytest.fixture(scope="session")
+def image(docker_engine) -> str:
+    """The cuda13 runtime image (default installer, stand-in base)."""
+    return _build(docker_engine, "runtime")
+
+
+@pytest.fixture(scope="session")
+def dev_image(docker_engine, image) -> str:
+    """The cuda13 dev image (a C/C++ compiler: torch.compile works there)."""
+    return _build(docker_engine, "dev")
+
+
+@pytest.fixture(scope="session")
+def cuda13_image(image) -> str:
+    """The cuda13 runtime image under the name the multi-node and registry tests use."""
+    return image
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -1,4 +1,5 @@
-"""The built cuda13 images, shared by every engine test module: each flavor is built once."""
+"""The host kit's fixtures: a tree to lock in, an engine clean of multi-node leftovers (the built
+cuda13 images, which the scenarios share, are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,35 +9,7 @@ import pytest
 from tests.support import REPO
 from tests.support.nodes import leftovers
 
-from images import STANDIN, build_args, docker, invoke
-from torchenv import matrix
 from torchenv.lock import pip_resolver
-
-
-def _build(engine, flavor: str) -> str:
-    if docker(engine, "image", "inspect", STANDIN).returncode != 0:
-        pytest.fail(f"stand-in base {STANDIN} missing: run .ci/standin-base.sh first")
-    done = invoke("build", *build_args(flavor))
-    assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-2000:])
-    return matrix.get("cuda13").image(flavor)
-
-
-@pytest.fixture(scope="session")
-def image(docker_engine) -> str:
-    """The cuda13 runtime image (default installer, stand-in base)."""
-    return _build(docker_engine, "runtime")
-
-
-@pytest.fixture(scope="session")
-def dev_image(docker_engine, image) -> str:
-    """The cuda13 dev image (a C/C++ compiler: torch.compile works there)."""
-    return _build(docker_engine, "dev")
-
-
-@pytest.fixture(scope="session")
-def cuda13_image(image) -> str:
-    """The cuda13 runtime image under the name the multi-node and registry tests use."""
-    return image
 
 
 @pytest.fixture
