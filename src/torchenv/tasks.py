@@ -187,13 +187,7 @@ def _smoke_nodes(t: matrix.Target, image: str, o: Given, reports: Path | None) -
     multinode_run.smoke(req, client, reports)
 
 
-@command(
-    "shell", TARGET,
-    Option("flavor", "runtime or dev (dev has git and TensorBoard)", "dev",
-           choices=matrix.FLAVORS),
-    NO_GPU,
-    IGNORE_ARCH, DRY_RUN,
-)  # fmt: skip
+@command("shell", TARGET, FLAVOR, NO_GPU, IGNORE_ARCH, DRY_RUN)
 def shell(c: Any, o: Given) -> None:
     """Open a shell in a target's image, the workspace mounted, as you (piped input works too)."""
     from torchenv.run import shell as shells
@@ -255,7 +249,7 @@ def clean(c: Any, o: Given) -> None:
 @command(
     "doctor", Option("target", "check only this target's needs (default: all targets)"),
     Option("require_gpu", "fail when no usable GPU/driver is found (default: warn)", False, bool),
-    *(opt for opt in BUILD_CONFIGURABLE if opt.name in ("base_image", "installer")),
+    *(opt for opt in BUILD_CONFIGURABLE if opt.name in ("base_image", "installer", "ca_cert")),
 )  # fmt: skip
 def doctor(c: Any, o: Given) -> None:
     """Check this host before a build: engine, BuildKit, disk, base images, driver, GPU runtime, shm, proxy."""
@@ -266,7 +260,10 @@ def doctor(c: Any, o: Given) -> None:
     if o.installer == "conda":
         images = images or {"base image": targets[0].base_ref}
         images["micromamba image"] = targets[0].micromamba_ref
-    rows = doctors.run_checks(targets=targets, require_gpu=o.require_gpu, images=images)
+    rows = doctors.run_checks(
+        targets=targets, require_gpu=o.require_gpu, images=images,
+        ca_cert=str(o.ca_cert) if o.ca_cert else None,
+    )  # fmt: skip
     print(doctors.render(rows))
     if doctors.exit_code(rows):
         raise Exit("doctor found problems: each failed row above says how to fix it", code=1)

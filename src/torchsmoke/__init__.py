@@ -13,13 +13,13 @@ stops the others.
 Modules (tests/torchsmoke/test_<module>.py tests each; checks/<m>.py: tests/torchsmoke/checks/):
 cli (the entry: `--list`, or the suite run), suite (runs a parsed command line), rerun (a failed
 check again in a fresh interpreter), core (what a check sees and returns, `@check`; the isolating
-runner), report (result lines, table, JSON, JUnit), options (the command line: flags, exit codes,
-parsed once; the inverse a re-run gets), checks/__init__ (the one table of checks: name, module,
-summary; what a check is), checks/<name> (each check, its module named after it; training holds
-mlp, cnn, amp and determinism, vision_audio holds vision and audio), train (data, models and the
-loop the checks train with), envinfo (the environment report), userenv (any UID). They import
-each other one way only (tests/torchsmoke/test_layout.py): options and checks/__init__ at the
-bottom, then core, the check modules, report, rerun, suite, and cli on top.
+runner), report (result lines, the closing line, JSON, JUnit), options (the command line: flags,
+exit codes, parsed once; the inverse a re-run gets), checks/__init__ (the one table of checks:
+name, module, summary; what a check is), checks/<name> (each check, its module named after it;
+training holds mlp, cnn, amp and determinism, vision_audio holds vision and audio), train (data,
+models and the loop the checks train with), envinfo (the environment report), userenv (any UID).
+They import each other one way only (tests/torchsmoke/test_layout.py): options and checks/__init__
+at the bottom, then core, the check modules, report, rerun, suite, and cli on top.
 
 Usage::
 

@@ -1,4 +1,4 @@
-"""The run's outputs: the result lines, the summary table, the JSON report and JUnit XML."""
+"""The run's outputs: the result lines, the closing line, the JSON report and JUnit XML."""
 
 from __future__ import annotations
 
@@ -26,22 +26,13 @@ def summary(results: list[Result], duration_s: float) -> dict[str, Any]:
     return {**counts, "duration_s": round(duration_s, 3)}
 
 
-def table(results: list[Result], duration_s: float, reason_width: int = 100) -> str:
-    """The summary table: one row a check, then the counts."""
-    name_width = max([len("check"), *(len(r.name) for r in results)])
-    rows = [f"{'check':<{name_width}}  status  {'time':>8}  reason"]
-    rows.append("-" * len(rows[0]))
-    for r in results:
-        reason = r.reason or ""
-        if len(reason) > reason_width:
-            reason = reason[: reason_width - 3] + "..."
-        rows.append(
-            f"{r.name:<{name_width}}  {r.status:<6}  {r.duration_s:7.2f}s  {reason}".rstrip()
-        )
+def closing_line(results: list[Result], duration_s: float) -> str:
+    """The run's last line: the counts, and the checks that failed by name. Each check's own line
+    (result_line, printed as it finished) is above it: the results are printed once."""
     s = summary(results, duration_s)
-    rows.append("-" * len(rows[0]))
-    rows.append(f"{s[PASS]} passed, {s[FAIL]} failed, {s[SKIP]} skipped in {s['duration_s']:.1f} s")
-    return "\n".join(rows)
+    line = f"{s[PASS]} passed, {s[FAIL]} failed, {s[SKIP]} skipped in {s['duration_s']:.1f} s"
+    failed = [r.name for r in results if r.status == FAIL]
+    return f"{line}; failed: {', '.join(failed)}" if failed else line
 
 
 def build(

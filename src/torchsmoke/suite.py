@@ -1,6 +1,6 @@
 """Run a parsed command line (torchsmoke.options; torchsmoke.cli calls `run`): the selected
-checks, a result line as each one finishes, the summary table, the JSON report (rewritten as the
-run goes) and JUnit XML.
+checks, a result line as each one finishes (each check is printed once), a closing line with the
+counts, the JSON report (rewritten as the run goes) and JUnit XML.
 
 A failed check runs again in a fresh interpreter (torchsmoke.rerun) unless --no-rerun is given or
 torchrun launched the suite. The exit status is 0 when no check failed, 1 when one did.
@@ -81,8 +81,7 @@ def run(invocation: Invocation, selected: Sequence[checks.Entry]) -> int:
         print("torchsmoke: interrupted", file=sys.stderr)
         return 130
     duration = time.perf_counter() - start
-    print()
-    print(report.table(results, duration), flush=True)
+    print(report.closing_line(results, duration), flush=True)
 
     data = report.build(results, _env_dict(ctx), argv, duration)
     if invocation.json_to_stdout:

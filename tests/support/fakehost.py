@@ -66,7 +66,10 @@ def healthy(**changes):
     return FakeRunner({k: v for k, v in answers.items() if v is not None})
 
 
-def check(runner=None, *, files=GOOD_FILES, free_gb=100.0, env=None, targets=TARGETS, gpu=False):
+def check(
+    runner=None, *, files=GOOD_FILES, free_gb=100.0, env=None, targets=TARGETS, gpu=False,
+    ca_cert=None,
+):  # fmt: skip
     """Run every check against fakes; rows by name (a list where a name repeats)."""
 
     def disk_usage(path):
@@ -82,6 +85,7 @@ def check(runner=None, *, files=GOOD_FILES, free_gb=100.0, env=None, targets=TAR
         disk_usage=disk_usage,
         environ=env or {},
         clients=[DOCKER],
+        ca_cert=ca_cert,
     )
     return {r.name: r for r in rows}, rows
 

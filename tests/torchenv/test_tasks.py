@@ -92,6 +92,17 @@ def test_shell_dry_run_mounts_the_workspace_as_the_caller():
     )
 
 
+def test_every_task_with_a_flavor_defaults_to_the_runtime_one():
+    """One default across tasks: shell defaulted to dev, so right after `invoke build` it said
+    "image ...-dev is not built yet"."""
+    for task in ("build", "smoke", "shell", "test", "export", "push"):
+        assert "default: runtime" in " ".join(invoke("--help", task).stdout.split()), task
+    shell = invoke("shell", "--target", "cuda13", "--dry-run").stdout
+    smoke = invoke("smoke", "--target", "cuda13", "--dry-run").stdout
+    image = "torchenv/cuda13:2.14.1-cu130"
+    assert f" {image} bash" in shell and f" {image} " in smoke and "-dev" not in shell + smoke
+
+
 def test_matrix_shows_the_matrix_and_list_is_its_alias():
     out = invoke("matrix").stdout
     assert "cuda118  2.7.1" in out and "520.61.05" in out
@@ -148,6 +159,16 @@ def test_doctor_real_run_exits_zero_here_or_explains(tmp_path):
     done = invoke("doctor", "--target", "cpu")
     assert "Docker daemon" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_doctor_reads_the_configured_ca_bundle_instead_of_asking_for_it(tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    done = invoke("doctor", "--target", "cpu", env={
+        "INVOKE_TORCHENV_CA_CERT": str(bundle), "PIP_CERT": str(bundle)})  # fmt: skip
+    (row,) = [line for line in done.stdout.splitlines() if line.startswith("CA certificates")]
+    assert f"builds are given {bundle} (" in row and " ok " in row, done.stdout
+    assert "invoke build --ca-cert" not in done.stdout
 
 
 def test_lint_passes_on_the_committed_tree():

@@ -1,4 +1,4 @@
-"""The run's outputs (torchsmoke.report): result lines, the summary table, the JSON report
+"""The run's outputs (torchsmoke.report): result lines, the closing line, the JSON report
 (written whole, by rename) and JUnit XML."""
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ def test_a_result_line_has_the_status_name_time_and_reason():
     assert report.result_line(RESULTS[1], 5) == "SKIP  cuda     0.01s  no GPU"
 
 
-def test_the_table_has_a_row_a_check_and_the_counts():
-    rows = report.table(RESULTS, 3.54, reason_width=8).splitlines()
-    assert rows[0].split() == ["check", "status", "time", "reason"]
-    assert rows[4] == "mlp    fail       2.00s  accur..."
-    assert rows[-1] == "2 passed, 1 failed, 1 skipped in 3.5 s"
+def test_the_closing_line_has_the_counts_and_names_the_failed_checks():
+    assert report.closing_line(RESULTS, 3.54) == (
+        "2 passed, 1 failed, 1 skipped in 3.5 s; failed: mlp"
+    )
+    assert report.closing_line(RESULTS[:2], 0.51) == "1 passed, 0 failed, 1 skipped in 0.5 s"
 
 
 def test_the_report_has_the_schema_and_counts():

@@ -62,11 +62,12 @@ def run_checks(
     environ: Mapping[str, str] | None = None,
     clients: Sequence[str] | None = None,
     images: Mapping[str, str] | None = None,
+    ca_cert: str | None = None,
 ) -> list[Row]:
     """All host checks for `targets` (default: every target in the matrix), in display order.
 
     `images` names the images a build starts from ({"base image": ref, ...}); by default the
-    targets' base images.
+    targets' base images. `ca_cert`: the CA bundle builds are given (the build's configuration).
     """
     targets = list(matrix.load().values() if targets is None else targets)
     environ = os.environ if environ is None else environ
@@ -87,7 +88,7 @@ def run_checks(
         known = {t.name: t for t in (*matrix.load().values(), *cuda_targets) if t.is_cuda}
         rows += driver_rows(cuda_targets, gpu, require_gpu, list(known.values()))
         rows += fit_rows(cuda_targets, gpufit.probe(runner), list(known.values()))
-    rows += [shm_row(read_file), proxy_row(environ), ca_row(runner, environ, read_file)]
+    rows += [shm_row(read_file), proxy_row(environ), ca_row(runner, environ, read_file, ca_cert)]
     return rows
 
 

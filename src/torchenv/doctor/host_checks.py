@@ -186,9 +186,19 @@ def _pip_config_certs(runner: Runner) -> list[tuple[str, str]]:
     return certs
 
 
+CA_SETTING = "--ca-cert, torchenv.ca_cert or INVOKE_TORCHENV_CA_CERT"
+
+
 def ca_row(
-    runner: Runner, environ: Mapping[str, str], read_file: Callable[[str], str | None]
+    runner: Runner,
+    environ: Mapping[str, str],
+    read_file: Callable[[str], str | None],
+    ca_cert: str | None = None,
 ) -> Row:
+    """What pip here trusts, and whether builds get it: `ca_cert` is the bundle builds are given
+    already (the build's ca_cert option, from its flag or invoke's configuration)."""
+    if ca_cert:
+        return _configured_ca_row(ca_cert, read_file)
     sources = [("PIP_CERT", environ.get("PIP_CERT", ""))]
     sources += _pip_config_certs(runner)
     sources += [(var, environ.get(var, "")) for var in CA_VARS]
@@ -211,3 +221,22 @@ def ca_row(
         f"build with invoke build --ca-cert {path} (passed as a BuildKit secret, never stored "
         "in a layer)",
     )
+
+
+def _configured_ca_row(ca_cert: str, read_file: Callable[[str], str | None]) -> Row:
+    text = read_file(ca_cert)
+    if text is None:
+        return Row(
+            "CA certificates", "fail", f"builds are given {ca_cert} ({CA_SETTING}), which is missing",
+            f"fix the path, or unset the setting that names it ({CA_SETTING})",
+        )  # fmt: skip
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        return Row(
+            "CA certificates", "fail",
+            f"builds are given {ca_cert} ({CA_SETTING}), which is not a PEM certificate bundle",
+            "name a PEM bundle (its certificates begin with -----BEGIN CERTIFICATE-----)",
+        )  # fmt: skip
+    return Row(
+        "CA certificates", "ok",
+        f"builds are given {ca_cert} ({CA_SETTING}), as a BuildKit secret never stored in a layer",
+    )  # fmt: skip

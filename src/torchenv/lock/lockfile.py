@@ -317,6 +317,11 @@ def read_lock(path: Path, target_name: str, allow_empty: bool = False) -> Lock:
     return parse_pip_lock(text, Path(path), target_name, allow_empty)
 
 
+def packages_count(count: int) -> str:
+    """A lock's size in words, as every lock line says it: "1 package", "3 packages"."""
+    return f"{count} package" if count == 1 else f"{count} packages"
+
+
 def write_lock(path: Path, text: str, count: int, root: Path) -> str:
     """Write a lock of the project at `root` unless only its date would change; returns what
     happened, in words. Never through a symbolic link (torchenv.files.write_in)."""
@@ -326,6 +331,6 @@ def write_lock(path: Path, text: str, count: int, root: Path) -> str:
 
     no_links(root, path.relative_to(root))
     if path.exists() and undated(path.read_text()) == undated(text):
-        return f"{rel(path)}: up to date ({count} packages), left as it was"
+        return f"{rel(path)}: up to date ({packages_count(count)}), left as it was"
     write_in(root, path.relative_to(root), text)
-    return f"wrote {rel(path)} ({count} packages)"
+    return f"wrote {rel(path)} ({packages_count(count)})"

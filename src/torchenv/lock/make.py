@@ -28,6 +28,7 @@ from torchenv.lock.lockfile import (
     LockedPackage,
     env_pins,
     lock_kind,
+    packages_count,
     parse_pip_lock,
     pin_matches,
     render_header,
@@ -89,7 +90,7 @@ def lock_pip(
         count = len(
             parse_pip_lock(target.pip_lock.read_text(), target.pip_lock, target.name).packages
         )
-        done = f"{rel(target.pip_lock)}: current ({count} packages), kept (--upgrade resolves it again)"
+        done = f"{rel(target.pip_lock)}: current ({packages_count(count)}), kept (--upgrade resolves it again)"
     else:
         env = target.read_env()
         packages = resolve_pip(env, runner, index_url, resolver)

@@ -35,6 +35,7 @@ from torchenv.lock.lockfile import (
     Lock,
     LockedPackage,
     env_pins,
+    packages_count,
     parse_pip_lock,
     pin_matches,
     read_lock,
@@ -266,7 +267,9 @@ def lock_all(
     for overlay in wanted:
         kept = None if upgrade else _current(target, overlay, below)
         if kept is not None:
-            lines.append(f"{rel(overlay.path)}: current ({len(kept.packages)} packages), kept")
+            lines.append(
+                f"{rel(overlay.path)}: current ({packages_count(len(kept.packages))}), kept"
+            )
             below.append(kept)
             continue
         packages = resolve(target, overlay, below, runner, index_url, resolver)

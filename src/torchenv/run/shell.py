@@ -35,7 +35,7 @@ _RUN_ID = secrets.token_hex(3)
 @dataclass(frozen=True)
 class ShellRequest:
     target: Target
-    flavor: str = "dev"
+    flavor: str = "runtime"  # every task's default flavor (build, smoke, test, shell)
     gpu: bool = True  # request the GPUs for CUDA targets (when the engine can give them)
     workspace: Path = Path()
     uid: int = -1  # -1: the caller's

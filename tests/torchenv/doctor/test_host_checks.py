@@ -129,3 +129,19 @@ def test_ca_from_pip_config_and_env():
     missing = check(env={"REQUESTS_CA_BUNDLE": "/nope.pem"})[0]["CA certificates"]
     assert "missing: /nope.pem (REQUESTS_CA_BUNDLE)" in missing.detail
     assert check()[0]["CA certificates"].status == "ok"
+
+
+def test_a_ca_bundle_builds_are_given_already_is_not_asked_for_again():
+    """The doctor told you to pass --ca-cert when INVOKE_TORCHENV_CA_CERT already named it."""
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    pip = reply(f"global.cert='{bundle}'\n")
+    files = {**GOOD_FILES, bundle: "-----BEGIN CERTIFICATE-----\n"}
+    row = check(healthy(pip=pip), files=files, ca_cert=bundle)[0]["CA certificates"]
+    assert row.status == "ok" and row.fix == ""
+    assert row.detail.startswith(f"builds are given {bundle} (--ca-cert, torchenv.ca_cert or ")
+    missing = check(healthy(pip=pip), files=files, ca_cert="/nope.pem")[0]["CA certificates"]
+    assert missing.status == "fail" and "/nope.pem (" in missing.detail
+    assert "which is missing" in missing.detail
+    files["/not-pem.txt"] = "hello"
+    not_pem = check(files=files, ca_cert="/not-pem.txt")[0]["CA certificates"]
+    assert not_pem.status == "fail" and "not a PEM certificate bundle" in not_pem.detail

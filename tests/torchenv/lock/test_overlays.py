@@ -103,6 +103,23 @@ def test_requirements_all_below_give_a_lock_with_no_package(tree):
     assert drift.check_target(target) == [] and lockgate.state(target, "pip") is None
 
 
+def test_a_lock_of_one_package_says_one_package_written_kept_and_up_to_date(tree):
+    with_project(tree, "[project]\nname='m'\ndependencies=['einops>=0.8']\n")
+    target = matrix.get("cuda13")
+    one = {"einops": "0.8.1"}
+    lines = overlays.lock_all(
+        target, pip_runner(report_for(RESOLVED), project=one), upgrade=True, resolver="pip"
+    )
+    assert lines[0] == "wrote envs/cuda13.project.lock.txt (1 package)"
+    kept = overlays.lock_all(target, pip_runner(report_for(RESOLVED), project=one), resolver="pip")
+    assert kept[0] == "envs/cuda13.project.lock.txt: current (1 package), kept"
+    again = overlays.lock_all(
+        target, pip_runner(report_for(RESOLVED), project=one), upgrade=True, resolver="pip"
+    )
+    assert again[0] == "envs/cuda13.project.lock.txt: up to date (1 package), left as it was"
+    assert lockfile.packages_count(0) == "0 packages" and lockfile.packages_count(2) == "2 packages"
+
+
 def test_stale_overlays_and_one_nothing_asks_for_are_drift(tree):
     with_project(tree, SAMPLE)
     target = matrix.get("cuda13")

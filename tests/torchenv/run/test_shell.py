@@ -45,7 +45,7 @@ def test_the_command_as_the_caller_with_a_tty_only_when_there_is_one():
         "--label", "io.torchenv.shell=cuda13", "--label", "io.torchenv.project=torchenv",
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
         "--mount", f"type=bind,source={REPO},target=/workspace", "--workdir", "/workspace",
-        "torchenv/cuda13:2.14.1-cu130-dev", "bash",
+        "torchenv/cuda13:2.14.1-cu130", "bash",  # the runtime flavor: every task's default
     ]  # fmt: skip
     piped = shell.shell_command(CLIENT, request(), tty=False, gpus=True)
     assert "--tty" not in piped and "--interactive" in piped and "--gpus=all" in piped
@@ -69,7 +69,7 @@ def test_no_nvidia_runtime_means_no_gpus_and_a_note():
 
 def test_an_image_that_is_not_built_is_one_line_with_the_build_command():
     with pytest.raises(UserError) as exc:
-        shell.plan(request(), CLIENT, engine(image=False), tty=False)
+        shell.plan(request(flavor="dev"), CLIENT, engine(image=False), tty=False)
     assert str(exc.value) == (
         "image torchenv/cuda13:2.14.1-cu130-dev is not built yet: run "
         "`invoke build --target cuda13 --flavor dev`"
