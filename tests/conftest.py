@@ -104,3 +104,34 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         here = f"{sys.version_info[0]}.{sys.version_info[1]}"
         others = [v for v in promised_pythons() if v != here]
         metafunc.parametrize("other_python", others, ids=[f"python{v}" for v in others])
+
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(argv, cwd):
+    import subprocess
+
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=900, check=False)
+
+
+@pytest.fixture(scope="session")
+def kit_venv(tmp_path_factory) -> Path:
+    """A fresh venv with torchenv installed from a wheel built from this checkout."""
+    tmp = tmp_path_factory.mktemp("kit")
+    source = tmp / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(_REPO / name, source / name)
+    shutil.copytree(_REPO / "src", source / "src", ignore=shutil.ignore_patterns(
+        "__pycache__", "*.egg-info"))  # fmt: skip
+    wheels = tmp / "wheels"
+    done = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels),
+                str(source)], tmp)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (wheel,) = wheels.glob("torchenv-*.whl")
+    venv = tmp / "venv"
+    assert _run([sys.executable, "-m", "venv", str(venv)], tmp).returncode == 0
+    done = _run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], tmp)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return venv / "bin"

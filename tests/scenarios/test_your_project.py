@@ -37,28 +37,6 @@ def run(argv: list[str], cwd: Path, timeout: float = 900, **env: str):
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def kit_venv(tmp_path_factory) -> Path:
-    """A fresh venv with torchenv installed from a wheel built from this checkout."""
-    tmp = tmp_path_factory.mktemp("kit")
-    source = tmp / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns(
-        "__pycache__", "*.egg-info"))  # fmt: skip
-    wheels = tmp / "wheels"
-    done = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels),
-                str(source)], tmp)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    (wheel,) = wheels.glob("torchenv-*.whl")
-    venv = tmp / "venv"
-    assert run([sys.executable, "-m", "venv", str(venv)], tmp).returncode == 0
-    done = run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], tmp)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return venv / "bin"
-
-
 def test_lock_build_test_and_verify_a_project_with_the_kit_from_a_wheel(
     docker_engine, image, kit_venv, tmp_path
 ):
@@ -70,14 +48,14 @@ def test_lock_build_test_and_verify_a_project_with_the_kit_from_a_wheel(
     assert done.returncode == 0, done.stderr
     matrix_file = project / "targets.toml"
     matrix_file.write_text(matrix_file.read_text().replace("extras = []", 'extras = ["test"]'))
-    shutil.copy(ROOT / "envs" / "cuda13.pip.lock.txt", project / "envs")
+    shutil.copy(ROOT / "envs" / "cuda13.pip.lock.txt", project / ".torchenv.d" / "envs")
     invoke = [str(bin_ / "invoke")]
 
     done = run([*invoke, "lock", "--target", "cuda13", "--installer", "pip"], project, PATH=path)
     assert done.returncode == 0, (done.stdout, done.stderr[-3000:])
-    assert "envs/cuda13.pip.lock.txt: current (" in done.stdout  # torch's lock kept
-    assert "wrote envs/cuda13.project.lock.txt" in done.stdout
-    locked = (project / "envs" / "cuda13.project.lock.txt").read_text()
+    assert ".torchenv.d/envs/cuda13.pip.lock.txt: current (" in done.stdout  # torch's lock kept
+    assert "wrote .torchenv.d/envs/cuda13.project.lock.txt" in done.stdout
+    locked = (project / ".torchenv.d" / "envs" / "cuda13.project.lock.txt").read_text()
     assert "\neinops==" in locked and "\ntqdm==" in locked and "\npytest==" in locked
     assert "\ntorch==" not in locked  # it is below, in the pip lock
 
@@ -146,7 +124,9 @@ def test_lock_build_test_and_verify_a_project_with_the_kit_from_a_wheel(
         ], done.stderr
 
         # A dependency that excludes the target's torch: one line at lock, nothing written.
-        before = sorted((p.name, p.read_bytes()) for p in (project / "envs").iterdir())
+        before = sorted(
+            (p.name, p.read_bytes()) for p in (project / ".torchenv.d" / "envs").iterdir()
+        )
         pyproject = project / "pyproject.toml"
         pyproject.write_text(
             pyproject.read_text().replace('"pytest>=8"', '"pytest>=8", "torch==2.4.0"')
@@ -157,6 +137,9 @@ def test_lock_build_test_and_verify_a_project_with_the_kit_from_a_wheel(
         assert (
             "sample[test] requires torch==2.4.0, but target cuda13 pins torch 2.14.1" in errors[0]
         )
-        assert sorted((p.name, p.read_bytes()) for p in (project / "envs").iterdir()) == before
+        assert (
+            sorted((p.name, p.read_bytes()) for p in (project / ".torchenv.d" / "envs").iterdir())
+            == before
+        )
     finally:
         docker(docker_engine, "image", "rm", "--force", tag)

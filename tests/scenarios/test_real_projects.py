@@ -1,0 +1,136 @@
+"""Real projects, as declared (issue 32): every standard shape in tests/fixtures/projects, with the
+kit from its wheel in a fresh venv, against an index this test serves on 127.0.0.1 (stand-ins of
+the torch family at cuda13's pins and of the packages the fixtures name, the real build backends
+from a wheelhouse filled once). For each shape: its own wheel holds the same files before and
+after `torchenv init`, and `invoke lock --target cuda13` locks what the project declares, or
+refuses in one line per problem.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from tests.support import REPO
+from tests.support.fixtureprojects import SHAPES, copy_project, has_build_backend, offline_env
+
+pytestmark = [pytest.mark.slow]
+pytest_plugins = ["tests.support.indexfixtures"]
+
+# shape: (what targets.toml's [project] table adds, the packages the project lock holds, or the
+# problems every run names: one line each, in order)
+EXPECT: dict[str, tuple[dict[str, str], set[str] | list[str]]] = {
+    "flat-setuptools": ({}, {"einops", "tqdm"}),
+    "src-layout": ({}, {"tqdm"}),  # numpy is the torch family's, in the pip lock below
+    "setup-py-only": ({"extras": '["test"]'}, {"einops", "pytest", "iniconfig", "pluggy", "packaging"}),
+    "setup-cfg": ({}, {"einops", "pyyaml"}),
+    "dynamic-deps": ({}, {"einops", "tqdm"}),
+    "hatchling": ({"extras": '["test"]'}, {"tqdm", "pyyaml", "pytest", "iniconfig", "pluggy", "packaging"}),
+    "flit": ({}, {"einops"}),
+    "pdm-backend": ({"groups": '["test"]'}, {"tqdm", "pytest", "iniconfig", "pluggy", "packaging"}),
+    "poetry-core": ({"groups": '["test"]', "extras": '["shapes"]'}, {"tqdm", "einops", "pytest", "iniconfig", "pluggy", "packaging"}),
+    "dependency-groups": ({"groups": '["test"]'}, {"tqdm", "pytest", "ruff", "iniconfig", "pluggy", "packaging"}),
+    "requirements-includes": ({}, {"einops", "pyyaml", "tqdm"}),
+    "environment-yaml": ({}, {"einops", "tqdm"}),
+    "environment-yaml-other-torch": ({}, ["environment.yaml dependencies #2 (pytorch=1.11.0) requires torch==1.11.0.*"]),
+    "self-extra": ({"extras": '["dev", "my_test"]'}, {"einops", "pytest", "tqdm", "pyyaml", "iniconfig", "pluggy", "packaging"}),
+    "minimal-plus-requirements": ({}, {"einops", "tqdm", "pytest", "ruff", "iniconfig", "pluggy", "packaging"}),
+    "three-problems": ({}, [
+        "requirements.txt:7: -r requirements/missing.txt: there is no such file",
+        "requirements.txt:5 requires torch==2.0.0, but target cuda13 pins torch 2.14.1",
+        "requirements.txt:3: no-such-package-on-any-index is on no index",
+    ]),
+    "torch-marker-win32": ({}, {"tqdm"}),
+    "numpy-lt-2": ({}, ["numpy"]),  # joint resolution (issue 33) is what makes numpy<2 work
+}  # fmt: skip
+TIMINGS: dict[str, float] = {}
+
+
+def wheel_files(project: Path, index: str, uv: Path) -> list[str]:
+    out = project.parent / f"{project.name}-wheel"
+    done = subprocess.run(
+        [str(uv), "build", "--wheel", "--quiet", "--no-cache", "--out-dir", str(out), str(project)],
+        env=offline_env({"UV_DEFAULT_INDEX": index}), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = out.glob("*.whl")
+    names = sorted(zipfile.ZipFile(wheel).namelist())
+    wheel.unlink()
+    return names
+
+
+def _set(text: str, key: str, value: str) -> str:
+    pattern = rf"(?m)^{key} = .*$"
+    if re.search(pattern, text):
+        return re.sub(pattern, f"{key} = {value}", text)
+    return text.replace("\n[project]\n", f"\n[project]\n{key} = {value}\n")
+
+
+def test_every_shape_is_shaped(tmp_path):
+    assert set(EXPECT) == set(SHAPES)
+
+
+@pytest.mark.parametrize("shape", sorted(EXPECT))
+def test_a_real_project_shape_locks_as_declared_and_init_leaves_its_wheel_alone(
+    shape, kit_venv, build_index, tmp_path
+):
+    edits, expected = EXPECT[shape]
+    project = copy_project(shape, tmp_path)
+    index = build_index.url
+    env = offline_env({"PATH": f"{kit_venv}:/usr/bin:/bin"})
+    before = wheel_files(project, index, kit_venv / "uv") if has_build_backend(project) else None
+    done = subprocess.run([str(kit_venv / "torchenv"), "init", "--targets", "cuda13"], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    if before is not None:
+        assert wheel_files(project, index, kit_venv / "uv") == before  # init changed nothing of it
+    matrix = project / "targets.toml"
+    text = _set(matrix.read_text(), "dev_packages", "[]")  # the dev extras are not stood in for
+    for key, value in edits.items():
+        text = _set(text, key, value)
+    matrix.write_text(text)
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(kit_venv / "invoke"), "lock", "--target", "cuda13", "--index-url", index],
+        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    TIMINGS[shape] = time.monotonic() - started
+    both = done.stdout + done.stderr
+    assert "Traceback" not in both and "conda" not in both, both
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    if isinstance(expected, set):
+        assert done.returncode == 0, both
+        lock = project / ".torchenv.d" / "envs" / "cuda13.project.lock.txt"
+        names = set(re.findall(r"(?m)^([a-z0-9][a-z0-9._-]*)==", lock.read_text()))
+        assert names == expected, both
+    else:
+        assert done.returncode == 1 and len(errors) == len(expected), both
+        for line, needle in zip(errors, expected, strict=True):
+            assert needle in line, both
+        assert not (project / ".torchenv.d" / "envs" / "cuda13.project.lock.txt").exists()
+    print(f"\nlock of {shape}: {TIMINGS[shape]:.1f} s")
+
+
+def test_the_index_lines_of_a_requirements_file_are_skipped_with_a_note(
+    kit_venv, build_index, tmp_path
+):
+    project = copy_project("requirements-includes", tmp_path)
+    env = offline_env({"PATH": f"{kit_venv}:/usr/bin:/bin"})
+    subprocess.run([str(kit_venv / "torchenv"), "init", "--targets", "cuda13"], cwd=project, env=env,
+                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    matrix = project / "targets.toml"
+    matrix.write_text(_set(matrix.read_text(), "dev_packages", "[]"))
+    done = subprocess.run(
+        [str(kit_venv / "invoke"), "lock", "--target", "cuda13", "--index-url", build_index.url],
+        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        "requirements.txt:3: skipped --extra-index-url https://download.pytorch.org/whl/cu117"
+        in done.stdout
+    )
+    assert REPO.name not in done.stdout  # nothing of the kit's own repository
