@@ -115,10 +115,29 @@ def _run(argv, cwd):
     return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=900, check=False)
 
 
-@pytest.fixture(scope="session")
-def kit_venv(tmp_path_factory) -> Path:
-    """A fresh venv with torchenv installed from a wheel built from this checkout."""
-    tmp = tmp_path_factory.mktemp("kit")
+def source_version() -> str:
+    """The kit's one version, as src/torchbuild/__init__.py says it (read, not imported)."""
+    import re
+
+    text = (_REPO / "src" / "torchbuild" / "__init__.py").read_text()
+    found = re.search(r'(?m)^__version__ = "([^"]+)"$', text)
+    assert found is not None, "src/torchbuild/__init__.py has no __version__ line"
+    return found[1]
+
+
+def given_wheel() -> Path | None:
+    """The wheel TORCHENV_WHEEL names (None: unset); a missing file fails the test in one line."""
+    given = os.environ.get("TORCHENV_WHEEL", "")
+    if not given:
+        return None
+    wheel = Path(given).resolve()
+    if not (wheel.is_file() and wheel.name.startswith("torchenv-") and wheel.suffix == ".whl"):
+        pytest.fail(f"TORCHENV_WHEEL={given!r} is not a torchenv wheel file", pytrace=False)
+    return wheel
+
+
+def build_kit_wheel(tmp: Path) -> Path:
+    """A wheel built from a copy of this checkout's sources (no .git: the version is in them)."""
     source = tmp / "source"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -127,11 +146,22 @@ def kit_venv(tmp_path_factory) -> Path:
         "__pycache__", "*.egg-info"))  # fmt: skip
     wheels = tmp / "wheels"
     done = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels),
-                str(source)], tmp)  # fmt: skip
+                 str(source)], tmp)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     (wheel,) = wheels.glob("torchenv-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def kit_venv(tmp_path_factory) -> Path:
+    """A fresh venv with torchenv installed from a wheel: TORCHENV_WHEEL's (the release
+    workflow's), else one built from this checkout. Its `torchenv --version` is the source's."""
+    tmp = tmp_path_factory.mktemp("kit")
+    wheel = given_wheel() or build_kit_wheel(tmp)
     venv = tmp / "venv"
     assert _run([sys.executable, "-m", "venv", str(venv)], tmp).returncode == 0
     done = _run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], tmp)
     assert done.returncode == 0, done.stderr[-3000:]
+    version = _run([str(venv / "bin" / "torchenv"), "--version"], tmp)
+    assert version.stdout == f"torchenv {source_version()}\n", (version.stdout, version.stderr)
     return venv / "bin"

@@ -10,3 +10,7 @@ images carry it next to the smoke suite, and the host kit (`torchenv`) imports i
 - `archs`: which of a torch build's GPU kernels (`sm_XY`, PTX `compute_XY`) run on a GPU of a
   given compute capability, by CUDA's rules; the `cuda` smoke check and the doctor share it.
 """
+
+# The kit's one version: pyproject.toml reads it ([tool.setuptools.dynamic]), and torchenv and
+# torchsmoke re-export it. A release is tagged v<this>; the release workflow refuses another tag.
+__version__ = "0.2.0"

@@ -14,8 +14,11 @@ The house, by concern (each package's docstring says what it owns and what it ma
   `engine` (the one owner of Docker), `kit` (the files the build stages).
 
 Public surface (PUBLIC below): what users' projects and the files `torchenv init` writes use;
-it changes only with the kit's version. Everything else may move without notice.
+it changes only with the kit's version (`__version__`, torchbuild's: the kit's one version, which
+`torchenv --version` prints). Everything else may move without notice.
 """
+
+from torchbuild import __version__ as __version__
 
 # module -> the names of it that users' projects, generated files and CI may use
 PUBLIC: dict[str, tuple[str, ...]] = {

@@ -2,6 +2,7 @@
 
     torchenv init [--force]    make the working directory a torchenv project (torchenv.scaffold)
     torchenv stage             stage the kit into .torchenv/ (the dev containers' initializeCommand)
+    torchenv --version         the kit's version (torchbuild.__version__, the one source)
 
 Everything else is an invoke task of the project (`invoke --list`). A user mistake is one line
 on stderr and exit status 1; Ctrl-C is 130.
@@ -13,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from torchenv import matrix, scaffold
+from torchenv import __version__, matrix, scaffold
 from torchenv.credentials import redact_text
 from torchenv.errors import Problems, UserError
 from torchenv.image import context as buildcontext
@@ -25,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Containerized, reproducible PyTorch environments for your project.",
         epilog="After init: `invoke --list` shows the project's tasks (build, smoke, lock, ...).",
     )
+    parser.add_argument("--version", action="version", version=f"torchenv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     init = sub.add_parser(
         "init", help="set up this folder as a torchenv project",

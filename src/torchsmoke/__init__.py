@@ -71,4 +71,4 @@ get a new one. `--junit PATH` writes JUnit XML: one testcase a check, failure/sk
 carrying the reason.
 """
 
-__version__ = "0.1.0"
+from torchbuild import __version__ as __version__  # the kit's one version

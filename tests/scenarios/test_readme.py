@@ -88,11 +88,10 @@ def check(command: str, request: pytest.FixtureRequest) -> None:
     elif head == "devcontainer":
         config = argv[argv.index("--config") + 1]
         assert (ROOT / config).exists()  # `devcontainer up` itself: test_devcontainer_cli.py
-    elif command == "pip install torchenv":
-        # "Your project": the kit from its wheel, for real, is test_your_project.py; here, that
-        # this project is the distribution the command names and gives the `torchenv` command.
-        meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-        assert meta["name"] == "torchenv" and "torchenv" in meta["scripts"]
+    elif argv[:3] == ["python", "-m", "build"] or (
+        argv[:2] == ["pip", "install"] and argv[2:3] and argv[2].startswith(("torchenv", "dist/"))
+    ):
+        check_kit_install(argv)
     elif head == "torchenv":
         tmp = request.getfixturevalue("tmp_path")
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -114,6 +113,30 @@ def check(command: str, request: pytest.FixtureRequest) -> None:
         assert "@devcontainers/cli" in (ROOT / ".ci" / "run").read_text()
     else:
         pytest.fail(f"README command without a test handler: {command}")
+
+
+def kit_version() -> str:
+    return re.search(
+        r'(?m)^__version__ = "([^"]+)"$', (ROOT / "src" / "torchbuild" / "__init__.py").read_text()
+    )[1]
+
+
+def check_kit_install(argv: list[str]) -> None:
+    """ "Installing the kit": each way names this project at its one version. The kit from its
+    wheel, for real, is test_your_project.py; the release's build is test_release.py."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["name"] == "torchenv" and "torchenv" in meta["scripts"]
+    version = kit_version()
+    if argv[:3] == ["python", "-m", "build"]:  # what the release workflow runs, as a user would
+        release = (ROOT / ".github" / "workflows" / "release.yml").read_text()
+        assert "run: python -m build " in release, release
+        return
+    assert argv[:2] == ["pip", "install"] and len(argv) == 3, argv
+    assert argv[2] in (
+        f"torchenv=={version}",
+        f"dist/torchenv-{version}-py3-none-any.whl",
+        f"torchenv @ git+https://github.com/OWNER/torchenv@v{version}",  # the release's tag
+    ), argv
 
 
 def check_container_command(argv: list[str]) -> None:

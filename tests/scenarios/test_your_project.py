@@ -9,6 +9,10 @@ with uv, the default), `invoke build` (the project's own package its last layer)
 tests in the image as another UID, `invoke test` (JUnit report), `invoke smoke --quick`, `invoke
 verify`; a test command the image lacks is one line; a dependency whose requirement excludes the
 target's torch is refused at lock, in one line, with nothing written.
+
+TORCHENV_WHEEL=PATH (a path relative to the working directory, or absolute) tests that wheel
+instead of one built from this checkout: the release workflow (.github/workflows/release.yml)
+runs this test on exactly the wheel it publishes.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -59,3 +59,12 @@ def test_the_written_tasks_load_the_kits_collection(tmp_path: Path):
         line.split()[0] for line in listed.stdout.splitlines()[2:] if line.strip()
     }
     compile((tmp_path / "noxfile.py").read_text(), "noxfile.py", "exec")
+
+
+def test_version_prints_the_kits_one_version_outside_a_project(tmp_path: Path):
+    import torchbuild
+
+    done = torchenv(tmp_path, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"torchenv {torchbuild.__version__}\n" and done.stderr == ""
+    assert list(tmp_path.iterdir()) == []  # it looked for no project and wrote nothing
