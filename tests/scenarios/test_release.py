@@ -247,11 +247,9 @@ def test_the_e2e_job_installs_and_tests_exactly_the_built_wheel(built: Built, re
         'TORCHENV_STANDIN_BASE="${base}" python -m pytest -p no:cacheprovider '
         "tests/scenarios/test_your_project.py"
     )
-    # the test takes that wheel instead of building one
-    assert (
-        'os.environ.get("TORCHENV_WHEEL"'
-        in (ROOT / "tests/scenarios/test_your_project.py").read_text()
-    )
+    # the test's kit_venv (tests/conftest.py) takes that wheel instead of building one
+    assert 'os.environ.get("TORCHENV_WHEEL"' in (ROOT / "tests/conftest.py").read_text()
+    assert "kit_venv" in (ROOT / "tests/scenarios/test_your_project.py").read_text()
 
 
 def test_only_tested_files_are_published_each_job_with_its_one_permission(release):

@@ -83,21 +83,28 @@ def lock_pip(
     # the resolver says of the rest
     overlay_index = None if target.index_url else index_url
     deps, problems = overlays.read_project(target, overlay_index)
-    if problems:
-        more = overlays.probe(target, deps, problems, runner, overlay_index, resolver)
+    current = (
+        not upgrade and target.pip_lock.exists() and not drift.check_target(target, target.pip_lock)
+    )
+    try:
+        if current:
+            text = target.pip_lock.read_text()
+        else:
+            env = target.read_env()
+            packages = resolve_pip(env, runner, index_url, resolver)
+            header = render_header(target, "pip", env, dt.date.today().isoformat(), PIP_PLATFORM)
+            text = render_pip_lock(header, packages)
+        lock = parse_pip_lock(text, target.pip_lock, target.name)  # never write what it refuses
+    except UserError as exc:
+        raise Problems([*problems, str(exc)]) if problems else exc from None
+    if problems:  # the project's every problem, with what the resolver says of the rest
+        more = overlays.probe(target, deps, problems, lock, runner, overlay_index, resolver)
         raise Problems(problems + more)
-    if not upgrade and target.pip_lock.exists() and not drift.check_target(target, target.pip_lock):
-        count = len(
-            parse_pip_lock(target.pip_lock.read_text(), target.pip_lock, target.name).packages
-        )
-        done = f"{rel(target.pip_lock)}: current ({packages_count(count)}), kept (--upgrade resolves it again)"
-    else:
-        env = target.read_env()
-        packages = resolve_pip(env, runner, index_url, resolver)
-        header = render_header(target, "pip", env, dt.date.today().isoformat(), PIP_PLATFORM)
-        text = render_pip_lock(header, packages)
-        parse_pip_lock(text, target.pip_lock, target.name)  # never write what the parser refuses
-        done = write_lock(target.pip_lock, text, len(packages), target.root)
+    count = packages_count(len(lock.packages))
+    done = (
+        f"{rel(target.pip_lock)}: current ({count}), kept (--upgrade resolves it again)"
+        if current else write_lock(target.pip_lock, text, len(lock.packages), target.root)
+    )  # fmt: skip
     return "; ".join([done, *overlays.lock_all(target, runner, index_url, upgrade, resolver)])
 
 
@@ -119,7 +126,12 @@ def lock_target(
     """
     t = matrix.get(target) if isinstance(target, str) else target
     chosen = (lock_kind(installer),) if installer else LOCK_KINDS
-    done, failed = [], []
+    done: list[str] = []
+    failed: list[str] = []
+    notes: list[str] = []  # what was read, skipped or left out of the project's declarations
+    if "pip" in chosen:
+        deps, _ = overlays.read_project(t, None if t.index_url else index_url)
+        notes = list(deps.notes) if deps is not None else []
     for name in chosen:
         if name == "conda" and installer is None and conda_resolver.conda_lock_executable() is None:
             continue  # conda was not asked for: nothing is said of it
@@ -136,7 +148,7 @@ def lock_target(
             failed.append(f"{name} lock of {t.name}: {exc}")
     if failed:
         raise Problems([*done, *failed])
-    return done
+    return [*notes, *done]
 
 
 def planned_commands(

@@ -112,21 +112,25 @@ def probe(
     target: Target,
     deps: projectdeps.Dependencies | None,
     problems: Sequence[str],
+    below: Lock,
     runner: Runner = subprocess_runner,
     index_url: str | None = None,
     resolver: str | None = None,
 ) -> list[str]:
     """What the resolver says of the project's requirements that have no problem yet (over the
-    pip lock, when there is one), so that one run names every problem; nothing is written."""
-    if deps is None or not target.pip_lock.exists():
+    pip lock `below`), so that one run names every problem; nothing is written."""
+    if deps is None:
         return []
-    fine = tuple(d for d in deps.items if not any(p.startswith(d.origin) for p in problems))
+    fine = tuple(
+        d
+        for d in deps.items
+        if not any(p.startswith((f"{d.origin}:", f"{d.origin} ")) for p in problems)
+    )
     if not fine:
         return []
     try:
-        below = [read_lock(target.pip_lock, target.name)]
         overlay = project_overlay(target, replace(deps, items=fine))
-        resolve(target, overlay, below, runner, index_url, resolver)
+        resolve(target, overlay, [below], runner, index_url, resolver)
     except UserError as exc:
         return [" ".join(str(exc).splitlines())]
     return []

@@ -18,9 +18,9 @@ read inside the project's root (its links followed first); nothing of a file's c
 an error but the requirement it holds, redacted.
 
 Every problem found is collected and said at once, one line each naming the file and line and the
-fix (`Problems`). `torch_conflicts` is the lock's first gate: a requirement on the torch family
-that the target's pin does not satisfy (its marker evaluated for the image) is refused before
-anything is resolved.
+fix (`Problems`). `torch_conflicts` (torchenv.project.torchpins) is the lock's first gate: a requirement on the torch
+family that the target's pin does not satisfy (its marker evaluated for the image) is refused
+before anything is resolved.
 """
 
 from __future__ import annotations
@@ -32,18 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import Version
 
 from torchenv.credentials import shown
 from torchenv.errors import Problems, UserError
 from torchenv.files import inside
-from torchenv.matrix import Project, Target
+from torchenv.matrix import Project
 from torchenv.project import conda, groups
 from torchenv.project import requirements as reqfiles
 from torchenv.project import wheel as wheels
+from torchenv.project.torchpins import image_environment, torch_conflicts
 from torchenv.runner import Runner, subprocess_runner
 
 if sys.version_info >= (3, 11):
@@ -90,17 +89,6 @@ class Dependencies:
     def origin_of(self, name: str) -> str | None:
         wanted = canonicalize_name(name)
         return next((d.origin for d in self.items if d.name == wanted), None)
-
-
-def image_environment(python: str = "3.11") -> dict[str, str]:
-    """What environment markers see in the images (Linux, x86_64, CPython `python`)."""
-    return {
-        "python_version": python, "python_full_version": f"{python}.0", "os_name": "posix",
-        "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
-        "implementation_name": "cpython", "platform_python_implementation": "CPython",
-        "platform_release": "", "platform_version": "", "implementation_version": f"{python}.0",
-        "extra": "",
-    }  # fmt: skip
 
 
 def project_table(path: Path, source: str = PYPROJECT) -> dict[str, Any] | None:
@@ -417,36 +405,12 @@ def _test_requirements(reading: _Reading, project: Project) -> None:
         reading.collect(reqfiles.read(reading.root, rel))
 
 
-FAMILY = ("torch", "torchvision", "torchaudio")
-
-
-def _applies(req: Requirement, python: str) -> bool:
-    return req.marker is None or Marker(str(req.marker)).evaluate(image_environment(python))
-
-
-def torch_conflicts(deps: Dependencies, target: Target, others: Iterable[Target] = ()) -> list[str]:
-    """One line for each requirement on the torch family that the target's pin excludes (a
-    marker that excludes the image, `; sys_platform == "win32"`, excludes the requirement)."""
-    pins = {"torch": target.torch, "torchvision": target.torchvision}
-    if target.torchaudio:
-        pins["torchaudio"] = target.torchaudio
-    lines = []
-    for dep in (*deps.items, *deps.checks):
-        req = Requirement(dep.requirement)
-        name = canonicalize_name(req.name)
-        if name not in pins or not req.specifier or not _applies(req, target.python):
-            continue
-        if not req.specifier.contains(Version(pins[name]), prereleases=True):
-            accepting = [
-                t.name for t in others
-                if req.specifier.contains(Version(getattr(t, name) or "0"), prereleases=True)
-            ]  # fmt: skip
-            choose = (
-                f"or choose a target whose {name} it accepts ({', '.join(accepting)})"
-                if accepting else f"no target of targets.toml has a {name} it accepts"
-            )  # fmt: skip
-            lines.append(
-                f"{dep.origin} requires {shown(str(req))}, but target {target.name} pins {name} "
-                f"{pins[name]}: relax that requirement, {choose}; no lock was written"
-            )
-    return lines
+__all__ = [
+    "Dependencies",
+    "Dependency",
+    "Problems",
+    "image_environment",
+    "read",
+    "read_all",
+    "torch_conflicts",
+]

@@ -16,6 +16,7 @@ Each problem is collected, not raised, so that a project's every problem is said
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -127,8 +128,8 @@ def _option(root: Path, folder: Path, origin: str, line: str, out: Read) -> None
         if not value:
             out.problems.append(f"{origin}: {name} names no file")
             return
-        include = str(folder / value) if not Path(value).is_absolute() else value
-        include = str(Path(include))  # normalized, not resolved: `inside` follows links
+        include = os.path.normpath(folder / value)  # `..` collapsed, not resolved: `inside`
+        # follows the links, and refuses what lies outside the root
         if not (root / include).exists() and not (root / include).is_symlink():
             out.problems.append(f"{origin}: {name} {shown(value)}: there is no such file")
             return
