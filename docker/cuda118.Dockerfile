@@ -192,7 +192,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 ARG USER_UID=1000
 ARG USER_GID=1000
-# Notebooks (ipykernel) and TensorBoard, pinned in targets.toml.
+# Notebooks (ipykernel, JupyterLab) and TensorBoard, pinned in targets.toml.
 RUN --mount=type=bind,source=.torchenv/locks/cuda118/dev,target=/tmp/ctx/envs \
     --mount=type=bind,source=.torchenv/wheelhouse,target=/tmp/ctx/wheelhouse \
     --mount=type=bind,source=.torchenv/kit/torchbuild,target=/tmp/ctx/torchbuild \
@@ -201,7 +201,7 @@ RUN --mount=type=bind,source=.torchenv/locks/cuda118/dev,target=/tmp/ctx/envs \
     --mount=type=secret,id=index_url,mode=0444 \
     --mount=type=cache,id=torchenv-pip,target=/tmp/pip-cache,mode=0777,sharing=locked \
     PIP_CACHE_DIR=/tmp/pip-cache SOURCE_DATE_EPOCH=0 \
-    bash /tmp/ctx/install-env.sh extras cuda118 ipykernel==7.4.0 tensorboard==2.21.0
+    bash /tmp/ctx/install-env.sh extras cuda118 ipykernel==7.4.0 jupyterlab==4.6.6 tensorboard==2.21.0
 
 FROM dev-deps AS dev
 ARG USER_UID=1000

@@ -262,8 +262,8 @@ MAX_ID = 2**31 - 1  # the largest UID/GID every tool in the image (useradd, tar,
 # The options, each once. Tasks pick theirs by name below.
 TARGET = Option("target", f"the target: {target_names()}")
 TARGET_ALL = Option("target", "only this target (default: all targets)")
-FLAVOR = Option("flavor", "runtime or dev (adds ipykernel, TensorBoard, git)", "runtime",
-                choices=matrix.FLAVORS)  # fmt: skip
+FLAVOR = Option("flavor", "runtime or dev (adds ipykernel, JupyterLab, TensorBoard, git)",
+                "runtime", choices=matrix.FLAVORS)  # fmt: skip
 IGNORE_ARCH = Option(
     "ignore_arch", "hand the GPUs to an image that has no kernels for them", False, bool
 )
@@ -273,6 +273,8 @@ NO_GPU = Option(
 )
 IMAGE = Option("image", "use this image instead of the target's (default: the matrix's name)")
 REPORTS = Option("reports", "folder for the reports", "reports", Path)
+PORT = Option("port", "the port on 127.0.0.1 (only) to serve on", 8888, int, low=1024,
+              high=65535)  # fmt: skip
 UID = Option("uid", "UID of the image's user", 1000, int, low=1, high=MAX_ID)
 GID = Option("gid", "GID of the image's user", 1000, int, low=1, high=MAX_ID)
 BUILD_CONFIGURABLE = (
@@ -287,6 +289,22 @@ BUILD_CONFIGURABLE = (
     Option("index_url", "a mirror of the target's pip index", config=True),
     Option("conda_channel_alias", "a conda channel mirror, as micromamba's channel alias",
            config=True),
+)  # fmt: skip
+SMOKE_OPTIONS = (
+    Option("no_gpu", "never request GPUs (default: for CUDA targets when the engine can)",
+           False, bool),
+    Option("require_gpu", "request GPUs and fail when the container sees none", False, bool),
+    Option("quick", "the suite's quick mode", False, bool),
+    REPORTS, IMAGE,
+    Option("args", "more arguments for the suite, e.g. '--only mlp,cnn'", ""),
+    Option("timeout", "stop the suite after this many seconds, exit 124 (default: the target's "
+           "smoke_timeout_s)"),
+    IGNORE_ARCH,
+    Option("nodes", "multi-node DDP: this many containers on a private network, torchrun",
+           kind=int, low=1, high=256),
+    Option("nproc_per_node", "with --nodes: processes (ranks) per node", 1, int, low=1, high=64),
+    Option("rdzv_port", "with --nodes: node 0's rendezvous port, also on 127.0.0.1", 29400, int,
+           low=1024, high=65535),
 )  # fmt: skip
 RESOLVER = Option("resolver", "uv or pip (default: uv where it is installed, as with the kit)",
                   choices=("uv", "pip"), config=True)  # fmt: skip

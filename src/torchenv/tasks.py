@@ -34,8 +34,10 @@ from torchenv.taskopts import (
     IGNORE_ARCH,
     IMAGE,
     NO_GPU,
+    PORT,
     REPORTS,
     RESOLVER,
+    SMOKE_OPTIONS,
     TARGET,
     TARGET_ALL,
     UID,
@@ -118,24 +120,7 @@ def build(c: Any, o: Given) -> None:
             print(line)
 
 
-@command(
-    "smoke", TARGET, FLAVOR,
-    Option("no_gpu", "never request GPUs (default: for CUDA targets when the engine can)",
-           False, bool),
-    Option("require_gpu", "request GPUs and fail when the container sees none", False, bool),
-    Option("quick", "the suite's quick mode", False, bool),
-    REPORTS, IMAGE,
-    Option("args", "more arguments for the suite, e.g. '--only mlp,cnn'", ""),
-    Option("timeout", "stop the suite after this many seconds, exit 124 (default: the target's "
-           "smoke_timeout_s)"),
-    IGNORE_ARCH,
-    Option("nodes", "multi-node DDP: this many containers on a private network, torchrun",
-           kind=int, low=1, high=256),
-    Option("nproc_per_node", "with --nodes: processes (ranks) per node", 1, int, low=1, high=64),
-    Option("rdzv_port", "with --nodes: node 0's rendezvous port, also on 127.0.0.1", 29400, int,
-           low=1024, high=65535),
-    DRY_RUN,
-)  # fmt: skip
+@command("smoke", TARGET, FLAVOR, *SMOKE_OPTIONS, DRY_RUN)
 def smoke(c: Any, o: Given) -> None:
     """Run the smoke suite in a target's image, with the target's expectations."""
     t = target_of(o.target, matrix.project_root())
@@ -220,6 +205,22 @@ def test(c: Any, o: Given) -> None:
     if code:
         image = req.image or req.target.image(req.flavor)
         raise Exit(f"the tests failed in {image} (exit {code})", code=code)
+
+
+@command("notebook", TARGET, PORT, NO_GPU, IMAGE, IGNORE_ARCH, DRY_RUN)
+def notebook(c: Any, o: Given) -> None:
+    """Start JupyterLab in a target's dev image, the workspace mounted, as you; prints its URL."""
+    from torchenv.run import notebook as notebooks
+
+    req = notebooks.NotebookRequest(
+        target=target_of(o.target, matrix.project_root()), port=o.port, gpu=not o.no_gpu,
+        image=o.image or None,
+    )  # fmt: skip
+    if req.target.is_cuda and req.gpu and not o.dry_run and not o.ignore_arch:
+        gpufit.refuse(req.target, None)
+    code = notebooks.run(req, dry_run=o.dry_run)
+    if code:
+        raise Exit(f"JupyterLab ended with exit {code} in {req.image_name}", code=code)
 
 
 @command(
@@ -433,8 +434,8 @@ def push(c: Any, o: Given) -> None:
 
 
 TASKS = (
-    matrix_, generate, build, smoke, test, shell, clean, doctor, lock, verify, refresh_digest,
-    export, k8s, push,
+    matrix_, generate, build, smoke, test, shell, notebook, clean, doctor, lock, verify,
+    refresh_digest, export, k8s, push,
 )  # fmt: skip
 ns = Collection(*TASKS)
 ns.configure({"run": {"echo": True}, "torchenv": config_defaults(CONFIGURABLE)})

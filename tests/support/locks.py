@@ -142,5 +142,7 @@ RESOLVED = {
     "typing_extensions": "4.16.0",
 }
 
-# The dev extras of targets.toml (ipykernel, tensorboard) and one dependency of theirs.
-DEV_RESOLVED = {"ipykernel": "7.4.0", "tensorboard": "2.21.0", "tornado": "6.6.1"}
+# The dev extras of targets.toml (ipykernel, jupyterlab, tensorboard) and one dependency of theirs.
+DEV_RESOLVED = {
+    "ipykernel": "7.4.0", "jupyterlab": "4.6.6", "tensorboard": "2.21.0", "tornado": "6.6.1"
+}  # fmt: skip

@@ -103,6 +103,29 @@ def test_every_task_with_a_flavor_defaults_to_the_runtime_one():
     assert f" {image} bash" in shell and f" {image} " in smoke and "-dev" not in shell + smoke
 
 
+def test_notebook_dry_run_hides_the_token_and_publishes_on_loopback_only():
+    done = invoke("notebook", "--target", "cuda13", "--port", "8890", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.splitlines()[-1]
+    assert line.startswith("JUPYTER_TOKEN=*** ") and " --env JUPYTER_TOKEN " in line
+    assert f"--user {os.getuid()}:{os.getgid()}" in line and "--shm-size=2g" in line
+    assert "--publish 127.0.0.1:8890:8890 " in line and "-dev /opt/env/bin/jupyter-lab " in line
+    assert not re.search(r"[0-9a-f]{32}", line)  # no token in it
+
+
+def test_notebook_port_in_use_is_one_line():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = invoke("notebook", "--target", "cpu", "--port", str(port))
+    assert_one_line_error(done, f"port {port} on 127.0.0.1 is in use: pick another with --port")
+    done = invoke("notebook", "--target", "cpu", "--port", "80", "--dry-run")
+    assert_one_line_error(done, "--port 80 is out of range: give 1024..65535")
+
+
 def test_matrix_shows_the_matrix_and_list_is_its_alias():
     out = invoke("matrix").stdout
     assert "cuda118  2.7.1" in out and "520.61.05" in out
@@ -249,8 +272,9 @@ def test_the_readme_names_exactly_the_tasks_that_take_dry_run():
     assert named, "README's sentence about --dry-run is gone"
     claimed = set(re.findall(r"`([a-z-]+)`", named.group(1)))
     listing = invoke("--list").stdout.split()
-    tasks = [t for t in ("build", "smoke", "shell", "clean", "lock", "export", "push", "verify",
-                         "k8s", "doctor", "generate", "matrix", "refresh-digest", "lint") if t in listing]  # fmt: skip
+    tasks = [t for t in ("build", "smoke", "shell", "notebook", "clean", "lock", "export", "push",
+                         "verify", "k8s", "doctor", "generate", "matrix", "refresh-digest", "lint")
+             if t in listing]  # fmt: skip
     with_dry_run = {t for t in tasks if "--dry-run" in invoke("--help", t).stdout}
     assert claimed == with_dry_run
 

@@ -1,8 +1,8 @@
 """`invoke clean`: find what torchenv made on the engine by its labels, and remove it.
 
 What counts as torchenv's (see torchenv.engine.labels):
-- containers labelled io.torchenv.managed=true (smoke, shell, verify, multi-node runs); a running
-  one is kept and named, so that an open shell is never killed;
+- containers labelled io.torchenv.managed=true (smoke, shell, notebook, verify, multi-node
+  runs); a running one is kept and named, so that an open shell is never killed;
 - networks labelled io.torchenv.managed=true (multi-node runs);
 - images labelled io.torchenv.target (every image the Dockerfiles build): the tag the build gave
   (label io.torchenv.tag; for images built before that label, the matrix's image names), and

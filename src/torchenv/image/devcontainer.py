@@ -2,7 +2,8 @@
 
 VS Code (and the Dev Containers CLI) lists every folder under `.devcontainer/` as its own
 configuration, so the targets appear side by side. Each builds the `dev` stage of that target's
-Dockerfile: the runtime image (which has a C/C++ compiler) plus ipykernel, TensorBoard and git.
+Dockerfile: the runtime image (which has a C/C++ compiler) plus ipykernel, JupyterLab, TensorBoard
+and git.
 
 Choices, each for a problem users report (items 1, 3 and 12 of the project's users notes):
 - Shared memory: `--shm-size` rather than `--ipc=host`. DataLoader workers pass batches through
@@ -21,7 +22,8 @@ Choices, each for a problem users report (items 1, 3 and 12 of the project's use
   so `pip install` keeps working after the UID change.
 - TensorBoard: its port (6006) is forwarded and labelled, so `tensorboard --logdir runs` in the
   container opens at http://localhost:6006 on the host; VS Code forwards a port the container
-  listens on at localhost, so no `--bind_all` is needed.
+  listens on at localhost, so no `--bind_all` is needed. JupyterLab's (8888) likewise: `jupyter
+  lab` in the container's terminal prints its URL with the token it made.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ INITIALIZE_COMMAND = (
     " pip install torchenv (or put its venv on PATH), then reopen the container' >&2; exit 1; fi"
 )
 TENSORBOARD_PORT = 6006  # TensorBoard's default
+JUPYTER_PORT = 8888  # JupyterLab's default (`jupyter lab` in the container's terminal)
 
 
 def config_path(name: str, root: Path) -> Path:
@@ -86,9 +89,10 @@ def config(target: Target, package: bool = False) -> dict[str, object]:
             },
         },
         "runArgs": [f"--shm-size={SHM_SIZE}"],
-        "forwardPorts": [TENSORBOARD_PORT],
+        "forwardPorts": [TENSORBOARD_PORT, JUPYTER_PORT],
         "portsAttributes": {
-            str(TENSORBOARD_PORT): {"label": "TensorBoard", "onAutoForward": "notify"}
+            str(TENSORBOARD_PORT): {"label": "TensorBoard", "onAutoForward": "notify"},
+            str(JUPYTER_PORT): {"label": "JupyterLab", "onAutoForward": "notify"},
         },
         "remoteUser": REMOTE_USER,
         "updateRemoteUserUID": True,

@@ -42,6 +42,11 @@ class ShellRequest:
     gid: int = -1
     command: tuple[str, ...] = ("bash",)
     env: tuple[tuple[str, str], ...] = ()  # more variables for the container
+    # variables passed by name alone (`--env NAME`): their values come from the docker client's
+    # environment, so that a secret is on no command line
+    env_names: tuple[str, ...] = ()
+    publish: tuple[str, ...] = ()  # `--publish` values, e.g. 127.0.0.1:8888:8888
+    interactive: bool = True  # keep stdin open (a shell reads it; a server must not)
     volumes: tuple[tuple[Path, str], ...] = ()  # more (host folder, container path) mounts
     role: str = "shell"  # its label (io.torchenv.<role>), for invoke clean
     image_name: str | None = None  # another image than the target's (None: the matrix's name)
@@ -63,11 +68,12 @@ def shell_command(client: str, req: ShellRequest, *, tty: bool, gpus: bool) -> l
     uid = os.getuid() if req.uid < 0 else req.uid
     gid = os.getgid() if req.gid < 0 else req.gid
     argv = [
-        client, "run", "--rm", "--interactive", *(["--tty"] if tty else []),
+        client, "run", "--rm", *(["--interactive"] if req.interactive else []),
+        *(["--tty"] if tty and req.interactive else []),
         "--name", req.container_name, "--init",
         f"--shm-size={SHM_SIZE}", "--user", f"{uid}:{gid}", "--env", "HOME=/tmp",
         # the image has no passwd entry for your UID: your name, for torch.compile's caches
-        "--env", f"USER={_user_name()}",
+        "--env", f"USER={user_name()}",
         *labels.cli_args(labels.of(req.role, req.target.name, req.target.image_repo)),
         # no capabilities, no gaining privileges (setuid): a shell as you needs neither
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
@@ -77,6 +83,10 @@ def shell_command(client: str, req: ShellRequest, *, tty: bool, gpus: bool) -> l
         argv += ["--mount", bind_mount(host, inside)]
     for name, value in req.env:
         argv += ["--env", f"{name}={value}"]
+    for name in req.env_names:
+        argv += ["--env", name]
+    for published in req.publish:
+        argv += ["--publish", published]
     if gpus:
         argv.append("--gpus=all")
     return [*argv, req.image, *req.command]
@@ -95,7 +105,7 @@ def bind_mount(host: Path | str, inside: str) -> str:
     )
 
 
-def _user_name() -> str:
+def user_name() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this UID here either
@@ -169,11 +179,11 @@ def launch(
         try:
             return runner(argv, interactive=True).returncode
         except KeyboardInterrupt:
-            _remove(client, req.container_name, runner, out)
+            remove_container(client, req.container_name, runner, out)
             raise
 
 
-def _remove(client: str, name: str, runner: Runner, out: Callable[[str], object]) -> None:
+def remove_container(client: str, name: str, runner: Runner, out: Callable[[str], object]) -> None:
     """Remove the named container (forced); gone already (its --rm was quicker) is fine."""
     done = containers.remove_by_name(client, name, runner)
     if not done.ok and "no such container" not in done.first_error_line().lower():

@@ -144,8 +144,9 @@ def test_post_create_runs_the_quick_smoke_suite_without_requiring_a_gpu(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_tensorboards_port_is_forwarded_and_labelled(name):
     data = committed(name)
-    assert data["forwardPorts"] == [6006]
+    assert data["forwardPorts"] == [6006, 8888]
     assert data["portsAttributes"]["6006"]["label"] == "TensorBoard"
+    assert data["portsAttributes"]["8888"]["label"] == "JupyterLab"
 
 
 def _initialize(folder, path: str) -> subprocess.CompletedProcess:

@@ -39,7 +39,7 @@ def test_lock_pip_writes_a_hashed_lock_from_pips_report(tree, monkeypatch):
     target = matrix.get("cuda13")
     runner = pip_runner(report_for(RESOLVED))
     assert make.lock_pip(target, runner, upgrade=True, resolver="pip") == (
-        "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (3 packages)"
+        "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (4 packages)"
     )
     call, dev_call = runner.calls
     argv = call.args
@@ -63,7 +63,7 @@ def test_lock_pip_writes_a_hashed_lock_from_pips_report(tree, monkeypatch):
     assert [p.name for p in tree.joinpath("envs").iterdir() if p.name.startswith(".")] == []
     dev = lockfile.read_lock(target.dev_lock, "cuda13")
     assert {n: p.version for n, p in dev.packages.items()} == {
-        "ipykernel": "7.4.0", "tensorboard": "2.21.0", "tornado": "6.6.1"
+        "ipykernel": "7.4.0", "jupyterlab": "4.6.6", "tensorboard": "2.21.0", "tornado": "6.6.1"
     }  # fmt: skip
     assert all(len(p.hashes) == 1 for p in dev.packages.values())
 
@@ -165,7 +165,7 @@ def test_lock_target_reports_what_was_written_and_what_failed(tree, monkeypatch)
         "cuda13", runner=pip_runner(report_for(RESOLVED)), upgrade=True, resolver="pip"
     )
     assert lines == [  # conda was not asked for: nothing is said of it (issue 32)
-        "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (3 packages)",
+        "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (4 packages)",
     ]
     with pytest.raises(UserError) as exc:
         make.lock_target(

@@ -32,13 +32,13 @@ def test_the_dev_lock_holds_only_what_the_extras_add_resolved_over_the_pip_lock(
     target = matrix.get("cuda13")
     runner = pip_runner(report_for(RESOLVED))
     assert make.lock_pip(target, runner, upgrade=True, resolver="pip") == (
-        "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (3 packages)"
+        "wrote envs/cuda13.pip.lock.txt (6 packages); wrote envs/cuda13.dev.lock.txt (4 packages)"
     )
     base_call, dev_call = runner.calls
     assert "--constraint" not in base_call.args and "--index-url" not in dev_call.args
     ((constraints, requirements),) = runner.files
     assert "torch==2.14.1\n" in constraints and "jinja2==3.1.6\n" in constraints
-    assert requirements == "ipykernel==7.4.0\ntensorboard==2.21.0\n"
+    assert requirements == "ipykernel==7.4.0\njupyterlab==4.6.6\ntensorboard==2.21.0\n"
     dev = lockfile.read_lock(target.dev_lock, "cuda13")
     assert {n: p.version for n, p in dev.packages.items()} == DEV_RESOLVED
     assert all(len(p.hashes) == 1 for p in dev.packages.values())
@@ -164,7 +164,7 @@ def test_current_locks_are_kept_and_a_new_dependency_leaves_torchs_lock_alone(tr
     runner = pip_runner(report_for(RESOLVED))
     assert make.lock_pip(target, runner, resolver="pip") == (
         "envs/cuda13.pip.lock.txt: current (34 packages), kept (--upgrade resolves it again); "
-        "envs/cuda13.dev.lock.txt: current (35 packages), kept"
+        "envs/cuda13.dev.lock.txt: current (95 packages), kept"
     )
     assert runner.calls == []
     before = target.pip_lock.read_text()
@@ -174,7 +174,7 @@ def test_current_locks_are_kept_and_a_new_dependency_leaves_torchs_lock_alone(tr
     assert lines[0].startswith("envs/cuda13.pip.lock.txt: current (34 packages), kept")
     assert lines[1:] == [
         "wrote envs/cuda13.project.lock.txt (2 packages)",
-        "wrote envs/cuda13.dev.lock.txt (3 packages)",  # resolved again: what is below it moved
+        "wrote envs/cuda13.dev.lock.txt (4 packages)",  # resolved again: what is below it moved
     ]
     assert len(runner.calls) == 2 and all("--constraint" in c.args for c in runner.calls)
     assert target.pip_lock.read_text() == before

@@ -81,10 +81,11 @@ def test_the_users_uv_settings_stay_out_but_the_network_ones():
 def test_lock_with_uv_for_the_images_platform(tree, uv_here, monkeypatch):
     monkeypatch.setenv("UV_EXTRA_INDEX_URL", "https://extra.invalid/simple")
     target = matrix.get("cuda13")
-    runner = uv_runner(RESOLVED, extra={"ipykernel": "7.4.0", "tensorboard": "2.21.0"})
+    extra = {"ipykernel": "7.4.0", "jupyterlab": "4.6.6", "tensorboard": "2.21.0"}
+    runner = uv_runner(RESOLVED, extra=extra)
     lines = make.lock_pip(target, runner, upgrade=True, resolver="uv").split("; ")
     assert lines == [
-        "wrote envs/cuda13.pip.lock.txt (6 packages)", "wrote envs/cuda13.dev.lock.txt (2 packages)",
+        "wrote envs/cuda13.pip.lock.txt (6 packages)", "wrote envs/cuda13.dev.lock.txt (3 packages)",
     ]  # fmt: skip
     argv = runner.calls[0].args
     assert argv[:3] == ("env", "-u", "UV_EXTRA_INDEX_URL")
@@ -184,7 +185,7 @@ def test_an_overlay_of_a_target_with_its_own_index_pins_the_family_there(tree, u
     def write(argv):
         source = Path(argv[-1])
         seen.append((source.name, source.read_text(), argv))
-        extras = {"ipykernel": "7.4.0", "tensorboard": "2.21.0"}
+        extras = {"ipykernel": "7.4.0", "jupyterlab": "4.6.6", "tensorboard": "2.21.0"}
         Path(argv[argv.index("--output-file") + 1]).write_text(compiled(extras))
         return reply("")
 
@@ -192,7 +193,7 @@ def test_an_overlay_of_a_target_with_its_own_index_pins_the_family_there(tree, u
     below = [lockfile.read_lock(matrix.get("cuda13").pip_lock, "cuda13")]  # any family
     dev = next(o for o in overlays.overlays(target) if o.kind == "dev")
     packages = overlays.resolve(target, dev, below, runner, resolver="uv")
-    assert [p.name for p in packages] == ["ipykernel", "tensorboard"]
+    assert [p.name for p in packages] == ["ipykernel", "jupyterlab", "tensorboard"]
     name, source, argv = seen[0]
     assert name == "pyproject.toml" and "--index-url" not in argv
     assert f'url = "{target.index_url}"' in source and "explicit = true" in source

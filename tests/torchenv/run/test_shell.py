@@ -169,3 +169,16 @@ def test_a_workspace_path_with_a_colon_or_comma_is_one_unambiguous_mount(folder,
     assert dict(f.split("=", 1) for f in fields) == {
         "type": "bind", "source": folder, "target": "/workspace",
     }  # fmt: skip
+
+
+def test_a_server_gets_no_terminal_its_ports_and_variables_by_name():
+    req = request(
+        interactive=False, publish=("127.0.0.1:8888:8888",), env=(("A", "1"),), env_names=("B",)
+    )
+    argv = shell.shell_command(CLIENT, req, tty=True, gpus=False)
+    assert "--interactive" not in argv and "--tty" not in argv
+    tail = argv[argv.index("/workspace", argv.index("--workdir")) + 1 :]
+    assert tail == [
+        "--env", "A=1", "--env", "B", "--publish", "127.0.0.1:8888:8888",
+        "torchenv/cuda13:2.14.1-cu130-dev", "bash",
+    ]  # fmt: skip
