@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -170,3 +171,16 @@ def _signal_group(proc: subprocess.Popen[str], signum: int) -> None:
     except (ProcessLookupError, PermissionError):
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signum)
+
+
+def uv_executable() -> str | None:
+    """The host's uv: the `uv` package's binary (a dependency of the kit), else one on PATH."""
+    try:
+        import uv
+
+        found = uv.find_uv_bin()
+        if found and os.access(found, os.X_OK):
+            return str(found)
+    except (ImportError, FileNotFoundError):
+        pass
+    return shutil.which("uv")

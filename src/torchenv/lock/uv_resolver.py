@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +34,7 @@ from torchenv.credentials import index_source
 from torchenv.errors import UserError
 from torchenv.hints import last_error, resolve_failure
 from torchenv.lock.lockfile import RESOLVE_TIMEOUT, SHA256_HEX, LockedPackage
-from torchenv.runner import Result, Runner
+from torchenv.runner import Result, Runner, uv_executable
 
 # glibc 2.28 or newer on x86_64, as pip's platform list (torchenv.lock.pip_resolver.PIP_PLATFORMS) says.
 PLATFORM = "x86_64-manylinux_2_28"
@@ -49,16 +48,8 @@ _HASH = re.compile(r"--hash=sha256:(\S+)")
 
 
 def executable() -> str | None:
-    """The host's uv: the `uv` package's binary (a dependency of the kit), else one on PATH."""
-    try:
-        import uv
-
-        found = uv.find_uv_bin()
-        if found and os.access(found, os.X_OK):
-            return str(found)
-    except (ImportError, FileNotFoundError):
-        pass
-    return shutil.which("uv")
+    """The host's uv (torchenv.runner.uv_executable)."""
+    return uv_executable()
 
 
 def clean_env(environ: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, str]]:

@@ -44,6 +44,7 @@ from torchenv.files import Transaction, inside
 from torchenv.image import generate
 from torchenv.image import package as projectpkg
 from torchenv.matrix import FILES_DEFAULT, MATRIX_NAME
+from torchenv.scaffold import kitsource
 from torchenv.scaffold import record as records
 from torchenv.scaffold.matrixfile import default_matrix, image_repo, kit_version_or_dev
 
@@ -81,8 +82,7 @@ class Outcome:
             f"kept {p.relative_to(root)}: it exists with other content (--force replaces it)"
             for p in self.kept
         ]  # fmt: skip
-        out += self.notes
-        return out or ["nothing to do: the project is set up"]
+        return (out or ["nothing to do: the project is set up"]) + self.notes
 
 
 def check_writable(root: Path) -> None:
@@ -230,11 +230,18 @@ def next_steps(root: Path) -> str:
     return f"next: invoke lock --target {first} && invoke build --target {first} (invoke --list)"
 
 
-def init(root: Path, force: bool = False, names: Iterable[str] | None = None) -> Outcome:
+def init(
+    root: Path,
+    force: bool = False,
+    names: Iterable[str] | None = None,
+    kit_source: kitsource.KitSource | None = None,
+) -> Outcome:
     """Set up (or bring up to this kit) the project at `root`; `names`: the targets a new matrix
-    holds (default: all the kit's). See the module's docstring."""
+    holds (default: all the kit's); `kit_source`: how CI installs the kit (default: as this one
+    was installed). See the module's docstring."""
     root = Path(root).resolve()
     check_writable(root)
+    source = kitsource.detect() if kit_source is None else kit_source
     current = root / MATRIX_NAME
     files = "."
     if current.is_file():
@@ -244,11 +251,17 @@ def init(root: Path, force: bool = False, names: Iterable[str] | None = None) ->
     plan = _Plan(root, force, records.load(root, where))
     text = _move_earlier_layout(plan, _matrix_text(plan, names))
     targets = matrix.parse(text, source=MATRIX_NAME, root=root)
-    version = kit_version()
-    for name, source in _FIXED:
-        plan.place(
-            name, source.read_text().replace("{{KIT_VERSION}}", version), _earlier(name), True
-        )
+    files = next(iter(targets.values())).files
+    kit_requirements = str(Path(files) / kitsource.REQUIREMENTS_NAME)
+    if source.note:
+        plan.outcome.notes.append(source.note)
+    for name, template in _FIXED:
+        if name.endswith("torchenv.yml") and not source.requirements:
+            continue  # CI cannot install this kit: nothing broken is written (the note says why)
+        text_of = template.read_text().replace("{{KIT_REQUIREMENTS}}", kit_requirements)
+        plan.place(name, text_of.replace("{{KIT_SOURCE}}", source.source), _earlier(name), True)
+    if source.requirements:
+        plan.place(kit_requirements, source.requirements, lambda _: False, True)
     _gitignore(plan)
     generated = lambda text: any(mark in text for mark in _GENERATED_MARKS)  # noqa: E731
     package = projectpkg.enabled(root, matrix.parse_project(text))  # the matrix as it will be
@@ -256,7 +269,7 @@ def init(root: Path, force: bool = False, names: Iterable[str] | None = None) ->
         if path.name == "README.md":
             continue  # the project's own README: `invoke generate` fills a table only on request
         plan.place(str(path.relative_to(root)), produce(), generated, tracked=False)
-    record_rel = records.path(next(iter(targets.values())).files)
+    record_rel = records.path(files)
     if plan.new_record.dumps() != plan.current(str(record_rel)):
         plan.txn.write(record_rel, plan.new_record.dumps())
         plan.outcome.written.append(root / record_rel)

@@ -113,11 +113,12 @@ def test_a_new_project_gets_its_own_project_table(tmp_path: Path):
 
 
 def test_init_writes_a_ci_workflow_that_installs_this_kit_and_a_test_session(tmp_path: Path):
-    from importlib import metadata
 
     scaffold.init(tmp_path)
     flow = (tmp_path / ".github" / "workflows" / "torchenv.yml").read_text()
-    assert f'TORCHENV: "torchenv=={metadata.version("torchenv")}"' in flow
+    assert 'KIT_REQUIREMENTS: ".torchenv.d/kit-requirements.txt"' in flow
+    pins = (tmp_path / ".torchenv.d" / "kit-requirements.txt").read_text()
+    assert "torchenv==0.2.0 \\\n    --hash=sha256:" in pins and "\ninvoke==" in pins
     assert "{{" not in flow.replace("${{", "")
     assert 'nox -s "image(${TARGET})"' in flow and 'nox -s "test(${TARGET})"' in flow
     nox = (tmp_path / "noxfile.py").read_text()
@@ -218,6 +219,7 @@ def test_a_project_an_earlier_kit_set_up_has_its_files_moved(tmp_path: Path):
     (kit_dir / "envs").rename(tmp_path / "envs")
     (kit_dir / "docker").rename(tmp_path / "docker")
     (kit_dir / "init.json").unlink()
+    (kit_dir / "kit-requirements.txt").unlink()  # 0.1 wrote none
     kit_dir.rmdir()
     matrix_file = tmp_path / "targets.toml"
     matrix_file.write_text(re.sub(r"(?m)^files = .*\n", "", matrix_file.read_text()))
