@@ -180,5 +180,5 @@ def test_a_server_gets_no_terminal_its_ports_and_variables_by_name():
     tail = argv[argv.index("/workspace", argv.index("--workdir")) + 1 :]
     assert tail == [
         "--env", "A=1", "--env", "B", "--publish", "127.0.0.1:8888:8888",
-        "torchenv/cuda13:2.14.1-cu130-dev", "bash",
+        "torchenv/cuda13:2.14.1-cu130", "bash",
     ]  # fmt: skip
