@@ -3,7 +3,8 @@
     python3 .ci/quickstart.py 1    the main job (set up, build, smoke)
     python3 .ci/quickstart.py 2    the tests
 
-The commands are the non-comment lines of the first ```bash block of README.md, in order.
+The commands are the non-comment lines of the first ```bash block under README.md's "Quick start"
+heading, in order.
 Standard library only: it runs before anything is installed.
 """
 
@@ -17,10 +18,11 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def quickstart(text: str) -> list[str]:
-    """The command lines of the README's first bash block (comments and blank lines dropped)."""
-    match = re.search(r"```bash\n(.*?)```", text, flags=re.S)
+    """The command lines of the bash block under the README's "Quick start" heading (comments
+    and blank lines dropped)."""
+    match = re.search(r"(?m)^#+ Quick start[^\n]*\n.*?```bash\n(.*?)```", text, flags=re.S)
     if match is None:
-        raise ValueError("README.md has no ```bash block")
+        raise ValueError('README.md has no ```bash block under a "Quick start" heading')
     lines = [line.strip() for line in match.group(1).splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
 
@@ -28,7 +30,7 @@ def quickstart(text: str) -> list[str]:
 def main(argv: list[str]) -> int:
     commands = quickstart(README.read_text())
     if len(argv) != 1 or argv[0] not in ("1", "2") or len(commands) != 2:
-        print("usage: quickstart.py 1|2 (README.md's first bash block holds two commands)",
+        print("usage: quickstart.py 1|2 (README.md's Quick start block holds two commands)",
               file=sys.stderr)  # fmt: skip
         return 2
     print(commands[int(argv[0]) - 1])
