@@ -48,7 +48,7 @@ EXPECT: dict[str, tuple[dict[str, str], set[str] | list[str]]] = {
         "requirements.txt:3: no-such-package-on-any-index is on no index",
     ]),
     "torch-marker-win32": ({}, {"tqdm"}),
-    "numpy-lt-2": ({}, ["numpy"]),  # joint resolution (issue 33) is what makes numpy<2 work
+    "numpy-lt-2": ({}, {"tqdm"}),  # numpy 1.x, jointly resolved, is the torch family's (below)
 }  # fmt: skip
 TIMINGS: dict[str, float] = {}
 
@@ -137,3 +137,78 @@ def test_the_index_lines_of_a_requirements_file_are_skipped_with_a_note(
         in done.stdout
     )
     assert REPO.name not in done.stdout  # nothing of the kit's own repository
+
+
+def _lock(kit_venv: Path, project: Path, index: str, *more: str) -> subprocess.CompletedProcess:
+    env = offline_env({"PATH": f"{kit_venv}:/usr/bin:/bin"})
+    return subprocess.run(
+        [str(kit_venv / "invoke"), "lock", "--target", "cuda13", "--index-url", index, *more],
+        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def _init(kit_venv: Path, shape: str, tmp_path: Path) -> Path:
+    project = copy_project(shape, tmp_path)
+    env = offline_env({"PATH": f"{kit_venv}:/usr/bin:/bin"})
+    subprocess.run([str(kit_venv / "torchenv"), "init", "--targets", "cuda13"], cwd=project,
+                   env=env, check=True, capture_output=True, timeout=120)  # fmt: skip
+    matrix = project / "targets.toml"
+    matrix.write_text(_set(matrix.read_text(), "dev_packages", "[]"))
+    return project
+
+
+def _versions(lock: Path) -> dict[str, str]:
+    return dict(re.findall(r"(?m)^([a-z0-9][a-z0-9._-]*)==(\S+) ", lock.read_text()))
+
+
+def test_joint_resolution_numpy_below_2_and_what_moves_below_is_said(
+    kit_venv, build_index, tmp_path
+):
+    """Issue 33: the project's requirements and the torch family resolved together: numpy<2
+    takes a numpy 1.x that torch accepts (below, the family's), and a new requirement that
+    moves a package of the torch layer says so at lock."""
+    project = _init(kit_venv, "flat-setuptools", tmp_path)
+    envs = project / ".torchenv.d" / "envs"
+    done = _lock(kit_venv, project, build_index.url)
+    assert done.returncode == 0, done.stderr
+    assert _versions(envs / "cuda13.pip.lock.txt")["numpy"].startswith("2.")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"tqdm"]', '"tqdm", "numpy<2"]'))
+    done = _lock(kit_venv, project, build_index.url)
+    assert done.returncode == 0, done.stderr
+    below = _versions(envs / "cuda13.pip.lock.txt")
+    assert below["numpy"] == "1.26.4" and below["torch"] == "2.14.1"
+    assert "the torch layer changes (numpy 2.4.6 -> 1.26.4): it rebuilds" in done.stdout
+    assert "# layer: below." in (envs / "cuda13.pip.lock.txt").read_text()
+    assert "# layer: above." in (envs / "cuda13.project.lock.txt").read_text()
+    # a dependency that leaves the torch layer alone writes the project's lock alone
+    before = (envs / "cuda13.pip.lock.txt").read_bytes()
+    pyproject.write_text(pyproject.read_text().replace('"tqdm",', '"tqdm", "pyyaml",'))
+    done = _lock(kit_venv, project, build_index.url)
+    assert done.returncode == 0 and "torch layer changes" not in done.stdout, done.stdout
+    assert (envs / "cuda13.pip.lock.txt").read_bytes() == before
+    assert "pyyaml" in _versions(envs / "cuda13.project.lock.txt")
+    # pip's resolver cannot resolve jointly: a requirement that would move the torch layer
+    # says, in one line, that uv does
+    pyproject.write_text(pyproject.read_text().replace('"numpy<2"', '"numpy>=2"'))
+    done = _lock(kit_venv, project, build_index.url, "--resolver", "pip")
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and len(errors) == 1 and "--resolver uv" in errors[0], done.stderr
+
+
+def test_an_sdist_only_dependency_locks_by_its_sdists_hash(
+    kit_venv, backend_wheels, standin_wheels, tmp_path
+):
+    from tests.support.localindex import SimpleIndex, build_sdist, sha256_of
+
+    extra = tmp_path / "sdists"
+    extra.mkdir()
+    sdist = build_sdist(extra, "onlysdist", "1.0")
+    project = _init(kit_venv, "flat-setuptools", tmp_path)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"tqdm"]', '"tqdm", "onlysdist"]'))
+    with SimpleIndex(backend_wheels, standin_wheels, extra) as index:
+        done = _lock(kit_venv, project, index.url)
+    assert done.returncode == 0, done.stderr
+    lock = (project / ".torchenv.d" / "envs" / "cuda13.project.lock.txt").read_text()
+    assert f"onlysdist==1.0 \\\n    --hash=sha256:{sha256_of(sdist)}" in lock

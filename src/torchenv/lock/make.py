@@ -21,7 +21,15 @@ from torchbuild.envfile import EnvFile
 from torchenv import matrix
 from torchenv.credentials import index_source
 from torchenv.errors import Problems, UserError
-from torchenv.lock import conda_resolver, drift, overlays, pip_resolver, resolvers, uv_resolver
+from torchenv.lock import (
+    conda_resolver,
+    drift,
+    joint,
+    overlays,
+    pip_resolver,
+    resolvers,
+    uv_resolver,
+)  # fmt: skip
 from torchenv.lock.lockfile import (
     LOCK_KINDS,
     PIP_PLATFORM,
@@ -31,7 +39,9 @@ from torchenv.lock.lockfile import (
     packages_count,
     parse_pip_lock,
     pin_matches,
+    read_lock,
     render_header,
+    render_overlay_header,
     render_pip_lock,
     write_lock,
 )
@@ -100,12 +110,67 @@ def lock_pip(
     if problems:  # the project's every problem, with what the resolver says of the rest
         more = overlays.probe(target, deps, problems, lock, runner, overlay_index, resolver)
         raise Problems(problems + more)
+    project = overlays.project_overlay(target, deps) if deps is not None and deps.items else None
+    joint_lock = (
+        project is not None and resolvers.chosen(resolver) == "uv"
+        and not (current and overlays.is_current(target, project, [lock]))
+    )  # fmt: skip
+    if project is not None and joint_lock:
+        said = lock_jointly(target, project, runner, overlay_index, upgrade)
+        more = overlays.lock_all(target, runner, index_url, upgrade, resolver, fresh={"project"})
+        return "; ".join([*said, *more])
     count = packages_count(len(lock.packages))
     done = (
         f"{rel(target.pip_lock)}: current ({count}), kept (--upgrade resolves it again)"
         if current else write_lock(target.pip_lock, text, len(lock.packages), target.root)
     )  # fmt: skip
     return "; ".join([done, *overlays.lock_all(target, runner, index_url, upgrade, resolver)])
+
+
+def lock_jointly(
+    target: Target,
+    project: overlays.Overlay,
+    runner: Runner,
+    index_url: str | None,
+    upgrade: bool = False,
+) -> list[str]:
+    """The pip lock and the project's lock from one resolve of both (torchenv.lock.joint): the
+    torch family's closure below, the rest above; lines saying what was written and what of the
+    torch layer moved (that layer rebuilds then)."""
+    now = [
+        read_lock(path, target.name, allow_empty=True)
+        for path in (target.pip_lock, target.project_lock) if path.exists()
+    ]  # fmt: skip
+    had_pip_lock = target.pip_lock.exists()
+    layers = joint.resolve(
+        target, project.requirements, project.constraints, now if had_pip_lock else [], runner,
+        index_url, prefer=not upgrade,
+    )  # fmt: skip
+    env = target.read_env()
+    today = dt.date.today().isoformat()
+    header = render_header(target, "pip", env, today, PIP_PLATFORM) + LOWER_LAYER
+    text = render_pip_lock(header, layers.lower)
+    below = parse_pip_lock(text, target.pip_lock, target.name)
+    said = [write_lock(target.pip_lock, text, len(layers.lower), target.root)]
+    if layers.moved and had_pip_lock:
+        said.append(f"the torch layer changes ({', '.join(layers.moved)}): it rebuilds")
+    header = render_overlay_header(
+        target, "project", target.project_lock, [target.pip_lock], env,
+        overlays.fingerprint(project.requirements, [below]), today, PIP_PLATFORM,
+    ) + UPPER_LAYER  # fmt: skip
+    text = render_pip_lock(header, layers.upper)
+    said.append(write_lock(target.project_lock, text, len(layers.upper), target.root))
+    return said
+
+
+LOWER_LAYER = (
+    "# layer: below. The torch family and what it needs, resolved with the project's\n"
+    "# dependencies (invoke lock: one resolve of both, then split).\n"
+)
+UPPER_LAYER = (
+    "# layer: above. The project's dependencies that the torch family does not need, resolved\n"
+    "# with it in one resolve.\n"
+)
 
 
 def lock_target(
@@ -161,7 +226,7 @@ def planned_commands(
     resolver = resolvers.chosen(resolver)
     tmp = Path(tempfile.gettempdir()) / "torchenv-lock"
 
-    def pip_line(index: str | None, constraints: bool) -> str:
+    def pip_line(index: str | None, constraints: bool, sdists: bool = False) -> str:
         held = tmp / "constraints.txt"
         if resolver == "uv":
             # an overlay of a target with its own index: the throwaway project (uv_resolver)
@@ -169,6 +234,7 @@ def planned_commands(
             prefix, argv, env = uv_resolver.invocation(
                 uv_resolver.executable() or "uv", target.python, index, tmp / source,
                 tmp / "requirements.txt", held if constraints else None, shown=True,
+                sdists=sdists,
             )  # fmt: skip
         else:
             prefix, env = pip_resolver.clean_pip_env()
@@ -185,9 +251,18 @@ def planned_commands(
     lines = []
     kind = lock_kind(installer) if installer else None
     if kind in (None, "pip"):
-        lines.append(pip_line(index_url or target.index_url, constraints=False))
         overlay_index = None if target.index_url else index_url  # they come from the default one
-        lines += [pip_line(overlay_index, True) for _ in overlays.overlays(target)]
+        wanted = overlays.overlays(target)
+        if resolver == "uv" and wanted and wanted[0].kind == "project":
+            # one resolve of the torch family and the project's dependencies (sdists allowed),
+            # then the family alone at those versions: the layers (torchenv.lock.joint)
+            joint_index = overlay_index if target.index_url else index_url
+            lines.append(pip_line(joint_index, constraints=bool(target.index_url), sdists=True))
+            lines.append(pip_line(joint_index, constraints=True))
+            wanted = wanted[1:]
+        else:
+            lines.append(pip_line(index_url or target.index_url, constraints=False))
+        lines += [pip_line(overlay_index, True) for _ in wanted]
     if kind in (None, "conda"):
         argv, env = conda_resolver.conda_lock_command(target, target.conda_lock)
         lines.append(" ".join([*(f"{k}={v}" for k, v in env.items()), shlex.join(argv)]))

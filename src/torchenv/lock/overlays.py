@@ -233,7 +233,14 @@ def resolve(
             target.python, index, requirements, runner, constraints, overlay.what, resolver, family
         )
     except UserError as exc:
-        raise UserError(with_origins(str(exc), overlay)) from None
+        hint = ""
+        if overlay.kind == "project" and resolvers.chosen(resolver) == "pip":
+            hint = (
+                " (pip resolves them over the torch layer held as it is; uv, the default, "
+                "resolves them with the torch family jointly and may move a package below: "
+                "--resolver uv)"
+            )
+        raise UserError(with_origins(str(exc), overlay) + hint) from None
     for pkg in packages:
         if pkg.name in held and not pin_matches(held[pkg.name], pkg.version):
             raise UserError(
@@ -260,16 +267,21 @@ def lock_all(
     index_url: str | None = None,
     upgrade: bool = False,
     resolver: str | None = None,
+    fresh: frozenset[str] | set[str] = frozenset(),
 ) -> list[str]:
     """Resolve and write each overlay over the target's pip lock (which must exist), bottom up;
     a line for each written, kept (current: made from what it is made from now; `upgrade`
-    resolves it again), left as it was, or removed (nothing asks for it now)."""
+    resolves it again), left as it was, or removed (nothing asks for it now). `fresh`: kinds
+    just written (by a joint resolution): taken as they are, nothing said of them again."""
     below = [parse_pip_lock(target.pip_lock.read_text(), target.pip_lock, target.name)]
     env = target.read_env()
     lines = []
     wanted = overlays(target)
     for overlay in wanted:
-        kept = None if upgrade else _current(target, overlay, below)
+        kept = None if upgrade and overlay.kind not in fresh else _current(target, overlay, below)
+        if kept is not None and overlay.kind in fresh:
+            below.append(kept)
+            continue
         if kept is not None:
             lines.append(
                 f"{rel(overlay.path)}: current ({packages_count(len(kept.packages))}), kept"
@@ -289,6 +301,11 @@ def lock_all(
         no_links(target.root, path.relative_to(target.root)).unlink()
         lines.append(f"removed {rel(path)} (nothing asks for it now)")
     return lines
+
+
+def is_current(target: Target, overlay: Overlay, below: Sequence[Lock]) -> bool:
+    """Whether the overlay's lock exists and was made from what it is made from now."""
+    return _current(target, overlay, below) is not None
 
 
 def _current(target: Target, overlay: Overlay, below: Sequence[Lock]) -> Lock | None:

@@ -80,13 +80,14 @@ def invocation(
     constraints: Path | None = None,
     env: Mapping[str, str] | None = None,
     shown: bool = False,
+    sdists: bool = False,
 ) -> tuple[list[str], list[str], dict[str, str]]:
     """(`env -u` prefix, argv, environment) of one `uv pip compile`, as it runs and as --dry-run
     shows it (`shown`: a secret index redacted): the user's uv settings kept out (the prefix
     unsets them), a secret index by variable."""
     prefix, env_vars = clean_env()
     on_line, env_vars = index_env(index, {**env_vars, **(env or {})}, shown)
-    return prefix, command(uv, python, on_line, requirements, out, constraints), env_vars
+    return prefix, command(uv, python, on_line, requirements, out, constraints, sdists), env_vars
 
 
 def command(
@@ -96,11 +97,15 @@ def command(
     requirements: Path,
     out: Path,
     constraints: Path | None = None,
+    sdists: bool = False,
 ) -> list[str]:
+    """`uv pip compile` for the image's platform; wheels only, unless `sdists` (the project's
+    layer: a package with no wheel for the image is then locked by its sdist's hash, its
+    metadata built here, the package itself built in the image)."""
     argv = [
         uv, "pip", "compile", "--no-config", "--quiet", "--generate-hashes", "--no-header",
-        "--no-annotate", "--only-binary", ":all:", "--python-version", python,
-        "--python-platform", PLATFORM, "--output-file", str(out),
+        "--no-annotate", *([] if sdists else ["--only-binary", ":all:"]),
+        "--python-version", python, "--python-platform", PLATFORM, "--output-file", str(out),
     ]  # fmt: skip
     if index_url:
         argv += ["--index-url", index_url]
@@ -172,9 +177,12 @@ def report(
     constraints: str = "",
     what: str = "the pins",
     family: tuple[str, Mapping[str, str]] | None = None,
+    preferred: str = "",
+    sdists: bool = False,
 ) -> list[LockedPackage]:
     """torchenv.lock.resolvers.report through `uv pip compile`; `family`: (the index, {name: version})
-    of a torch family that only that index may serve (see `pinned_project`)."""
+    of a torch family that only that index may serve (see `pinned_project`); `preferred`: a
+    lock's text whose versions uv keeps where it can (its output file, seeded)."""
     uv = executable()
     if uv is None:
         raise UserError("uv is not installed here: pip install uv, or lock with --resolver pip")
@@ -191,7 +199,11 @@ def report(
         if constraints:
             held = Path(tmp, "constraints.txt")
             held.write_text(constraints)
-        prefix, argv, env_vars = invocation(uv, python, index, req_file, out, held, family_env)
+        if preferred:
+            out.write_text(preferred)  # uv keeps an output file's versions where it can
+        prefix, argv, env_vars = invocation(
+            uv, python, index, req_file, out, held, family_env, sdists=sdists
+        )
         result = runner(prefix + argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
         if not result.ok:
             raise resolve_failure(
