@@ -160,6 +160,8 @@ def kit_venv(tmp_path_factory) -> Path:
     wheel = given_wheel() or build_kit_wheel(tmp)
     venv = tmp / "venv"
     assert _run([sys.executable, "-m", "venv", str(venv)], tmp).returncode == 0
+    # a current pip, as users have (the one bundled with an older Python refuses git+file:///)
+    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-U", "pip"], tmp)
     done = _run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], tmp)
     assert done.returncode == 0, done.stderr[-3000:]
     version = _run([str(venv / "bin" / "torchenv"), "--version"], tmp)

@@ -212,3 +212,42 @@ def test_an_sdist_only_dependency_locks_by_its_sdists_hash(
     assert done.returncode == 0, done.stderr
     lock = (project / ".torchenv.d" / "envs" / "cuda13.project.lock.txt").read_text()
     assert f"onlysdist==1.0 \\\n    --hash=sha256:{sha256_of(sdist)}" in lock
+
+
+def _git_package(folder: Path) -> str:
+    """A tiny package in a git repository of its own; its commit."""
+    (folder / "gitpkg").mkdir(parents=True)
+    (folder / "gitpkg" / "__init__.py").write_text("VALUE = 1\n")
+    (folder / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "gitpkg"\nversion = "0.3"\n[tool.setuptools]\npackages = ["gitpkg"]\n'
+    )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for argv in (["git", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-qm", "v"]):
+        subprocess.run(argv, cwd=folder, check=True, capture_output=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, check=True,
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+
+
+def test_a_git_requirement_at_a_commit_locks_by_its_wheels_hash(kit_venv, build_index, tmp_path):
+    repo = tmp_path / "gitpkg-src"
+    commit = _git_package(repo)
+    project = _init(kit_venv, "flat-setuptools", tmp_path)
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(text.replace('"tqdm"]', f'"tqdm", "gitpkg @ git+file://{repo}@main"]'))
+    done = _lock(kit_venv, project, build_index.url)
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and len(errors) == 1 and "names no commit" in errors[0], done.stderr
+    assert "@<the full commit hash>" in errors[0]
+    pyproject.write_text(text.replace('"tqdm"]', f'"tqdm", "gitpkg @ git+file://{repo}@{commit}"]'))
+    done = _lock(kit_venv, project, build_index.url)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = (project / ".torchenv.d" / "wheels").glob("gitpkg-0.3-*.whl")
+    import hashlib
+
+    lock = (project / ".torchenv.d" / "envs" / "cuda13.project.lock.txt").read_text()
+    assert (
+        f"gitpkg==0.3 \\\n    --hash=sha256:{hashlib.sha256(wheel.read_bytes()).hexdigest()}"
+        in lock
+    )

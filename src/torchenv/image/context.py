@@ -81,7 +81,11 @@ def lock_files(target: Target) -> dict[str, Path]:
         "project": (target.project_lock,),
         "dev": (target.dev_lock,),
     }
-    return {f"{layer}/{p.name}": p for layer, paths in layers.items() for p in paths if p.exists()}
+    found = {f"{layer}/{p.name}": p for layer, paths in layers.items() for p in paths if p.exists()}
+    wheels = target.folder / "wheels"  # git requirements' wheels (torchenv.lock.vcs)
+    if target.project_lock.exists() and wheels.is_dir():
+        found |= {f"project/wheels/{w.name}": w for w in sorted(wheels.glob("*.whl"))}
+    return found
 
 
 def stage_locks(root: Path, target: Target) -> list[Path]:

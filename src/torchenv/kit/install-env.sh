@@ -198,7 +198,13 @@ case $installer in
         installer=$(helper buildinfo get "$info" installer)
         if grep -q '^[a-z0-9]' "$project_lock"; then
             say "installing the project's dependencies from $target.project.lock.txt (exact versions, sha256 checked)"
-            "$prefix/bin/python" -m pip install --no-deps --require-hashes "${pip_source[@]}" -r "$project_lock"
+            # git requirements at a commit come as wheels built at lock (their sha256 in the lock);
+            # an sdist-only package is built here, its build code run in this step
+            links=()
+            if compgen -G "$ctx/envs/wheels/*.whl" > /dev/null; then
+                links=(--find-links "$ctx/envs/wheels")
+            fi
+            "$prefix/bin/python" -m pip install --no-deps --require-hashes "${pip_source[@]}" "${links[@]}" -r "$project_lock"
         else
             say "the project's dependencies are all in the pip lock already"
         fi

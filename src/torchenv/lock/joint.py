@@ -18,9 +18,9 @@ and a conflict with a package below says that a joint resolution needs uv.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from torchenv.lock import uv_resolver
+from torchenv.lock import uv_resolver, vcs
 from torchenv.lock.lockfile import Lock, LockedPackage, env_pins
 from torchenv.matrix import Target
 from torchenv.runner import Runner
@@ -57,7 +57,10 @@ def resolve(
     versions uv keeps where it can unless not `prefer` (`invoke lock --upgrade`)."""
     pins = env_pins(target.read_env())
     family_text = "".join(f"{name}=={version}\n" for name, version in pins.items())
-    wanted = "".join(f"{r}\n" for r in requirements)
+    built = [vcs.build(target, r, runner, index_url) for r in requirements if vcs.is_pinned_git(r)]
+    plain = [r for r in requirements if not vcs.is_pinned_git(r)]
+    wanted = "".join(f"{r}\n" for r in [*plain, *(f"{b.name}=={b.version}" for b in built)])
+    links = vcs.folder(target) if built else None
     held = "".join(f"{c}\n" for c in constraints)
     family: tuple[str, Mapping[str, str]] | None = None
     if target.index_url:  # the family from the target's own index alone, the rest from the default
@@ -67,12 +70,16 @@ def resolve(
     joint = uv_resolver.report(
         target.python, index, joint_text, runner, held, "the project's dependencies with the "
         "torch family", family, preferred=_preferences(now) if prefer else "", sdists=True,
+        find_links=links,
     )  # fmt: skip
     versions = "".join(f"{p.name}=={p.version}\n" for p in joint)
     closure = uv_resolver.report(
         target.python, index, "" if family else family_text, runner, versions,
-        "the torch family at the joint versions", family,
+        "the torch family at the joint versions", family, find_links=links,
     )  # fmt: skip
+    # a git requirement's wheel is locked by its own sha256, whatever an index has of that version
+    own = {b.name: b.sha256 for b in built}
+    joint = [replace(p, hashes=(own[p.name],)) if p.name in own else p for p in joint]
     below = {p.name for p in closure}
     lower = [p for p in joint if p.name in below]
     upper = [p for p in joint if p.name not in below]

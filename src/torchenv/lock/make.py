@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import shlex
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from torchbuild.envfile import EnvFile
@@ -33,6 +34,7 @@ from torchenv.lock import (
 from torchenv.lock.lockfile import (
     LOCK_KINDS,
     PIP_PLATFORM,
+    Lock,
     LockedPackage,
     env_pins,
     lock_kind,
@@ -148,10 +150,18 @@ def lock_jointly(
     )  # fmt: skip
     env = target.read_env()
     today = dt.date.today().isoformat()
-    header = render_header(target, "pip", env, today, PIP_PLATFORM) + LOWER_LAYER
-    text = render_pip_lock(header, layers.lower)
-    below = parse_pip_lock(text, target.pip_lock, target.name)
-    said = [write_lock(target.pip_lock, text, len(layers.lower), target.root)]
+    same = bool(now) and had_pip_lock and _same_packages(now[0], layers.lower)
+    if same:  # the torch layer as it is: its file (the layer's cache key) is left alone
+        below = now[0]
+        count = packages_count(len(below.packages))
+        said = [
+            f"{rel(target.pip_lock)}: current ({count}), kept (the project's dependencies need no change below)"
+        ]
+    else:
+        header = render_header(target, "pip", env, today, PIP_PLATFORM) + LOWER_LAYER
+        text = render_pip_lock(header, layers.lower)
+        below = parse_pip_lock(text, target.pip_lock, target.name)
+        said = [write_lock(target.pip_lock, text, len(layers.lower), target.root)]
     if layers.moved and had_pip_lock:
         said.append(f"the torch layer changes ({', '.join(layers.moved)}): it rebuilds")
     header = render_overlay_header(
@@ -161,6 +171,11 @@ def lock_jointly(
     text = render_pip_lock(header, layers.upper)
     said.append(write_lock(target.project_lock, text, len(layers.upper), target.root))
     return said
+
+
+def _same_packages(lock: Lock, packages: Sequence[LockedPackage]) -> bool:
+    mine = {(p.name, p.version, tuple(sorted(p.hashes))) for p in lock.packages.values()}
+    return mine == {(p.name, p.version, tuple(sorted(p.hashes))) for p in packages}
 
 
 LOWER_LAYER = (

@@ -218,6 +218,11 @@ def resolve(
     `index_url` where it mirrors that index: a target without an index of its own) with every
     version below held as a constraint."""
     held = {p.name: p.version for lock in below for p in lock.packages.values()}
+    if resolvers.chosen(resolver) == "pip" and any("git+" in r for r in overlay.requirements):
+        raise UserError(
+            f"{overlay.what} name a git URL at a commit, which only uv's joint resolution locks "
+            "(its wheel built and hashed): lock with --resolver uv"
+        )
     constraints = "".join(f"{n}=={v}\n" for n, v in sorted(held.items()))
     constraints += "".join(f"{c}\n" for c in overlay.constraints)
     requirements = "".join(f"{r}\n" for r in overlay.requirements)

@@ -81,13 +81,17 @@ def invocation(
     env: Mapping[str, str] | None = None,
     shown: bool = False,
     sdists: bool = False,
+    find_links: Path | None = None,
 ) -> tuple[list[str], list[str], dict[str, str]]:
     """(`env -u` prefix, argv, environment) of one `uv pip compile`, as it runs and as --dry-run
     shows it (`shown`: a secret index redacted): the user's uv settings kept out (the prefix
     unsets them), a secret index by variable."""
     prefix, env_vars = clean_env()
     on_line, env_vars = index_env(index, {**env_vars, **(env or {})}, shown)
-    return prefix, command(uv, python, on_line, requirements, out, constraints, sdists), env_vars
+    argv = command(uv, python, on_line, requirements, out, constraints, sdists)
+    if find_links is not None:
+        argv[-1:-1] = ["--find-links", str(find_links)]
+    return prefix, argv, env_vars
 
 
 def command(
@@ -179,6 +183,7 @@ def report(
     family: tuple[str, Mapping[str, str]] | None = None,
     preferred: str = "",
     sdists: bool = False,
+    find_links: Path | None = None,
 ) -> list[LockedPackage]:
     """torchenv.lock.resolvers.report through `uv pip compile`; `family`: (the index, {name: version})
     of a torch family that only that index may serve (see `pinned_project`); `preferred`: a
@@ -202,8 +207,9 @@ def report(
         if preferred:
             out.write_text(preferred)  # uv keeps an output file's versions where it can
         prefix, argv, env_vars = invocation(
-            uv, python, index, req_file, out, held, family_env, sdists=sdists
-        )
+            uv, python, index, req_file, out, held, family_env, sdists=sdists,
+            find_links=find_links,
+        )  # fmt: skip
         result = runner(prefix + argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
         if not result.ok:
             raise resolve_failure(

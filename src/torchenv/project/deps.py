@@ -25,6 +25,7 @@ before anything is resolved.
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -91,6 +92,16 @@ class Dependencies:
         return next((d.origin for d in self.items if d.name == wanted), None)
 
 
+def git_commit(url: str) -> str | None:
+    """The full commit hash a `git+...@<commit>` URL is pinned to; None for a branch, a tag, a
+    short hash or none (which can move, so they cannot be locked)."""
+    path = url.split("://", 1)[-1].split("#", 1)[0]
+    if "@" not in path.split("/", 1)[-1]:
+        return None
+    rev = path.rsplit("@", 1)[1]
+    return rev if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", rev) else None
+
+
 def project_table(path: Path, source: str = PYPROJECT) -> dict[str, Any] | None:
     """pyproject.toml's [project] table; None when the file has none; UserError for bad TOML."""
     table = _toml(path, source).get("project")
@@ -126,10 +137,17 @@ class _Reading:
             first = str(exc).splitlines()[0] if str(exc) else "not PEP 508"
             self.problems.append(f"{origin}: {shown(text)!r} is not a requirement ({shown(first)})")
             return
-        if req.url:
+        if req.url and req.url.startswith("git+"):
+            if not git_commit(req.url):
+                self.problems.append(
+                    f"{origin}: {shown(text)!r} names no commit, so it cannot be locked: pin it to "
+                    f"one, {req.name} @ {shown(req.url.rsplit('@', 1)[0] if '@' in req.url.split('://', 1)[-1] else req.url)}@<the full commit hash>"
+                )
+                return
+        elif req.url:
             self.problems.append(
                 f"{origin}: {shown(text)!r} is a direct URL, which no index serves with a hash to "
-                "lock: publish it to an index, or list what it needs"
+                "lock: publish it to an index, pin a git URL to a commit, or list what it needs"
             )
             return
         (self.items if to is None else to).append(Dependency(str(req), origin))
