@@ -126,7 +126,7 @@ def main() -> int:
         run(["torchenv", "init"], project, env)
         matrix_file = project / "targets.toml"
         matrix_file.write_text(matrix_file.read_text().replace("extras = []", 'extras = ["test"]'))
-        shutil.copy(ROOT / "envs" / "cuda13.pip.lock.txt", project / "envs")
+        shutil.copy(ROOT / "envs" / "cuda13.pip.lock.txt", project / ".torchenv.d" / "envs")
         image = "sample/cuda13:bench"
         tagged = [*build, "--tag", image]
         relock = ["invoke", "lock", "--target", "cuda13", "--installer", "pip"]

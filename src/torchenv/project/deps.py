@@ -43,6 +43,7 @@ from torchenv.matrix import Project
 from torchenv.project import conda, groups
 from torchenv.project import requirements as reqfiles
 from torchenv.project import wheel as wheels
+from torchenv.project.declared import Dependencies, Dependency
 from torchenv.project.torchpins import image_environment, torch_conflicts
 from torchenv.runner import Runner, subprocess_runner
 
@@ -63,33 +64,6 @@ TEST_REQUIREMENTS = (
     "test-requirements.txt", "requirements/dev.txt", "requirements/test.txt",
     "requirements/tests.txt",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Dependency:
-    requirement: str  # as written, e.g. "einops>=0.8"
-    origin: str  # who asks for it: "sample", "sample[test]", "requirements.txt:3"
-
-    @property
-    def name(self) -> str:
-        return canonicalize_name(Requirement(self.requirement).name)
-
-
-@dataclass(frozen=True)
-class Dependencies:
-    source: str  # the files read, e.g. "pyproject.toml, requirements.txt"
-    items: tuple[Dependency, ...]
-    constraints: tuple[Dependency, ...] = ()  # `-c` files: versions the resolve may not leave
-    checks: tuple[Dependency, ...] = ()  # conda's torch family pins: checked, not installed
-    notes: tuple[str, ...] = ()  # what was read, skipped or left out, one line each
-
-    @property
-    def requirements(self) -> list[str]:
-        return [d.requirement for d in self.items]
-
-    def origin_of(self, name: str) -> str | None:
-        wanted = canonicalize_name(name)
-        return next((d.origin for d in self.items if d.name == wanted), None)
 
 
 def git_commit(url: str) -> str | None:

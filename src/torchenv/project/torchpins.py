@@ -6,7 +6,6 @@ target's CPython), before anything is resolved.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
@@ -15,9 +14,7 @@ from packaging.version import Version
 
 from torchenv.credentials import shown
 from torchenv.matrix import Target
-
-if TYPE_CHECKING:
-    from torchenv.project.deps import Dependencies
+from torchenv.project.declared import Dependencies
 
 
 def image_environment(python: str = "3.11") -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from torchenv import matrix
-from torchenv.project.deps import Dependencies, Dependency
+from torchenv.project.declared import Dependencies, Dependency
 from torchenv.project.torchpins import torch_conflicts
 
 
