@@ -66,6 +66,15 @@ TEST_REQUIREMENTS = (
 )  # fmt: skip
 
 
+def without_rev(url: str) -> str:
+    """A VCS URL without its `@<revision>` (the user's `@` before the host stays)."""
+    scheme, _, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in path:
+        path = path.rsplit("@", 1)[0]
+    return f"{scheme}://{authority}{slash}{path}"
+
+
 def git_commit(url: str) -> str | None:
     """The full commit hash a `git+...@<commit>` URL is pinned to; None for a branch, a tag, a
     short hash or none (which can move, so they cannot be locked)."""
@@ -115,7 +124,7 @@ class _Reading:
             if not git_commit(req.url):
                 self.problems.append(
                     f"{origin}: {shown(text)!r} names no commit, so it cannot be locked: pin it to "
-                    f"one, {req.name} @ {shown(req.url.rsplit('@', 1)[0] if '@' in req.url.split('://', 1)[-1] else req.url)}@<the full commit hash>"
+                    f"one, {req.name} @ {shown(without_rev(req.url))}@<the full commit hash>"
                 )
                 return
         elif req.url:

@@ -99,3 +99,14 @@ def test_requirements_the_pins_satisfy_are_no_conflict():
     deps = projectdeps.read(SAMPLE, Project(extras=("test",)))
     assert deps is not None
     assert projectdeps.torch_conflicts(deps, matrix.get("cuda13")) == []
+
+
+def test_a_git_requirement_without_a_commit_says_what_to_write(tmp_path):
+    write(tmp_path, "requirements.txt", "pkg @ git+https://u:S3CRET@git.example/o/r.git@main\n")
+    with pytest.raises(UserError) as caught:
+        projectdeps.read(tmp_path, Project())
+    assert str(caught.value) == (
+        "requirements.txt:1: 'pkg @ git+https://u:***@git.example/o/r.git@main' names no commit, so "
+        "it cannot be locked: pin it to one, pkg @ git+https://u:***@git.example/o/r.git@<the "
+        "full commit hash>"
+    )
