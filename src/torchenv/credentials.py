@@ -47,8 +47,15 @@ def public_url(url: str) -> str:
     return f"{scheme}://{authority.rsplit('@', 1)[-1]}{slash}{path}"
 
 
+# What a fragment may keep: pip's names for a VCS URL's package and folder, no secret there.
+_PUBLIC_FRAGMENT = re.compile(r"^(?:(?:egg|subdirectory)=[\w.+/-]+&?)+$")
+
+
 def _no_secrets(path: str) -> str:
-    return path.split("?", 1)[0].split("#", 1)[0]
+    """A URL's path without its query; its fragment too, unless it only says which package and
+    which folder of a repository (`#subdirectory=PythonAPI`, `#egg=pycocotools`)."""
+    base, _, fragment = path.split("?", 1)[0].partition("#")
+    return f"{base}#{fragment}" if fragment and _PUBLIC_FRAGMENT.match(fragment) else base
 
 
 def has_secret(url: str) -> bool:

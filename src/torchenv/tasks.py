@@ -292,7 +292,11 @@ def lock(c: Any, o: Given) -> None:
         for problem in problems:
             print(problem)
         if problems:
-            raise Exit("locks and env files disagree: run `invoke lock --target X`", code=1)
+            names = " ".join(t.name for t in targets_of(o.target, root))
+            raise Exit(
+                f"locks and env files disagree: run `invoke lock --target T` for T in {names}",
+                code=1,
+            )
         print("locks agree with their env files")
         return
     if o.dry_run:

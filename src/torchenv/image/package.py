@@ -83,7 +83,10 @@ def build_wheel(root: Path, runner: Runner = subprocess_runner) -> Wheel:
             "table to build a package from: add one, or set package = false"
         )
     with tempfile.TemporaryDirectory(prefix="torchenv-wheel-") as tmp:
-        built = wheels.build(root, Path(tmp), runner, uv_resolver.executable())
+        built = wheels.build(
+            root, Path(tmp), runner, uv_resolver.executable(),
+            fix="; or set [project] package = false in targets.toml (no package layer)",
+        )  # fmt: skip
         made = parse_wheel(built)
         if not _PURE.search(made.path.name):
             raise UserError(

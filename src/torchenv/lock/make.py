@@ -144,10 +144,13 @@ def lock_jointly(
         for path in (target.pip_lock, target.project_lock) if path.exists()
     ]  # fmt: skip
     had_pip_lock = target.pip_lock.exists()
-    layers = joint.resolve(
-        target, project.requirements, project.constraints, now if had_pip_lock else [], runner,
-        index_url, prefer=not upgrade,
-    )  # fmt: skip
+    try:
+        layers = joint.resolve(
+            target, project.requirements, project.constraints, now if had_pip_lock else [],
+            runner, index_url, prefer=not upgrade,
+        )  # fmt: skip
+    except UserError as exc:  # the file and line that ask for what failed
+        raise UserError(overlays.with_origins(str(exc), project)) from None
     env = target.read_env()
     today = dt.date.today().isoformat()
     same = bool(now) and had_pip_lock and _same_packages(now[0], layers.lower)

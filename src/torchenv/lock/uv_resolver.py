@@ -34,6 +34,7 @@ from torchenv.credentials import index_source
 from torchenv.errors import UserError
 from torchenv.hints import last_error, resolve_failure
 from torchenv.lock.lockfile import RESOLVE_TIMEOUT, SHA256_HEX, LockedPackage
+from torchenv.project.wheel import backend_error
 from torchenv.runner import Result, Runner, uv_executable
 
 # glibc 2.28 or newer on x86_64, as pip's platform list (torchenv.lock.pip_resolver.PIP_PLATFORMS) says.
@@ -225,4 +226,7 @@ def error_line(result: Result) -> str:
     if start is None:
         return last_error(result)
     text = " ".join(ln.lstrip("╰─▶ ").strip() for ln in lines[start : start + 6])
+    if "Failed to build" in result.stderr:  # an sdist's build: its own error, not uv's frame
+        first = lines[start].removeprefix("error: ")
+        return f"{first}: {backend_error(result.stderr)}"
     return text.removeprefix("error: ")

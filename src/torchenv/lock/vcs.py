@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 from torchenv.credentials import redact_text
 from torchenv.errors import UserError
 from torchenv.files import no_links
+from torchenv.hints import unreachable_reason
 from torchenv.matrix import Target
 from torchenv.project.deps import git_commit
 from torchenv.project.wheel import backend_error
@@ -72,10 +73,10 @@ def build(target: Target, requirement: str, runner: Runner, index_url: str | Non
             env=env, timeout=900,
         )  # fmt: skip
         if not done.ok:
-            raise UserError(
-                f"building {public} at its commit failed: "
-                f"{backend_error(done.stderr + chr(10) + done.stdout)}"
-            )
+            output = done.stderr + "\n" + done.stdout
+            reason = unreachable_reason(output)
+            why = f"its git host is out of reach ({reason})" if reason else backend_error(output)
+            raise UserError(f"building {public} at its commit failed: {why}")
         wheels = sorted(out.glob("*.whl"))
         if len(wheels) != 1 or not _PURE.search(wheels[0].name):
             raise UserError(

@@ -80,6 +80,11 @@ def read(root: Path, rel: str) -> Environment:
             if name in FAMILY and match:
                 requirement = f"{FAMILY[name]}{conda_specifier(match['spec'] or '')}"
                 found.family.append(reqfiles.Line(requirement, f"{origin} ({shown(entry)})"))
+            elif name == "python" and match and match["spec"]:
+                found.notes.append(
+                    f"{origin}: {shown(entry)} is not read: the images have the target's Python "
+                    "(targets.toml's python)"
+                )
             elif name not in _NOT_PACKAGES and not name.startswith(("cuda", "pytorch-")):
                 skipped.append(name)
     if skipped:

@@ -66,13 +66,15 @@ TEST_REQUIREMENTS = (
 )  # fmt: skip
 
 
-def without_rev(url: str) -> str:
-    """A VCS URL without its `@<revision>` (the user's `@` before the host stays)."""
+def pinned_form(url: str) -> str:
+    """A VCS URL as it would be pinned: its `@<revision>` replaced by `@<the full commit hash>`
+    (the user's `@` before the host and a `#subdirectory=` fragment stay)."""
+    url, hash_, fragment = url.partition("#")
     scheme, _, rest = url.partition("://")
     authority, slash, path = rest.partition("/")
     if "@" in path:
         path = path.rsplit("@", 1)[0]
-    return f"{scheme}://{authority}{slash}{path}"
+    return f"{scheme}://{authority}{slash}{path}@<the full commit hash>{hash_}{fragment}"
 
 
 def git_commit(url: str) -> str | None:
@@ -124,7 +126,7 @@ class _Reading:
             if not git_commit(req.url):
                 self.problems.append(
                     f"{origin}: {shown(text)!r} names no commit, so it cannot be locked: pin it to "
-                    f"one, {req.name} @ {shown(without_rev(req.url))}@<the full commit hash>"
+                    f"one, {req.name} @ {shown(pinned_form(req.url))}"
                 )
                 return
         elif req.url:

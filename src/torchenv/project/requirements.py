@@ -94,6 +94,17 @@ def read(root: Path, rel: str, out: Read | None = None, constraint: bool = False
     return out
 
 
+def _vcs_requirement(url: str) -> str | None:
+    """`NAME @ URL` for pip's legacy `git+URL#egg=NAME[&subdirectory=...]`; None without egg."""
+    base, _, fragment = url.partition("#")
+    parts = dict(p.split("=", 1) for p in fragment.split("&") if "=" in p)
+    name = parts.pop("egg", None)
+    if not name:
+        return None
+    rest = "&".join(f"{k}={v}" for k, v in parts.items())
+    return f"{name} @ {base}{'#' + rest if rest else ''}"
+
+
 def read_line(
     root: Path, folder: Path, origin: str, line: str, out: Read, constraint: bool
 ) -> None:
@@ -101,11 +112,21 @@ def read_line(
         _option(root, folder, origin, line, out)
         return
     requirement = _PER_LINE.sub("", " " + line).strip()
+    if re.match(r"^(?:git|hg|svn|bzr)\+", requirement):  # pip's bare VCS line: NAME from #egg=
+        named = _vcs_requirement(requirement)
+        if named is None:
+            out.problems.append(
+                f"{origin}: {shown(requirement)!r} names no package: write NAME @ "
+                f"{shown(requirement)} (pinned to a commit: @<the full commit hash>)"
+            )
+            return
+        requirement = named
     requirement = re.sub(r"\s--(?:hash|config-settings|global-option)\S*$", "", requirement)
     if requirement in (".", "./") or requirement.startswith(("./", "../", "/", "file:")):
         if requirement in (".", "./"):
             out.notes.append(
-                f"{origin}: {requirement!r} is the project itself: its package is the image's last layer"
+                f"{origin}: {requirement!r} is the project itself, not locked (its own package is the "
+                "image's last layer where [project] package says so)"
             )
             return
         out.problems.append(
@@ -145,10 +166,16 @@ def _option(root: Path, folder: Path, origin: str, line: str, out: Read) -> None
                 f"{origin}: {name} {shown(value)} is another index: torchenv resolves from one "
                 "index, the default one or `invoke lock --index-url URL` (INVOKE_TORCHENV_INDEX_URL)"
             )
+    elif name in ("-e", "--editable") and re.match(r"^(?:git|hg|svn|bzr)\+", value):
+        out.notes.append(
+            f"{origin}: {shown(value)} is installed as a package, not editable, in the images"
+        )
+        read_line(root, folder, origin, value, out, constraint=False)
     elif name in ("-e", "--editable"):
         if value in (".", "./"):
             out.notes.append(
-                f"{origin}: '-e .' is the project itself: its package is the image's last layer"
+                f"{origin}: '-e .' is the project itself, not locked (its own package is the image's "
+                "last layer where [project] package says so)"
             )
         else:
             out.problems.append(

@@ -41,12 +41,16 @@ def torch_conflicts(deps: Dependencies, target: Target, others: Iterable[Target]
     pins = {"torch": target.torch, "torchvision": target.torchvision}
     if target.torchaudio:
         pins["torchaudio"] = target.torchaudio
-    lines = []
+    lines: list[str] = []
+    said: set[str] = set()  # a requirement read twice (setup.py reading requirements.txt): once
     for dep in (*deps.items, *deps.checks):
         req = Requirement(dep.requirement)
         name = canonicalize_name(req.name)
         if name not in pins or not req.specifier or not _applies(req, target.python):
             continue
+        if str(req) in said:
+            continue
+        said.add(str(req))
         if not req.specifier.contains(Version(pins[name]), prereleases=True):
             accepting = [
                 t.name for t in others

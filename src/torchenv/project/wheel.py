@@ -33,8 +33,9 @@ EPOCH = "315532800"
 BUILD_TIMEOUT_S = 600
 # The front ends' own lines around the backend's output (uv's tree, pip's notes and hints).
 _DECORATION = re.compile(
-    r"^(?:[×╰├│─▶\s]+|hint:|note:|\[std(?:out|err)\]|error: subprocess-exited-with-error|"
-    r"ERROR: Failed|Failed to build|.*Call to `.*` failed|.*The build backend returned an error)",
+    r"^(?:[×╰├│─▶\s]+|hint:|note:|cause:|\[std(?:out|err)\]|error: subprocess-exited-with-error|"
+    r"ERROR: Failed|(?:error:\s*)?Failed to build|.*Call to `.*` failed|"
+    r".*The build backend returned an error|\[end of output\])",
     re.I,
 )
 
@@ -43,7 +44,8 @@ def build_command(root: Path, out_dir: Path, uv: str | None = None) -> list[str]
     """`uv build --wheel` where uv is installed, else `pip wheel`."""
     source = str(Path(root).resolve())
     if uv:
-        return [uv, "build", "--wheel", "--quiet", "--out-dir", str(out_dir), source]
+        # not --quiet: a failed build's output must hold the backend's own error
+        return [uv, "build", "--wheel", "--out-dir", str(out_dir), source]
     return [
         sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
         "--wheel-dir", str(out_dir), source,
@@ -74,6 +76,7 @@ def build(
     uv: str | None = None,
     index_url: str | None = None,
     what: str = "the project's package",
+    fix: str = "",
 ) -> Path:
     """Build the project's wheel into `out_dir`; the wheel's path, or UserError (one line)."""
     root = Path(root)
@@ -90,7 +93,7 @@ def build(
         raise UserError(
             f"building {what} failed (exit {done.returncode}): "
             f"{backend_error(done.stderr + chr(10) + done.stdout)}; `uv build --wheel` (or `pip "
-            "wheel --no-deps .`) shows the whole output"
+            f"wheel --no-deps .`) shows the whole output{fix}"
         )
     wheels = sorted(Path(out_dir).glob("*.whl"))
     if len(wheels) != 1:

@@ -44,6 +44,7 @@ from torchenv.files import Transaction, inside
 from torchenv.image import generate
 from torchenv.image import package as projectpkg
 from torchenv.matrix import FILES_DEFAULT, MATRIX_NAME
+from torchenv.runner import Runner, subprocess_runner
 from torchenv.scaffold import kitsource
 from torchenv.scaffold import record as records
 from torchenv.scaffold.matrixfile import default_matrix, image_repo, kit_version_or_dev
@@ -216,6 +217,24 @@ def _earlier(name: str) -> Callable[[str], bool]:
     return lambda text: hashlib.sha256(text.encode()).hexdigest() in known
 
 
+def ignored(root: Path, paths: list[Path], runner: Runner = subprocess_runner) -> list[str]:
+    """One line for each file the kit wrote that the project's git ignores (a `*.json` line
+    hides init.json and the dev containers): commit it with `git add -f`."""
+    if not paths or not (root / ".git").exists():
+        return []
+    rels = [str(p.relative_to(root)) for p in paths]
+    done = runner(["git", "-C", str(root), "check-ignore", "--verbose", "--", *rels], timeout=30)
+    lines = []
+    for line in done.stdout.splitlines():
+        where, _, path = line.partition("\t")
+        if path:
+            lines.append(
+                f"{path} is ignored by git ({where}): commit it with `git add -f {path}` (the "
+                "kit's files belong in the repository)"
+            )
+    return lines
+
+
 def next_steps(root: Path) -> str:
     """What to run next, for the project's first target; a kept tasks.py that does not load the
     kit's collection would make `invoke lock` fail ("No idea what 'lock' is!"): said first."""
@@ -274,6 +293,7 @@ def init(
         plan.txn.write(record_rel, plan.new_record.dumps())
         plan.outcome.written.append(root / record_rel)
     plan.txn.commit()
+    plan.outcome.notes += ignored(root, [p for p in plan.outcome.written if p.name != ".gitignore"])
     for folder in ("envs", "docker"):  # emptied by a move: a folder setuptools would take
         if plan.outcome.moved and (root / folder).is_dir() and not any((root / folder).iterdir()):
             (root / folder).rmdir()

@@ -31,14 +31,20 @@ HEADER = """\
 files = "{files}"
 """
 PROJECT_TABLE = """
-# What of the project goes into every target's image: its dependencies, locked with the target's
-# torch ("auto": pyproject.toml's [project] dependencies, else requirements.txt, else
-# environment.yml's pip section; or one such file; or "none"), the pyproject extras to add, its own
-# package (true: installed --no-deps as the image's last layer; false: not; absent: when
-# pyproject.toml has a [project] table), and the command `invoke test` runs in the image.
+# What of the project goes into every target's image, locked with the target's torch:
+# - dependencies: "auto" reads and combines the package's metadata (pyproject.toml, setup.py,
+#   setup.cfg, Poetry), requirements.txt (or requirements/) and environment.yml's pip section;
+#   or one such file, or a list of them; or "none";
+# - extras: the package's extras to add; groups: dependency groups (PEP 735, PDM, Poetry);
+# - test_requirements: your test tools' requirements files ("auto": requirements-dev.txt,
+#   requirements/test.txt and the like; or a list; or "none"), locked into the images too;
+# - package: the project's own package as the image's last layer (true, false; absent: when
+#   pyproject.toml has a [project] table); test_command: what `invoke test` runs in the image.
 [project]
 dependencies = "auto"
 extras = []
+groups = []
+test_requirements = "auto"
 test_command = "pytest"
 """
 # [defaults] keys, when all the targets share a value, and what each is (one comment line).

@@ -24,7 +24,8 @@ def test_the_pip_section_is_read_and_the_torch_family_checked_not_installed(tmp_
     found = conda.read(tmp_path, "environment.yaml")
     assert [r.text for r in found.pip.requirements] == ["einops"]
     assert [r.text for r in found.family] == ["torch==2.14.1.*"]
-    assert "conda packages numpy" in found.notes[0] and found.pip.problems == []
+    assert "python=3.11 is not read" in found.notes[0] and "conda packages numpy" in found.notes[1]
+    assert found.pip.problems == []
 
 
 def test_broken_yaml_is_a_problem_not_a_traceback(tmp_path):

@@ -260,3 +260,18 @@ def test_a_new_projects_dockerfiles_install_its_package_as_the_matrix_will_say(t
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "mypkg"\nversion = "1"\n')
     scaffold.init(tmp_path)
     assert ".torchenv/package" in (tmp_path / ".torchenv.d/docker/cuda13.Dockerfile").read_text()
+
+
+def test_a_kit_file_the_projects_git_ignores_is_named(tmp_path: Path):
+    """A `*.json` line in the project's .gitignore hides init.json and the dev containers."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / ".gitignore").write_text("*.json\n")
+    lines = scaffold.init(tmp_path).lines(tmp_path)
+    hidden = [line for line in lines if "is ignored by git" in line]
+    assert any(
+        line.startswith(".torchenv.d/init.json is ignored by git (.gitignore:1:*.json)")
+        for line in hidden
+    )
+    assert all("git add -f" in line for line in hidden)

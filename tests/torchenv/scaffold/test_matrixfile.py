@@ -16,7 +16,7 @@ def test_it_speaks_of_the_project_and_keeps_the_kits_targets(tmp_path: Path):
     text = matrixfile.default_matrix(tmp_path / "my-proj")
     for kits_own in ("../shared", "src/torchbuild", "image_size_gb", "development machines"):
         assert kits_own not in text
-    assert 'files = ".torchenv.d"' in text and "package (true:" in text
+    assert 'files = ".torchenv.d"' in text and "package: the project's own package" in text
     mine = matrix.parse(text)
     kits = matrix.parse(kit.DEFAULT_MATRIX.read_text())
     assert list(mine) == list(kits)
