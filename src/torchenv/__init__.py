@@ -24,9 +24,9 @@ from torchbuild import __version__ as __version__
 PUBLIC: dict[str, tuple[str, ...]] = {
     "torchenv.tasks": ("ns",),
     "torchenv.matrix": (
-        "load", "names", "get", "project", "find_root", "project_root", "main", "Target",
-        "Project", "FLAVORS", "INSTALLERS", "MATRIX_NAME",
-    ),  # and `python -m torchenv.matrix [--json]`
+        "load", "names", "get", "project", "ci", "find_root", "project_root", "main", "Target",
+        "Project", "CI", "FLAVORS", "INSTALLERS", "MATRIX_NAME",
+    ),  # and `python -m torchenv.matrix [--json] [--event EVENT [--ref R --default-branch B]]`
     "torchenv.cli": ("main",),  # the `torchenv` command
     "torchenv.run.report": ("main",),  # `python -m torchenv.run.report`: CI job summaries
 }  # fmt: skip

@@ -289,6 +289,11 @@ BUILD_CONFIGURABLE = (
     Option("index_url", "a mirror of the target's pip index", config=True),
     Option("conda_channel_alias", "a conda channel mirror, as micromamba's channel alias",
            config=True),
+    Option("registry", "HOST[:PORT]/NAMESPACE: pull the image of this content key from it "
+           "instead of building; else build with its cache and push (docker login first)",
+           config=True),
+    Option("no_push", "with --registry: pull and use its cache, push nothing", False, bool,
+           config=True),
 )  # fmt: skip
 SMOKE_OPTIONS = (
     Option("no_gpu", "never request GPUs (default: for CUDA targets when the engine can)",

@@ -23,6 +23,7 @@ from torchenv.errors import UserError
 from torchenv.files import exclusive
 from torchenv.image import build as builds
 from torchenv.image import generate as generation
+from torchenv.image import reuse
 from torchenv.matrix import INSTALLERS, table
 from torchenv.run import smoke as smokes
 from torchenv.taskopts import (
@@ -95,6 +96,7 @@ def generate(c: Any, o: Given) -> None:
 )  # fmt: skip
 def build(c: Any, o: Given) -> None:
     """Build a target's image (invoke build --target cuda13)."""
+    reuse.check(o.registry, o.no_push and "no_push" in o.explicit)  # before any lock is made
     req = builds.BuildRequest(
         target=target_of(o.target, matrix.project_root()), flavor=o.flavor,
         installer=o.installer, ca_cert=o.ca_cert,
@@ -115,7 +117,7 @@ def build(c: Any, o: Given) -> None:
             flavor=req.flavor, dry_run=o.dry_run, lock=lock,
         )  # fmt: skip
     eng = engine.for_dry_run() if o.dry_run else engine.detect()
-    for line in builds.run_build(req, eng, dry_run=o.dry_run):
+    for line in reuse.build(req, eng, o.registry, push=not o.no_push, dry_run=o.dry_run):
         if o.dry_run:
             print(line)
 

@@ -234,15 +234,86 @@ def test_github_workflow_schema(any_workflow: Path):
     )
 
 
+LOGIN_ACTION = "docker/login-action@4907a6ddec9925e35a0a9e82d7399ccc52663121"  # v4.1.0
+
+
 def test_a_projects_workflow_builds_smokes_and_tests_each_target_with_the_same_pins(tmp_path):
     flow = yaml.safe_load(project_workflow(tmp_path).read_text())
     image = flow["jobs"]["image"]
     assert image["strategy"]["matrix"]["target"] == "${{ fromJSON(needs.targets.outputs.targets) }}"
     runs = [s.get("run", "") for s in steps(image)]
-    assert runs.index('nox -s "image(${TARGET})"') < runs.index('nox -s "test(${TARGET})"')
+    build = next(i for i, run in enumerate(runs) if run.endswith('nox -s "image(${TARGET})"'))
+    assert build < runs.index('nox -s "test(${TARGET})"')
     assert flow["permissions"] == {"contents": "read"}
     ours = {s["uses"] for s in uses(yaml.safe_load(WORKFLOW.read_text()))}
-    assert {s["uses"] for s in uses(flow)} <= ours  # the actions pinned as this repository's
+    # the actions pinned as this repository's, and the registry's login
+    assert {s["uses"] for s in uses(flow)} - ours == {LOGIN_ACTION}
+
+
+def test_a_projects_workflow_reuses_images_from_the_repositorys_registry(tmp_path):
+    """Issue 35: the build pulls the image of its content key from ghcr.io/<owner>/<repo> (the
+    engine logged in by docker/login-action with the run's token), else builds with the
+    registry's cache and pushes; a fork's pull request pulls and never pushes."""
+    flow = yaml.safe_load(project_workflow(tmp_path).read_text())
+    image = flow["jobs"]["image"]
+    assert image["permissions"] == {"contents": "read", "packages": "write"}
+    writers = [n for n, j in flow["jobs"].items() if "write" in j.get("permissions", {}).values()]
+    assert writers == ["image"]  # only the job that pushes
+    (login,) = [s for s in steps(image) if s.get("uses", "").startswith("docker/login-action@")]
+    assert login["uses"] == LOGIN_ACTION
+    assert login["with"] == {
+        "registry": "ghcr.io", "username": "${{ github.actor }}",
+        "password": "${{ secrets.GITHUB_TOKEN }}",
+    }  # fmt: skip
+    build = step_running(image, 'nox -s "image(${TARGET})"')
+    assert build["run"] == (
+        'INVOKE_TORCHENV_REGISTRY="ghcr.io/${REPOSITORY,,}" nox -s "image(${TARGET})"'
+    )
+    assert steps(image).index(login) < steps(image).index(build)
+    assert image["env"]["REPOSITORY"] == "${{ github.repository }}"
+    assert image["env"]["INVOKE_TORCHENV_NO_PUSH"] == (
+        "${{ github.event_name == 'pull_request' && "
+        "github.event.pull_request.head.repo.full_name != github.repository }}"
+    )
+    # the lowercased name, as bash makes it, is a registry `invoke build --registry` takes
+    from torchenv.image.publish import check_registry
+
+    name = subprocess.run(
+        ["bash", "-c", 'echo "ghcr.io/${REPOSITORY,,}"'], env={"REPOSITORY": "My-Org/My.Repo"},
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert check_registry(name) == "ghcr.io/my-org/my.repo"
+    # no image job at all when the event's list is empty (a matrix of nothing is an error)
+    assert image["if"] == "${{ needs.targets.outputs.targets != '[]' }}"
+
+
+@pytest.mark.parametrize(
+    ("event", "ref", "expected"),
+    [
+        ("push", "refs/heads/feature", ["cpu", "cuda13"]),
+        ("pull_request", "refs/pull/7/merge", ["cpu", "cuda13"]),
+        ("push", "refs/heads/main", "all"),
+        ("workflow_dispatch", "refs/heads/feature", "all"),
+    ],
+)
+def test_a_projects_targets_step_lists_the_targets_of_the_event(tmp_path, event, ref, expected):
+    """The step as written, run by bash in a project whose targets.toml has a [ci] table."""
+    flow = yaml.safe_load(project_workflow(tmp_path).read_text())
+    (step,) = [s for s in steps(flow["jobs"]["targets"]) if s.get("id") == "list"]
+    assert set(step["env"]) == {"EVENT", "REF", "DEFAULT_BRANCH"}
+    project = tmp_path / "project"
+    project.mkdir()
+    text = (ROOT / "targets.toml").read_text()
+    (project / "targets.toml").write_text(text + '\n[ci]\npush = ["cuda13", "cpu"]\nmain = "all"\n')
+    output = tmp_path / "github_output"
+    env = {
+        "EVENT": event, "REF": ref, "DEFAULT_BRANCH": "main", "GITHUB_OUTPUT": str(output),
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT / "src"),
+    }  # fmt: skip
+    subprocess.run(["bash", "-e", "-c", step["run"]], cwd=project, env=env, check=True)
+    (line,) = output.read_text().splitlines()
+    listed = json.loads(line.removeprefix("targets="))
+    assert listed == (matrix.names() if expected == "all" else expected)
 
 
 def actionlint(path: Path, tmp_path: Path) -> list[dict]:

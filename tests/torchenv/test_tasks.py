@@ -256,9 +256,13 @@ def test_a_broken_targets_toml_is_one_line_and_list_still_works(tmp_path):
         (["build", "--target", "cuda13", "--conda-channel-alias", "https://u:p@mirror", "--dry-run"],
          "error: --conda-channel-alias holds a user or password"),
         (["verify"], "error: --target is required: choose one of cpu, cuda118, cuda12, cuda13"),
+        (["build", "--target", "cuda13", "--registry", "ci:s3cret@ghcr.io/org", "--dry-run"],
+         "error: --registry '***@ghcr.io/org' holds a user or password: a registry takes none"),
+        (["build", "--target", "cuda13", "--no-push", "--dry-run"],
+         "error: --no-push goes with --registry HOST[:PORT]/NAMESPACE"),
     ],
     ids=["timeout zero", "timeout not a number", "index not http", "alias with credentials",
-         "verify without target or image"],
+         "verify without target or image", "registry with credentials", "no-push alone"],
 )  # fmt: skip
 def test_bad_input_is_one_line(args, message):
     assert_one_line_error(invoke(*args), message)
@@ -317,3 +321,28 @@ def test_tasks_in_one_process_act_on_the_project_of_each_call(tmp_path, monkeypa
     # `two`'s pip lock is stale: its drift names its own file; `one`'s lock agrees with its env file
     assert "locks agree" in seen["one"][0][1].out and "locks agree" in seen["one"][1][1].out
     assert "envs/cuda13.pip.lock.txt" in seen["two"][0][1].out + seen["two"][0][1].err
+
+
+def test_build_reads_the_registry_from_the_configuration_and_prints_pull_cache_and_push():
+    """Issue 35: --registry is configurable as the other build options are; the dry run shows
+    the pull of the content key's image, the build with the registry's cache, the pushes."""
+    done = invoke("build", "--target", "cuda13", "--dry-run",
+                  env={"INVOKE_TORCHENV_REGISTRY": "localhost:5000/ns"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.search(r" pull localhost:5000/ns/cuda13:key-[0-9a-f]{16} ", lines[0]), lines[0]
+    build = next(line for line in lines if " build --progress=plain " in line)
+    assert (
+        "--build-arg BUILDKIT_INLINE_CACHE=1 --cache-from localhost:5000/ns/cuda13:cache-uv "
+        in build
+    )
+    assert any(line.endswith("push localhost:5000/ns/cuda13:cache-uv") for line in lines)
+    quiet = invoke("build", "--target", "cuda13", "--dry-run",
+                   env={"INVOKE_TORCHENV_REGISTRY": "localhost:5000/ns",
+                        "INVOKE_TORCHENV_NO_PUSH": "true"})  # fmt: skip
+    assert quiet.returncode == 0 and " push " not in quiet.stdout
+    assert quiet.stdout.splitlines()[0] == lines[0]  # the same key
+    leaked = invoke("build", "--target", "cuda13", "--dry-run",
+                    env={"INVOKE_TORCHENV_REGISTRY": "https://ci:s3cret@ghcr.io/org"})  # fmt: skip
+    assert_one_line_error(leaked, "holds a user or password")
+    assert "s3cret" not in leaked.stdout + leaked.stderr

@@ -10,6 +10,9 @@ One way to reach Docker for each concern:
   and their network, `images.get_image`); `images` also answers for the CLI side (ID, dangling).
 - The NVIDIA runtime: one probe, `gpu_runtime`, asked through the CLI or the SDK client the
   caller holds, with one rule (`has_nvidia_runtime`, which doctor applies to its `docker info`).
+- `registry`: pulling, pushing and naming images on a registry for builds that reuse them by
+  content (the command lines `invoke build --registry --dry-run` prints), and the engine's
+  platform;
 - `labels`: what torchenv puts on what it makes, and where a built image keeps its records;
   `inventory`: what torchenv made, found by those labels; `interrupts`: SIGTERM as Ctrl-C.
 - The engine's own queries and chores (inspect, tag, rm, pull, a registry's digest, copying

@@ -27,6 +27,10 @@ MANIFEST_LABEL = "io.torchenv.manifest.sha256"
 # The environment report the build runs (torchsmoke.envinfo), read for the kernel architectures.
 ENV_REPORT_PATH = "/opt/torchenv/env-report.json"
 CREATED_LABEL = "org.opencontainers.image.created"
+REVISION_LABEL = "org.opencontainers.image.revision"
+# The image's content key (torchenv.image.contentkey): a build with a registry labels its image
+# with it, and a pulled image says by it which inputs made it.
+CONTENT_KEY = "io.torchenv.content-key"
 
 
 def role_key(role: str) -> str:

@@ -8,27 +8,23 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
-import json
 import os
-import re
-import secrets
 import shlex
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from torchbuild import envfile
 from torchenv import credentials, matrix
 from torchenv.credentials import BUILD_PROXY_VARS
-from torchenv.engine import Engine, containers, images, labels
+from torchenv.engine import Engine, images
 from torchenv.engine.interrupts import sigterm_as_ctrl_c
-from torchenv.engine.labels import CREATED_LABEL, ENV_REPORT_PATH, MANIFEST_LABEL, MANIFEST_PATH
+from torchenv.engine.labels import MANIFEST_LABEL
 from torchenv.errors import UserError
 from torchenv.hints import diagnose_build
+from torchenv.image import labelstep, render
 from torchenv.image import package as projectpkg
-from torchenv.image import render
 from torchenv.image import uv as uvs
 from torchenv.image.context import BuildContext
 from torchenv.lock import uv_resolver
@@ -36,7 +32,7 @@ from torchenv.matrix import DEFAULT_INSTALLER, INSTALLERS, Target, pins
 from torchenv.matrix.digests import is_pinned
 from torchenv.runner import NOT_FOUND, Runner, subprocess_runner
 
-ARCHS_LABEL = labels.CUDA_ARCHS
+ARCHS_LABEL = labelstep.ARCHS_LABEL
 
 
 @dataclass(frozen=True)
@@ -54,6 +50,11 @@ class BuildRequest:
     uid: int = 1000
     gid: int = 1000
     tag: str | None = None  # None: the matrix's image name for the flavor
+    # With a registry (torchenv.image.reuse): BuildKit's inline cache in the built image, these
+    # registry images as the build's cache, and the content key as a label of the image.
+    inline_cache: bool = False
+    cache_from: tuple[str, ...] = ()
+    content_key: str | None = None
 
     @functools.cached_property
     def index(self) -> credentials.IndexUrl | None:
@@ -94,7 +95,7 @@ def validate(req: BuildRequest) -> None:
             f"or pass --allow-unpinned-base"
         )
     _check_ids(req.uid, req.gid)
-    _check_dockerignore(t.root / ".dockerignore", package=_package(req))
+    _check_dockerignore(t.root / ".dockerignore", package=package_layer(req))
     if req.ca_cert is not None:
         _check_ca(req.ca_cert)
     _ = req.index  # parsed here, once: a malformed URL is refused before anything runs
@@ -108,7 +109,7 @@ def validate(req: BuildRequest) -> None:
             uvs.check_wheelhouse(req.wheelhouse, pin)
 
 
-def _package(req: BuildRequest) -> bool:
+def package_layer(req: BuildRequest) -> bool:
     """Whether the image's last layer is the project's own package (the runtime flavor only: a
     dev container installs it editable from the workspace)."""
     root = req.target.root
@@ -225,80 +226,17 @@ def build_command(
         argv += ["--secret", f"id=ca_cert,src={Path(req.ca_cert).resolve()}"]
     for key, value in (labels or {}).items():
         argv += ["--build-arg", f"{key}={value}"]
+    if req.inline_cache:
+        argv += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
+    argv += [arg for ref in req.cache_from for arg in ("--cache-from", ref)]
     if req.no_cache:
         argv.append("--no-cache")
     argv.append(".")
     return argv, env
 
 
-def label_command(
-    engine: Engine, image: str, digest: str, cuda_archs: Sequence[str] = (), project: str = ""
-) -> tuple[list[str], dict[str, str]]:
-    """Adds the label with the manifest file's sha256, the GPU architectures torch has kernels
-    for (measured at build time: the env report's arch_list) and torchenv's own labels (`invoke
-    clean` finds the image by them): a metadata-only build on top of the built image, named by
-    its ID (label_dockerfile). BuildKit cannot build `FROM <image id>` (moby/buildkit#1105) and
-    would look a tag up on a registry (a docker-container builder pulls it from Docker Hub), so
-    this step runs the engine's own builder, which takes the local image by ID and pulls nothing."""
-    own = labels.cli_args(labels.of_image(image, project or None))
-    archs = ["--label", f"{ARCHS_LABEL}={' '.join(cuda_archs)}"] if cuda_archs else []
-    argv = [
-        engine.client,
-        "build",
-        "--quiet",
-        "--label",
-        f"{MANIFEST_LABEL}={digest}",
-        *archs,
-        *own,
-    ]
-    return [*argv, "--tag", image, "-"], {"DOCKER_BUILDKIT": "0"}
-
-
-def label_dockerfile(image_id: str) -> str:
-    return f"FROM {image_id}\n"
-
-
-def manifest_read_commands(
-    engine: Engine, image: str, name: str, folder: str, target: str = "", project: str = ""
-) -> list[list[str]]:
-    """Copy the manifest and the env report into `folder` out of a created, never started
-    container (no process, no network: a third of the time `docker run` takes), then remove it.
-    The container carries torchenv's labels (an interrupt between create and rm leaves what
-    `invoke clean` finds) and is made from the local image only (`--pull never`)."""
-    own = labels.cli_args(labels.of("manifest", target, project or None)) if target else []
-    copies = [
-        (MANIFEST_PATH, f"{folder}/manifest.json"),
-        (ENV_REPORT_PATH, f"{folder}/env-report.json"),
-    ]
-    return containers.copy_out_commands(engine.client, image, name, copies, own)
-
-
 def format_command(argv: list[str], env: dict[str, str]) -> str:
     return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(argv)])
-
-
-def _comparable(facts: dict[str, object]) -> tuple[object, object]:
-    """An image's layers and configuration, without the build time and the label step's labels."""
-    config = dict(facts.get("Config") or {})  # type: ignore[call-overload]
-    own = {CREATED_LABEL, MANIFEST_LABEL, ARCHS_LABEL, *labels.of_image("", "-").keys()}
-    config["Labels"] = {k: v for k, v in (config.get("Labels") or {}).items() if k not in own}
-    config.pop("Image", None)  # the engine's note of the parent image, not the image
-    rootfs = facts.get("RootFS") or {}
-    return (rootfs.get("Layers") if isinstance(rootfs, dict) else None), config
-
-
-def already_labelled(previous: dict[str, object] | None, built: dict[str, object]) -> str | None:
-    """The manifest sha256 of `previous` when it is the labelled form of the image just built:
-    the same layers and configuration, only the build time differing (a rebuild with nothing
-    changed). Then the earlier image is kept as it is, and the label step is not needed."""
-    if previous is None:
-        return None
-    config = previous.get("Config")
-    found = (config.get("Labels") or {}) if isinstance(config, dict) else {}
-    digest = found.get(MANIFEST_LABEL)
-    if not digest or _comparable(previous) != _comparable(built):
-        return None
-    return str(digest)
 
 
 def run_build(
@@ -307,6 +245,9 @@ def run_build(
     dry_run: bool = False,
     runner: Runner = subprocess_runner,
     out: Callable[[str], None] = print,
+    *,
+    wheel: projectpkg.Wheel | None = None,
+    on_built: Callable[[str, str], None] | None = None,
 ) -> list[str]:
     """Build the image and label it with its manifest's sha256; returns the commands run.
 
@@ -315,9 +256,12 @@ def run_build(
     are removed when nothing else names them, so a build leaves no `<none>` image of its own.
     SIGTERM is handled as Ctrl-C (a cancelled CI job): the build's process group is stopped,
     the secret file and the wheels linked into .torchenv/wheelhouse/ are removed, KeyboardInterrupt goes on.
+    `wheel`: the project's wheel, already built and staged (torchenv.image.reuse needs it for the
+    content key first). `on_built(unlabelled id, final id)` runs before the unlabelled image is
+    removed (reuse pushes it: it alone holds BuildKit's inline cache).
     """
     with sigterm_as_ctrl_c():
-        return _run_build(req, engine, dry_run, runner, out)
+        return _run_build(req, engine, dry_run, runner, out, wheel, on_built)
 
 
 def _run_build(
@@ -326,9 +270,11 @@ def _run_build(
     dry_run: bool,
     runner: Runner,
     out: Callable[[str], None],
+    wheel: projectpkg.Wheel | None = None,
+    on_built: Callable[[str, str], None] | None = None,
 ) -> list[str]:
     validate(req)
-    index, root = req.index, req.target.root
+    index, root, target = req.index, req.target.root, req.target
     if index is not None and index.has_credentials:
         # The build's output passes the secret's parts through (pip masks a password, not a
         # query token): what is shown and what the error repeats has them replaced.
@@ -337,12 +283,14 @@ def _run_build(
     with credentials.SecretFile(None if dry_run else index) as secret:
         argv, env = build_command(req, engine, labels=provenance(root, runner), index_secret=secret)
         commands = [format_command(argv, env)]
-        project = req.target.image_repo
-        reads = manifest_read_commands(engine, req.image, "NAME", "DIR", req.target.name, project)
+        reads = labelstep.manifest_read_commands(
+            engine, req.image, "NAME", "DIR", target.name, target.image_repo
+        )
         commands += [shlex.join(argv) for argv in reads]
-        commands[-1] += "   # then label the image with the manifest file's sha256"
-        package = _package(req)
-        if package:
+        key = " and its content key" if req.content_key else ""
+        commands[-1] += f"   # then label the image with the manifest file's sha256{key}"
+        package = package_layer(req)
+        if package and wheel is None:
             tmp = Path(tempfile.gettempdir()) / "torchenv-wheel-XXXXXXXX"
             wheel_argv = projectpkg.build_command(root, tmp, uv_resolver.executable())
             note = f"   # the project's wheel, first; then staged into {projectpkg.PACKAGE_DIR}/"
@@ -351,10 +299,10 @@ def _run_build(
             return commands
         before = images.facts(engine.client, req.image, runner)
         if package:
-            wheel = projectpkg.build_wheel(root, runner)
+            wheel = wheel or projectpkg.build_wheel(root, runner)
             out(f"torchenv: the project's package {wheel.pin} goes in as the last layer")
-        with BuildContext(root, req.wheelhouse, req.target):
-            out(f"torchenv: {commands[1 if package else 0]}")
+        with BuildContext(root, req.wheelhouse, target):
+            out(f"torchenv: {format_command(argv, env)}")
             done = runner(argv, env=env, cwd=root, on_line=lambda line: out(line.rstrip("\n")))
     if not done.ok:
         if done.returncode == NOT_FOUND:
@@ -369,7 +317,7 @@ def _run_build(
     previous = str(before["Id"]) if before else None
     after = images.facts(engine.client, req.image, runner)
     built = str(after["Id"]) if after else None
-    kept = already_labelled(before, after) if after else None
+    kept = labelstep.already_labelled(before, after, req.content_key) if after else None
     final: str | None
     if kept and previous:
         # Nothing changed: the earlier image, labelled when it was built, names it again.
@@ -378,54 +326,18 @@ def _run_build(
     else:
         if built is None:
             raise UserError(f"the build reported success but the engine has no {req.image}")
-        file_sha, cuda_archs = _manifest_file_sha256(runner, engine, built, req.target, project)
-        label_argv, label_env = label_command(engine, req.image, file_sha, cuda_archs, project)
-        labelled = runner(label_argv, env=label_env, input=label_dockerfile(built))
-        if not labelled.ok:
-            last = (labelled.stderr.strip().splitlines() or ["no output"])[-1]
-            raise UserError(f"labelling {req.image} failed: {last}")
+        file_sha = labelstep.label(runner, engine, req.image, built, target, req.content_key)
         final = images.image_id(engine.client, req.image, runner)
-    leftovers = ({previous, built} - {final, None}) & images.dangling_ids(engine.client, runner)
-    for old in sorted(i for i in leftovers if i):
-        images.remove(engine.client, old, runner)
+    try:
+        if on_built is not None and built and final:
+            on_built(built, final)
+    finally:
+        leftovers = {i for i in (previous, built) if i and i != final}
+        for old in sorted(leftovers & images.dangling_ids(engine.client, runner)):
+            images.remove(engine.client, old, runner)
     what = "nothing changed: kept" if kept else "built"
     out(
         f"torchenv: {what} {req.image} (manifest file sha256 {file_sha[:12]}..., "
         f"label {MANIFEST_LABEL})"
     )
     return commands
-
-
-def archs_of_report(text: str | None) -> list[str]:
-    """The env report's arch_list (torch's kernel architectures); [] for a CPU build or no report."""
-    try:
-        found = json.loads(text or "{}")["env"]["torch"].get("arch_list") or []
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return []
-    return [str(a) for a in found if re.fullmatch(r"(?:sm|compute)_[0-9]+[a-z]?", str(a))]
-
-
-def _manifest_file_sha256(
-    runner: Runner, engine: Engine, image: str, target: Target, project: str
-) -> tuple[str, list[str]]:
-    """The sha256 of the manifest file's bytes and the env report's kernel architectures, copied
-    out of a created, never started container."""
-    name = f"torchenv-manifest-{os.getpid()}-{secrets.token_hex(4)}"
-    with tempfile.TemporaryDirectory(prefix="torchenv-manifest-") as tmp:
-        dest = Path(tmp) / "manifest.json"
-        create, copy, copy_report, remove = manifest_read_commands(
-            engine, image, name, tmp, target.name, project
-        )
-        done = runner(create, timeout=120)
-        try:
-            if done.ok:
-                done = runner(copy, timeout=300)
-            if done.ok:
-                runner(copy_report, timeout=120)
-        finally:
-            runner(remove, timeout=120)
-        if not done.ok or not dest.is_file():
-            raise UserError(f"{image} has no readable {MANIFEST_PATH}: {done.stderr.strip()[:200]}")
-        report = dest.with_name("env-report.json")
-        archs = archs_of_report(report.read_text() if report.is_file() else None)
-        return hashlib.sha256(dest.read_bytes()).hexdigest(), archs

@@ -125,14 +125,16 @@ def resolve_image(
     )
 
 
-def remote_name(target: Target, registry: str, flavor: str = "runtime") -> tuple[str, str]:
-    """(repository, tag) for the target's image at `registry` (HOST[:PORT]/NAMESPACE)."""
+def check_registry(registry: str, flag: str = "--registry") -> str:
+    """`registry` (HOST[:PORT]/NAMESPACE) without a trailing slash; UserError (one line) for
+    anything else, and for a user or password in it (credentials are the engine's own: docker
+    login), which the line never repeats."""
     registry = registry.strip().rstrip("/")
     if "@" in registry.split("/", 1)[0] or "@" in registry.split("://", 1)[-1].split("/", 1)[0]:
         from torchenv.credentials import redact_text
 
         raise UserError(
-            f"--registry {redact_text(registry.split('://', 1)[-1])!r} holds a user or password: "
+            f"{flag} {redact_text(registry.split('://', 1)[-1])!r} holds a user or password: "
             "a registry takes none in its name; log in first (docker login HOST), then give "
             "HOST[:PORT]/NAMESPACE"
         )
@@ -146,9 +148,15 @@ def remote_name(target: Target, registry: str, flavor: str = "runtime") -> tuple
         from torchenv.credentials import public_url
 
         raise UserError(
-            f"--registry {public_url(registry)!r} is not HOST[:PORT]/NAMESPACE in lowercase "
+            f"{flag} {public_url(registry)!r} is not HOST[:PORT]/NAMESPACE in lowercase "
             "(e.g. ghcr.io/my-org or localhost:5000/torchenv)"
         )
+    return registry
+
+
+def remote_name(target: Target, registry: str, flavor: str = "runtime") -> tuple[str, str]:
+    """(repository, tag) for the target's image at `registry` (HOST[:PORT]/NAMESPACE)."""
+    registry = check_registry(registry)
     local = target.image(flavor)
     return f"{registry}/{target.name}", local.rsplit(":", 1)[1]
 

@@ -1,14 +1,16 @@
 """The target matrix, loaded from targets.toml (the one source of truth), and the package that
 owns it: `pins` (which torch/CUDA/Python combinations can exist), `digests` (base images pinned
-by digest), `table` (the matrix as a table).
+by digest), `table` (the matrix as a table), `projecttable` and `citable` (its [project] and [ci]
+tables).
 
 Everything else (env files, Dockerfiles, dev containers, nox sessions, the CI workflow, the
 README table) is generated from `load()` or checked against it.
 
 Public surface (users' projects and the files `torchenv init` writes use it; it changes only with
-the kit's version): `load`, `names`, `get`, `project`, `find_root`, `project_root`, `Target` (its
-fields, `image()`, the paths of its files), `Project`, `FLAVORS`, `INSTALLERS`, and
-`python -m torchenv.matrix [--json]`.
+the kit's version): `load`, `names`, `get`, `project`, `ci`, `find_root`, `project_root`,
+`Target` (its fields, `image()`, the paths of its files), `Project`, `CI`, `FLAVORS`,
+`INSTALLERS`, and `python -m torchenv.matrix [--json] [--event EVENT]` (the [ci] table's targets
+of a CI event, torchenv.matrix.citable).
 
 The project is found per call, never at import: every function takes the project's `root`, and
 without one finds it from the working directory up to targets.toml, as nox and invoke find theirs.
@@ -28,9 +30,11 @@ from typing import Any
 from torchbuild import envfile, versions
 from torchenv.errors import UserError
 from torchenv.files import write_in
+from torchenv.matrix.citable import CI, parse_ci
 from torchenv.matrix.projecttable import Project, parse_project
 
-__all__ = ["Project", "parse_project"]  # re-exported: the [project] table is the matrix's too
+# re-exported: the [project] and [ci] tables are the matrix's too
+__all__ = ["CI", "Project", "parse_ci", "parse_project"]
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -282,6 +286,7 @@ def parse(text: str, source: str = "targets.toml", root: Path = Path()) -> dict[
                 f"does not know: use one of {', '.join(versions.MIN_DRIVER)}"
             )
         targets[name] = Target(**values, root=root, files=files)
+    parse_ci(data.get("ci"), list(targets), source)  # a bad [ci] table is said at once
     return targets
 
 
@@ -393,13 +398,33 @@ def get(name: str, root: Path | None = None) -> Target:
     return targets[name]
 
 
+def ci(root: Path | None = None) -> CI:
+    """The [ci] table (torchenv.matrix.citable) of the project at `root`: which targets each CI event
+    builds."""
+    path = _root(root) / MATRIX_NAME
+    return parse_ci(toml_data(path.read_text()).get("ci"), names(root), MATRIX_NAME)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m torchenv.matrix [--json]`: the target names (a JSON list for CI matrices)."""
+    """`python -m torchenv.matrix [--json] [--event EVENT]`: the target names (a JSON list for CI
+    matrices); with --event, those targets.toml's [ci] table builds on that event."""
     import argparse
     import json
 
+    from torchenv.matrix.citable import event_of
+
     parser = argparse.ArgumentParser(prog="python -m torchenv.matrix", description=main.__doc__)
     parser.add_argument("--json", action="store_true", help="print a JSON list (default: lines)")
+    parser.add_argument("--event", help="a GitHub Actions event name: its targets ([ci])")
+    parser.add_argument("--ref", default="", help="with --event push: the pushed ref")
+    parser.add_argument("--default-branch", default="", help="the repository's default branch")
     args = parser.parse_args(argv)
-    print(json.dumps(names()) if args.json else "\n".join(names()))
+    try:
+        chosen = names()
+        if args.event is not None:
+            chosen = ci().targets(event_of(args.event, args.ref, args.default_branch), chosen)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(chosen) if args.json else "\n".join(chosen))
     return 0

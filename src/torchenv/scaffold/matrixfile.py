@@ -47,6 +47,16 @@ groups = []
 test_requirements = "auto"
 test_command = "pytest"
 """
+CI_TABLE = """
+# Which targets the CI workflow (.github/workflows/torchenv.yml) builds on which event: "all", or
+# a list of targets such as ["cpu", "cuda13"]. `main` is a push to the default branch, `push` any
+# other push (and a pull request, unless `pull_request` is given); an event not named here builds
+# every target. Each build pulls the image of its content key from the repository's registry
+# when it is there: a run that changes nothing an image holds builds nothing.
+[ci]
+push = "all"
+main = "all"
+"""
 # [defaults] keys, when all the targets share a value, and what each is (one comment line).
 _DEFAULT_NOTES = {
     "python": "the images' Python",
@@ -105,7 +115,7 @@ def render(targets: Iterable[Target], repo: str, files: str = FILES_DEFAULT) -> 
     for t, data in zip(targets, chosen, strict=True):
         lines += ["", f"[targets.{t.name}]"]
         lines += [f"{k} = {_value(v)}" for k, v in data.items() if k not in shared]
-    return "\n".join(lines) + "\n" + PROJECT_TABLE
+    return "\n".join(lines) + "\n" + PROJECT_TABLE + CI_TABLE
 
 
 def kit_version_or_dev() -> str:

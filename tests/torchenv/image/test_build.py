@@ -9,6 +9,7 @@ from tests.support.fakerunner import FakeRunner, reply
 
 from torchenv import hints, matrix
 from torchenv.engine import Engine
+from torchenv.engine.labels import CREATED_LABEL, MANIFEST_LABEL
 from torchenv.errors import UserError
 from torchenv.image import build
 from torchenv.image import context as buildcontext
@@ -194,9 +195,9 @@ def copy_manifest(argv):
 
 def facts(image_id: str, layers: list[str], created: str, labelled: bool) -> dict:
     """What `docker image inspect` says of an image, the parts run_build compares."""
-    found = {"io.torchenv.target": "cuda13", build.CREATED_LABEL: created}
+    found = {"io.torchenv.target": "cuda13", CREATED_LABEL: created}
     if labelled:
-        found |= {build.MANIFEST_LABEL: FILE_SHA, "io.torchenv.managed": "true"}
+        found |= {MANIFEST_LABEL: FILE_SHA, "io.torchenv.managed": "true"}
         found |= {"io.torchenv.tag": "torchenv/cuda13:2.14.1-cu130"}
         found |= {build.ARCHS_LABEL: "sm_75 sm_90"}  # the label step adds it, as the engine does
     config = {"User": "1000:1000", "Env": ["PATH=/opt/env/bin"], "Labels": found}
@@ -272,27 +273,6 @@ def test_a_rebuild_that_changed_nothing_keeps_the_labelled_image_and_skips_the_l
         assert not runner.ran("/usr/bin/docker", *skipped)
     removed = [c.args[-1] for c in runner.calls if c.args[1:3] == ("image", "rm")]
     assert removed == [BUILT_ID]  # the unlabelled twin, not the image kept
-
-
-@pytest.mark.parametrize(
-    ("change", "kept"),
-    [
-        (lambda f: None, True),
-        (lambda f: f["Config"]["Labels"].update({build.CREATED_LABEL: "later"}), True),
-        (lambda f: f["Config"]["Labels"].update({"org.opencontainers.image.revision": "b"}), False),
-        (lambda f: f["Config"].update(User="0"), False),
-        (lambda f: f["RootFS"]["Layers"].append("sha256:9"), False),
-    ],
-    ids=["identical", "only the build time", "another revision", "another user", "a new layer"],
-)
-def test_only_the_build_time_may_differ_for_the_earlier_image_to_be_kept(change, kept):
-    previous = facts(OLD_ID, ["sha256:1"], "2026-11-22T10:00:00Z", labelled=True)
-    built = facts(BUILT_ID, ["sha256:1"], "2026-11-22T10:00:00Z", labelled=False)
-    change(built)
-    assert build.already_labelled(previous, built) == (FILE_SHA if kept else None)
-    del previous["Config"]["Labels"][build.MANIFEST_LABEL]  # never labelled: label it now
-    assert build.already_labelled(previous, built) is None
-    assert build.already_labelled(None, built) is None
 
 
 def test_run_build_failure_is_one_line_with_the_cause():
@@ -417,17 +397,6 @@ def test_bad_mirror_urls_are_refused_before_building(changes, message):
     with pytest.raises(UserError) as exc:
         build.validate(request(installer="pip", **changes))
     assert str(exc.value).startswith(message)
-
-
-def test_archs_of_report_reads_only_architecture_names():
-    def report(archs):
-        return json.dumps({"env": {"torch": {"version": "2.14.1+cu130", "arch_list": archs}}})
-
-    assert build.archs_of_report(report(["sm_75", "compute_120"])) == ["sm_75", "compute_120"]
-    assert build.archs_of_report(report(None)) == []
-    assert build.archs_of_report(report(["sm_75 --label x=y"])) == []
-    assert build.archs_of_report("not json") == [] and build.archs_of_report(None) == []
-    assert build.archs_of_report('{"env": {}}') == []
 
 
 def test_a_query_token_is_a_secret_and_the_build_output_is_scrubbed():

@@ -44,3 +44,15 @@ def test_a_chosen_set_of_targets_and_an_unknown_one(tmp_path: Path):
 def test_image_repo_is_a_name_docker_takes():
     assert matrixfile.image_repo(Path("/x/Torch_Env.Demo")) == "torch_env.demo"
     assert matrixfile.image_repo(Path("/x/--")) == "project"
+
+
+def test_it_writes_a_ci_table_that_builds_everything_until_the_project_says_otherwise(tmp_path):
+    """Issue 35: which targets run on which event is the project's choice, in its matrix."""
+    import tomllib
+
+    text = matrixfile.default_matrix(tmp_path, ["cuda13", "cpu"])
+    assert tomllib.loads(text)["ci"] == {"push": "all", "main": "all"}
+    table = matrix.parse_ci(tomllib.loads(text)["ci"], ["cuda13", "cpu"])
+    for event in ("push", "main", "pull_request", "schedule"):
+        assert table.targets(event, ["cuda13", "cpu"]) == ["cuda13", "cpu"]
+    assert 'a list of targets such as ["cpu", "cuda13"]' in text
