@@ -296,6 +296,9 @@ def ddp(ctx: Context) -> Outcome:
             _join(processes, TIMEOUT_S)
         except (ProcessRaisedException, ProcessExitedException) as exc:
             raise CheckFailed(f"a DDP process failed: {error_summary(exc)}", **details) from None
+        finally:  # torch leaves a failed worker's pickled traceback in the temporary folder
+            for leftover in getattr(processes, "error_files", ()):
+                Path(leftover).unlink(missing_ok=True)
         ranks: list[RankResult] = [
             json.loads(Path(out_dir, f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)
         ]
