@@ -45,17 +45,20 @@ def torchrun(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, d
     if not TORCHRUN.exists():
         pytest.skip(f"no torchrun next to {sys.executable}")
     report = tmp_path / "report.json"
+    cwd, scratch = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir(), scratch.mkdir()
     done = subprocess.run(
         [str(TORCHRUN), "--nnodes=1", "--nproc-per-node=2", "--rdzv-backend=c10d",
          f"--rdzv-endpoint=127.0.0.1:{free_port()}", "--local-ranks-filter=0", "--max-restarts=0",
          "-m", "torchsmoke", "--only", "ddp", "--json", "-"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=240,
-        env={**os.environ, "PYTHONPATH": str(SRC), "GLOO_SOCKET_IFNAME": "lo", **env},
+        cwd=cwd, capture_output=True, text=True, timeout=240,
+        # torchrun keeps its folders in TMPDIR: the test's own, removed with it
+        env={**os.environ, "PYTHONPATH": str(SRC), "GLOO_SOCKET_IFNAME": "lo", "TMPDIR": str(scratch), **env},
     )  # fmt: skip
     lines = [line for line in done.stdout.splitlines() if line.startswith('{"schema"')]
     assert len(lines) == 1, (done.stdout[-3000:], done.stderr[-3000:])
     # `--json -`: the report on stdout only, no file (the multi-node containers' cwd is read-only)
-    assert list(tmp_path.iterdir()) == []
+    assert list(cwd.iterdir()) == []
     report.write_text(lines[0])
     (check,) = json.loads(lines[0])["checks"]
     return done, check
