@@ -64,7 +64,7 @@ def test_a_flat_layout_with_numpy_below_2_and_an_sdist_only_dependency(
     assert done.returncode == 0, done.stderr
     matrix = project / "targets.toml"
     matrix.write_text(re.sub(r'(?m)^test_command = .*$', 'test_command = "python -m pytest -q -p no:cacheprovider tests"', matrix.read_text())
-                      .replace("\n[project]\n", '\n[project]\ngroups = ["test"]\n'))  # fmt: skip
+                      .replace("\ngroups = []\n", '\ngroups = ["test"]\n'))  # fmt: skip
     envs = project / ".torchenv.d" / "envs"
     shutil.copy(REPO / "envs" / "cuda13.pip.lock.txt", envs)  # the session image's torch layer
     done = run([str(kit_venv / "invoke"), "lock", "--target", "cuda13"], project, PATH=path)
