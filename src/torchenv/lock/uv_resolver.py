@@ -211,7 +211,8 @@ def report(
             uv, python, index, req_file, out, held, family_env, sdists=sdists,
             find_links=find_links,
         )  # fmt: skip
-        result = runner(prefix + argv, timeout=RESOLVE_TIMEOUT, env=env_vars)
+        # uv's own temporary files (an sdist build's uv-setuptools-*.lock) go with this folder
+        result = runner(prefix + argv, timeout=RESOLVE_TIMEOUT, env={**env_vars, "TMPDIR": tmp})
         if not result.ok:
             raise resolve_failure(
                 result, index, "uv", what, error_line(result), "the default index"

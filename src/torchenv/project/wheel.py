@@ -3,9 +3,9 @@ what its metadata declares.
 
 `build` runs `uv build --wheel` where uv is (it keeps the isolated build environment between
 builds: about 1.5 s against pip's 4.5 s for the sample project), else `pip wheel --no-deps`, into a
-folder of the caller's, with SOURCE_DATE_EPOCH so that the same sources give the same bytes. The
-backend's droppings in the working tree (setuptools' build/ and *.egg-info folders that were not
-there before) are removed again. A failed build is one line: the backend's own error (`error:
+folder of the caller's, with SOURCE_DATE_EPOCH so that the same sources give the same bytes, and a
+TMPDIR of its own that is removed with the build. The backend's droppings in the working tree
+(setuptools' build/ and *.egg-info folders that were not there before) are removed again. A failed build is one line: the backend's own error (`error:
 Multiple top-level packages discovered in a flat-layout ...`), not the front end's hint.
 
 `requires` reads a built wheel's METADATA: `Requires-Dist` and `Provides-Extra`, whatever the
@@ -20,6 +20,7 @@ import email.parser
 import re
 import shutil
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,11 +85,17 @@ def build(
     if index_url:  # by variable: a URL with a secret never goes on a command line
         env |= {"UV_DEFAULT_INDEX": index_url, "PIP_INDEX_URL": index_url}
     before = _droppings(root)
-    try:
-        done = runner(build_command(root, out_dir, uv), env=env, timeout=BUILD_TIMEOUT_S)
-    finally:
-        for path in _droppings(root) - before:
-            shutil.rmtree(path, ignore_errors=True)
+    # the front end's and the backend's own temporary files (uv's uv-setuptools-*.lock) go in a
+    # folder of ours that goes with the build, not in the host's /tmp
+    with tempfile.TemporaryDirectory(prefix="torchenv-build-") as scratch:
+        try:
+            done = runner(
+                build_command(root, out_dir, uv), env={**env, "TMPDIR": scratch},
+                timeout=BUILD_TIMEOUT_S,
+            )  # fmt: skip
+        finally:
+            for path in _droppings(root) - before:
+                shutil.rmtree(path, ignore_errors=True)
     if not done.ok:
         raise UserError(
             f"building {what} failed (exit {done.returncode}): "

@@ -79,7 +79,9 @@ def test_the_wheel_is_staged_alone_and_the_build_leaves_nothing_in_the_tree(samp
         assert args[:3] == ["/opt/uv/bin/uv", "build", "--wheel"]
     else:
         assert args[1:4] == ["-m", "pip", "wheel"] and "--no-deps" in args
-    assert kwargs["env"] == {"SOURCE_DATE_EPOCH": projectpkg.EPOCH}
+    env = kwargs["env"]
+    assert env == {"SOURCE_DATE_EPOCH": projectpkg.EPOCH, "TMPDIR": env["TMPDIR"]}
+    assert not Path(env["TMPDIR"]).exists()  # the build's own temporary folder went with it
 
 
 def test_a_build_folder_the_project_had_is_kept(sample: Path, builder: str):

@@ -109,6 +109,13 @@ def test_a_secret_index_goes_to_uv_by_its_variable(tree, uv_here):
     assert "s3cret" not in " ".join(call.args) and call.env["UV_INDEX_URL"] == secret
 
 
+def test_uv_gets_a_temporary_folder_of_its_own_that_goes_with_the_resolve(tree, uv_here):
+    runner = uv_runner(RESOLVED)
+    make.resolve_pip(matrix.get("cuda13").read_env(), runner, None, resolver="uv")
+    scratch = Path(runner.calls[0].env["TMPDIR"])
+    assert scratch.name.startswith("torchenv-lock-") and not scratch.exists()
+
+
 def test_uvs_error_is_one_line_without_the_secret(tree, uv_here):
     stderr = (
         "  × No solution found when resolving dependencies:\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from tests.support.fakerunner import FakeRunner, reply
 from tests.support.localindex import build_wheel
 
 from torchenv.errors import UserError
+from torchenv.lock import uv_resolver
 from torchenv.project import wheel
 
 UV_FLAT_LAYOUT = """\
@@ -41,6 +43,32 @@ def test_a_failed_build_is_one_line_and_the_index_goes_by_variable(tmp_path):
     assert "S3CRET" not in " ".join(call.args) and call.env["UV_DEFAULT_INDEX"].startswith(
         "https://u:S3CRET@"
     )
+
+
+def test_the_build_gets_a_temporary_folder_of_its_own_that_goes_with_it(tmp_path):
+    runner = FakeRunner({("/opt/uv", "build"): reply("", 1, UV_FLAT_LAYOUT)})
+    with pytest.raises(UserError):
+        wheel.build(tmp_path, tmp_path / "out", runner, "/opt/uv")
+    scratch = Path(runner.calls[0].env["TMPDIR"])
+    assert scratch.name.startswith("torchenv-build-") and not scratch.exists()
+
+
+@pytest.mark.slow
+def test_a_real_setuptools_build_leaves_nothing_in_the_hosts_temporary_folder(
+    tmp_path, monkeypatch
+):
+    host_tmp = tmp_path / "tmp"
+    host_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(host_tmp))
+    project = tmp_path / "proj"
+    (project / "mypkg").mkdir(parents=True)
+    (project / "mypkg" / "__init__.py").write_text("")
+    (project / "setup.py").write_text(
+        "from setuptools import setup\nsetup(name='mypkg', version='1', packages=['mypkg'])\n"
+    )
+    made = wheel.build(project, tmp_path / "out", uv=uv_resolver.executable())
+    assert made.name == "mypkg-1-py3-none-any.whl"
+    assert list(host_tmp.iterdir()) == []  # uv leaves uv-setuptools-*.lock where TMPDIR is
 
 
 def test_metadata_reads_requires_and_extras(tmp_path: Path):
