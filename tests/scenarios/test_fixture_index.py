@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -62,9 +63,12 @@ BUILDABLE = [shape for shape in SHAPES if has_build_backend(PROJECTS / shape)]
 
 
 def run(argv: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=offline_env()
-    )
+    # a TMPDIR of its own: uv leaves a uv-setuptools-*.lock where TMPDIR is for each build
+    with tempfile.TemporaryDirectory(prefix="fixture-index-") as scratch:
+        env = offline_env({"TMPDIR": scratch})
+        return subprocess.run(
+            argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+        )
 
 
 def test_every_shape_is_there_with_its_readme_and_package():

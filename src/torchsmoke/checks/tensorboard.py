@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -66,8 +67,10 @@ def serve(logdir: Path, timeout_s: float = SERVE_TIMEOUT_S) -> dict[str, object]
     port = free_port()
     command = tensorboard_command(logdir, port)
     start = time.monotonic()
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    # TensorBoard notes its servers in $TMPDIR/.tensorboard-info: a folder that goes with this run
+    with tempfile.TemporaryFile() as log, tempfile.TemporaryDirectory(prefix="tb-") as scratch:
+        env = {**os.environ, "TMPDIR": scratch}
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             runs, error = None, "no answer yet"
             while time.monotonic() - start < timeout_s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import tempfile
 import time
 
 import pytest
@@ -27,6 +28,16 @@ def test_tensorboard_logs_reads_back_and_serves(real_env, context):
     served = d["served"]
     assert served["runs"] == ["."] and served["stopped"] and served["ready_s"] < 60
     assert served["command"][0].endswith("tensorboard") and "--logdir" in served["command"]
+
+
+@needs_tensorboard
+def test_serving_leaves_nothing_in_the_temporary_folder(real_env, context, tmp_path, monkeypatch):
+    host_tmp = tmp_path / "tmp"
+    host_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(host_tmp))
+    result = run_check(tensorboard.tensorboard, context(real_env))
+    assert result.status == "pass", result.reason
+    assert list(host_tmp.iterdir()) == []  # no .tensorboard-info of the server's left behind
 
 
 @needs_tensorboard
