@@ -54,10 +54,12 @@ TIMINGS: dict[str, float] = {}
 
 
 def wheel_files(project: Path, index: str, uv: Path) -> list[str]:
-    out = project.parent / f"{project.name}-wheel"
+    out, scratch = project.parent / f"{project.name}-wheel", project.parent / "tmp"
+    scratch.mkdir(exist_ok=True)  # uv leaves a uv-setuptools-*.lock where TMPDIR is
     done = subprocess.run(
         [str(uv), "build", "--wheel", "--quiet", "--no-cache", "--out-dir", str(out), str(project)],
-        env=offline_env({"UV_DEFAULT_INDEX": index}), capture_output=True, text=True, timeout=600,
+        env=offline_env({"UV_DEFAULT_INDEX": index, "TMPDIR": str(scratch)}),
+        capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     (wheel,) = out.glob("*.whl")
