@@ -42,6 +42,11 @@ class Result:
     def ok(self) -> bool:
         return self.returncode == 0
 
+    def last_line(self) -> str:
+        """The last non-empty line of stderr (else stdout): where the engine says why it stopped."""
+        lines = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return lines[-1].strip() if lines else f"exit status {self.returncode}"
+
     def first_error_line(self) -> str:
         """The first non-empty line of stderr (else stdout), for one-line messages."""
         for line in (self.stderr + "\n" + self.stdout).splitlines():

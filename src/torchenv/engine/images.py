@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from torchenv.engine.registry import pull_command, tag_command, untag_command
 from torchenv.errors import UserError
 from torchenv.runner import NOT_FOUND, Result, Runner, subprocess_runner
 
@@ -69,7 +70,7 @@ def facts(client: str, image: str, runner: Runner = subprocess_runner) -> dict[s
 
 def tag(client: str, source: str, name: str, runner: Runner = subprocess_runner) -> None:
     """`docker tag`: `name` names the image `source` again; UserError with the engine's line."""
-    done = runner([client, "tag", source, name], timeout=60)
+    done = runner(tag_command(client, source, name), timeout=60)
     if not done.ok:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"tagging {name} again failed: {last}")
@@ -77,7 +78,7 @@ def tag(client: str, source: str, name: str, runner: Runner = subprocess_runner)
 
 def remove(client: str, image: str, runner: Runner = subprocess_runner) -> bool:
     """`docker image rm` (never forced: an image a container or tag still uses stays)."""
-    return runner([client, "image", "rm", image], timeout=120).ok
+    return runner(untag_command(client, image), timeout=120).ok
 
 
 def config(client: str, image: str, runner: Runner = subprocess_runner) -> dict[str, object]:
@@ -104,7 +105,7 @@ def registry_manifest(client: str, ref: str, runner: Runner = subprocess_runner)
 
 
 def pull(client: str, ref: str, runner: Runner = subprocess_runner) -> Result:
-    return runner([client, "pull", ref], timeout=900)
+    return runner(pull_command(client, ref), timeout=900)
 
 
 def repo_digests(client: str, image: str, runner: Runner = subprocess_runner) -> Result:

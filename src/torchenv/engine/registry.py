@@ -59,8 +59,7 @@ def pull(
         return Pulled(True)
     if done.returncode == NOT_FOUND:
         raise UserError(f"{client} not found: install Docker (apt-get install docker.io)")
-    lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
-    reason = lines[-1].strip() if lines else f"exit status {done.returncode}"
+    reason = done.last_line()
     return Pulled(False, is_missing(reason), reason)
 
 
@@ -77,12 +76,11 @@ def push(
         done = runner(push_command(client, ref), timeout=TRANSFER_TIMEOUT, on_line=on_line)
     finally:
         runner(untag_command(client, ref), timeout=120)
-    text = done.stdout + done.stderr
     if not done.ok:
-        lines = text.strip().splitlines()
-        last = lines[-1].strip() if lines else f"exit status {done.returncode}"
-        raise UserError(f"pushing {ref} failed: {last} (log in first: docker login HOST)")
-    found = _DIGEST.search(text)
+        raise UserError(
+            f"pushing {ref} failed: {done.last_line()} (log in first: docker login HOST)"
+        )
+    found = _DIGEST.search(done.stdout + done.stderr)
     return found.group(1) if found else ""
 
 

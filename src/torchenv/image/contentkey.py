@@ -34,19 +34,12 @@ import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 
+from torchenv.files import file_sha256
 from torchenv.image import context
 from torchenv.image.build import BuildRequest
 
 FORMAT = "torchenv-content-key/1"
 SHORT = 16  # hex digits of the key in a registry tag: key-<16 hex>
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _layers(flavor: str) -> tuple[str, ...]:

@@ -14,7 +14,6 @@ BuildKit's inline cache metadata of the built image is not carried over (checked
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -32,6 +31,7 @@ from torchenv.engine.labels import (
     MANIFEST_PATH,
 )
 from torchenv.errors import UserError
+from torchenv.files import file_sha256
 from torchenv.matrix import Target
 from torchenv.runner import Runner
 
@@ -162,4 +162,4 @@ def manifest_file_sha256(
             raise UserError(f"{image} has no readable {MANIFEST_PATH}: {done.stderr.strip()[:200]}")
         report = dest.with_name("env-report.json")
         archs = archs_of_report(report.read_text() if report.is_file() else None)
-        return hashlib.sha256(dest.read_bytes()).hexdigest(), archs
+        return file_sha256(dest), archs

@@ -131,7 +131,7 @@ def _run(
             _take(req, engine, r, have, runner, out)
             return []
         if pulled.ok:  # not what its name says: built again, and pushed over it
-            runner(remote.untag_command(client, r.image), timeout=120)
+            images.remove(client, r.image, runner)
         why = (
             f"its image says content key {says or 'none'}" if pulled.ok
             else "it has none yet" if pulled.missing else f"cannot pull it: {pulled.reason}"
@@ -144,10 +144,17 @@ def _run(
             remote.push(client, built, r.cache, runner)
             out(f"torchenv: pushed {r.image} ({digest}) and the build cache {r.cache}")
 
-    cached = dataclasses.replace(
+    return builds.run_build(
+        _cached(req, r), engine, runner=runner, out=out, wheel=wheel, on_built=pushed
+    )
+
+
+def _cached(req: builds.BuildRequest, r: Refs) -> builds.BuildRequest:
+    """The build of `req` with BuildKit's inline cache, from the registry's cache images (none
+    with --no-cache), labelled with the content key."""
+    return dataclasses.replace(
         req, inline_cache=True, cache_from=() if req.no_cache else r.cache_from, content_key=r.key
     )
-    return builds.run_build(cached, engine, runner=runner, out=out, wheel=wheel, on_built=pushed)
 
 
 def _push(client: str, source: str, ref: str, runner: Runner, out: Callable[[str], None]) -> str:
@@ -163,7 +170,7 @@ def _take(
     image the name had before goes when nothing else names it."""
     client = engine.client
     images.tag(client, r.image, req.image, runner)
-    runner(remote.untag_command(client, r.image), timeout=120)
+    images.remove(client, r.image, runner)
     pulled = images.facts(client, req.image, runner) or {}
     previous = str(had["Id"]) if had else None
     if (
@@ -188,9 +195,6 @@ def plan(
 ) -> list[str]:
     """The commands of a build with a registry, for --dry-run."""
     client, lines = engine.client, []
-    cached = dataclasses.replace(
-        req, inline_cache=True, cache_from=() if req.no_cache else r.cache_from, content_key=r.key
-    )
     if not req.no_cache:
         lines += [
             f"{shlex.join(remote.pull_command(client, r.image))}   # the image of content key "
@@ -200,7 +204,7 @@ def plan(
             shlex.join(remote.untag_command(client, r.image)),
             "# else, a build with the registry's cache:",
         ]
-    lines += builds.run_build(cached, engine, dry_run=True, runner=runner)
+    lines += builds.run_build(_cached(req, r), engine, dry_run=True, runner=runner)
     if push:
         for source, ref, what in (
             (req.image, r.image, "the image"),

@@ -9,7 +9,6 @@ trusted in the image.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -23,7 +22,7 @@ from packaging.utils import canonicalize_name
 
 from torchenv.credentials import redact_text
 from torchenv.errors import UserError
-from torchenv.files import no_links
+from torchenv.files import file_sha256, no_links
 from torchenv.hints import unreachable_reason
 from torchenv.matrix import Target
 from torchenv.project.deps import git_commit
@@ -103,5 +102,4 @@ def _built(wheel: Path) -> Built:
     match = _WHEEL.match(wheel.name)
     if match is None:
         raise UserError(f"{wheel.name} is not a wheel's name: remove it from {wheel.parent}")
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    return Built(canonicalize_name(match["name"]), match["version"], wheel, digest)
+    return Built(canonicalize_name(match["name"]), match["version"], wheel, file_sha256(wheel))
